@@ -1,0 +1,105 @@
+// Package connector owns the Gateway interface through which payd moves money,
+// and the errors every gateway adapter translates into. Adapters live in
+// sub-packages (sandbox, later stripe). It imports only payment and the
+// standard library; it must not import store, intake or processor.
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/payd/payd/payment"
+)
+
+// Gateway is a payment service provider or bank. Every call that moves money
+// carries an idempotency key: the same key never moves money twice.
+type Gateway interface {
+	// Charge collects (card) or initiates (bank rail) a payment.
+	// It returns a Result for every answer the gateway gave, declines
+	// included; an error only when there was no usable answer (*Error).
+	Charge(ctx context.Context, req ChargeRequest) (Result, error)
+	// Inquire asks what happened to the charge with this idempotency key.
+	// A key the gateway never saw yields a Result with StatusNotFound, and the
+	// gateway then refuses any later charge with that key (the key is fenced),
+	// so "not found" is a confirmation that it was not charged.
+	Inquire(ctx context.Context, idempotencyKey string) (Result, error)
+	// Settlement reports the rail status of a SENT bank payment by reference:
+	// StatusSent (not yet), StatusSettled or StatusReturned.
+	Settlement(ctx context.Context, reference string) (Result, error)
+	// Refund returns money from a captured charge; idempotent by key.
+	Refund(ctx context.Context, req RefundRequest) (Result, error)
+}
+
+// ChargeRequest asks a gateway to move money.
+type ChargeRequest struct {
+	IdempotencyKey  string // <payment_id>:<attempt_number>
+	PaymentID       string
+	Amount          payment.Money
+	Method          payment.Method
+	PaymentMethodID string // card token (pm_…) or bank account (ba_… or digits)
+}
+
+// RefundRequest asks a gateway to give back part of a charge.
+type RefundRequest struct {
+	IdempotencyKey   string // the refund id
+	PaymentID        string
+	GatewayReference string // of the captured charge
+	Amount           payment.Money
+}
+
+// ResultStatus is what the gateway says happened.
+type ResultStatus string
+
+const (
+	StatusSucceeded      ResultStatus = "succeeded"       // card charged, refund done
+	StatusDeclined       ResultStatus = "declined"        // not charged; see FailureClass
+	StatusRequiresAction ResultStatus = "requires_action" // customer must act (3DS)
+	StatusSent           ResultStatus = "sent"            // bank payment submitted to the rail
+	StatusSettled        ResultStatus = "settled"         // bank payment settled
+	StatusReturned       ResultStatus = "returned"        // bank payment returned after settling
+	StatusNotFound       ResultStatus = "not_found"       // inquiry: never charged, key now fenced
+)
+
+// Result is a gateway's answer.
+type Result struct {
+	Status       ResultStatus
+	Reference    string // the gateway's id of the charge or refund
+	FailureClass payment.FailureClass
+	Code         string // decline or return code: card_declined, R01 …
+	Message      string
+	ActionURL    string    // for StatusRequiresAction
+	SettleAt     time.Time // for StatusSent: when the rail is expected to settle
+	SettledAt    time.Time // for StatusSettled and StatusReturned
+	ReturnedAt   time.Time // for StatusReturned
+}
+
+// Error is a gateway call that produced no usable answer.
+type Error struct {
+	Class payment.FailureClass // transient, rate_limited or unknown
+	Code  string
+	// MaybeProcessed is true when the request may have reached the gateway
+	// (timeout, reset, 5xx): the outcome is unknown and must be inquired.
+	// False only when the gateway certainly did not act (dial refused,
+	// 429 before processing).
+	MaybeProcessed bool
+	RetryAfter     time.Duration
+	Err            error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("gateway %s (%s, maybe processed: %t): %v", e.Code, e.Class, e.MaybeProcessed, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// AsError returns err as *Error. Any other error is treated as an unknown
+// outcome: when in doubt, inquire rather than charge again.
+func AsError(err error) *Error {
+	var ge *Error
+	if errors.As(err, &ge) {
+		return ge
+	}
+	return &Error{Class: payment.FailureUnknown, Code: "gateway_error", MaybeProcessed: true, Err: err}
+}

@@ -1,0 +1,202 @@
+package payment
+
+import (
+	"errors"
+	"strconv"
+	"time"
+)
+
+// Method is how a payment moves money.
+type Method string
+
+const (
+	MethodCard        Method = "CARD"
+	MethodACH         Method = "ACH"
+	MethodOffline     Method = "OFFLINE"
+	MethodCredits     Method = "CREDITS"
+	MethodWire        Method = "WIRE"
+	MethodSEPA        Method = "SEPA"
+	MethodSWIFT       Method = "SWIFT"
+	MethodRTP         Method = "RTP"
+	MethodCheck       Method = "CHECK"
+	MethodVirtualCard Method = "VIRTUAL_CARD"
+	MethodPayPal      Method = "PAYPAL"
+	MethodOther       Method = "OTHER"
+)
+
+// BankRail reports whether payments of this method go SENT and settle later.
+func (m Method) BankRail() bool {
+	switch m {
+	case MethodACH, MethodWire, MethodSEPA, MethodSWIFT, MethodRTP, MethodCheck:
+		return true
+	}
+	return false
+}
+
+// Step names what must happen next to a payment; the sweeper re-enqueues the
+// task of a step that is due. A payment with no step needs nothing more.
+type Step string
+
+const (
+	StepNone    Step = ""
+	StepCreate  Step = "create"
+	StepSubmit  Step = "submit"
+	StepInquire Step = "inquire"
+	StepSettle  Step = "settle"
+)
+
+// Payment is the canonical payment row, shared by every API surface.
+type Payment struct {
+	ID                   string
+	TenantID             string
+	Surface              string // which API created it: "payments", "payouts", …
+	Amount               Money
+	Method               Method
+	PaymentMethodID      string
+	DestinationType      string
+	DestinationID        string
+	InvoiceID            string
+	InvoiceNumber        string
+	IdempotencyKey       string
+	ProcessPayment       bool
+	TrackAttempts        bool
+	Status               Status
+	NextStep             Step
+	NextStepAt           *time.Time
+	StepSeq              int
+	AttemptCount         int
+	RefundedAmount       int64
+	RefundPendingAmount  int64
+	GatewayReference     string
+	ErrorCode            string
+	ErrorMessage         string
+	ReturnCode           string
+	Metadata             map[string]string
+	CreatedBy            string
+	UpdatedBy            string
+	CreatedAt            time.Time
+	UpdatedAt            time.Time
+	SucceededAt          *time.Time
+	FailedAt             *time.Time
+	RefundedAt           *time.Time
+	CanceledAt           *time.Time
+	SentAt               *time.Time
+	ExpectedSettlementAt *time.Time
+	SettledAt            *time.Time
+	ReturnedAt           *time.Time
+	ReturnWatchUntil     *time.Time
+	Attempts             []Attempt
+}
+
+// AttemptStatus is the state of one try at the gateway.
+type AttemptStatus string
+
+const (
+	AttemptStarted   AttemptStatus = "STARTED"
+	AttemptSucceeded AttemptStatus = "SUCCEEDED"
+	AttemptFailed    AttemptStatus = "FAILED"
+	AttemptUnknown   AttemptStatus = "UNKNOWN"
+)
+
+// FailureClass says why an attempt did not succeed, and so whether a new
+// attempt may follow (see RetryPolicy).
+type FailureClass string
+
+const (
+	FailureHardDecline FailureClass = "hard_decline"
+	FailureSoftDecline FailureClass = "soft_decline"
+	FailureRateLimited FailureClass = "rate_limited"
+	FailureTransient   FailureClass = "transient"
+	FailureUnknown     FailureClass = "unknown"
+)
+
+// Attempt is one try at the gateway. Its idempotency key is recorded before
+// the gateway is called.
+type Attempt struct {
+	ID               string
+	PaymentID        string
+	TenantID         string
+	Number           int
+	Status           AttemptStatus
+	IdempotencyKey   string
+	FailureClass     FailureClass
+	ErrorCode        string
+	ErrorMessage     string
+	GatewayReference string
+	InquiryCount     int
+	NextRetryAt      *time.Time
+	StartedAt        time.Time
+	FinishedAt       *time.Time
+	CreatedBy        string
+	UpdatedAt        time.Time
+}
+
+// AttemptKey is the gateway idempotency key of attempt n of a payment.
+func AttemptKey(paymentID string, n int) string {
+	return paymentID + ":" + strconv.Itoa(n)
+}
+
+// Event is one audit row: a transition with its reason.
+type Event struct {
+	ID            int64
+	PaymentID     string
+	TenantID      string
+	From          Status // empty for the creation event
+	To            Status
+	Reason        string
+	AttemptNumber int
+	Actor         string
+	CreatedAt     time.Time
+}
+
+// RefundStatus is the state of a refund.
+type RefundStatus string
+
+const (
+	RefundPending   RefundStatus = "PENDING"
+	RefundSucceeded RefundStatus = "SUCCEEDED"
+	RefundFailed    RefundStatus = "FAILED"
+)
+
+// Refund gives back part or all of a captured payment.
+type Refund struct {
+	ID               string
+	PaymentID        string
+	TenantID         string
+	Amount           int64
+	Currency         string
+	Reason           string
+	Status           RefundStatus
+	GatewayReference string
+	ErrorMessage     string
+	StepSeq          int
+	CreatedAt        time.Time
+	FinishedAt       *time.Time
+}
+
+// Tenant owns API keys and every object.
+type Tenant struct {
+	ID   string
+	Name string
+}
+
+// ID prefixes, one per object type.
+const (
+	PrefixPayment = "pay_"
+	PrefixAttempt = "att_"
+	PrefixRefund  = "re_"
+	PrefixTenant  = "ten_"
+	PrefixKey     = "key_"
+	PrefixInvoice = "inv_"
+	PrefixSession = "ps_"
+	PrefixFlow    = "pf_"
+)
+
+// Sentinel errors; store and gateway adapters translate into these.
+var (
+	ErrNotFound       = errors.New("not found")
+	ErrConflict       = errors.New("conflict")
+	ErrStale          = errors.New("stale: the row is no longer in the observed state")
+	ErrInvalidState   = errors.New("invalid state for this operation")
+	ErrRefundTooLarge = errors.New("refund exceeds the refundable amount")
+)
