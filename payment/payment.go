@@ -71,6 +71,7 @@ type Payment struct {
 	ErrorCode            string
 	ErrorMessage         string
 	ReturnCode           string
+	ActionURL            string
 	Metadata             map[string]string
 	CreatedBy            string
 	UpdatedBy            string

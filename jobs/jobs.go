@@ -1,0 +1,195 @@
+// Package jobs is the wire contract of payd's asynq tasks: type names,
+// payloads (IDs only, never card data or copies of state), per-type options
+// (queue, MaxRetry, Timeout, Retention) and step TaskIDs. Golden payloads in
+// testdata/ guard compatibility between deploys. It imports asynq and
+// payment only; it must not import store, intake or processor.
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/payd/payd/payment"
+)
+
+// Task type names, "aggregate:verb".
+const (
+	TypePaymentCreate  = "payment:create"
+	TypePaymentSubmit  = "payment:submit"
+	TypePaymentInquire = "payment:inquire"
+	TypePaymentSettle  = "payment:settle"
+	TypePaymentRefund  = "payment:refund"
+	TypeSweep          = "sweep"
+)
+
+// Queues and their weights.
+const (
+	QueueCritical = "critical"
+	QueueDefault  = "default"
+	QueueLow      = "low"
+)
+
+// Queues is the weight table the worker serves.
+var Queues = map[string]int{QueueCritical: 6, QueueDefault: 3, QueueLow: 1}
+
+// spec is the per-type option set; asynq's defaults (25 retries, 30 min
+// timeout) are overridden for every type.
+type spec struct {
+	queue    string
+	maxRetry int
+	timeout  time.Duration
+}
+
+var specs = map[string]spec{
+	TypePaymentCreate:  {QueueDefault, 10, 30 * time.Second},
+	TypePaymentSubmit:  {QueueCritical, 10, 60 * time.Second},
+	TypePaymentInquire: {QueueCritical, 10, 60 * time.Second},
+	TypePaymentSettle:  {QueueDefault, 10, 30 * time.Second},
+	TypePaymentRefund:  {QueueCritical, 10, 60 * time.Second},
+	TypeSweep:          {QueueLow, 0, 60 * time.Second},
+}
+
+// Timeout is the handler deadline of a task type.
+func Timeout(taskType string) time.Duration { return specs[taskType].timeout }
+
+// StepPayload names one step of one payment: the payment and the step
+// sequence the task was enqueued for. A handler whose sequence no longer
+// matches the row is stale and does nothing.
+type StepPayload struct {
+	PaymentID string `json:"payment_id"`
+	Seq       int    `json:"seq"`
+}
+
+// RefundPayload names one try of one refund.
+type RefundPayload struct {
+	RefundID string `json:"refund_id"`
+	Seq      int    `json:"seq"`
+}
+
+// StepType is the task type that performs a payment step.
+func StepType(step payment.Step) (string, bool) {
+	switch step {
+	case payment.StepCreate:
+		return TypePaymentCreate, true
+	case payment.StepSubmit:
+		return TypePaymentSubmit, true
+	case payment.StepInquire:
+		return TypePaymentInquire, true
+	case payment.StepSettle:
+		return TypePaymentSettle, true
+	}
+	return "", false
+}
+
+// TaskID names a step, never a whole payment: payment:submit:<id>:<seq>.
+func TaskID(taskType, id string, seq int) string {
+	return taskType + ":" + id + ":" + strconv.Itoa(seq)
+}
+
+func newTask(taskType string, payload any, id string, at time.Time, retention time.Duration) (*asynq.Task, error) {
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s payload: %w", taskType, err)
+	}
+	sp := specs[taskType]
+	opts := []asynq.Option{asynq.Queue(sp.queue), asynq.MaxRetry(sp.maxRetry), asynq.Timeout(sp.timeout)}
+	if id != "" {
+		opts = append(opts, asynq.TaskID(id), asynq.Retention(retention))
+	}
+	if !at.IsZero() {
+		opts = append(opts, asynq.ProcessAt(at))
+	}
+	return asynq.NewTask(taskType, b, opts...), nil
+}
+
+// NewStepTask builds the task for a payment step at sequence seq.
+func NewStepTask(step payment.Step, paymentID string, seq int, at time.Time, retention time.Duration) (*asynq.Task, error) {
+	t, ok := StepType(step)
+	if !ok {
+		return nil, fmt.Errorf("no task for step %q", step)
+	}
+	return newTask(t, StepPayload{PaymentID: paymentID, Seq: seq}, TaskID(t, paymentID, seq), at, retention)
+}
+
+// NewRefundTask builds the task for a refund try.
+func NewRefundTask(refundID string, seq int, at time.Time, retention time.Duration) (*asynq.Task, error) {
+	return newTask(TypePaymentRefund, RefundPayload{RefundID: refundID, Seq: seq}, TaskID(TypePaymentRefund, refundID, seq), at, retention)
+}
+
+// NewSweepTask builds the periodic sweep task.
+func NewSweepTask() (*asynq.Task, error) {
+	return newTask(TypeSweep, struct{}{}, "", time.Time{}, 0)
+}
+
+// ErrBadPayload wraps asynq.SkipRetry: a payload that cannot be decoded will
+// never succeed.
+var ErrBadPayload = fmt.Errorf("bad payload: %w", asynq.SkipRetry)
+
+// ParseStep decodes a step payload.
+func ParseStep(t *asynq.Task) (StepPayload, error) {
+	var p StepPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.PaymentID == "" || p.Seq <= 0 {
+		return p, fmt.Errorf("%s: %w", t.Type(), ErrBadPayload)
+	}
+	return p, nil
+}
+
+// ParseRefund decodes a refund payload.
+func ParseRefund(t *asynq.Task) (RefundPayload, error) {
+	var p RefundPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.RefundID == "" || p.Seq <= 0 {
+		return p, fmt.Errorf("%s: %w", t.Type(), ErrBadPayload)
+	}
+	return p, nil
+}
+
+// Enqueuer puts step tasks on the queue. A TaskID that already exists is
+// success: the step is queued already.
+type Enqueuer struct {
+	Client    *asynq.Client
+	Retention time.Duration
+}
+
+// Step enqueues a payment step to run at at (zero: now).
+func (e *Enqueuer) Step(ctx context.Context, step payment.Step, paymentID string, seq int, at time.Time) error {
+	t, err := NewStepTask(step, paymentID, seq, e.when(at), e.Retention)
+	if err != nil {
+		return err
+	}
+	return e.enqueue(ctx, t)
+}
+
+// Refund enqueues a refund try.
+func (e *Enqueuer) Refund(ctx context.Context, refundID string, seq int, at time.Time) error {
+	t, err := NewRefundTask(refundID, seq, e.when(at), e.Retention)
+	if err != nil {
+		return err
+	}
+	return e.enqueue(ctx, t)
+}
+
+// when drops times that are not in the future, so a due task goes straight
+// to the pending list instead of through the scheduled set.
+func (e *Enqueuer) when(at time.Time) time.Time {
+	if at.After(time.Now()) {
+		return at
+	}
+	return time.Time{}
+}
+
+func (e *Enqueuer) enqueue(ctx context.Context, t *asynq.Task) error {
+	_, err := e.Client.EnqueueContext(ctx, t)
+	if errors.Is(err, asynq.ErrTaskIDConflict) || errors.Is(err, asynq.ErrDuplicateTask) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("enqueue %s: %w", t.Type(), err)
+	}
+	return nil
+}

@@ -1,0 +1,68 @@
+// Package metrics owns payd's Prometheus collectors. They are built from a
+// prometheus.Registerer and injected; there is no package-level state and no
+// promauto. Labels are bounded sets (status, method, outcome, step, route),
+// never IDs. It imports only prometheus and the standard library.
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics holds the business collectors.
+type Metrics struct {
+	PaymentsCreated   *prometheus.CounterVec   // method, surface
+	Transitions       *prometheus.CounterVec   // from, to
+	AttemptOutcomes   *prometheus.CounterVec   // method, outcome
+	AttemptLatency    *prometheus.HistogramVec // method, outcome
+	TimeToTerminal    *prometheus.HistogramVec // method, status
+	IdempotentReplays *prometheus.CounterVec   // route
+	SweeperEnqueued   *prometheus.CounterVec   // step
+	Enqueues          *prometheus.CounterVec   // step, result
+	HTTPRequests      *prometheus.CounterVec   // route, code
+	HTTPLatency       *prometheus.HistogramVec // route
+	TaskOutcomes      *prometheus.CounterVec   // task_type, outcome
+}
+
+// New registers every collector on reg.
+func New(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		PaymentsCreated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payd_payments_created_total", Help: "Payments accepted by intake."}, []string{"method", "surface"}),
+		Transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payd_payment_transitions_total", Help: "Payment state transitions, by canonical from and to status."}, []string{"from", "to"}),
+		AttemptOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payd_attempt_outcomes_total", Help: "Gateway attempt and inquiry outcomes."}, []string{"method", "outcome"}),
+		AttemptLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "payd_attempt_duration_seconds", Help: "Gateway call latency.",
+			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}, []string{"method", "outcome"}),
+		TimeToTerminal: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "payd_time_to_terminal_seconds", Help: "Time from intake to a final status.",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400}}, []string{"method", "status"}),
+		IdempotentReplays: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payd_idempotent_replays_total", Help: "Requests answered from a stored idempotent response."}, []string{"route"}),
+		SweeperEnqueued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payd_sweeper_reenqueued_total", Help: "Overdue steps the sweeper enqueued again."}, []string{"step"}),
+		Enqueues: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payd_enqueues_total", Help: "Task enqueues after commit, by result (ok, error: the sweeper will recover it)."}, []string{"step", "result"}),
+		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payd_http_requests_total", Help: "HTTP requests by route pattern and status code."}, []string{"route", "code"}),
+		HTTPLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "payd_http_request_duration_seconds", Help: "HTTP request latency by route pattern.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}, []string{"route"}),
+		TaskOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payd_task_outcomes_total", Help: "Task handler results: ok, stale, retry, skip."}, []string{"task_type", "outcome"}),
+	}
+	reg.MustRegister(m.PaymentsCreated, m.Transitions, m.AttemptOutcomes, m.AttemptLatency, m.TimeToTerminal,
+		m.IdempotentReplays, m.SweeperEnqueued, m.Enqueues, m.HTTPRequests, m.HTTPLatency, m.TaskOutcomes)
+	return m
+}
+
+// Discard returns collectors registered nowhere, for tests and tools.
+func Discard() *Metrics { return New(prometheus.NewRegistry()) }
+
+// ObserveTerminal records a payment reaching a final status.
+func (m *Metrics) ObserveTerminal(method, status string, created, at time.Time) {
+	m.TimeToTerminal.WithLabelValues(method, status).Observe(at.Sub(created).Seconds())
+}

@@ -1,0 +1,41 @@
+package processor
+
+import (
+	"context"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/payd/payd/jobs"
+	"github.com/payd/payd/payment"
+	"github.com/payd/payd/store"
+)
+
+// create takes a recorded PENDING payment to its first gateway step, or,
+// when no gateway is involved (process_payment=false, OFFLINE, CREDITS),
+// records it as succeeded.
+func (p *Processor) create(ctx context.Context, t *asynq.Task) error {
+	pl, err := jobs.ParseStep(t)
+	if err != nil {
+		return err
+	}
+	pay, err := p.Store.GetPayment(ctx, "", pl.PaymentID)
+	if err != nil {
+		return err
+	}
+	if pay.Status != payment.StatusPending || pay.NextStep != payment.StepCreate || pay.StepSeq != pl.Seq {
+		return payment.ErrStale
+	}
+	now := p.Store.Now()
+	var d decision
+	if !pay.ProcessPayment || pay.Method == payment.MethodOffline || pay.Method == payment.MethodCredits {
+		d.changes = []store.Change{
+			{PaymentID: pay.ID, From: payment.StatusPending, To: payment.StatusProcessing, Reason: "recording without a gateway"},
+			{PaymentID: pay.ID, From: payment.StatusProcessing, To: payment.StatusSucceeded,
+				Reason: "recorded as paid (" + string(pay.Method) + ", process_payment=false)"},
+		}
+	} else {
+		d.changes = []store.Change{{PaymentID: pay.ID, From: payment.StatusPending, To: payment.StatusPending,
+			NextStep: payment.StepSubmit, NextStepAt: now}}
+	}
+	return p.record(ctx, pay, d)
+}

@@ -1,0 +1,45 @@
+package processor
+
+import (
+	"context"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/payd/payd/jobs"
+	"github.com/payd/payd/payment"
+)
+
+// inquire asks the gateway what happened to the current attempt, by its
+// idempotency key: after an unknown outcome, after a worker died mid-attempt,
+// and while a customer action is awaited. It never charges.
+func (p *Processor) inquire(ctx context.Context, t *asynq.Task) error {
+	pl, err := jobs.ParseStep(t)
+	if err != nil {
+		return err
+	}
+	pay, err := p.Store.GetPayment(ctx, "", pl.PaymentID)
+	if err != nil {
+		return err
+	}
+	if pay.NextStep != payment.StepInquire || pay.StepSeq != pl.Seq ||
+		(pay.Status != payment.StatusProcessing && pay.Status != payment.StatusRequiresAction) {
+		return payment.ErrStale
+	}
+	att, ok := lastAttempt(pay)
+	if !ok {
+		return errNoAttempt
+	}
+	if att.Status == payment.AttemptSucceeded || att.Status == payment.AttemptFailed {
+		return payment.ErrStale
+	}
+	gctx, cancel := p.gatewayCtx(ctx)
+	start := time.Now()
+	res, gerr := p.Gateway.Inquire(gctx, att.IdempotencyKey)
+	cancel()
+	d := decide(pay, att, res, gerr, true, p.cfg.Policy, p.Store.Now())
+	p.Metrics.AttemptOutcomes.WithLabelValues(string(pay.Method), "inquiry_"+d.outcome).Inc()
+	p.Metrics.AttemptLatency.WithLabelValues(string(pay.Method), "inquiry_"+d.outcome).Observe(time.Since(start).Seconds())
+	p.Log.InfoContext(ctx, "inquiry", "payment_id", pay.ID, "attempt", att.Number, "outcome", d.outcome)
+	return p.record(ctx, pay, d)
+}

@@ -1,0 +1,89 @@
+package processor
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/payd/payd/connector"
+	"github.com/payd/payd/jobs"
+	"github.com/payd/payd/payment"
+	"github.com/payd/payd/store"
+)
+
+// settle checks a bank payment with its rail: a SENT payment settles (or is
+// returned); a settled one is watched for returns until its return window
+// closes.
+func (p *Processor) settle(ctx context.Context, t *asynq.Task) error {
+	pl, err := jobs.ParseStep(t)
+	if err != nil {
+		return err
+	}
+	pay, err := p.Store.GetPayment(ctx, "", pl.PaymentID)
+	if err != nil {
+		return err
+	}
+	if pay.NextStep != payment.StepSettle || pay.StepSeq != pl.Seq ||
+		(pay.Status != payment.StatusSent && pay.Status != payment.StatusSucceeded) {
+		return payment.ErrStale
+	}
+	gctx, cancel := p.gatewayCtx(ctx)
+	res, err := p.Gateway.Settlement(gctx, pay.GatewayReference)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("settlement of %s: %w", pay.ID, err)
+	}
+	now := p.Store.Now()
+	return p.record(ctx, pay, decideSettlement(pay, res, now, p.cfg.SettlePoll, p.cfg.ReturnWindow))
+}
+
+// decideSettlement is the pure part of settle.
+func decideSettlement(pay payment.Payment, res connector.Result, now time.Time, poll, window time.Duration) decision {
+	same := func(at time.Time, step payment.Step) store.Change {
+		return store.Change{PaymentID: pay.ID, From: pay.Status, To: pay.Status, NextStep: step, NextStepAt: at}
+	}
+	var d decision
+	d.outcome = string(res.Status)
+	switch res.Status {
+	case connector.StatusSettled:
+		if pay.Status == payment.StatusSent {
+			settled := orNow(res.SettledAt, now)
+			until := settled.Add(window)
+			d.changes = append(d.changes, store.Change{PaymentID: pay.ID, From: payment.StatusSent, To: payment.StatusSucceeded,
+				SettledAt: &settled, ReturnWatchUntil: &until, NextStep: payment.StepSettle, NextStepAt: now.Add(poll),
+				Attempt: pay.AttemptCount, Reason: "settled on the " + string(pay.Method) + " rail"})
+			return d
+		}
+		if pay.ReturnWatchUntil != nil && now.After(*pay.ReturnWatchUntil) {
+			d.changes = append(d.changes, same(time.Time{}, payment.StepNone))
+			return d
+		}
+		d.changes = append(d.changes, same(now.Add(poll), payment.StepSettle))
+	case connector.StatusReturned:
+		var settled *time.Time
+		if !res.SettledAt.IsZero() {
+			s := res.SettledAt
+			settled = &s
+		}
+		d.changes = append(d.changes, store.Change{PaymentID: pay.ID, From: pay.Status, To: payment.StatusReturned,
+			SettledAt: settled, ReturnCode: res.Code, ErrorCode: "returned_" + res.Code,
+			ErrorMessage: nonEmpty(res.Message, "returned by the receiving bank with "+res.Code),
+			Attempt: pay.AttemptCount, Reason: "returned by the receiving bank with " + res.Code})
+	default: // still sent: look again when it is due
+		at := now.Add(poll)
+		if res.SettleAt.After(now) && res.SettleAt.Before(at) {
+			at = res.SettleAt
+		}
+		d.changes = append(d.changes, same(at, payment.StepSettle))
+	}
+	return d
+}
+
+func orNow(t, now time.Time) time.Time {
+	if t.IsZero() {
+		return now
+	}
+	return t
+}

@@ -1,0 +1,40 @@
+package processor
+
+import (
+	"context"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/payd/payd/connector"
+	"github.com/payd/payd/jobs"
+)
+
+// submit makes one attempt at the gateway. The attempt's intent (and a
+// safety-net inquiry) is committed before the call; the call is made
+// outside any transaction with the attempt's idempotency key; the outcome is
+// recorded in one guarded transaction.
+func (p *Processor) submit(ctx context.Context, t *asynq.Task) error {
+	pl, err := jobs.ParseStep(t)
+	if err != nil {
+		return err
+	}
+	now := p.Store.Now()
+	claim, err := p.Store.ClaimSubmit(ctx, pl.PaymentID, pl.Seq, now.Add(p.cfg.GatewayTimeout+p.cfg.InquiryGrace), actor)
+	if err != nil {
+		return err
+	}
+	pay, att := claim.Payment, claim.Attempt
+	gctx, cancel := p.gatewayCtx(ctx)
+	start := time.Now()
+	res, gerr := p.Gateway.Charge(gctx, connector.ChargeRequest{
+		IdempotencyKey: att.IdempotencyKey, PaymentID: pay.ID, Amount: pay.Amount,
+		Method: pay.Method, PaymentMethodID: pay.PaymentMethodID,
+	})
+	cancel()
+	d := decide(pay, att, res, gerr, false, p.cfg.Policy, p.Store.Now())
+	p.Metrics.AttemptOutcomes.WithLabelValues(string(pay.Method), d.outcome).Inc()
+	p.Metrics.AttemptLatency.WithLabelValues(string(pay.Method), d.outcome).Observe(time.Since(start).Seconds())
+	p.Log.InfoContext(ctx, "attempt", "payment_id", pay.ID, "attempt", att.Number, "outcome", d.outcome)
+	return p.record(ctx, pay, d)
+}

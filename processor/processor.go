@@ -1,0 +1,196 @@
+// Package processor owns the asynq task handlers: one file per task type.
+// Each handler reads top to bottom: parse → claim (one transaction, guarded
+// update) → decide (pure) → side effect outside any transaction, keyed by the
+// attempt → record (one transaction, guarded update, audit row) → enqueue the
+// follow-up after commit. Every step is safe to run twice. It imports jobs,
+// connector, store, metrics and payment; it must not import intake.
+package processor
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/payd/payd/connector"
+	"github.com/payd/payd/jobs"
+	"github.com/payd/payd/metrics"
+	"github.com/payd/payd/payment"
+	"github.com/payd/payd/store"
+)
+
+// Config tunes the handlers.
+type Config struct {
+	// GatewayTimeout bounds one gateway call; it must be shorter than the
+	// submit task's timeout.
+	GatewayTimeout time.Duration
+	// InquiryGrace is added to GatewayTimeout to schedule the safety-net
+	// inquiry that a claimed submit leaves behind in case its worker dies.
+	InquiryGrace time.Duration
+	// SettlePoll is how often a SENT bank payment (and a settled one inside
+	// its return window) is checked with the rail.
+	SettlePoll time.Duration
+	// ReturnWindow is how long after settlement a bank payment is watched
+	// for returns.
+	ReturnWindow time.Duration
+	// SweepGrace is how overdue a step must be before the sweeper
+	// re-enqueues it; SweepLease how long a swept row is left alone; and
+	// SweepRearm how overdue a step must be to get a fresh task ID.
+	SweepGrace, SweepLease, SweepRearm time.Duration
+	SweepBatch                         int
+	Policy                             payment.RetryPolicy
+}
+
+// Deps are what the handlers use.
+type Deps struct {
+	Store   *store.Store
+	Gateway connector.Gateway
+	Enqueue *jobs.Enqueuer
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
+	Config  Config
+}
+
+// Processor runs payd's tasks.
+type Processor struct {
+	Deps
+	cfg Config
+}
+
+// New builds a Processor, filling defaults.
+func New(d Deps) *Processor {
+	c := d.Config
+	if c.GatewayTimeout <= 0 {
+		c.GatewayTimeout = 20 * time.Second
+	}
+	if c.InquiryGrace <= 0 {
+		c.InquiryGrace = 10 * time.Second
+	}
+	if c.SettlePoll <= 0 {
+		c.SettlePoll = time.Minute
+	}
+	if c.ReturnWindow <= 0 {
+		c.ReturnWindow = 72 * time.Hour
+	}
+	if c.SweepGrace <= 0 {
+		c.SweepGrace = 5 * time.Second
+	}
+	if c.SweepLease <= 0 {
+		c.SweepLease = 30 * time.Second
+	}
+	if c.SweepRearm <= 0 {
+		c.SweepRearm = 10 * time.Minute
+	}
+	if c.SweepBatch <= 0 {
+		c.SweepBatch = 500
+	}
+	if c.Policy.Card == nil {
+		c.Policy = payment.DefaultRetryPolicy(time.Second)
+	}
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	if d.Metrics == nil {
+		d.Metrics = metrics.Discard()
+	}
+	d.Config = c
+	return &Processor{Deps: d, cfg: c}
+}
+
+// Mux routes every task type to its handler, with the outcome mapping of
+// errors.go around each.
+func (p *Processor) Mux() *asynq.ServeMux {
+	mux := asynq.NewServeMux()
+	mux.Handle(jobs.TypePaymentCreate, p.wrap(jobs.TypePaymentCreate, p.create))
+	mux.Handle(jobs.TypePaymentSubmit, p.wrap(jobs.TypePaymentSubmit, p.submit))
+	mux.Handle(jobs.TypePaymentInquire, p.wrap(jobs.TypePaymentInquire, p.inquire))
+	mux.Handle(jobs.TypePaymentSettle, p.wrap(jobs.TypePaymentSettle, p.settle))
+	mux.Handle(jobs.TypePaymentRefund, p.wrap(jobs.TypePaymentRefund, p.refund))
+	mux.Handle(jobs.TypeSweep, p.wrap(jobs.TypeSweep, func(ctx context.Context, _ *asynq.Task) error {
+		_, err := p.Sweep(ctx)
+		return err
+	}))
+	return mux
+}
+
+const actor = "worker"
+
+// record applies a decision in one transaction: the attempt's outcome, then
+// each payment change guarded on the sequence the previous one produced. It
+// then enqueues the follow-up step, after commit. A stale guard means
+// another run already recorded this step: nothing to do.
+func (p *Processor) record(ctx context.Context, pay payment.Payment, d decision) error {
+	seq := pay.StepSeq
+	var last store.Change
+	err := p.Store.InTx(ctx, func(tx *store.Store) error {
+		if d.attempt != nil {
+			if err := tx.FinishAttempt(ctx, *d.attempt); err != nil {
+				return err
+			}
+		}
+		s := pay.StepSeq
+		for _, c := range d.changes {
+			c.Seq, c.Actor = s, actor
+			next, err := tx.Apply(ctx, c)
+			if err != nil {
+				return err
+			}
+			s, last = next, c
+		}
+		seq = s
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	p.observe(pay, d.changes)
+	if last.NextStep != payment.StepNone {
+		p.follow(ctx, last.NextStep, pay.ID, seq, last.NextStepAt)
+	}
+	return nil
+}
+
+// observe feeds the business metrics after a commit.
+func (p *Processor) observe(pay payment.Payment, changes []store.Change) {
+	now := p.Store.Now()
+	for _, c := range changes {
+		if c.From == c.To && !c.Audit {
+			continue
+		}
+		p.Metrics.Transitions.WithLabelValues(string(c.From), string(c.To)).Inc()
+		if c.To.Final() && !c.From.Final() {
+			p.Metrics.ObserveTerminal(string(pay.Method), string(c.To), pay.CreatedAt, now)
+		}
+	}
+}
+
+// follow enqueues the next step after commit. A failure is logged, not
+// returned: the row says what is due and the sweeper will enqueue it.
+func (p *Processor) follow(ctx context.Context, step payment.Step, id string, seq int, at time.Time) {
+	err := p.Enqueue.Step(ctx, step, id, seq, at)
+	res := "ok"
+	if err != nil {
+		res = "error"
+		p.Log.WarnContext(ctx, "enqueue follow-up failed; the sweeper will recover it",
+			"payment_id", id, "step", string(step), "err", err)
+	}
+	p.Metrics.Enqueues.WithLabelValues(string(step), res).Inc()
+}
+
+func (p *Processor) gatewayCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, p.cfg.GatewayTimeout)
+}
+
+// lastAttempt returns the payment's current attempt.
+func lastAttempt(pay payment.Payment) (payment.Attempt, bool) {
+	for _, a := range pay.Attempts {
+		if a.Number == pay.AttemptCount {
+			return a, true
+		}
+	}
+	return payment.Attempt{}, false
+}
+
+var errNoAttempt = errors.New("payment has no current attempt")

@@ -1,0 +1,168 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/payd/payd/payment"
+)
+
+type attemptRow struct {
+	ID               string       `db:"id"`
+	PaymentID        string       `db:"payment_id"`
+	TenantID         string       `db:"tenant_id"`
+	Number           int          `db:"attempt_number"`
+	Status           string       `db:"status"`
+	IdempotencyKey   string       `db:"idempotency_key"`
+	FailureClass     string       `db:"failure_class"`
+	ErrorCode        string       `db:"error_code"`
+	ErrorMessage     string       `db:"error_message"`
+	GatewayReference string       `db:"gateway_reference"`
+	InquiryCount     int          `db:"inquiry_count"`
+	NextRetryAt      sql.NullTime `db:"next_retry_at"`
+	StartedAt        time.Time    `db:"started_at"`
+	FinishedAt       sql.NullTime `db:"finished_at"`
+	CreatedBy        string       `db:"created_by"`
+	UpdatedAt        time.Time    `db:"updated_at"`
+}
+
+const attemptColumns = `id, payment_id, tenant_id, attempt_number, status, idempotency_key, failure_class,
+	error_code, error_message, gateway_reference, inquiry_count, next_retry_at, started_at, finished_at,
+	created_by, updated_at`
+
+func (r attemptRow) toAttempt() payment.Attempt {
+	return payment.Attempt{
+		ID: r.ID, PaymentID: r.PaymentID, TenantID: r.TenantID, Number: r.Number,
+		Status: payment.AttemptStatus(r.Status), IdempotencyKey: r.IdempotencyKey,
+		FailureClass: payment.FailureClass(r.FailureClass), ErrorCode: r.ErrorCode, ErrorMessage: r.ErrorMessage,
+		GatewayReference: r.GatewayReference, InquiryCount: r.InquiryCount, NextRetryAt: tp(r.NextRetryAt),
+		StartedAt: r.StartedAt.UTC(), FinishedAt: tp(r.FinishedAt), CreatedBy: r.CreatedBy, UpdatedAt: r.UpdatedAt.UTC(),
+	}
+}
+
+func (s *Store) attempts(ctx context.Context, paymentIDs []string) (map[string][]payment.Attempt, error) {
+	out := map[string][]payment.Attempt{}
+	if len(paymentIDs) == 0 {
+		return out, nil
+	}
+	var rows []attemptRow
+	err := sqlx.SelectContext(ctx, s.q, &rows, `SELECT `+attemptColumns+` FROM payment_attempts
+		WHERE payment_id = ANY($1) ORDER BY payment_id, attempt_number`, pq.Array(paymentIDs))
+	if err != nil {
+		return nil, translate(fmt.Errorf("load attempts: %w", err))
+	}
+	for _, r := range rows {
+		out[r.PaymentID] = append(out[r.PaymentID], r.toAttempt())
+	}
+	return out, nil
+}
+
+// Claim is what ClaimSubmit returns: the payment as claimed and the attempt
+// whose intent was recorded.
+type Claim struct {
+	Payment payment.Payment
+	Attempt payment.Attempt
+}
+
+// ClaimSubmit moves a PENDING payment whose next step is submit (at step
+// sequence seq) to PROCESSING and records the intent of attempt n+1 with its
+// gateway idempotency key, in one transaction, before any gateway call. The
+// payment's next step becomes an inquiry at inquireAt: if this worker dies
+// after the gateway call, the sweeper asks the gateway instead of charging
+// again. payment.ErrStale means another worker already moved it on.
+func (s *Store) ClaimSubmit(ctx context.Context, paymentID string, seq int, inquireAt time.Time, actor string) (Claim, error) {
+	var c Claim
+	err := s.InTx(ctx, func(tx *Store) error {
+		var r paymentRow
+		err := tx.q.QueryRowxContext(ctx, `
+			UPDATE payments SET status = 'PROCESSING', attempt_count = attempt_count + 1,
+				next_step = 'inquire', next_step_at = $3, step_seq = step_seq + 1, updated_at = $4, updated_by = $5
+			WHERE id = $1 AND status = 'PENDING' AND next_step = 'submit' AND step_seq = $2
+			RETURNING id`, paymentID, seq, inquireAt.UTC(), tx.now(), actor).Scan(&r.ID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("claim submit %s@%d: %w", paymentID, seq, payment.ErrStale)
+		}
+		if err != nil {
+			return translate(fmt.Errorf("claim submit %s: %w", paymentID, err))
+		}
+		p, err := tx.GetPayment(ctx, "", paymentID)
+		if err != nil {
+			return err
+		}
+		now := tx.now()
+		a := payment.Attempt{
+			ID: NewID(payment.PrefixAttempt), PaymentID: p.ID, TenantID: p.TenantID, Number: p.AttemptCount,
+			Status: payment.AttemptStarted, IdempotencyKey: payment.AttemptKey(p.ID, p.AttemptCount),
+			StartedAt: now, UpdatedAt: now, CreatedBy: actor,
+		}
+		_, err = tx.q.ExecContext(ctx, `
+			INSERT INTO payment_attempts (id, payment_id, tenant_id, attempt_number, status, idempotency_key, started_at, created_by, updated_at)
+			VALUES ($1,$2,$3,$4,'STARTED',$5,$6,$7,$6)`,
+			a.ID, a.PaymentID, a.TenantID, a.Number, a.IdempotencyKey, now, actor)
+		if err != nil {
+			return translate(fmt.Errorf("record attempt intent %s: %w", a.IdempotencyKey, err))
+		}
+		if err := tx.insertEvent(ctx, payment.Event{PaymentID: p.ID, TenantID: p.TenantID, From: payment.StatusPending,
+			To: payment.StatusProcessing, Reason: "attempt started", AttemptNumber: a.Number, Actor: actor, CreatedAt: now}); err != nil {
+			return err
+		}
+		p.Attempts = append(p.Attempts, a)
+		c = Claim{Payment: p, Attempt: a}
+		return nil
+	})
+	return c, err
+}
+
+// AttemptResult is the recorded outcome of an attempt.
+type AttemptResult struct {
+	AttemptID        string
+	Status           payment.AttemptStatus
+	FailureClass     payment.FailureClass
+	ErrorCode        string
+	ErrorMessage     string
+	GatewayReference string
+	NextRetryAt      *time.Time
+	CountInquiry     bool // one more inquiry was made
+}
+
+// FinishAttempt records an attempt's outcome. It is guarded: a finished
+// attempt (SUCCEEDED or FAILED) never changes again.
+func (s *Store) FinishAttempt(ctx context.Context, r AttemptResult) error {
+	now := s.now()
+	var finished any
+	if r.Status == payment.AttemptSucceeded || r.Status == payment.AttemptFailed {
+		finished = now
+	}
+	inc := 0
+	if r.CountInquiry {
+		inc = 1
+	}
+	res, err := s.q.ExecContext(ctx, `
+		UPDATE payment_attempts SET status = $2, failure_class = $3, error_code = $4, error_message = $5,
+			gateway_reference = CASE WHEN $6 <> '' THEN $6 ELSE gateway_reference END,
+			next_retry_at = $7, finished_at = $8, updated_at = $9, inquiry_count = inquiry_count + $10
+		WHERE id = $1 AND status IN ('STARTED','UNKNOWN')`,
+		r.AttemptID, string(r.Status), string(r.FailureClass), r.ErrorCode, truncate(r.ErrorMessage, 500),
+		r.GatewayReference, r.NextRetryAt, finished, now, inc)
+	if err != nil {
+		return translate(fmt.Errorf("finish attempt %s: %w", r.AttemptID, err))
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("finish attempt %s: %w", r.AttemptID, payment.ErrStale)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}
