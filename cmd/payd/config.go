@@ -1,0 +1,87 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// config is every setting payd reads, all from the environment. The README's
+// configuration table lists the same names, defaults and meanings.
+type config struct {
+	DatabaseURL   string `env:"DATABASE_URL" envDefault:"postgres://postgres@127.0.0.1:5432/payd?sslmode=disable"`
+	RedisURL      string `env:"REDIS_URL" envDefault:"redis://127.0.0.1:6379/0"`
+	Addr          string `env:"PAYD_ADDR" envDefault:":8080"`
+	AdminAddr     string `env:"PAYD_ADMIN_ADDR" envDefault:":8081"`
+	AdminPassword string `env:"PAYD_ADMIN_PASSWORD"`
+	LogLevel      string `env:"PAYD_LOG_LEVEL" envDefault:"info"`
+
+	DBMaxConns        int           `env:"PAYD_DB_MAX_CONNS" envDefault:"40"`
+	WorkerConcurrency int           `env:"PAYD_WORKER_CONCURRENCY" envDefault:"32"`
+	TaskCheck         time.Duration `env:"PAYD_TASK_CHECK_INTERVAL" envDefault:"20ms"`
+	DelayedTaskCheck  time.Duration `env:"PAYD_DELAYED_TASK_CHECK_INTERVAL" envDefault:"250ms"`
+	TaskRetention     time.Duration `env:"PAYD_TASK_RETENTION" envDefault:"2m"`
+	SweepInterval     time.Duration `env:"PAYD_SWEEP_INTERVAL" envDefault:"15s"`
+	SweepGrace        time.Duration `env:"PAYD_SWEEP_GRACE" envDefault:"5s"`
+	ShutdownTimeout   time.Duration `env:"PAYD_SHUTDOWN_TIMEOUT" envDefault:"25s"`
+
+	GatewayTimeout time.Duration `env:"PAYD_GATEWAY_TIMEOUT" envDefault:"20s"`
+	RetryUnit      time.Duration `env:"PAYD_RETRY_UNIT" envDefault:"1s"`
+	SettlePoll     time.Duration `env:"PAYD_SETTLE_POLL" envDefault:"1m"`
+	ReturnWindow   time.Duration `env:"PAYD_RETURN_WINDOW" envDefault:"72h"`
+
+	RateLimit      int           `env:"PAYD_RATE_LIMIT" envDefault:"2000"`
+	RateBurst      int           `env:"PAYD_RATE_BURST" envDefault:"4000"`
+	MaxBodyBytes   int64         `env:"PAYD_MAX_BODY_BYTES" envDefault:"65536"`
+	IdempotencyTTL time.Duration `env:"PAYD_IDEMPOTENCY_TTL" envDefault:"24h"`
+
+	SandboxURL         string        `env:"PAYD_SANDBOX_URL"`
+	SandboxAddr        string        `env:"PAYD_SANDBOX_ADDR" envDefault:":8090"`
+	SandboxPublicURL   string        `env:"PAYD_SANDBOX_PUBLIC_URL"`
+	SandboxSettleDelay time.Duration `env:"PAYD_SANDBOX_SETTLE_DELAY" envDefault:"30s"`
+	SandboxReturnDelay time.Duration `env:"PAYD_SANDBOX_RETURN_DELAY" envDefault:"30s"`
+	SandboxLatency     time.Duration `env:"PAYD_SANDBOX_LATENCY" envDefault:"0s"`
+	SandboxFaultRate   float64       `env:"PAYD_SANDBOX_FAULT_RATE" envDefault:"0"`
+	SandboxSeed        int64         `env:"PAYD_SANDBOX_SEED" envDefault:"1"`
+}
+
+func loadConfig(getenv func(string) string) (config, error) {
+	envs := map[string]string{}
+	var c config
+	// caarlos0/env reads a map; build it from getenv for the names we use.
+	for _, name := range envNames() {
+		if v := getenv(name); v != "" {
+			envs[name] = v
+		}
+	}
+	if err := env.ParseWithOptions(&c, env.Options{Environment: envs}); err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	if c.SandboxFaultRate < 0 || c.SandboxFaultRate > 1 {
+		return c, fmt.Errorf("config: PAYD_SANDBOX_FAULT_RATE must be between 0 and 1")
+	}
+	if c.GatewayTimeout <= 0 || c.WorkerConcurrency <= 0 {
+		return c, fmt.Errorf("config: PAYD_GATEWAY_TIMEOUT and PAYD_WORKER_CONCURRENCY must be positive")
+	}
+	return c, nil
+}
+
+func envNames() []string {
+	return []string{"DATABASE_URL", "REDIS_URL", "PAYD_ADDR", "PAYD_ADMIN_ADDR", "PAYD_ADMIN_PASSWORD", "PAYD_LOG_LEVEL",
+		"PAYD_DB_MAX_CONNS", "PAYD_WORKER_CONCURRENCY", "PAYD_TASK_CHECK_INTERVAL", "PAYD_DELAYED_TASK_CHECK_INTERVAL",
+		"PAYD_TASK_RETENTION", "PAYD_SWEEP_INTERVAL", "PAYD_SWEEP_GRACE", "PAYD_SHUTDOWN_TIMEOUT", "PAYD_GATEWAY_TIMEOUT",
+		"PAYD_RETRY_UNIT", "PAYD_SETTLE_POLL", "PAYD_RETURN_WINDOW", "PAYD_RATE_LIMIT", "PAYD_RATE_BURST",
+		"PAYD_MAX_BODY_BYTES", "PAYD_IDEMPOTENCY_TTL", "PAYD_SANDBOX_URL", "PAYD_SANDBOX_ADDR", "PAYD_SANDBOX_PUBLIC_URL",
+		"PAYD_SANDBOX_SETTLE_DELAY", "PAYD_SANDBOX_RETURN_DELAY", "PAYD_SANDBOX_LATENCY", "PAYD_SANDBOX_FAULT_RATE",
+		"PAYD_SANDBOX_SEED"}
+}
+
+func (c config) logLevel() slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}

@@ -1,0 +1,74 @@
+// Command payd is the one binary of the payment processor. It only wires:
+// configuration from the environment, dependencies, and the role to run.
+// Every role is a subcommand; see usage.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/payd/payd/store"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args, os.Getenv, os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "payd:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: payd <command>
+
+commands:
+  all        migrate, then run intake, worker, scheduler and monitor in one process
+  intake     the public HTTP API (PAYD_ADDR)
+  worker     the asynq task handlers
+  scheduler  periodic tasks (the sweeper)
+  monitor    /metrics and the asynq monitor on the admin port (PAYD_ADMIN_ADDR)
+  migrate    apply the embedded SQL migrations
+  keys create --tenant NAME
+             create a tenant (if new) and an API key; the key is the last line of stdout
+  sandbox    the sandbox gateway as its own HTTP server (PAYD_SANDBOX_ADDR)
+`
+
+var errUsage = errors.New("see usage")
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) < 2 {
+		fmt.Fprint(stdout, usage)
+		return errUsage
+	}
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	switch cmd := args[1]; cmd {
+	case "migrate":
+		return store.Migrate(ctx, cfg.DatabaseURL)
+	case "keys":
+		return runKeys(ctx, cfg, args[2:], stdout)
+	case "sandbox":
+		return runSandbox(ctx, cfg, stdout)
+	case "all":
+		if err := store.Migrate(ctx, cfg.DatabaseURL); err != nil {
+			return err
+		}
+		return serve(ctx, cfg, stdout, roleIntake, roleWorker, roleScheduler, roleMonitor)
+	case "intake", "worker", "scheduler", "monitor":
+		return serve(ctx, cfg, stdout, role(cmd))
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stdout, usage)
+		return fmt.Errorf("unknown command %q: %w", cmd, errUsage)
+	}
+}

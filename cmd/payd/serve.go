@@ -1,0 +1,306 @@
+package main
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/hibiken/asynqmon"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/payd/payd/connector"
+	"github.com/payd/payd/connector/sandbox"
+	"github.com/payd/payd/intake"
+	"github.com/payd/payd/jobs"
+	"github.com/payd/payd/metrics"
+	"github.com/payd/payd/payment"
+	"github.com/payd/payd/processor"
+	"github.com/payd/payd/store"
+)
+
+type role string
+
+const (
+	roleIntake    role = "intake"
+	roleWorker    role = "worker"
+	roleScheduler role = "scheduler"
+	roleMonitor   role = "monitor"
+)
+
+// deps are built once per process and shared by its roles.
+type deps struct {
+	cfg     config
+	log     *slog.Logger
+	store   *store.Store
+	rdb     redis.UniversalClient
+	client  *asynq.Client
+	enqueue *jobs.Enqueuer
+	gateway connector.Gateway
+	sandbox *sandbox.Sandbox // in-process sandbox, when PAYD_SANDBOX_URL is empty
+	reg     *prometheus.Registry
+	metrics *metrics.Metrics
+}
+
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: cfg.logLevel()}))
+}
+
+func build(ctx context.Context, cfg config, stdout io.Writer) (*deps, error) {
+	d := &deps{cfg: cfg, log: newLogger(cfg, stdout)}
+	st, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, MaxOpenConns: cfg.DBMaxConns, MaxIdleConns: cfg.DBMaxConns}, nil)
+	if err != nil {
+		return nil, err
+	}
+	d.store = st
+	opt, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	opt.PoolSize = max(cfg.WorkerConcurrency+16, 32)
+	d.rdb = redis.NewClient(opt)
+	d.client = asynq.NewClientFromRedisClient(d.rdb)
+	d.enqueue = &jobs.Enqueuer{Client: d.client, Retention: cfg.TaskRetention}
+	if cfg.SandboxURL != "" {
+		d.gateway = sandbox.NewClient(cfg.SandboxURL, &http.Client{})
+	} else {
+		d.sandbox = newSandbox(cfg)
+		d.gateway = d.sandbox
+	}
+	d.reg = prometheus.NewRegistry()
+	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d.metrics = metrics.New(d.reg)
+	return d, nil
+}
+
+func newSandbox(cfg config) *sandbox.Sandbox {
+	public := cfg.SandboxPublicURL
+	if public == "" {
+		public = "http://" + loopbackAddr(cfg.Addr) + "/sandbox"
+	}
+	return sandbox.New(sandbox.Config{SettleDelay: cfg.SandboxSettleDelay, ReturnDelay: cfg.SandboxReturnDelay,
+		Latency: cfg.SandboxLatency, FaultRate: cfg.SandboxFaultRate, Seed: cfg.SandboxSeed, PublicURL: public})
+}
+
+func loopbackAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func (d *deps) close() {
+	d.client.Close()
+	d.rdb.Close()
+	d.store.Close()
+}
+
+func (d *deps) processor() *processor.Processor {
+	c := d.cfg
+	return processor.New(processor.Deps{Store: d.store, Gateway: d.gateway, Enqueue: d.enqueue, Metrics: d.metrics, Log: d.log,
+		Config: processor.Config{GatewayTimeout: c.GatewayTimeout, SettlePoll: c.SettlePoll, ReturnWindow: c.ReturnWindow,
+			SweepGrace: c.SweepGrace, Policy: payment.DefaultRetryPolicy(c.RetryUnit)}})
+}
+
+// serve runs the given roles until ctx ends, then shuts each down gracefully.
+func serve(ctx context.Context, cfg config, stdout io.Writer, roles ...role) error {
+	d, err := build(ctx, cfg, stdout)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	g, ctx := errgroup.WithContext(ctx)
+	for _, r := range roles {
+		switch r {
+		case roleIntake:
+			g.Go(func() error { return d.runIntake(ctx) })
+		case roleWorker:
+			g.Go(func() error { return d.runWorker(ctx) })
+		case roleScheduler:
+			g.Go(func() error { return d.runScheduler(ctx) })
+		case roleMonitor:
+			g.Go(func() error { return d.runMonitor(ctx) })
+		}
+	}
+	d.log.Info("payd started", "roles", fmt.Sprint(roles), "addr", cfg.Addr, "in_process_sandbox", d.sandbox != nil)
+	err = g.Wait()
+	d.log.Info("payd stopped")
+	return err
+}
+
+// listenAndServe runs an HTTP server until ctx ends, then drains it.
+func (d *deps) listenAndServe(ctx context.Context, name, addr string, h http.Handler) error {
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s listen: %w", name, err)
+	}
+	d.log.Info("listening", "server", name, "addr", ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("%s: %w", name, err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("%s shutdown: %w", name, err)
+	}
+	return nil
+}
+
+func (d *deps) runIntake(ctx context.Context) error {
+	api := intake.NewServer(intake.Deps{Store: d.store, Enqueue: d.enqueue, Redis: d.rdb, Metrics: d.metrics, Log: d.log,
+		Config: intake.Config{MaxBodyBytes: d.cfg.MaxBodyBytes, RateLimit: d.cfg.RateLimit, RateBurst: d.cfg.RateBurst,
+			IdempotencyTTL: d.cfg.IdempotencyTTL}})
+	var h http.Handler = api
+	if d.sandbox != nil {
+		// the in-process sandbox's customer-facing pages (3-D Secure challenges)
+		mux := http.NewServeMux()
+		mux.Handle("/sandbox/", http.StripPrefix("/sandbox", d.sandbox.Handler()))
+		mux.Handle("/", api)
+		h = mux
+	}
+	return d.listenAndServe(ctx, "intake", d.cfg.Addr, h)
+}
+
+func (d *deps) runWorker(ctx context.Context) error {
+	p := d.processor()
+	srv := asynq.NewServerFromRedisClient(d.rdb, asynq.Config{
+		Concurrency: d.cfg.WorkerConcurrency, Queues: jobs.Queues,
+		RetryDelayFunc: processor.RetryDelay, IsFailure: processor.IsFailure,
+		TaskCheckInterval: d.cfg.TaskCheck, DelayedTaskCheckInterval: d.cfg.DelayedTaskCheck,
+		ShutdownTimeout: d.cfg.ShutdownTimeout, LogLevel: asynq.WarnLevel,
+		BaseContext: func() context.Context { return context.WithoutCancel(ctx) },
+	})
+	if err := srv.Start(p.Mux()); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	// A worker that starts sweeps at once: after a Redis wipe or a crash,
+	// overdue steps are back on the queue without waiting for the scheduler.
+	go func() {
+		if n, err := p.Sweep(ctx); err != nil {
+			d.log.Warn("start-up sweep failed", "err", err)
+		} else {
+			d.log.Info("start-up sweep", "reenqueued", n)
+		}
+	}()
+	<-ctx.Done()
+	srv.Shutdown()
+	return nil
+}
+
+func (d *deps) runScheduler(ctx context.Context) error {
+	s := asynq.NewSchedulerFromRedisClient(d.rdb, &asynq.SchedulerOpts{LogLevel: asynq.WarnLevel})
+	t, err := jobs.NewSweepTask()
+	if err != nil {
+		return err
+	}
+	if _, err := s.Register(fmt.Sprintf("@every %s", d.cfg.SweepInterval), t); err != nil {
+		return fmt.Errorf("scheduler: %w", err)
+	}
+	if err := s.Start(); err != nil {
+		return fmt.Errorf("scheduler: %w", err)
+	}
+	<-ctx.Done()
+	s.Shutdown()
+	return nil
+}
+
+// runMonitor serves /metrics and the asynq monitor (read-only, payloads
+// redacted) behind basic auth on the admin port. Without a password the admin
+// port stays closed.
+func (d *deps) runMonitor(ctx context.Context) error {
+	if d.cfg.AdminPassword == "" {
+		d.log.Warn("PAYD_ADMIN_PASSWORD is empty: the admin port (/metrics, /monitor) is not served")
+		<-ctx.Done()
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
+	mon := asynqmon.New(asynqmon.Options{RootPath: "/monitor", RedisConnOpt: redisConnOpt{d.rdb}, ReadOnly: true,
+		PayloadFormatter: asynqmon.PayloadFormatterFunc(func(string, []byte) string { return "(redacted)" }),
+		ResultFormatter:  asynqmon.ResultFormatterFunc(func(string, []byte) string { return "(redacted)" })})
+	defer mon.Close()
+	mux.Handle("/monitor/", mon)
+	return d.listenAndServe(ctx, "admin", d.cfg.AdminAddr, basicAuth(d.cfg.AdminPassword, mux))
+}
+
+// redisConnOpt hands asynqmon the process's existing Redis client.
+type redisConnOpt struct{ c redis.UniversalClient }
+
+func (o redisConnOpt) MakeRedisClient() interface{} { return o.c }
+
+func basicAuth(password string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, pass, ok := r.BasicAuth()
+		if !ok || subtle.ConstantTimeCompare([]byte(user), []byte("admin"))&subtle.ConstantTimeCompare([]byte(pass), []byte(password)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Basic realm="payd admin"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func runSandbox(ctx context.Context, cfg config, stdout io.Writer) error {
+	d := &deps{cfg: cfg, log: newLogger(cfg, stdout)}
+	if cfg.SandboxPublicURL == "" {
+		cfg.SandboxPublicURL = "http://" + loopbackAddr(cfg.SandboxAddr)
+	}
+	sb := newSandbox(cfg)
+	return d.listenAndServe(ctx, "sandbox", cfg.SandboxAddr, sb.Handler())
+}
+
+func runKeys(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return fmt.Errorf("keys: want 'keys create --tenant NAME': %w", errUsage)
+	}
+	fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	tenant := fs.String("tenant", "", "tenant name")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if *tenant == "" {
+		return errors.New("keys create: --tenant is required")
+	}
+	if err := store.Migrate(ctx, cfg.DatabaseURL); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, MaxOpenConns: 2}, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	t, err := st.CreateTenant(ctx, *tenant)
+	if err != nil {
+		return err
+	}
+	keyID, secret, err := st.CreateAPIKey(ctx, t.ID)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "tenant %s (%s), key %s; the secret below is shown once:\n%s\n", t.Name, t.ID, keyID, secret)
+	return nil
+}

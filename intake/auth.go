@@ -1,0 +1,124 @@
+package intake
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+
+	"github.com/payd/payd/payment"
+	"github.com/payd/payd/store"
+)
+
+// authCache keeps recent key lookups for a short TTL, keyed by the key's
+// SHA-256 (never the secret itself), so hot keys cost no database round trip.
+type authCache struct {
+	ttl time.Duration
+	mu  sync.RWMutex
+	m   map[[32]byte]authEntry
+}
+
+type authEntry struct {
+	p       store.Principal
+	expires time.Time
+}
+
+func newAuthCache(ttl time.Duration) *authCache {
+	return &authCache{ttl: ttl, m: map[[32]byte]authEntry{}}
+}
+
+func (c *authCache) get(h [32]byte) (store.Principal, bool) {
+	c.mu.RLock()
+	e, ok := c.m[h]
+	c.mu.RUnlock()
+	if !ok || time.Now().After(e.expires) {
+		return store.Principal{}, false
+	}
+	return e.p, true
+}
+
+func (c *authCache) put(h [32]byte, p store.Principal) {
+	c.mu.Lock()
+	if len(c.m) > 10000 {
+		clear(c.m)
+	}
+	c.m[h] = authEntry{p: p, expires: time.Now().Add(c.ttl)}
+	c.mu.Unlock()
+}
+
+// apiKey reads the secret from Authorization: Bearer or x-api-key.
+func apiKey(r *http.Request) string {
+	if k := r.Header.Get("x-api-key"); k != "" {
+		return strings.TrimSpace(k)
+	}
+	a := r.Header.Get("Authorization")
+	if len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+		return strings.TrimSpace(a[7:])
+	}
+	return ""
+}
+
+// authenticate resolves the tenant of the request's key, then applies the
+// tenant's rate limit.
+func (s *Server) authenticate(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		secret := apiKey(r)
+		if secret == "" || len(secret) > 200 {
+			s.writeError(w, r, errUnauthorized)
+			return
+		}
+		sum := sha256.Sum256([]byte(secret))
+		p, ok := s.auth.get(sum)
+		if !ok {
+			var err error
+			p, err = s.store.Authenticate(r.Context(), secret)
+			if errors.Is(err, payment.ErrNotFound) {
+				s.writeError(w, r, errUnauthorized)
+				return
+			}
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			s.auth.put(sum, p)
+		}
+		if !s.allow(w, r, p) {
+			return
+		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyPrincipal, p)))
+	})
+}
+
+// allow applies the per-tenant token bucket kept in Redis. If Redis cannot
+// answer, the request is let through: taking payments matters more than
+// throttling them, and Postgres is the source of truth.
+func (s *Server) allow(w http.ResponseWriter, r *http.Request, p store.Principal) bool {
+	if s.limiter == nil {
+		return true
+	}
+	lim := redis_rate.Limit{Rate: s.cfg.RateLimit, Burst: max(s.cfg.RateBurst, 1), Period: time.Second}
+	ctx, cancel := context.WithTimeout(r.Context(), 250*time.Millisecond)
+	defer cancel()
+	res, err := s.limiter.Allow(ctx, "payd:rate:"+p.TenantID, lim)
+	if err != nil {
+		s.log.WarnContext(r.Context(), "rate limiter unavailable; allowing", "err", err)
+		return true
+	}
+	h := w.Header()
+	h.Set("RateLimit-Limit", strconv.Itoa(lim.Burst))
+	h.Set("RateLimit-Remaining", strconv.Itoa(res.Remaining))
+	h.Set("RateLimit-Reset", strconv.Itoa(int((res.ResetAfter+time.Second-1)/time.Second)))
+	if res.Allowed > 0 {
+		return true
+	}
+	retry := int((res.RetryAfter + time.Second - 1) / time.Second)
+	s.writeError(w, r, &apiError{Status: http.StatusTooManyRequests, Type: typeRateLimited, Codes: []string{"rate_limited"},
+		Message: "too many requests for this tenant; retry after the Retry-After delay", Retryable: true, RetryAfter: max(retry, 1)})
+	return false
+}

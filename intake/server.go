@@ -1,0 +1,199 @@
+// Package intake owns payd's public HTTP API: one file per resource, every
+// route in routes.go, and the shared machinery of authentication, the error
+// envelope, idempotency, rate limits and strict decoding. It records each
+// request in Postgres (through store) before answering and enqueues the next
+// step after commit (through jobs). It must not import processor.
+package intake
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/payd/payd/jobs"
+	"github.com/payd/payd/metrics"
+	"github.com/payd/payd/store"
+)
+
+// Config tunes the API.
+type Config struct {
+	MaxBodyBytes   int64
+	RateLimit      int           // requests per second per tenant; 0 disables
+	RateBurst      int           // bucket size
+	IdempotencyTTL time.Duration // how long Idempotency-Key answers are kept
+	// IdempotencyLease is how long an in-flight key blocks duplicates before
+	// a crashed request's key may be taken over.
+	IdempotencyLease time.Duration
+	AuthCacheTTL     time.Duration
+	MaxAmountMinor   int64 // the largest amount accepted, in minor units
+}
+
+// Deps are what the handlers use.
+type Deps struct {
+	Store   *store.Store
+	Enqueue *jobs.Enqueuer
+	Redis   redis.UniversalClient
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
+	Config  Config
+}
+
+// Server is the HTTP API.
+type Server struct {
+	store   *store.Store
+	enqueue *jobs.Enqueuer
+	redis   redis.UniversalClient
+	limiter *redis_rate.Limiter
+	metrics *metrics.Metrics
+	log     *slog.Logger
+	cfg     Config
+	auth    *authCache
+	handler http.Handler
+}
+
+// NewServer builds the API handler with defaults filled in.
+func NewServer(d Deps) *Server {
+	c := d.Config
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 64 << 10
+	}
+	if c.IdempotencyTTL <= 0 {
+		c.IdempotencyTTL = 24 * time.Hour
+	}
+	if c.IdempotencyLease <= 0 {
+		c.IdempotencyLease = 30 * time.Second
+	}
+	if c.AuthCacheTTL <= 0 {
+		c.AuthCacheTTL = 30 * time.Second
+	}
+	if c.MaxAmountMinor <= 0 {
+		c.MaxAmountMinor = 1_000_000_000_000_00 // 1e14 minor units: a trillion dollars
+	}
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	if d.Metrics == nil {
+		d.Metrics = metrics.Discard()
+	}
+	s := &Server{store: d.Store, enqueue: d.Enqueue, redis: d.Redis, metrics: d.Metrics, log: d.Log, cfg: c,
+		auth: newAuthCache(c.AuthCacheTTL)}
+	if d.Redis != nil && c.RateLimit > 0 {
+		s.limiter = redis_rate.NewLimiter(d.Redis)
+	}
+	s.handler = s.routes()
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+type ctxKey int
+
+const (
+	keyRequestID ctxKey = iota
+	keyPrincipal
+)
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(keyRequestID).(string)
+	return id
+}
+
+func principal(ctx context.Context) store.Principal {
+	p, _ := ctx.Value(keyPrincipal).(store.Principal)
+	return p
+}
+
+// statusWriter remembers the status code for logs and metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// observe wraps every route: request id, panic recovery (a 500 in the
+// envelope, never a stack trace), a log line, metrics by route pattern.
+func (s *Server) observe(pattern string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if !validRequestID(id) {
+			b := make([]byte, 12)
+			_, _ = rand.Read(b)
+			id = "req_" + hex.EncodeToString(b)
+		}
+		ctx := context.WithValue(r.Context(), keyRequestID, id)
+		r = r.WithContext(ctx)
+		w.Header().Set("X-Request-Id", id)
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.ErrorContext(ctx, "panic in handler", "request_id", id, "route", pattern, "panic", v)
+				if sw.code == 0 {
+					s.writeError(sw, r, errInternal)
+				}
+			}
+			s.metrics.HTTPRequests.WithLabelValues(pattern, strconv.Itoa(sw.code)).Inc()
+			s.metrics.HTTPLatency.WithLabelValues(pattern).Observe(time.Since(start).Seconds())
+			if s.log.Enabled(ctx, slog.LevelDebug) || sw.code >= 500 {
+				s.log.LogAttrs(ctx, slog.LevelInfo, "http", slog.String("request_id", id), slog.String("route", pattern),
+					slog.Int("status", sw.code), slog.Duration("duration", time.Since(start)))
+			}
+		}()
+		h.ServeHTTP(sw, r)
+	})
+}
+
+func validRequestID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c == '-' || c == '_' || c == '.' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
+			return false
+		}
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error_type":"internal_error","error_codes":["internal_error"],"message":"encoding failed","retryable":true}`)
+	}
+	writeRaw(w, status, b)
+}
+
+func writeRaw(w http.ResponseWriter, status int, b []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+	_, _ = w.Write([]byte("\n"))
+}

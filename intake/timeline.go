@@ -1,0 +1,46 @@
+package intake
+
+import "net/http"
+
+type timelineEvent struct {
+	From          *string `json:"from"`
+	To            string  `json:"to"`
+	Reason        string  `json:"reason"`
+	AttemptNumber int     `json:"attempt_number"`
+	Actor         string  `json:"actor"`
+	CreatedAt     string  `json:"created_at"`
+}
+
+type timelineResponse struct {
+	PaymentID string            `json:"payment_id"`
+	Status    string            `json:"status"` // canonical
+	Events    []timelineEvent   `json:"events"`
+	Attempts  []attemptResponse `json:"attempts"`
+}
+
+// handleTimeline shows every transition of a payment, in the canonical
+// vocabulary, with its reason and attempt, and every attempt.
+func (s *Server) handleTimeline(w http.ResponseWriter, r *http.Request) {
+	p := principal(r.Context())
+	pay, err := s.store.GetPayment(r.Context(), p.TenantID, r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	evs, err := s.store.Events(r.Context(), p.TenantID, pay.ID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := timelineResponse{PaymentID: pay.ID, Status: string(pay.Status), Events: make([]timelineEvent, len(evs)),
+		Attempts: make([]attemptResponse, len(pay.Attempts))}
+	for i, e := range evs {
+		out.Events[i] = timelineEvent{From: strp(string(e.From)), To: string(e.To), Reason: e.Reason,
+			AttemptNumber: e.AttemptNumber, Actor: e.Actor, CreatedAt: ts(e.CreatedAt)}
+	}
+	for i, a := range pay.Attempts {
+		out.Attempts[i] = toAttempt(a)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
