@@ -43,4 +43,3 @@ func (s *Server) handleTimeline(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, out)
 }
-

@@ -70,7 +70,7 @@ func decideSettlement(pay payment.Payment, res connector.Result, now time.Time, 
 		d.changes = append(d.changes, store.Change{PaymentID: pay.ID, From: pay.Status, To: payment.StatusReturned,
 			SettledAt: settled, ReturnCode: res.Code, ErrorCode: "returned_" + res.Code,
 			ErrorMessage: nonEmpty(res.Message, "returned by the receiving bank with "+res.Code),
-			Attempt: pay.AttemptCount, Reason: "returned by the receiving bank with " + res.Code})
+			Attempt:      pay.AttemptCount, Reason: "returned by the receiving bank with " + res.Code})
 	default: // still sent: look again when it is due
 		at := now.Add(poll)
 		if res.SettleAt.After(now) && res.SettleAt.Before(at) {
