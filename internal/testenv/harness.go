@@ -1,0 +1,238 @@
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/payd/payd/connector"
+	"github.com/payd/payd/connector/sandbox"
+	"github.com/payd/payd/intake"
+	"github.com/payd/payd/jobs"
+	"github.com/payd/payd/metrics"
+	"github.com/payd/payd/payment"
+	"github.com/payd/payd/processor"
+	"github.com/payd/payd/store"
+)
+
+// Options shape a Harness.
+type Options struct {
+	NoWorker  bool              // intake only: nothing processes tasks
+	Gateway   connector.Gateway // default: the in-process sandbox
+	Sandbox   sandbox.Config    // for the default sandbox
+	RateLimit int               // per tenant per second; 0: off
+	RateBurst int
+	Intake    intake.Config
+	Processor processor.Config
+	Log       io.Writer // default: discarded
+}
+
+// Harness is payd in one process on real PostgreSQL and Redis: intake on an
+// httptest server, a worker serving every task type, the in-process
+// sandbox gateway, and two tenants with one key each.
+type Harness struct {
+	t         testing.TB
+	URL       string
+	Store     *store.Store
+	DBURL     string
+	Redis     *redis.Client
+	RedisOpt  *redis.Options
+	Sandbox   *sandbox.Sandbox
+	Processor *processor.Processor
+	Enqueuer  *jobs.Enqueuer
+	Worker    *asynq.Server
+	KeyA      string // tenant A's secret key
+	KeyB      string // tenant B's secret key
+	TenantA   string
+	TenantB   string
+	Log       *slog.Logger
+}
+
+// Start builds a Harness; everything stops when the test ends.
+func Start(t testing.TB, o Options) *Harness {
+	t.Helper()
+	ctx := context.Background()
+	h := &Harness{t: t, DBURL: PostgresURL(t)}
+	if err := store.Migrate(ctx, h.DBURL); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	st, err := store.Open(ctx, store.Config{URL: h.DBURL, MaxOpenConns: 40, MaxIdleConns: 40}, nil)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	h.Store = st
+	ropt, err := redis.ParseURL(RedisURL(t))
+	if err != nil {
+		t.Fatalf("redis url: %v", err)
+	}
+	ropt.PoolSize = 64
+	h.RedisOpt = ropt
+	h.Redis = redis.NewClient(ropt)
+	t.Cleanup(func() { h.Redis.Close() })
+	w := o.Log
+	if w == nil {
+		w = io.Discard
+	}
+	h.Log = slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	client := asynq.NewClientFromRedisClient(h.Redis)
+	h.Enqueuer = &jobs.Enqueuer{Client: client, Retention: time.Minute}
+	gw := o.Gateway
+	if gw == nil {
+		if o.Sandbox.SettleDelay == 0 {
+			o.Sandbox.SettleDelay = 200 * time.Millisecond
+		}
+		if o.Sandbox.ReturnDelay == 0 {
+			o.Sandbox.ReturnDelay = 200 * time.Millisecond
+		}
+		h.Sandbox = sandbox.New(o.Sandbox)
+		gw = h.Sandbox
+	}
+	m := metrics.Discard()
+	pc := o.Processor
+	if pc.Policy.Card == nil {
+		pc.Policy = payment.DefaultRetryPolicy(10 * time.Millisecond)
+	}
+	if pc.SettlePoll == 0 {
+		pc.SettlePoll = 100 * time.Millisecond
+	}
+	if pc.ReturnWindow == 0 {
+		pc.ReturnWindow = time.Second
+	}
+	if pc.GatewayTimeout == 0 {
+		pc.GatewayTimeout = 5 * time.Second
+	}
+	if pc.InquiryGrace == 0 {
+		pc.InquiryGrace = time.Second
+	}
+	if pc.SweepGrace == 0 {
+		pc.SweepGrace = 500 * time.Millisecond
+	}
+	h.Processor = processor.New(processor.Deps{Store: st, Gateway: gw, Enqueue: h.Enqueuer, Metrics: m, Log: h.Log, Config: pc})
+	if !o.NoWorker {
+		h.StartWorker()
+	}
+	ic := o.Intake
+	ic.RateLimit, ic.RateBurst = o.RateLimit, o.RateBurst
+	api := intake.NewServer(intake.Deps{Store: st, Enqueue: h.Enqueuer, Redis: h.Redis, Metrics: m, Log: h.Log, Config: ic})
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	h.URL = srv.URL
+	ta, err := st.CreateTenant(ctx, "tenant-a")
+	if err != nil {
+		t.Fatalf("tenant: %v", err)
+	}
+	tb, err := st.CreateTenant(ctx, "tenant-b")
+	if err != nil {
+		t.Fatalf("tenant: %v", err)
+	}
+	h.TenantA, h.TenantB = ta.ID, tb.ID
+	if _, h.KeyA, err = st.CreateAPIKey(ctx, ta.ID); err != nil {
+		t.Fatalf("key: %v", err)
+	}
+	if _, h.KeyB, err = st.CreateAPIKey(ctx, tb.ID); err != nil {
+		t.Fatalf("key: %v", err)
+	}
+	return h
+}
+
+// StartWorker starts (or restarts) the asynq worker.
+func (h *Harness) StartWorker() {
+	h.t.Helper()
+	srv := asynq.NewServerFromRedisClient(h.Redis, asynq.Config{
+		Concurrency: 16, Queues: jobs.Queues, RetryDelayFunc: processor.RetryDelay, IsFailure: processor.IsFailure,
+		TaskCheckInterval: 10 * time.Millisecond, DelayedTaskCheckInterval: 50 * time.Millisecond,
+		ShutdownTimeout: 2 * time.Second, LogLevel: asynq.FatalLevel,
+	})
+	if err := srv.Start(h.Processor.Mux()); err != nil {
+		h.t.Fatalf("start worker: %v", err)
+	}
+	h.Worker = srv
+	h.t.Cleanup(srv.Shutdown)
+}
+
+// Response is a decoded HTTP answer.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body into a map.
+func (r Response) JSON(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		t.Fatalf("decode %d body %q: %v", r.Status, r.Body, err)
+	}
+	return m
+}
+
+// Do sends a request with a key (empty: none) and optional headers.
+func (h *Harness) Do(method, path, key string, body []byte, hdr map[string]string) Response {
+	h.t.Helper()
+	req, err := http.NewRequest(method, h.URL+path, bytes.NewReader(body))
+	if err != nil {
+		h.t.Fatalf("request: %v", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set("x-api-key", key)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		h.t.Fatalf("read body: %v", err)
+	}
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+// CreatePayment posts a seed-001 payment for tenant A and returns its id.
+func (h *Harness) CreatePayment(method, pm, amount string) string {
+	h.t.Helper()
+	body := `{"amount":` + amount + `,"currency":"USD","destination_id":"inv_test","destination_type":"INVOICE",` +
+		`"payment_method_type":"` + method + `","payment_method_id":"` + pm + `"}`
+	r := h.Do("POST", "/v1/payments", h.KeyA, []byte(body), nil)
+	if r.Status != http.StatusCreated {
+		h.t.Fatalf("create payment: %d %s", r.Status, r.Body)
+	}
+	return r.JSON(h.t)["id"].(string)
+}
+
+// WaitFinal waits until the payment reaches a final status (and, for a bank
+// payment, until nothing more is scheduled), and returns it.
+func (h *Harness) WaitFinal(id string, within time.Duration) payment.Payment {
+	h.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		p, err := h.Store.GetPayment(context.Background(), "", id)
+		if err != nil {
+			h.t.Fatalf("load %s: %v", id, err)
+		}
+		if p.Status.Final() && p.NextStep == payment.StepNone {
+			return p
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("payment %s not final after %s: %s next=%s at %v", id, within, p.Status, p.NextStep, p.NextStepAt)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
