@@ -1,0 +1,113 @@
+package processor
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/payd/payd/connector"
+	"github.com/payd/payd/payment"
+)
+
+func TestDecide(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	pol := payment.DefaultRetryPolicy(time.Second)
+	card := payment.Payment{ID: "pay_1", Method: payment.MethodCard, Status: payment.StatusProcessing, AttemptCount: 1, StepSeq: 3}
+	ach := card
+	ach.Method = payment.MethodACH
+	att := payment.Attempt{ID: "att_1", Number: 1, Status: payment.AttemptStarted, StartedAt: now}
+	maybe := &connector.Error{Class: payment.FailureUnknown, Code: "timeout", MaybeProcessed: true, Err: errors.New("x")}
+	notSent := &connector.Error{Class: payment.FailureTransient, Code: "dial", MaybeProcessed: false, Err: errors.New("x")}
+	type want struct {
+		attempt payment.AttemptStatus // "" for no attempt update
+		to      []payment.Status
+		step    payment.Step
+	}
+	cases := []struct {
+		name    string
+		p       payment.Payment
+		a       payment.Attempt
+		res     connector.Result
+		err     error
+		inquiry bool
+		want    want
+	}{
+		{"charged", card, att, connector.Result{Status: connector.StatusSucceeded, Reference: "ch_1"}, nil, false,
+			want{payment.AttemptSucceeded, []payment.Status{payment.StatusSucceeded}, ""}},
+		{"hard decline fails at once", card, att, connector.Result{Status: connector.StatusDeclined, FailureClass: payment.FailureHardDecline, Code: "card_declined"}, nil, false,
+			want{payment.AttemptFailed, []payment.Status{payment.StatusFailed}, ""}},
+		{"soft decline retries", card, att, connector.Result{Status: connector.StatusDeclined, FailureClass: payment.FailureSoftDecline}, nil, false,
+			want{payment.AttemptFailed, []payment.Status{payment.StatusPending}, payment.StepSubmit}},
+		{"unknown outcome inquires, never charges", card, att, connector.Result{}, maybe, false,
+			want{payment.AttemptUnknown, []payment.Status{payment.StatusProcessing}, payment.StepInquire}},
+		{"not sent retries", card, att, connector.Result{}, notSent, false,
+			want{payment.AttemptFailed, []payment.Status{payment.StatusPending}, payment.StepSubmit}},
+		{"inquiry finds the charge", card, att, connector.Result{Status: connector.StatusSucceeded}, nil, true,
+			want{payment.AttemptSucceeded, []payment.Status{payment.StatusSucceeded}, ""}},
+		{"inquiry confirms not charged: retry", card, att, connector.Result{Status: connector.StatusNotFound}, nil, true,
+			want{payment.AttemptFailed, []payment.Status{payment.StatusPending}, payment.StepSubmit}},
+		{"bank sent", ach, att, connector.Result{Status: connector.StatusSent, SettleAt: now.Add(time.Hour)}, nil, false,
+			want{payment.AttemptSucceeded, []payment.Status{payment.StatusSent}, payment.StepSettle}},
+		{"3ds", card, att, connector.Result{Status: connector.StatusRequiresAction, ActionURL: "http://x"}, nil, false,
+			want{"", []payment.Status{payment.StatusRequiresAction}, payment.StepInquire}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := decide(c.p, c.a, c.res, c.err, c.inquiry, pol, now)
+			var gotAtt payment.AttemptStatus
+			if d.attempt != nil {
+				gotAtt = d.attempt.Status
+			}
+			if gotAtt != c.want.attempt {
+				t.Errorf("attempt %q, want %q", gotAtt, c.want.attempt)
+			}
+			if len(d.changes) != len(c.want.to) {
+				t.Fatalf("%d changes, want %d: %+v", len(d.changes), len(c.want.to), d.changes)
+			}
+			for i, ch := range d.changes {
+				if ch.To != c.want.to[i] {
+					t.Errorf("change %d to %s, want %s", i, ch.To, c.want.to[i])
+				}
+				if ch.From != ch.To && !payment.CanTransition(ch.From, ch.To) {
+					t.Errorf("change %d: %s → %s is not in the lifecycle", i, ch.From, ch.To)
+				}
+			}
+			if last := d.changes[len(d.changes)-1]; last.NextStep != c.want.step {
+				t.Errorf("next step %q, want %q", last.NextStep, c.want.step)
+			}
+		})
+	}
+}
+
+// TestDecideUnknownExhausted: past the inquiry schedule an unknown attempt
+// goes to REQUIRES_REVIEW, never to a new charge.
+func TestDecideUnknownExhausted(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	pol := payment.DefaultRetryPolicy(time.Second)
+	p := payment.Payment{ID: "pay_1", Method: payment.MethodCard, Status: payment.StatusProcessing, AttemptCount: 1}
+	a := payment.Attempt{ID: "att_1", Number: 1, Status: payment.AttemptUnknown, InquiryCount: len(pol.Inquiries) - 1}
+	d := decide(p, a, connector.Result{}, &connector.Error{MaybeProcessed: true, Class: payment.FailureUnknown}, true, pol, now)
+	if len(d.changes) != 1 || d.changes[0].To != payment.StatusRequiresReview {
+		t.Fatalf("changes %+v, want one to REQUIRES_REVIEW", d.changes)
+	}
+	// one inquiry earlier, it schedules another inquiry instead
+	a.InquiryCount--
+	d = decide(p, a, connector.Result{}, &connector.Error{MaybeProcessed: true, Class: payment.FailureUnknown}, true, pol, now)
+	if d.changes[0].NextStep != payment.StepInquire || d.changes[0].To != payment.StatusProcessing {
+		t.Fatalf("changes %+v, want another inquiry", d.changes)
+	}
+}
+
+// TestDecideRetriesBounded: a payment never gets more attempts than its rule.
+func TestDecideRetriesBounded(t *testing.T) {
+	t.Parallel()
+	pol := payment.DefaultRetryPolicy(time.Second)
+	max := pol.Rule(payment.MethodCard, payment.FailureSoftDecline).MaxAttempts
+	p := payment.Payment{ID: "pay_1", Method: payment.MethodCard, Status: payment.StatusProcessing, AttemptCount: max}
+	d := decide(p, payment.Attempt{ID: "a", Number: max}, connector.Result{Status: connector.StatusDeclined, FailureClass: payment.FailureSoftDecline}, nil, false, pol, time.Now())
+	if d.changes[0].To != payment.StatusFailed {
+		t.Fatalf("attempt %d of %d: %s, want FAILED", max, max, d.changes[0].To)
+	}
+}
