@@ -63,7 +63,7 @@ func decide(p payment.Payment, a payment.Attempt, res connector.Result, gerr err
 		ge := connector.AsError(gerr)
 		if !ge.MaybeProcessed {
 			d.outcome = "not_sent"
-			notCharged(ge.Class, ge.Code, ge.Error(), "")
+			notCharged(ge.Class, ge.Code, "the gateway could not be reached ("+ge.Code+"); not charged", "")
 			return d
 		}
 		d.outcome = "unknown"
@@ -72,7 +72,7 @@ func decide(p payment.Payment, a payment.Attempt, res connector.Result, gerr err
 			done = a.InquiryCount + 1
 		}
 		d.attempt = &store.AttemptResult{AttemptID: a.ID, Status: payment.AttemptUnknown, FailureClass: payment.FailureUnknown,
-			ErrorCode: ge.Code, ErrorMessage: ge.Error(), CountInquiry: inquiry}
+			ErrorCode: ge.Code, ErrorMessage: "no answer from the gateway (" + ge.Code + "); outcome unknown, inquiring", CountInquiry: inquiry}
 		if from == payment.StatusRequiresAction && now.Before(a.StartedAt.Add(pol.ActionTimeout)) {
 			d.attempt = nil // still waiting for the customer; the gateway did not answer this poll
 			d.changes = append(d.changes, store.Change{PaymentID: p.ID, From: from, To: from,

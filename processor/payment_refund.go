@@ -34,7 +34,11 @@ func (p *Processor) refund(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	res := connector.Result{Status: connector.StatusSucceeded}
-	if pay.ProcessPayment && pay.GatewayReference != "" {
+	if pay.Status != payment.StatusSucceeded && pay.Status != payment.StatusPartiallyRefunded {
+		// the payment left the refundable states (returned): release the reservation
+		res = connector.Result{Status: connector.StatusDeclined, Code: "payment_not_refundable",
+			Message: "the payment is " + string(pay.Status) + " and can no longer be refunded"}
+	} else if pay.ProcessPayment && pay.GatewayReference != "" {
 		gctx, cancel := p.gatewayCtx(ctx)
 		res, err = p.Gateway.Refund(gctx, connector.RefundRequest{IdempotencyKey: r.ID, PaymentID: pay.ID,
 			GatewayReference: pay.GatewayReference, Amount: payment.Money{Minor: r.Amount, Currency: r.Currency}})
