@@ -1,0 +1,173 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/payd/payd/connector"
+	"github.com/payd/payd/payment"
+)
+
+const maxBody = 64 << 10
+
+var requestSeq atomic.Int64
+
+// Handler serves the sandbox over HTTP. Paths are relative to where it is
+// mounted; `payd sandbox` mounts it as
+//
+//	mux.Handle("/sandbox/", http.StripPrefix("/sandbox", s.Handler()))
+//
+// and Config.PublicURL must then name that mount as a browser reaches it.
+//
+//	POST /charges                  Charge → result
+//	GET  /charges/{key}            Inquire (fences an unknown key) → result
+//	GET  /settlements/{reference}  Settlement → result
+//	POST /refunds                  Refund → result
+//	GET  /ledger                   {"charges": [Charge…], "double_charged": [payment_id…]}
+//	GET  /challenge/{reference}    HTML 3-D Secure page with two buttons
+//	POST /challenge/{reference}?result=succeed|fail  CompleteAction → result
+//
+// Bodies are JSON with amounts in integer minor units:
+//
+//	charge  {"idempotency_key", "payment_id", "amount", "currency", "method", "payment_method_id"}
+//	refund  {"idempotency_key", "payment_id", "gateway_reference", "amount", "currency"}
+//	result  {"status", "reference", "failure_class", "code", "message", "action_url",
+//	         "settle_at", "settled_at", "returned_at"}
+//	error   {"request_id", "error_type", "error_codes": [code], "message", "retryable"}
+//
+// Every gateway answer, declines and "not found" included, is a 200 with a
+// result body; any other status is an error and never a result. Failures that
+// the in-process sandbox returns as *connector.Error become real HTTP
+// failures: a transient one (pm_card_flaky, FaultRate) is a 503 with its code,
+// and a lost response (pm_card_timeout_after_charge) hijacks the connection
+// and closes it without a byte of response.
+func (s *Sandbox) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /charges", s.handleCharge)
+	mux.HandleFunc("GET /charges/{key}", s.handleInquire)
+	mux.HandleFunc("GET /settlements/{reference}", s.handleSettlement)
+	mux.HandleFunc("POST /refunds", s.handleRefund)
+	mux.HandleFunc("GET /ledger", s.handleLedger)
+	mux.HandleFunc("GET /challenge/{reference}", s.handleChallengePage)
+	mux.HandleFunc("POST /challenge/{reference}", s.handleChallenge)
+	return mux
+}
+
+func (s *Sandbox) handleCharge(w http.ResponseWriter, r *http.Request) {
+	var body chargeBody
+	if !decode(w, r, &body) {
+		return
+	}
+	res, err := s.Charge(r.Context(), body.request())
+	writeResult(w, r, res, err)
+}
+
+func (s *Sandbox) handleInquire(w http.ResponseWriter, r *http.Request) {
+	res, err := s.Inquire(r.Context(), r.PathValue("key"))
+	writeResult(w, r, res, err)
+}
+
+func (s *Sandbox) handleSettlement(w http.ResponseWriter, r *http.Request) {
+	res, err := s.Settlement(r.Context(), r.PathValue("reference"))
+	writeResult(w, r, res, err)
+}
+
+func (s *Sandbox) handleRefund(w http.ResponseWriter, r *http.Request) {
+	var body refundBody
+	if !decode(w, r, &body) {
+		return
+	}
+	res, err := s.Refund(r.Context(), body.request())
+	writeResult(w, r, res, err)
+}
+
+func (s *Sandbox) handleLedger(w http.ResponseWriter, r *http.Request) {
+	charges := s.Ledger()
+	writeJSON(w, http.StatusOK, ledgerBody{Charges: charges, DoubleCharged: nonNil(DoubleCharged(charges))})
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// decode reads a JSON body, answering 400 or 413 itself when it cannot.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	body := http.MaxBytesReader(w, r.Body, maxBody)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		// Reading to EOF lets the server notice a client that goes away
+		// during Latency, so the charge is then not processed.
+		_, err = io.Copy(io.Discard, body)
+	}
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeError(w, r, http.StatusRequestEntityTooLarge, "invalid_request", "body_too_large", err.Error(), false)
+			return false
+		}
+		writeError(w, r, http.StatusBadRequest, "invalid_request", "malformed_json", err.Error(), false)
+		return false
+	}
+	return true
+}
+
+// writeResult answers a gateway call: a result is a 200, a *connector.Error
+// becomes the HTTP failure a real gateway would produce.
+func writeResult(w http.ResponseWriter, r *http.Request, res connector.Result, err error) {
+	if err == nil {
+		writeJSON(w, http.StatusOK, resultBodyOf(res))
+		return
+	}
+	if errors.Is(err, errResponseLost) {
+		loseResponse(w)
+		return
+	}
+	ge := connector.AsError(err)
+	switch ge.Class {
+	case payment.FailureTransient:
+		writeError(w, r, http.StatusServiceUnavailable, "gateway_error", ge.Code, ge.Error(), true)
+	case payment.FailureRateLimited:
+		if ge.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(ge.RetryAfter.Seconds()))))
+		}
+		writeError(w, r, http.StatusTooManyRequests, "rate_limited", ge.Code, ge.Error(), true)
+	default:
+		writeError(w, r, http.StatusGatewayTimeout, "gateway_error", ge.Code, ge.Error(), true)
+	}
+}
+
+// loseResponse closes the connection without answering, as when a gateway
+// charges and then its response never arrives.
+func loseResponse(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		// HTTP/2 or a wrapped writer: abort the response instead.
+		panic(http.ErrAbortHandler)
+	}
+	conn.Close()
+}
+
+func writeError(w http.ResponseWriter, r *http.Request, status int, typ, code, msg string, retryable bool) {
+	id := r.Header.Get("X-Request-Id")
+	if id == "" {
+		id = "sbx_req_" + strconv.FormatInt(requestSeq.Add(1), 10)
+	}
+	writeJSON(w, status, errorBody{RequestID: id, ErrorType: typ, ErrorCodes: []string{code}, Message: msg, Retryable: retryable})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
