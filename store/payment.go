@@ -393,3 +393,31 @@ func (s *Store) Apply(ctx context.Context, c Change) (int, error) {
 	})
 	return seq, err
 }
+
+// PaymentState is a payment's status and when it entered it.
+type PaymentState struct {
+	Status payment.Status
+	Since  time.Time // created_at of the audit row that moved it into Status
+}
+
+// PaymentStates reads the status of many payments at once (any tenant), for
+// load drivers and checkers.
+func (s *Store) PaymentStates(ctx context.Context, ids []string) (map[string]PaymentState, error) {
+	var rows []struct {
+		ID     string    `db:"id"`
+		Status string    `db:"status"`
+		Since  time.Time `db:"since"`
+	}
+	err := sqlx.SelectContext(ctx, s.q, &rows, `
+		SELECT p.id, p.status, COALESCE((SELECT max(e.created_at) FROM payment_events e
+			WHERE e.payment_id = p.id AND e.to_status = p.status), p.updated_at) AS since
+		FROM payments p WHERE p.id = ANY($1)`, pq.Array(ids))
+	if err != nil {
+		return nil, translate(fmt.Errorf("payment states: %w", err))
+	}
+	out := make(map[string]PaymentState, len(rows))
+	for _, r := range rows {
+		out[r.ID] = PaymentState{Status: payment.Status(r.Status), Since: r.Since.UTC()}
+	}
+	return out, nil
+}

@@ -66,3 +66,13 @@ func (s *Store) ClaimDue(ctx context.Context, dueBefore, rearmBefore time.Time, 
 	}
 	return out, nil
 }
+
+// OverdueCount counts payments and refunds whose next step was due before
+// `before`: the "stuck payments" figure operators alert on.
+func (s *Store) OverdueCount(ctx context.Context, before time.Time) (int, error) {
+	var n int
+	err := s.q.QueryRowxContext(ctx, `SELECT
+		(SELECT count(*) FROM payments WHERE next_step IS NOT NULL AND next_step_at < $1) +
+		(SELECT count(*) FROM refunds WHERE next_at IS NOT NULL AND next_at < $1)`, before.UTC()).Scan(&n)
+	return n, translate(err)
+}

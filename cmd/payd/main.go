@@ -37,6 +37,7 @@ commands:
   keys create --tenant NAME
              create a tenant (if new) and an API key; the key is the last line of stdout
   sandbox    the sandbox gateway as its own HTTP server (PAYD_SANDBOX_ADDR)
+  bench      load driver: -addr URL -key SECRET, or --spawn (payd in-process); bench -h for flags
 `
 
 var errUsage = errors.New("see usage")
@@ -57,6 +58,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return runKeys(ctx, cfg, args[2:], stdout)
 	case "sandbox":
 		return runSandbox(ctx, cfg, stdout)
+	case "bench":
+		return runBench(ctx, cfg, args[2:], stdout)
 	case "all":
 		if err := store.Migrate(ctx, cfg.DatabaseURL); err != nil {
 			return err

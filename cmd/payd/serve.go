@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -51,6 +52,9 @@ type deps struct {
 	sandbox *sandbox.Sandbox // in-process sandbox, when PAYD_SANDBOX_URL is empty
 	reg     *prometheus.Registry
 	metrics *metrics.Metrics
+	// intakeLn, when set, is the listener intake serves on instead of
+	// listening on cfg.Addr itself (payd bench --spawn binds a free port).
+	intakeLn net.Listener
 }
 
 func newLogger(cfg config, w io.Writer) *slog.Logger {
@@ -125,6 +129,11 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, roles ...role) err
 		return err
 	}
 	defer d.close()
+	return d.serve(ctx, roles...)
+}
+
+// serve runs the given roles on built deps until ctx ends; the caller closes d.
+func (d *deps) serve(ctx context.Context, roles ...role) error {
 	g, ctx := errgroup.WithContext(ctx)
 	for _, r := range roles {
 		switch r {
@@ -134,25 +143,34 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, roles ...role) err
 			g.Go(func() error { return d.runWorker(ctx) })
 		case roleScheduler:
 			g.Go(func() error { return d.runScheduler(ctx) })
-		case roleMonitor:
-			g.Go(func() error { return d.runMonitor(ctx) })
 		}
 	}
-	d.log.Info("payd started", "roles", fmt.Sprint(roles), "addr", cfg.Addr, "in_process_sandbox", d.sandbox != nil)
-	err = g.Wait()
+	monitor := slices.Contains(roles, roleMonitor)
+	if d.cfg.AdminPassword != "" {
+		g.Go(func() error { return d.runAdmin(ctx, monitor) })
+	} else if monitor {
+		d.log.Warn("PAYD_ADMIN_PASSWORD is empty: the admin port (/metrics, /monitor) is not served")
+	}
+	d.log.Info("payd started", "roles", fmt.Sprint(roles), "addr", d.cfg.Addr, "in_process_sandbox", d.sandbox != nil)
+	err := g.Wait()
 	d.log.Info("payd stopped")
 	return err
 }
 
 // listenAndServe runs an HTTP server until ctx ends, then drains it.
 func (d *deps) listenAndServe(ctx context.Context, name, addr string, h http.Handler) error {
-	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
-		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
-		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("%s listen: %w", name, err)
 	}
+	return d.serveHTTP(ctx, name, ln, h)
+}
+
+// serveHTTP runs an HTTP server on ln until ctx ends, then drains it.
+func (d *deps) serveHTTP(ctx context.Context, name string, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
 	d.log.Info("listening", "server", name, "addr", ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -181,12 +199,21 @@ func (d *deps) runIntake(ctx context.Context) error {
 		mux.Handle("/", api)
 		h = mux
 	}
+	if d.intakeLn != nil {
+		return d.serveHTTP(ctx, "intake", d.intakeLn, h)
+	}
 	return d.listenAndServe(ctx, "intake", d.cfg.Addr, h)
 }
 
 func (d *deps) runWorker(ctx context.Context) error {
 	p := d.processor()
-	srv := asynq.NewServerFromRedisClient(d.rdb, asynq.Config{
+	// asynq's server and scheduler get connections of their own: built from
+	// a shared client they complain at shutdown that they cannot close it.
+	opt, err := d.redisOpt()
+	if err != nil {
+		return err
+	}
+	srv := asynq.NewServer(opt, asynq.Config{
 		Concurrency: d.cfg.WorkerConcurrency, Queues: jobs.Queues,
 		RetryDelayFunc: processor.RetryDelay, IsFailure: processor.IsFailure,
 		TaskCheckInterval: d.cfg.TaskCheck, DelayedTaskCheckInterval: d.cfg.DelayedTaskCheck,
@@ -211,7 +238,11 @@ func (d *deps) runWorker(ctx context.Context) error {
 }
 
 func (d *deps) runScheduler(ctx context.Context) error {
-	s := asynq.NewSchedulerFromRedisClient(d.rdb, &asynq.SchedulerOpts{LogLevel: asynq.WarnLevel})
+	opt, err := d.redisOpt()
+	if err != nil {
+		return err
+	}
+	s := asynq.NewScheduler(opt, &asynq.SchedulerOpts{LogLevel: asynq.WarnLevel})
 	t, err := jobs.NewSweepTask()
 	if err != nil {
 		return err
@@ -227,29 +258,41 @@ func (d *deps) runScheduler(ctx context.Context) error {
 	return nil
 }
 
-// runMonitor serves /metrics and the asynq monitor (read-only, payloads
-// redacted) behind basic auth on the admin port. Without a password the admin
-// port stays closed.
-func (d *deps) runMonitor(ctx context.Context) error {
-	if d.cfg.AdminPassword == "" {
-		d.log.Warn("PAYD_ADMIN_PASSWORD is empty: the admin port (/metrics, /monitor) is not served")
-		<-ctx.Done()
-		return nil
-	}
+// runAdmin serves /metrics of this process behind basic auth on the admin
+// port; with the monitor role it adds the asynq monitor at /monitor
+// (read-only, payloads redacted) and the queue and overdue-step gauges.
+func (d *deps) runAdmin(ctx context.Context, monitor bool) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
-	mon := asynqmon.New(asynqmon.Options{RootPath: "/monitor", RedisConnOpt: redisConnOpt{d.rdb}, ReadOnly: true,
-		PayloadFormatter: asynqmon.PayloadFormatterFunc(func(string, []byte) string { return "(redacted)" }),
-		ResultFormatter:  asynqmon.ResultFormatterFunc(func(string, []byte) string { return "(redacted)" })})
-	defer mon.Close()
-	mux.Handle("/monitor/", mon)
+	if monitor {
+		opt, err := d.redisOpt()
+		if err != nil {
+			return err
+		}
+		insp := asynq.NewInspector(opt)
+		defer insp.Close()
+		d.reg.MustRegister(newQueueCollector(insp, d.store))
+		// asynqmon gets its own Redis connection: its Close closes it.
+		mon := asynqmon.New(asynqmon.Options{RootPath: "/monitor", RedisConnOpt: opt, ReadOnly: true,
+			PayloadFormatter: asynqmon.PayloadFormatterFunc(func(string, []byte) string { return "(redacted)" }),
+			ResultFormatter:  asynqmon.ResultFormatterFunc(func(string, []byte) string { return "(redacted)" })})
+		defer mon.Close()
+		mux.Handle("/monitor/", mon)
+	}
 	return d.listenAndServe(ctx, "admin", d.cfg.AdminAddr, basicAuth(d.cfg.AdminPassword, mux))
 }
 
-// redisConnOpt hands asynqmon the process's existing Redis client.
-type redisConnOpt struct{ c redis.UniversalClient }
-
-func (o redisConnOpt) MakeRedisClient() interface{} { return o.c }
+func (d *deps) redisOpt() (asynq.RedisConnOpt, error) {
+	opt, err := asynq.ParseRedisURI(d.cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	if c, ok := opt.(asynq.RedisClientOpt); ok {
+		c.PoolSize = d.cfg.WorkerConcurrency + 8
+		return c, nil
+	}
+	return opt, nil
+}
 
 func basicAuth(password string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/payd/payd/jobs"
+	"github.com/payd/payd/store"
+)
+
+// queueCollector exports queue sizes and latency (read from Redis through
+// asynq's Inspector) and the count of overdue payment steps (from Postgres)
+// at scrape time. Register it in one process only (the monitor role): every
+// scrape reads Redis and Postgres.
+type queueCollector struct {
+	insp    *asynq.Inspector
+	store   *store.Store
+	tasks   *prometheus.Desc
+	latency *prometheus.Desc
+	overdue *prometheus.Desc
+	up      *prometheus.Desc
+}
+
+func newQueueCollector(insp *asynq.Inspector, st *store.Store) *queueCollector {
+	return &queueCollector{insp: insp, store: st,
+		tasks: prometheus.NewDesc("payd_queue_tasks", "Tasks in each asynq queue by state.", []string{"queue", "state"}, nil),
+		latency: prometheus.NewDesc("payd_queue_latency_seconds",
+			"Age of the oldest pending task in each queue.", []string{"queue"}, nil),
+		overdue: prometheus.NewDesc("payd_payments_overdue",
+			"Payments and refunds whose next step is overdue by more than a minute.", nil, nil),
+		up: prometheus.NewDesc("payd_monitor_source_up", "Whether the monitor could read a source (redis, postgres).", []string{"source"}, nil),
+	}
+}
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.tasks
+	ch <- c.latency
+	ch <- c.overdue
+	ch <- c.up
+}
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	redisUp := 1.0
+	existing := map[string]bool{}
+	if qs, err := c.insp.Queues(); err != nil {
+		redisUp = 0
+	} else {
+		for _, q := range qs {
+			existing[q] = true
+		}
+	}
+	for q := range jobs.Queues {
+		info := &asynq.QueueInfo{} // a queue that never held a task does not exist yet: all zero
+		if existing[q] {
+			if got, err := c.insp.GetQueueInfo(q); err == nil {
+				info = got
+			} else {
+				redisUp = 0
+			}
+		}
+		for state, n := range map[string]int{"pending": info.Pending, "active": info.Active, "scheduled": info.Scheduled,
+			"retry": info.Retry, "archived": info.Archived, "completed": info.Completed} {
+			ch <- prometheus.MustNewConstMetric(c.tasks, prometheus.GaugeValue, float64(n), q, state)
+		}
+		ch <- prometheus.MustNewConstMetric(c.latency, prometheus.GaugeValue, info.Latency.Seconds(), q)
+	}
+	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, redisUp, "redis")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	pgUp := 1.0
+	n, err := c.store.OverdueCount(ctx, c.store.Now().Add(-time.Minute))
+	if err != nil {
+		pgUp = 0
+	}
+	ch <- prometheus.MustNewConstMetric(c.overdue, prometheus.GaugeValue, float64(n))
+	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, pgUp, "postgres")
+}

@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# scripts/demo.sh — `make demo`: payd end to end on private PostgreSQL + Redis.
+#
+# Builds bin/payd, starts private services (scripts/services.sh, name "demo"),
+# runs `payd all` with second-scale sandbox and retry timings, posts one
+# payment per sandbox scenario through the public API, waits until each is
+# final, prints what the API and the sandbox ledger say, compares each with
+# its expected outcome (PASS/FAIL), and stops everything. The exit code is
+# non-zero if any scenario fails. Needs bash, Go, python3 and curl (curl is
+# installed from Debian packages if missing, like the services).
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO_ROOT"
+
+NAME=demo
+unset PAYD_RUN_DIR PAYD_RUN_NAME || true # the instance lives in .run/demo
+RUN_DIR="$REPO_ROOT/.run/$NAME"
+TIMEOUT=60 # seconds for every payment to reach its final state
+
+log() { printf 'demo: %s\n' "$*" >&2; }
+die() {
+	log "error: $*"
+	exit 1
+}
+
+for tool in go python3; do
+	command -v "$tool" >/dev/null 2>&1 || die "$tool is required"
+done
+if ! command -v curl >/dev/null 2>&1; then
+	log "curl missing; installing it from Debian packages"
+	sudo=()
+	[[ "$(id -u)" -eq 0 ]] || sudo=(sudo -n)
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 </dev/null
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends curl ca-certificates >&2 </dev/null
+fi
+
+# ---------------------------------------------------------------- lifecycle
+
+PAYD_PID=""
+WORK=""
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM HUP
+	if [[ -n "$PAYD_PID" ]] && kill -0 "$PAYD_PID" 2>/dev/null; then
+		kill -TERM "$PAYD_PID" 2>/dev/null || true
+		for _ in $(seq 1 100); do
+			kill -0 "$PAYD_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$PAYD_PID" 2>/dev/null || true
+		wait "$PAYD_PID" 2>/dev/null || true
+	fi
+	if [[ $rc -ne 0 && -s "$RUN_DIR/payd.log" ]]; then
+		cp "$RUN_DIR/payd.log" "$REPO_ROOT/.run/demo-payd.log" 2>/dev/null || true
+		log "--- tail of payd.log (kept in .run/demo-payd.log)"
+		tail -20 "$RUN_DIR/payd.log" >&2 || true
+	fi
+	[[ -n "$WORK" ]] && rm -rf -- "$WORK"
+	bash "$REPO_ROOT/scripts/services.sh" down "$NAME" 2>/dev/null || log "could not stop the demo services"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+log "building bin/payd"
+go build -o bin/payd ./cmd/payd
+
+log "starting private PostgreSQL and Redis ($RUN_DIR)"
+ENV_FILE="$(bash scripts/services.sh up "$NAME")"
+# shellcheck disable=SC1090
+source "$ENV_FILE"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/payd-demo.XXXXXX")"
+
+read -r PORT ADMIN_PORT < <(python3 -c '
+import socket
+a, b = socket.socket(), socket.socket()
+a.bind(("127.0.0.1", 0)); b.bind(("127.0.0.1", 0))
+print(a.getsockname()[1], b.getsockname()[1])')
+export PAYD_ADDR="127.0.0.1:$PORT"
+export PAYD_ADMIN_ADDR="127.0.0.1:$ADMIN_PORT"
+export PAYD_ADMIN_PASSWORD
+PAYD_ADMIN_PASSWORD="$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')"
+export PAYD_SANDBOX_SETTLE_DELAY=2s PAYD_SANDBOX_RETURN_DELAY=2s PAYD_RETRY_UNIT=100ms
+export PAYD_SETTLE_POLL=500ms PAYD_RETURN_WINDOW=6s PAYD_SHUTDOWN_TIMEOUT=5s
+unset PAYD_SANDBOX_URL || true # the in-process sandbox, whose ledger payd all serves at /sandbox/ledger
+BASE="http://$PAYD_ADDR"
+
+bin/payd migrate
+KEY="$(bin/payd keys create --tenant demo | tail -n 1)"
+[[ "$KEY" == sk_* ]] || die "keys create did not print a key"
+
+log "starting payd all on $PAYD_ADDR (admin $PAYD_ADMIN_ADDR), log in $RUN_DIR/payd.log"
+bin/payd all >"$RUN_DIR/payd.log" 2>&1 &
+PAYD_PID=$!
+for i in $(seq 1 200); do
+	kill -0 "$PAYD_PID" 2>/dev/null || die "payd exited during start-up"
+	curl -fsS -o /dev/null "$BASE/readyz" 2>/dev/null && break
+	((i < 200)) || die "payd not ready after 20 s"
+	sleep 0.1
+done
+
+# ---------------------------------------------------------------- payments
+
+# scenario | payment_method_type | payment_method_id | process_payment | expected canonical status
+SCENARIOS=(
+	"card visa|CARD|pm_card_visa|true|SUCCEEDED"
+	"card declined|CARD|pm_card_declined|true|FAILED"
+	"card flaky|CARD|pm_card_flaky|true|SUCCEEDED"
+	"card timeout after charge|CARD|pm_card_timeout_after_charge|true|SUCCEEDED"
+	"ACH settles|ACH|ba_123456789|true|SUCCEEDED"
+	"ACH returned R01|ACH|ba_10001|true|RETURNED"
+	"offline, process_payment=false|OFFLINE||false|SUCCEEDED"
+)
+RUN_ID="$(python3 -c 'import secrets; print(secrets.token_hex(4))')"
+
+api() { # METHOD PATH [BODY_FILE] [IDEMPOTENCY_KEY] → body on stdout; fails on a non-2xx
+	local args=(-sS --max-time 10 -w '\n%{http_code}' -X "$1" -H "x-api-key: $KEY") out
+	[[ -n "${3:-}" ]] && args+=(-H 'Content-Type: application/json' --data-binary "@$3")
+	[[ -n "${4:-}" ]] && args+=(-H "Idempotency-Key: $4")
+	out="$(curl "${args[@]}" "$BASE$2")" || return 1
+	printf '%s\n' "${out%$'\n'*}"
+	[[ "${out##*$'\n'}" == 2?? ]]
+}
+
+IDS=()
+for i in "${!SCENARIOS[@]}"; do
+	IFS='|' read -r name method pm process _ <<<"${SCENARIOS[$i]}"
+	python3 - "$method" "$pm" "$process" "demo-inv-$RUN_ID-$i" >"$WORK/req.$i.json" <<'EOF'
+import json, sys
+method, pm, process, inv = sys.argv[1:]
+body = {"amount": "12.50", "currency": "USD", "destination_id": inv, "destination_type": "INVOICE",
+        "payment_method_type": method, "process_payment": process == "true"}
+if pm:
+    body["payment_method_id"] = pm
+print(json.dumps(body))
+EOF
+	api POST /v1/payments "$WORK/req.$i.json" "demo-$RUN_ID-$i" >"$WORK/created.$i.json" ||
+		die "POST /v1/payments ($name) failed: $(cat "$WORK/created.$i.json")"
+	id="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/created.$i.json")"
+	IDS+=("$id")
+	log "posted $name: $id"
+done
+
+# A payment is final when it reached its expected status, or a status it
+# cannot leave on its own (so a wrong outcome does not wait for the timeout).
+all_final() {
+	python3 - "$WORK" "${#IDS[@]}" "${SCENARIOS[@]}" <<'EOF'
+import json, sys
+work, n, scen = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+absorbing = {"FAILED", "CANCELED", "RETURNED", "REFUNDED", "REQUIRES_REVIEW"}
+for i in range(n):
+    want = scen[i].split("|")[4]
+    try:
+        got = json.load(open(f"{work}/timeline.{i}.json"))["status"]
+    except Exception:
+        sys.exit(1)
+    if got != want and got not in absorbing:
+        sys.exit(1)
+EOF
+}
+
+log "waiting up to ${TIMEOUT}s for every payment to be final"
+deadline=$((SECONDS + TIMEOUT))
+while :; do
+	for i in "${!IDS[@]}"; do
+		api GET "/v1/payments/${IDS[$i]}" >"$WORK/payment.$i.json" || true
+		api GET "/v1/payments/${IDS[$i]}/timeline" >"$WORK/timeline.$i.json" || true
+	done
+	all_final && break
+	if ((SECONDS >= deadline)); then
+		log "not every payment is final after ${TIMEOUT}s; reporting what there is"
+		break
+	fi
+	sleep 0.5
+done
+
+curl -sS --max-time 10 "$BASE/sandbox/ledger" >"$WORK/ledger.json" || echo '{"charges": []}' >"$WORK/ledger.json"
+# Inquiries are counted on the attempt rows; the API shows their effect, the
+# database their number.
+for i in "${!IDS[@]}"; do
+	"$PAYD_PG_BIN/psql" -X -q -At -h 127.0.0.1 -p "$PAYD_PG_PORT" -U postgres -d payd -v ON_ERROR_STOP=1 \
+		-c "SELECT COALESCE(sum(inquiry_count), 0) FROM payment_attempts WHERE payment_id = '${IDS[$i]}'" \
+		</dev/null >"$WORK/inquiries.$i" 2>/dev/null || echo "?" >"$WORK/inquiries.$i"
+done
+
+# ---------------------------------------------------------------- report
+
+python3 - "$WORK" "${#IDS[@]}" "${SCENARIOS[@]}" <<'EOF'
+import json, sys
+work, n, scen = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+
+def load(name):
+    try:
+        return json.load(open(f"{work}/{name}"))
+    except Exception:
+        return {}
+
+charges = load("ledger.json").get("charges", [])
+rows, failed = [], 0
+for i in range(n):
+    name, method, pm, process, want = scen[i].split("|")
+    p, t = load(f"payment.{i}.json"), load(f"timeline.{i}.json")
+    pid = p.get("id") or load(f"created.{i}.json").get("id", "?")
+    atts = p.get("attempts") or []
+    canon = t.get("status", "?")
+    seed = p.get("payment_status", "?")
+    reasons = [e.get("reason", "") for e in t.get("events", [])]
+    ncharges = sum(1 for c in charges if c.get("payment_id") == pid)
+    inquiries = open(f"{work}/inquiries.{i}").read().strip() or "0"
+    codes = [a.get("error_code") or "" for a in atts]
+    notes, ok = [], canon == want
+    if pm == "pm_card_declined":
+        ok = ok and "card_declined" in codes
+    if pm == "pm_card_flaky":
+        ok = ok and len(atts) == 3 and [a["status"] for a in atts] == ["FAILED", "FAILED", "SUCCEEDED"]
+        notes.append(f"attempt codes {','.join(c or '-' for c in codes)}")
+    if pm == "pm_card_timeout_after_charge":
+        found = [r for r in reasons if "found by inquiry" in r]
+        ok = ok and ncharges == 1
+        notes.append(f"inquiries {inquiries}; sandbox charges {ncharges}; reason \"{found[-1] if found else '-'}\"")
+    elif method in ("CARD", "ACH"):
+        notes.append(f"sandbox charges {ncharges}")
+    if pm == "ba_10001":
+        notes.append("return " + (next((r for r in reasons if "returned" in r), "-")))
+    if process == "false":
+        ok = ok and len(atts) == 0
+        notes.append(f"no gateway call (charges {ncharges})")
+    failed += not ok
+    rows.append([name, pid, seed, canon, str(len(atts)), ",".join(a.get("status", "?") for a in atts) or "-",
+                 p.get("error_message") or "-", "; ".join(notes) or "-", "PASS" if ok else f"FAIL (want {want})"])
+
+head = ["scenario", "payment id", "seed status", "canonical", "attempts", "attempt statuses", "error_message", "notes", "result"]
+w = [max(len(r[k]) for r in rows + [head]) for k in range(len(head))]
+line = lambda r: "  ".join(c.ljust(w[k]) for k, c in enumerate(r)).rstrip()
+print(line(head))
+print(line(["-" * x for x in w]))
+for r in rows:
+    print(line(r))
+print()
+print(f"sandbox ledger: {len(charges)} charges in all, double charged: {load('ledger.json').get('double_charged', '?')}")
+print(f"{n - failed}/{n} scenarios PASS" + ("" if failed == 0 else f", {failed} FAIL"))
+sys.exit(1 if failed else 0)
+EOF
