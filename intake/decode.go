@@ -8,7 +8,9 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -49,7 +51,7 @@ func decode(body []byte, v any) error {
 	if !utf8.Valid(body) {
 		return errf(http.StatusBadRequest, typeInvalidRequest, "body_invalid_utf8", "the body is not valid UTF-8")
 	}
-	if err := scan(body); err != nil {
+	if err := scan(body, reflect.TypeOf(v)); err != nil {
 		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -84,15 +86,20 @@ func fieldCode(path string) string {
 
 // scan walks the token stream once: the body must be one JSON object with
 // no duplicate keys at any level, no NUL characters in any string, and
-// bounded nesting.
-func scan(body []byte) error {
+// bounded nesting. It also follows the Go type the body decodes into, and
+// refuses a member of a struct whose name is not exactly a field's JSON
+// name: encoding/json matches names case-insensitively, so {"amount":"1",
+// "Amount":"999"} would otherwise pass the duplicate check and decode as 999.
+func scan(body []byte, typ reflect.Type) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	malformed := errf(http.StatusBadRequest, typeInvalidRequest, "body_malformed", "the body is not valid JSON")
 	type frame struct {
 		object bool
 		keys   map[string]bool
-		key    bool // next string token in this object is a key
+		key    bool         // next string token in this object is a key
+		typ    reflect.Type // what this container decodes into; nil: not checked
+		next   reflect.Type // what the next value in it decodes into
 	}
 	var stack []*frame
 	first := true
@@ -127,7 +134,15 @@ func scan(body []byte) error {
 				if len(stack) >= maxDepth {
 					return errf(http.StatusBadRequest, typeInvalidRequest, "body_too_deep", "the body nests too deeply")
 				}
-				stack = append(stack, &frame{object: t == '{', keys: map[string]bool{}, key: t == '{'})
+				ct := typ
+				if top != nil {
+					ct = top.next
+				}
+				f := &frame{object: t == '{', keys: map[string]bool{}, key: t == '{', typ: checked(ct)}
+				if !f.object && f.typ != nil && (f.typ.Kind() == reflect.Slice || f.typ.Kind() == reflect.Array) {
+					f.next = f.typ.Elem()
+				}
+				stack = append(stack, f)
 			default:
 				stack = stack[:len(stack)-1]
 			}
@@ -143,6 +158,19 @@ func scan(body []byte) error {
 				}
 				top.keys[t] = true
 				top.key = false
+				top.next = nil
+				if top.typ != nil {
+					switch top.typ.Kind() {
+					case reflect.Map:
+						top.next = top.typ.Elem()
+					case reflect.Struct:
+						ft, ok := jsonFields(top.typ)[t]
+						if !ok {
+							return validation(map[string]string{truncate(t, 100): "unknown_field"})
+						}
+						top.next = ft
+					}
+				}
 				continue
 			}
 		}
@@ -154,6 +182,69 @@ func scan(body []byte) error {
 		return malformed
 	}
 	return nil
+}
+
+// checked returns the type whose member names scan checks (a struct, or a
+// map or slice whose elements may hold structs), with pointers removed; nil
+// for anything decoded another way (interfaces, custom unmarshalers).
+func checked(t reflect.Type) reflect.Type {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || reflect.PointerTo(t).Implements(unmarshalerType) {
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map, reflect.Slice, reflect.Array:
+		return t
+	}
+	return nil
+}
+
+var (
+	unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+	fieldCache      sync.Map // reflect.Type → map[string]reflect.Type
+)
+
+// jsonFields lists a struct's JSON member names, exactly as encoding/json
+// writes them, with the type each decodes into.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	if m, ok := fieldCache.Load(t); ok {
+		return m.(map[string]reflect.Type)
+	}
+	m := map[string]reflect.Type{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case name == "-":
+			continue
+		case f.Anonymous && name == "":
+			ft := f.Type
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				for k, v := range jsonFields(ft) {
+					if _, dup := m[k]; !dup {
+						m[k] = v
+					}
+				}
+				continue
+			}
+			if !f.IsExported() {
+				continue
+			}
+		case !f.IsExported():
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		m[name] = f.Type
+	}
+	fieldCache.Store(t, m)
+	return m
 }
 
 func quoteShort(s string) string {

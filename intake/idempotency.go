@@ -53,16 +53,25 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, route string
 		resp any
 		body []byte
 	)
-	err := s.store.InTx(ctx, func(tx *store.Store) error {
+	txCtx := ctx
+	if key != "" {
+		// The key is ours only for its lease: after that a retry may take it
+		// over and run the request again. Give up (roll back) well before
+		// then, so a stalled request and its retry can never both commit.
+		var cancel context.CancelFunc
+		txCtx, cancel = context.WithTimeout(ctx, s.cfg.IdempotencyLease/2)
+		defer cancel()
+	}
+	err := s.store.InTx(txCtx, func(tx *store.Store) error {
 		var err error
-		if code, resp, err = fn(ctx, tx); err != nil {
+		if code, resp, err = fn(txCtx, tx); err != nil {
 			return err
 		}
 		if body, err = json.Marshal(resp); err != nil {
 			return err
 		}
 		if key != "" {
-			return tx.CompleteIdempotent(ctx, k, code, body)
+			return tx.CompleteIdempotent(txCtx, k, code, body)
 		}
 		return nil
 	})

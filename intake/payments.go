@@ -360,10 +360,15 @@ func (s *Server) handleListPayments(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if after != "" {
-		ok, err := s.store.PaymentExists(r.Context(), p.TenantID, after)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
+		// An id no payment can have (NUL, invalid UTF-8) never reaches
+		// Postgres, which would refuse it as text.
+		ok := validID(after)
+		if ok {
+			var err error
+			if ok, err = s.store.PaymentExists(r.Context(), p.TenantID, after); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
 		}
 		if !ok {
 			s.writeError(w, r, validation(map[string]string{"starting_after": "starting_after_not_found"}))
@@ -459,6 +464,7 @@ type attemptResponse struct {
 	FailureClass  *string           `json:"failure_class"`
 	ErrorCode     *string           `json:"error_code"`
 	ErrorMessage  *string           `json:"error_message"`
+	Inquiries     int               `json:"inquiries"`
 	Metadata      map[string]string `json:"metadata"`
 	CreatedAt     string            `json:"created_at"`
 	CreatedBy     string            `json:"created_by"`
@@ -515,7 +521,7 @@ func toPayment001(p payment.Payment) paymentResponse {
 func toAttempt(a payment.Attempt) attemptResponse {
 	return attemptResponse{ID: a.ID, AttemptNumber: a.Number, PaymentID: a.PaymentID, TenantID: a.TenantID,
 		Status: string(a.Status), FailureClass: strp(string(a.FailureClass)), ErrorCode: strp(a.ErrorCode),
-		ErrorMessage: strp(a.ErrorMessage), Metadata: map[string]string{}, CreatedAt: ts(a.StartedAt),
+		ErrorMessage: strp(a.ErrorMessage), Inquiries: a.InquiryCount, Metadata: map[string]string{}, CreatedAt: ts(a.StartedAt),
 		CreatedBy: a.CreatedBy, UpdatedAt: ts(a.UpdatedAt), UpdatedBy: a.CreatedBy}
 }
 

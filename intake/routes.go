@@ -1,12 +1,18 @@
 package intake
 
-import "net/http"
+import (
+	"net/http"
+	"strings"
+)
 
 // routes lists every route of the public API.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	handle := func(pattern string, h http.HandlerFunc, auth bool) {
 		var hh http.Handler = h
+		if strings.Contains(pattern, "{id}") {
+			hh = s.checkID(hh)
+		}
 		if auth {
 			hh = s.authenticate(hh)
 		}
@@ -30,4 +36,31 @@ func (s *Server) routes() http.Handler {
 
 func (s *Server) handleNoRoute(w http.ResponseWriter, r *http.Request) {
 	s.writeError(w, r, errf(http.StatusNotFound, typeNotFound, "route_not_found", "no such route: "+r.Method+" "+truncate(r.URL.Path, 100)))
+}
+
+// checkID answers 404 for a path id that no object can have, before any
+// query: Postgres refuses NUL and invalid UTF-8 in text parameters, and that
+// driver error must not become a 500.
+func (s *Server) checkID(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !validID(r.PathValue("id")) {
+			s.writeError(w, r, errNotFound)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// validID reports whether s could be an object id: 1 to 100 printable ASCII
+// characters (ids are a type prefix and hex).
+func validID(s string) bool {
+	if len(s) == 0 || len(s) > 100 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
