@@ -100,6 +100,8 @@ func asAPIError(err error) *apiError {
 		return ae
 	case errors.Is(err, payment.ErrNotFound):
 		return errNotFound
+	case errors.Is(err, store.ErrIdemLost):
+		return errInFlight
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return errUnavailable
 	case errors.Is(err, payment.ErrInvalidState):

@@ -21,7 +21,10 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, route string
 	fn func(context.Context, *store.Store) (int, any, error), after func(context.Context, any)) {
 	ctx := r.Context()
 	key := r.Header.Get("Idempotency-Key")
-	var k store.IdemKey
+	var (
+		k     store.IdemKey
+		owner string
+	)
 	if key != "" {
 		if !validIdemKey(key) {
 			s.writeError(w, r, errf(http.StatusBadRequest, typeInvalidRequest, "idempotency_key_invalid",
@@ -47,6 +50,7 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, route string
 			writeRaw(w, rec.Code, rec.Body)
 			return
 		}
+		owner = rec.Owner
 	}
 	var (
 		code int
@@ -71,14 +75,14 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, route string
 			return err
 		}
 		if key != "" {
-			return tx.CompleteIdempotent(txCtx, k, code, body)
+			return tx.CompleteIdempotent(txCtx, k, owner, code, body)
 		}
 		return nil
 	})
 	if err != nil {
 		if key != "" {
 			// Nothing was recorded: free the key so the client's retry runs.
-			if rerr := s.store.ReleaseIdempotent(context.WithoutCancel(ctx), k); rerr != nil {
+			if rerr := s.store.ReleaseIdempotent(context.WithoutCancel(ctx), k, owner); rerr != nil {
 				s.log.WarnContext(ctx, "release idempotency key", "err", rerr)
 			}
 		}

@@ -48,11 +48,17 @@ func (p *Processor) refund(ctx context.Context, t *asynq.Task) error {
 		}
 	}
 	err = p.Store.InTx(ctx, func(tx *store.Store) error {
+		// Decide from the locked row: concurrent refunds of one payment
+		// serialize here, so the last one sees every earlier one.
+		cur, err := tx.LockPayment(ctx, pay.ID)
+		if err != nil {
+			return err
+		}
 		if res.Status != connector.StatusSucceeded {
 			if err := tx.FinishRefund(ctx, r.ID, r.StepSeq, payment.RefundFailed, res.Reference, nonEmpty(res.Message, res.Code)); err != nil {
 				return err
 			}
-			_, err := tx.Apply(ctx, store.Change{PaymentID: pay.ID, From: pay.Status, To: pay.Status, AnySeq: true,
+			_, err := tx.Apply(ctx, store.Change{PaymentID: pay.ID, From: cur.Status, To: cur.Status, AnySeq: true,
 				KeepSchedule: true, RefundReleased: r.Amount, Actor: actor})
 			return err
 		}
@@ -60,10 +66,10 @@ func (p *Processor) refund(ctx context.Context, t *asynq.Task) error {
 			return err
 		}
 		to := payment.StatusPartiallyRefunded
-		if pay.RefundedAmount+r.Amount == pay.Amount.Minor {
+		if cur.RefundedAmount+r.Amount == cur.Amount.Minor {
 			to = payment.StatusRefunded
 		}
-		_, err := tx.Apply(ctx, store.Change{PaymentID: pay.ID, From: pay.Status, To: to, AnySeq: true, KeepSchedule: true,
+		_, err = tx.Apply(ctx, store.Change{PaymentID: pay.ID, From: cur.Status, To: to, AnySeq: true, KeepSchedule: true,
 			Audit: true, RefundedDelta: r.Amount, Actor: actor,
 			Reason: fmt.Sprintf("refund %s of %s %s succeeded", r.ID, payment.FormatMajor(r.Amount, r.Currency), r.Currency)})
 		return err

@@ -24,6 +24,10 @@ type IdemRecord struct {
 	State IdemState
 	Code  int
 	Body  []byte
+	// Owner is the token of a request that got IdemNew: it must present it
+	// to complete or release the key, so that a request that lost the key
+	// (its lease ran out and a retry took over) cannot commit as well.
+	Owner string
 }
 
 // IdemKey scopes an Idempotency-Key.
@@ -44,22 +48,24 @@ func (s *Store) BeginIdempotent(ctx context.Context, k IdemKey, fingerprint []by
 	if ttl > 0 {
 		expires = now.Add(ttl)
 	}
+	owner := randomHex(12)
 	for try := 0; try < 3; try++ {
 		res, err := s.q.ExecContext(ctx, `
-			INSERT INTO idempotency_keys (tenant_id, route, key, fingerprint, state, locked_until, expires_at, created_at)
-			VALUES ($1,$2,$3,$4,'in_flight',$5,$6,$7)
+			INSERT INTO idempotency_keys (tenant_id, route, key, fingerprint, state, owner, locked_until, expires_at, created_at)
+			VALUES ($1,$2,$3,$4,'in_flight',$8,$5,$6,$7)
 			ON CONFLICT (tenant_id, route, key) DO UPDATE SET
 				fingerprint = EXCLUDED.fingerprint, state = 'in_flight', response_code = NULL, response_body = NULL,
-				locked_until = EXCLUDED.locked_until, expires_at = EXCLUDED.expires_at, created_at = EXCLUDED.created_at
+				owner = EXCLUDED.owner, locked_until = EXCLUDED.locked_until, expires_at = EXCLUDED.expires_at,
+				created_at = EXCLUDED.created_at
 			WHERE (idempotency_keys.expires_at IS NOT NULL AND idempotency_keys.expires_at < $7)
 			   OR (idempotency_keys.state = 'in_flight' AND idempotency_keys.locked_until < $7
 			       AND idempotency_keys.fingerprint = EXCLUDED.fingerprint)`,
-			k.TenantID, k.Route, k.Key, fingerprint, now.Add(lease), expires, now)
+			k.TenantID, k.Route, k.Key, fingerprint, now.Add(lease), expires, now, owner)
 		if err != nil {
 			return IdemRecord{}, translate(fmt.Errorf("begin idempotent request: %w", err))
 		}
 		if n, _ := res.RowsAffected(); n == 1 {
-			return IdemRecord{State: IdemNew}, nil
+			return IdemRecord{State: IdemNew, Owner: owner}, nil
 		}
 		var row struct {
 			Fingerprint []byte        `db:"fingerprint"`
@@ -87,19 +93,31 @@ func (s *Store) BeginIdempotent(ctx context.Context, k IdemKey, fingerprint []by
 	return IdemRecord{State: IdemInFlight}, nil
 }
 
+// ErrIdemLost means the request's lease on its key ran out and another
+// request took the key over: this one must not commit.
+var ErrIdemLost = errors.New("idempotency key taken over by a retry")
+
 // CompleteIdempotent stores the response of the request that owns the key.
 // Call it inside the transaction that records the request's effects, so the
-// effects and the stored response commit together.
-func (s *Store) CompleteIdempotent(ctx context.Context, k IdemKey, code int, body []byte) error {
-	_, err := s.q.ExecContext(ctx, `UPDATE idempotency_keys SET state = 'done', response_code = $4, response_body = $5
-		WHERE tenant_id = $1 AND route = $2 AND key = $3`, k.TenantID, k.Route, k.Key, code, body)
-	return translate(err)
+// effects and the stored response commit together. The row lock it takes
+// also makes a concurrent takeover wait for this transaction's outcome.
+func (s *Store) CompleteIdempotent(ctx context.Context, k IdemKey, owner string, code int, body []byte) error {
+	res, err := s.q.ExecContext(ctx, `UPDATE idempotency_keys SET state = 'done', response_code = $5, response_body = $6
+		WHERE tenant_id = $1 AND route = $2 AND key = $3 AND state = 'in_flight' AND owner = $4`,
+		k.TenantID, k.Route, k.Key, owner, code, body)
+	if err != nil {
+		return translate(err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrIdemLost
+	}
+	return nil
 }
 
 // ReleaseIdempotent forgets an in-flight key whose request failed without
 // effects (a 5xx or 503), so that the client may retry with the same key.
-func (s *Store) ReleaseIdempotent(ctx context.Context, k IdemKey) error {
-	_, err := s.q.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE tenant_id = $1 AND route = $2 AND key = $3 AND state = 'in_flight'`,
-		k.TenantID, k.Route, k.Key)
+func (s *Store) ReleaseIdempotent(ctx context.Context, k IdemKey, owner string) error {
+	_, err := s.q.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE tenant_id = $1 AND route = $2 AND key = $3
+		AND state = 'in_flight' AND owner = $4`, k.TenantID, k.Route, k.Key, owner)
 	return translate(err)
 }

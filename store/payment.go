@@ -421,3 +421,14 @@ func (s *Store) PaymentStates(ctx context.Context, ids []string) (map[string]Pay
 	}
 	return out, nil
 }
+
+// LockPayment loads a payment and locks its row until the transaction ends,
+// for decisions that depend on its current amounts (refunds).
+func (s *Store) LockPayment(ctx context.Context, id string) (payment.Payment, error) {
+	var r paymentRow
+	err := s.q.QueryRowxContext(ctx, `SELECT `+paymentColumns+paymentFrom+` WHERE p.id = $1 FOR UPDATE OF p`, id).StructScan(&r)
+	if err != nil {
+		return payment.Payment{}, translate(fmt.Errorf("lock payment %s: %w", id, err))
+	}
+	return r.toPayment(), nil
+}

@@ -211,6 +211,7 @@ func TestIdempotencyKeys(t *testing.T) {
 	if err != nil || rec.State != store.IdemNew {
 		t.Fatalf("first: %+v %v", rec, err)
 	}
+	stalled := rec.Owner
 	if rec, _ = st.BeginIdempotent(ctx, k, fp, time.Second, time.Hour); rec.State != store.IdemInFlight {
 		t.Fatalf("duplicate in flight: %+v", rec)
 	}
@@ -222,7 +223,14 @@ func TestIdempotencyKeys(t *testing.T) {
 	if rec, _ = st.BeginIdempotent(ctx, k, fp, time.Second, time.Hour); rec.State != store.IdemNew {
 		t.Fatalf("takeover after lease: %+v", rec)
 	}
-	if err := st.CompleteIdempotent(ctx, k, 201, []byte(`{"id":"x"}`)); err != nil {
+	// the stalled first request can no longer complete or release the key
+	if err := st.CompleteIdempotent(ctx, k, stalled, 201, []byte(`{"id":"stale"}`)); !errors.Is(err, store.ErrIdemLost) {
+		t.Fatalf("stalled owner completed: %v", err)
+	}
+	if err := st.ReleaseIdempotent(ctx, k, stalled); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CompleteIdempotent(ctx, k, rec.Owner, 201, []byte(`{"id":"x"}`)); err != nil {
 		t.Fatal(err)
 	}
 	rec, _ = st.BeginIdempotent(ctx, k, fp, time.Second, time.Hour)

@@ -149,6 +149,7 @@ CREATE TABLE idempotency_keys (
     state         text NOT NULL CHECK (state IN ('in_flight','done')),
     response_code integer,
     response_body bytea,
+    owner         text NOT NULL,          -- token of the request holding the key while in flight
     locked_until  timestamptz NOT NULL,
     expires_at    timestamptz,
     created_at    timestamptz NOT NULL,
