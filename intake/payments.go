@@ -252,6 +252,9 @@ func (s *Server) handleCreatePayment(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return 0, nil, err
 		}
+		if inv.Currency != v.Amount.Currency {
+			return 0, nil, validation(map[string]string{"currency": "currency_mismatch"})
+		}
 		pay, err := tx.InsertPayment(ctx, store.NewPayment{
 			TenantID: p.TenantID, Surface: surfacePayments, Amount: v.Amount, Method: v.Method,
 			PaymentMethodID: v.PaymentMethodID, DestinationType: "INVOICE", DestinationID: v.DestinationID,
@@ -261,6 +264,15 @@ func (s *Server) handleCreatePayment(w http.ResponseWriter, r *http.Request) {
 		var ce *store.ConflictError
 		if errors.As(err, &ce) && v.IdempotencyKey != "" {
 			return 0, nil, &businessKeyConflict{key: v.IdempotencyKey, fingerprint: fp}
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		// the whole amount applies to the invoice, reserved until the payment succeeds
+		err = tx.ApplyLines(ctx, pay.ID, []store.Line{{InvoiceID: inv.ID, AppliedAmount: v.Amount.Minor,
+			PaymentAmount: v.Amount.Minor, AppliedCurrency: v.Amount.Currency}}, false)
+		if errors.Is(err, payment.ErrInvoiceOverApplied) {
+			return 0, nil, validation(map[string]string{"amount": "invoice_over_applied"})
 		}
 		if err != nil {
 			return 0, nil, err

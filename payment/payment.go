@@ -190,6 +190,8 @@ const (
 	PrefixKey     = "key_"
 	PrefixInvoice = "inv_"
 	PrefixSession = "ps_"
+	PrefixUser    = "usr_"
+	PrefixLine    = "app_"
 	PrefixFlow    = "pf_"
 )
 
@@ -200,4 +202,9 @@ var (
 	ErrStale          = errors.New("stale: the row is no longer in the observed state")
 	ErrInvalidState   = errors.New("invalid state for this operation")
 	ErrRefundTooLarge = errors.New("refund exceeds the refundable amount")
+	// ErrInvoiceOverApplied: applying the amount would take an invoice past
+	// its amount due.
+	ErrInvoiceOverApplied = errors.New("invoice would be over-applied")
+	// ErrLinesExceedAmount: the lines apply more than the payment's amount.
+	ErrLinesExceedAmount = errors.New("applied amounts exceed the payment amount")
 )

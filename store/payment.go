@@ -385,6 +385,11 @@ func (s *Store) Apply(ctx context.Context, c Change) (int, error) {
 		if err != nil {
 			return translate(fmt.Errorf("apply %s→%s to %s: %w", c.From, c.To, c.PaymentID, err))
 		}
+		if c.From != c.To || c.RefundedDelta > 0 {
+			if err := tx.settleLines(ctx, c); err != nil {
+				return err
+			}
+		}
 		if c.From == c.To && !c.Audit {
 			return nil
 		}

@@ -40,7 +40,7 @@ type config struct {
 	SandboxURL         string        `env:"PAYD_SANDBOX_URL"`
 	SandboxAddr        string        `env:"PAYD_SANDBOX_ADDR" envDefault:":8090"`
 	SandboxPublicURL   string        `env:"PAYD_SANDBOX_PUBLIC_URL"`
-	SandboxSettleDelay time.Duration `env:"PAYD_SANDBOX_SETTLE_DELAY" envDefault:"30s"`
+	SandboxSettleDelay time.Duration `env:"PAYD_SANDBOX_SETTLE_DELAY"` // empty: each rail's real schedule
 	SandboxReturnDelay time.Duration `env:"PAYD_SANDBOX_RETURN_DELAY" envDefault:"30s"`
 	SandboxLatency     time.Duration `env:"PAYD_SANDBOX_LATENCY" envDefault:"0s"`
 	SandboxFaultRate   float64       `env:"PAYD_SANDBOX_FAULT_RATE" envDefault:"0"`

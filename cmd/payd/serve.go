@@ -94,8 +94,9 @@ func newSandbox(cfg config) *sandbox.Sandbox {
 	if public == "" {
 		public = "http://" + loopbackAddr(cfg.Addr) + "/sandbox"
 	}
-	return sandbox.New(sandbox.Config{SettleDelay: cfg.SandboxSettleDelay, ReturnDelay: cfg.SandboxReturnDelay,
-		Latency: cfg.SandboxLatency, FaultRate: cfg.SandboxFaultRate, Seed: cfg.SandboxSeed, PublicURL: public})
+	return sandbox.New(sandbox.Config{SettleDelay: cfg.SandboxSettleDelay, PerRail: cfg.SandboxSettleDelay == 0,
+		ReturnDelay: cfg.SandboxReturnDelay,
+		Latency:     cfg.SandboxLatency, FaultRate: cfg.SandboxFaultRate, Seed: cfg.SandboxSeed, PublicURL: public})
 }
 
 func loopbackAddr(addr string) string {

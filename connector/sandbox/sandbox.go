@@ -47,6 +47,10 @@ type Config struct {
 	// SettleDelay is the rail delay from SENT to settled. Zero means
 	// DefaultSettleDelay; a negative value settles at once.
 	SettleDelay time.Duration
+	// PerRail settles each rail on its real schedule
+	// (payment.ExpectedSettlement: ACH next business day, RTP seconds, …)
+	// instead of after SettleDelay.
+	PerRail bool
 	// ReturnDelay is the delay from settled to returned for 100XX accounts.
 	// Zero means DefaultReturnDelay; a negative value returns at settlement.
 	ReturnDelay time.Duration
@@ -245,6 +249,9 @@ func (s *Sandbox) submitBankLocked(req connector.ChargeRequest) connector.Result
 	rec := s.newRecordLocked(req)
 	rec.bank = true
 	rec.settleAt = s.now().Add(s.cfg.SettleDelay)
+	if s.cfg.PerRail {
+		rec.settleAt = payment.ExpectedSettlement(req.Method, s.now())
+	}
 	if len(account) == 5 && strings.HasPrefix(account, "100") {
 		rec.returnCode = "R" + account[3:]
 	}
