@@ -493,8 +493,9 @@ func TestRefunds(t *testing.T) {
 		t.Errorf("refund of the rest = %v, want 6.00", ref["amount"])
 	}
 	waitStatus("REFUNDED", 1000)
+	// fully refunded: nothing is left to refund, however the request says it
 	checkEnvelope(t, h.Do("POST", "/v1/payments/"+id+"/refunds", h.KeyA, []byte(`{"amount":"0.01"}`), nil),
-		http.StatusConflict, "invalid_state")
+		http.StatusUnprocessableEntity, "refund_exceeds_refundable")
 	checkEnvelope(t, h.Do("POST", "/v1/payments/"+id+"/refunds", h.KeyA, []byte(`{}`), nil),
 		http.StatusUnprocessableEntity, "refund_exceeds_refundable")
 

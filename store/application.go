@@ -286,7 +286,18 @@ func (s *Store) settleLines(ctx context.Context, c Change) error {
 	switch {
 	case c.To == payment.StatusSucceeded && c.From != payment.StatusSucceeded:
 		return s.markLinesApplied(ctx, c.PaymentID)
-	case c.To == payment.StatusFailed, c.To == payment.StatusCanceled, c.To == payment.StatusReturned:
+	case c.To == payment.StatusReturned:
+		if payment.ReturnBlocksAccount(c.ReturnCode) {
+			// the beneficiary account is closed or does not exist: no more payouts to it
+			if _, err := s.q.ExecContext(ctx, `
+				INSERT INTO blocked_accounts (tenant_id, account_fingerprint, return_code, payment_id, created_at)
+				SELECT tenant_id, account_fingerprint, $2, payment_id, $3 FROM payout_details WHERE payment_id = $1
+				ON CONFLICT DO NOTHING`, c.PaymentID, c.ReturnCode, s.now()); err != nil {
+				return translate(fmt.Errorf("block account of %s: %w", c.PaymentID, err))
+			}
+		}
+		return s.releaseLines(ctx, c.PaymentID, -1, false)
+	case c.To == payment.StatusFailed, c.To == payment.StatusCanceled:
 		return s.releaseLines(ctx, c.PaymentID, -1, false)
 	case c.RefundedDelta > 0:
 		return s.releaseLines(ctx, c.PaymentID, c.RefundedDelta, false)

@@ -57,6 +57,9 @@ func (s *Store) CreateRefund(ctx context.Context, tenantID, paymentID string, am
 			return translate(fmt.Errorf("load payment %s for refund: %w", paymentID, err))
 		}
 		st := payment.Status(cur.Status)
+		if st == payment.StatusRefunded {
+			return fmt.Errorf("refund of %s: %w", paymentID, payment.ErrRefundTooLarge) // nothing left
+		}
 		if st != payment.StatusSucceeded && st != payment.StatusPartiallyRefunded {
 			return fmt.Errorf("refund %s in %s: %w", paymentID, st, payment.ErrInvalidState)
 		}
