@@ -3,6 +3,7 @@ module github.com/payd/payd
 go 1.26.8
 
 require (
+	github.com/biter777/countries v1.7.5
 	github.com/caarlos0/env/v11 v11.4.2
 	github.com/go-redis/redis_rate/v10 v10.0.1
 	github.com/google/go-cmp v0.7.0

@@ -103,6 +103,16 @@ func (c badCase) run(t *testing.T, h *testenv.Harness) {
 func TestCreatePaymentBadInput(t *testing.T) {
 	t.Parallel()
 	h := testenv.Start(t, testenv.Options{NoWorker: true})
+	// The invoice the valid body pays exists, so that only the bad member
+	// can be why nothing is created.
+	invoice(t, h, h.KeyA, "inv_1", "USD", maxUSD)
+	invoice(t, h, h.KeyA, "inv_small", "USD", "1.00")
+	invoice(t, h, h.KeyB, "inv_of_b", "USD", maxUSD)
+	invoice(t, h, h.KeyA, "inv_void", "USD", maxUSD)
+	if _, err := h.Store.DB().ExecContext(context.Background(),
+		`UPDATE invoices SET voided_at = now() WHERE tenant_id = $1 AND external_id = 'inv_void'`, h.TenantA); err != nil {
+		t.Fatal(err)
+	}
 	valid := createBody()
 	meta := func(raw string) kv { return kv{"metadata", raw} }
 	manyKeys := map[string]string{}
@@ -219,6 +229,15 @@ func TestCreatePaymentBadInput(t *testing.T) {
 		{name: "destination_id escape", body: createBody(kv{"destination_id", `"inv\u001b[31m"`}), status: 422, code: "destination_id_invalid_characters", field: "destination_id"},
 		{name: "destination_id DEL", body: createBody(kv{"destination_id", `"inv\u007f"`}), status: 422, code: "destination_id_invalid_characters", field: "destination_id"},
 		{name: "destination_id lone surrogate", body: createBody(kv{"destination_id", `"inv\ud800"`}), status: 422, code: "destination_id_invalid_characters", field: "destination_id"},
+
+		// The invoice paid: it must exist, be the tenant's, open, in the
+		// payment's currency, with room for the amount.
+		{name: "destination_id no such invoice", body: createBody(kv{"destination_id", `"inv_nowhere"`}), status: 422, code: "destination_id_not_found", field: "destination_id"},
+		{name: "destination_id another tenant's invoice", body: createBody(kv{"destination_id", `"inv_of_b"`}), status: 422, code: "destination_id_not_found", field: "destination_id"},
+		{name: "destination_id differs in case", body: createBody(kv{"destination_id", `"INV_1"`}), status: 422, code: "destination_id_not_found", field: "destination_id"},
+		{name: "destination_id void invoice", body: createBody(kv{"destination_id", `"inv_void"`}), status: 422, code: "invoice_void", field: "destination_id"},
+		{name: "currency other than the invoice's", body: createBody(kv{"currency", `"EUR"`}), status: 422, code: "currency_mismatch", field: "currency"},
+		{name: "more than the invoice's amount due", body: createBody(kv{"destination_id", `"inv_small"`}), status: 422, code: "invoice_over_applied", field: "amount"},
 		{name: "payment_method_id control", body: createBody(kv{"payment_method_id", `"pm\r\n"`}), status: 422, code: "payment_method_id_invalid_characters", field: "payment_method_id"},
 		{name: "idempotency_key 256 chars", body: createBody(kv{"idempotency_key", q(long(256))}), status: 422, code: "idempotency_key_too_long", field: "idempotency_key"},
 		{name: "metadata 51 keys", body: createBody(meta(string(manyKeysJSON))), status: 422, code: "metadata_too_many_keys", field: "metadata"},
@@ -303,8 +322,10 @@ func TestCreatePaymentInjectionIsData(t *testing.T) {
 		`inv_" || pg_sleep(5) || "`,
 		`%' AND 1=(SELECT COUNT(*) FROM tenants) --`,
 	}
-	ids := map[string]string{}
+	ids, invoices := map[string]string{}, map[string]string{}
 	for _, p := range payloads {
+		// the invoice paid is named by the same text
+		invoices[p] = invoice(t, h, h.KeyA, p, "USD", "12.50")
 		body := createBody(kv{"destination_id", q(p)}, kv{"payment_method_id", q(p)}, kv{"metadata", `{"note":` + q(p) + `}`})
 		r := h.Do("POST", "/v1/payments", h.KeyA, body, nil)
 		m := jsonObj(t, r, http.StatusCreated)
@@ -314,22 +335,26 @@ func TestCreatePaymentInjectionIsData(t *testing.T) {
 		ids[p] = m["id"].(string)
 	}
 	for p, id := range ids {
-		var dest, pm, note string
+		var dest, pm, note, inv string
 		err := h.Store.DB().QueryRowContext(context.Background(),
-			`SELECT destination_id, payment_method_id, metadata->>'note' FROM payments WHERE id = $1`, id).Scan(&dest, &pm, &note)
+			`SELECT destination_id, payment_method_id, metadata->>'note', invoice_id FROM payments WHERE id = $1`, id).Scan(&dest, &pm, &note, &inv)
 		if err != nil {
 			t.Fatalf("load %s: %v", id, err)
 		}
-		diff(t, "stored row", []string{p, p, p}, []string{dest, pm, note})
+		diff(t, "stored row", []string{p, p, p, invoices[p]}, []string{dest, pm, note, inv})
 		m := jsonObj(t, h.Do("GET", "/v1/payments/"+id, h.KeyA, nil, nil), http.StatusOK)
 		if m["destination_id"] != p {
 			t.Errorf("GET destination_id = %q, want %q", m["destination_id"], p)
 		}
-		// The implicit invoice is keyed by the same text.
+		// The invoice is keyed by the same text, stored verbatim, and paid.
 		var n int
 		if err := h.Store.DB().QueryRowContext(context.Background(),
-			`SELECT count(*) FROM invoices WHERE external_id = $1`, p).Scan(&n); err != nil || n != 1 {
-			t.Errorf("invoices with external_id %q: %d, %v", p, n, err)
+			`SELECT count(*) FROM invoices WHERE external_id = $1 AND amount_reserved = 1250`, p).Scan(&n); err != nil || n != 1 {
+			t.Errorf("invoices with external_id %q holding the payment: %d, %v", p, n, err)
+		}
+		m = jsonObj(t, h.Do("GET", "/v1/invoices/"+url.PathEscape(p), h.KeyA, nil, nil), http.StatusOK)
+		if m["id"] != invoices[p] || m["external_id"] != p {
+			t.Errorf("GET invoice by external id %q = %v %v", p, m["id"], m["external_id"])
 		}
 	}
 	// Every table is intact and holds exactly what was created.

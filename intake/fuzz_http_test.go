@@ -34,6 +34,8 @@ func FuzzCreatePaymentHTTP(f *testing.F) {
 		f.Add([]byte(s), "k-1")
 	}
 	h := testenv.Start(f, testenv.Options{NoWorker: true})
+	// the invoice the valid seeds pay (createBody's destination_id)
+	h.CreateInvoice("inv_1", "USD", "1000000000000.00")
 	f.Fuzz(func(t *testing.T, body []byte, idemKey string) {
 		req, err := http.NewRequest("POST", h.URL+"/v1/payments", bytes.NewReader(body))
 		if err != nil {

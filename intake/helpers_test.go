@@ -116,13 +116,39 @@ func checkNoLeak(t *testing.T, r testenv.Response) {
 	}
 }
 
-// paymentBody builds a seed-001 create body; amount is raw JSON.
+// paymentBody builds a seed-001 create body against the invoice inv_1;
+// amount is raw JSON. Tests that post it create inv_1 first (invoice).
 func paymentBody(amount, currency, method, pm string) []byte {
+	return paymentBodyTo("inv_1", amount, currency, method, pm)
+}
+
+// paymentBodyTo is paymentBody against another invoice.
+func paymentBodyTo(dest, amount, currency, method, pm string) []byte {
 	b, _ := json.Marshal(map[string]any{
-		"amount": json.RawMessage(amount), "currency": currency, "destination_id": "inv_1",
+		"amount": json.RawMessage(amount), "currency": currency, "destination_id": dest,
 		"destination_type": "INVOICE", "payment_method_type": method, "payment_method_id": pm,
 	})
 	return b
+}
+
+// maxUSD is the largest amount the API accepts, in USD: an invoice of it is
+// never the limit of a test that is about something else.
+const maxUSD = "1000000000000.00"
+
+// invoice creates an invoice for the tenant of key (200 if it exists with
+// the same fields) and returns its id.
+func invoice(t *testing.T, h *testenv.Harness, key, externalID, currency, amountDue string) string {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"external_id": externalID, "currency": currency, "amount_due": amountDue})
+	r := h.Do("POST", "/v1/invoices", key, body, nil)
+	if r.Status != 201 && r.Status != 200 {
+		t.Fatalf("create invoice %q: %d %s", externalID, r.Status, r.Body)
+	}
+	id, _ := jsonObj(t, r, r.Status)["id"].(string)
+	if id == "" {
+		t.Fatalf("create invoice %q: no id in %s", externalID, r.Body)
+	}
+	return id
 }
 
 // jsonObj decodes a 2xx body, failing on anything else.

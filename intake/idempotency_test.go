@@ -19,6 +19,7 @@ import (
 func TestIdempotencyKeyConcurrent(t *testing.T) {
 	t.Parallel()
 	h := testenv.Start(t, testenv.Options{NoWorker: true})
+	invoice(t, h, h.KeyA, "inv_1", "USD", maxUSD)
 	body := paymentBody(`"12.50"`, "USD", "CARD", "pm_card_visa")
 	hdr := map[string]string{"Idempotency-Key": "order-7f3a"}
 	const n = 100
@@ -96,6 +97,7 @@ func TestIdempotencyKeyInFlight(t *testing.T) {
 	t.Parallel()
 	h := testenv.Start(t, testenv.Options{NoWorker: true})
 	ctx := context.Background()
+	invoice(t, h, h.KeyA, "inv_1", "USD", maxUSD) // before the table is locked
 	body := paymentBody(`12.5`, "USD", "CARD", "pm_card_visa")
 	hdr := map[string]string{"Idempotency-Key": "held-1"}
 
@@ -150,6 +152,8 @@ func TestIdempotencyKeyInFlight(t *testing.T) {
 func TestIdempotencyKeyRules(t *testing.T) {
 	t.Parallel()
 	h := testenv.Start(t, testenv.Options{NoWorker: true})
+	invoice(t, h, h.KeyA, "inv_1", "USD", maxUSD)
+	invoice(t, h, h.KeyB, "inv_1", "USD", maxUSD)
 	post := func(key string, body []byte, hdr map[string]string) testenv.Response {
 		return h.Do("POST", "/v1/payments", key, body, hdr)
 	}
@@ -297,6 +301,7 @@ func TestIdempotencyKeyOutlivesLease(t *testing.T) {
 	const lease = time.Second
 	h := testenv.Start(t, testenv.Options{NoWorker: true, Intake: intake.Config{IdempotencyLease: lease}})
 	ctx := context.Background()
+	invoice(t, h, h.KeyA, "inv_1", "USD", maxUSD) // before the table is locked
 	body := paymentBody(`"5.00"`, "USD", "CARD", "pm_card_visa")
 	hdr := map[string]string{"Idempotency-Key": "stalled"}
 

@@ -15,6 +15,8 @@ import (
 func TestTenantIsolation(t *testing.T) {
 	t.Parallel()
 	h := testenv.Start(t, testenv.Options{})
+	invoice(t, h, h.KeyA, "inv_1", "USD", maxUSD)
+	invoice(t, h, h.KeyB, "inv_1", "USD", maxUSD)
 	// A: a succeeded payment with a refund, a failed one, and a business key.
 	paid := h.CreatePayment("CARD", "pm_card_visa", "40.00")
 	declined := h.CreatePayment("CARD", "pm_card_declined", "3.00")

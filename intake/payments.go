@@ -248,9 +248,16 @@ func (s *Server) handleCreatePayment(w http.ResponseWriter, r *http.Request) {
 	}
 	fp := fingerprint(route, v)
 	s.idempotent(w, r, route, fp, func(ctx context.Context, tx *store.Store) (int, any, error) {
-		inv, err := tx.EnsureInvoice(ctx, p.TenantID, v.DestinationID, v.Amount.Currency)
+		// destination_id names an invoice the tenant created first, by id or external id
+		inv, err := tx.GetInvoice(ctx, p.TenantID, v.DestinationID)
+		if errors.Is(err, payment.ErrNotFound) {
+			return 0, nil, validation(map[string]string{"destination_id": "destination_id_not_found"})
+		}
 		if err != nil {
 			return 0, nil, err
+		}
+		if inv.Status == invoiceVoid {
+			return 0, nil, validation(map[string]string{"destination_id": "invoice_void"})
 		}
 		if inv.Currency != v.Amount.Currency {
 			return 0, nil, validation(map[string]string{"currency": "currency_mismatch"})

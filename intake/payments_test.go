@@ -39,6 +39,8 @@ func rawFields(t *testing.T, body []byte) map[string]json.RawMessage {
 func TestCreatePaymentResponse(t *testing.T) {
 	t.Parallel()
 	h := testenv.Start(t, testenv.Options{NoWorker: true})
+	inv := jsonObj(t, h.Do("GET", "/v1/invoices/"+invoice(t, h, h.KeyA, "inv_2024_001", "USD", "100.00"), h.KeyA, nil, nil), http.StatusOK)
+	invoice(t, h, h.KeyA, "inv_1", "USD", "100.00")
 	body := []byte(`{"amount":12.5,"currency":"USD","destination_id":"inv_2024_001","destination_type":"INVOICE",
 		"idempotency_key":"order-1001","metadata":{"order":"1001","note":"ünïcode ✓"},
 		"payment_method_id":"pm_card_visa","payment_method_type":"CARD","process_payment":true}`)
@@ -84,6 +86,9 @@ func TestCreatePaymentResponse(t *testing.T) {
 	}
 	if !strings.HasPrefix(got.ID, "pay_") || !regexp.MustCompile(`^INV-[0-9A-F]{10}$`).MatchString(got.InvoiceNumber) {
 		t.Errorf("id %q invoice_number %q", got.ID, got.InvoiceNumber)
+	}
+	if got.InvoiceNumber != inv["invoice_number"] {
+		t.Errorf("invoice_number %q, want the invoice's %v", got.InvoiceNumber, inv["invoice_number"])
 	}
 	for name, ts := range map[string]string{"created_at": got.CreatedAt, "updated_at": got.UpdatedAt} {
 		if !timestampRE.MatchString(ts) {
@@ -149,10 +154,13 @@ func TestCreatePaymentAmounts(t *testing.T) {
 		{`"1000000000000.00"`, "USD", `1000000000000.00`, 100_000_000_000_000}, // the maximum
 		{`"123456789.99"`, "EUR", `123456789.99`, 12345678999},
 	}
-	for _, c := range cases {
+	for i, c := range cases {
 		t.Run(c.amount+" "+c.currency, func(t *testing.T) {
 			t.Parallel()
-			r := h.Do("POST", "/v1/payments", h.KeyA, paymentBody(c.amount, c.currency, "CARD", "pm_card_visa"), nil)
+			// an invoice per case, in its currency, due exactly the amount paid
+			dest := fmt.Sprintf("inv_amounts_%d", i)
+			invoice(t, h, h.KeyA, dest, c.currency, c.wire)
+			r := h.Do("POST", "/v1/payments", h.KeyA, paymentBodyTo(dest, c.amount, c.currency, "CARD", "pm_card_visa"), nil)
 			raw := rawFields(t, jsonObjBody(t, r, http.StatusCreated))
 			if string(raw["amount"]) != c.wire || string(raw["currency"]) != `"`+c.currency+`"` {
 				t.Errorf("amount %s currency %s, want %s %s", raw["amount"], raw["currency"], c.wire, c.currency)
@@ -171,6 +179,8 @@ func TestCreatePaymentAmounts(t *testing.T) {
 func TestAuthHeaders(t *testing.T) {
 	t.Parallel()
 	h := testenv.Start(t, testenv.Options{NoWorker: true})
+	invoice(t, h, h.KeyA, "inv_1", "USD", "100.00")
+	invoice(t, h, h.KeyB, "inv_1", "USD", "100.00")
 	for _, c := range []struct {
 		name string
 		hdr  map[string]string

@@ -29,6 +29,20 @@ func (s *Server) routes() http.Handler {
 	handle("POST /v1/payments/{id}/refunds", s.handleCreateRefund, true)
 	handle("GET /v1/payments/{id}/timeline", s.handleTimeline, true)
 
+	// seed 002: payouts over bank rails
+	handle("POST /v1/payouts", s.handleCreatePayout, true)
+	handle("GET /v1/payouts", s.handleListPayouts, true)
+	handle("GET /v1/payouts/{id}", s.handleGetPayout, true)
+	handle("PUT /v1/payouts/{id}/lines", s.handleReplacePayoutLines, true)
+	handle("POST /v1/payouts/{id}/cancel", s.handleCancelPayout, true)
+
+	// invoices and users: {ref} is an id or an external id (validRef, not checkID)
+	handle("POST /v1/invoices", s.handleCreateInvoice, true)
+	handle("GET /v1/invoices", s.handleListInvoices, true)
+	handle("GET /v1/invoices/{ref}", s.handleGetInvoice, true)
+	handle("POST /v1/users", s.handleCreateUser, true)
+	handle("GET /v1/users/{ref}", s.handleGetUser, true)
+
 	// anything else: the error envelope, never the mux's plain text
 	handle("/", s.handleNoRoute, false)
 	return mux

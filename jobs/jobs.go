@@ -153,6 +153,7 @@ func ParseRefund(t *asynq.Task) (RefundPayload, error) {
 // success: the step is queued already.
 type Enqueuer struct {
 	Client    *asynq.Client
+	Inspector *asynq.Inspector // for State (the sweeper)
 	Retention time.Duration
 }
 
@@ -192,4 +193,40 @@ func (e *Enqueuer) enqueue(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("enqueue %s: %w", t.Type(), err)
 	}
 	return nil
+}
+
+// TaskState is what the queue holds for a step's task, as the sweeper sees it.
+type TaskState int
+
+const (
+	TaskMissing TaskState = iota // no task with that ID: enqueue it
+	TaskWaiting                  // pending, scheduled or retrying: it will run
+	TaskActive                   // a worker holds it (or held it, and died)
+	TaskStuck                    // archived or completed: it will never run again
+)
+
+// State looks up the task of a payment step (or, with step "refund", of a
+// refund try) by its ID. It needs Inspector.
+func (e *Enqueuer) State(step payment.Step, id string, seq int) (TaskState, error) {
+	t := TypePaymentRefund
+	if step != "refund" {
+		var ok bool
+		if t, ok = StepType(step); !ok {
+			return TaskMissing, fmt.Errorf("no task for step %q", step)
+		}
+	}
+	info, err := e.Inspector.GetTaskInfo(specs[t].queue, TaskID(t, id, seq))
+	switch {
+	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+		return TaskMissing, nil
+	case err != nil:
+		return TaskMissing, fmt.Errorf("inspect task %s: %w", TaskID(t, id, seq), err)
+	}
+	switch info.State {
+	case asynq.TaskStateActive:
+		return TaskActive, nil
+	case asynq.TaskStateArchived, asynq.TaskStateCompleted:
+		return TaskStuck, nil
+	}
+	return TaskWaiting, nil
 }

@@ -106,8 +106,13 @@ func decide(p payment.Payment, a payment.Attempt, res connector.Result, gerr err
 		d.outcome = "sent"
 		finish(payment.AttemptSucceeded, "", "", "", res.Reference)
 		toProcessing("customer action completed")
+		// the rail's own date when the gateway gives one, else the rail's
+		// schedule (payment.ExpectedSettlement)
 		settle := res.SettleAt
-		if settle.IsZero() || settle.Before(now) {
+		if settle.IsZero() {
+			settle = payment.ExpectedSettlement(p.Method, now)
+		}
+		if settle.Before(now) {
 			settle = now
 		}
 		d.changes = append(d.changes, store.Change{PaymentID: p.ID, From: from, To: payment.StatusSent,

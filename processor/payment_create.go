@@ -12,7 +12,9 @@ import (
 
 // create takes a recorded PENDING payment to its first gateway step, or,
 // when no gateway is involved (process_payment=false, OFFLINE, CREDITS),
-// records it as succeeded.
+// records it as succeeded. Payouts decide in decidePayoutCreate: a
+// scheduled payout waits for its date, an imported one walks the lifecycle
+// to the status it was imported with.
 func (p *Processor) create(ctx context.Context, t *asynq.Task) error {
 	pl, err := jobs.ParseStep(t)
 	if err != nil {
@@ -27,6 +29,13 @@ func (p *Processor) create(ctx context.Context, t *asynq.Task) error {
 	}
 	now := p.Store.Now()
 	var d decision
+	if pay.Surface == store.SurfacePayouts {
+		det, err := p.Store.PayoutDetailsOf(ctx, pay.ID)
+		if err != nil {
+			return err
+		}
+		return p.record(ctx, pay, decidePayoutCreate(pay, det, now))
+	}
 	if !pay.ProcessPayment || pay.Method == payment.MethodOffline || pay.Method == payment.MethodCredits {
 		d.changes = []store.Change{
 			{PaymentID: pay.ID, From: payment.StatusPending, To: payment.StatusProcessing, Reason: "recording without a gateway"},

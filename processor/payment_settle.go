@@ -25,9 +25,15 @@ func (p *Processor) settle(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
+	imported := !pay.ProcessPayment && pay.GatewayReference == ""
 	if pay.NextStep != payment.StepSettle || pay.StepSeq != pl.Seq ||
-		(pay.Status != payment.StatusSent && pay.Status != payment.StatusSucceeded) {
+		(pay.Status != payment.StatusSent && pay.Status != payment.StatusSucceeded &&
+			!(imported && pay.Status == payment.StatusProcessing)) {
 		return payment.ErrStale
+	}
+	if imported {
+		// made elsewhere: there is no rail reference to ask about
+		return p.record(ctx, pay, decideImportedSettlement(pay, p.Store.Now()))
 	}
 	gctx, cancel := p.gatewayCtx(ctx)
 	res, err := p.Gateway.Settlement(gctx, pay.GatewayReference)
@@ -62,6 +68,7 @@ func decideSettlement(pay payment.Payment, res connector.Result, now time.Time, 
 		}
 		d.changes = append(d.changes, same(now.Add(poll), payment.StepSettle))
 	case connector.StatusReturned:
+		why := "returned by the receiving bank with " + res.Code + ": " + payment.ReturnReason(res.Code)
 		var settled *time.Time
 		if !res.SettledAt.IsZero() {
 			s := res.SettledAt
@@ -69,8 +76,7 @@ func decideSettlement(pay payment.Payment, res connector.Result, now time.Time, 
 		}
 		d.changes = append(d.changes, store.Change{PaymentID: pay.ID, From: pay.Status, To: payment.StatusReturned,
 			SettledAt: settled, ReturnCode: res.Code, ErrorCode: "returned_" + res.Code,
-			ErrorMessage: nonEmpty(res.Message, "returned by the receiving bank with "+res.Code),
-			Attempt:      pay.AttemptCount, Reason: "returned by the receiving bank with " + res.Code})
+			ErrorMessage: why, Attempt: pay.AttemptCount, Reason: why})
 	default: // still sent: look again when it is due
 		at := now.Add(poll)
 		if res.SettleAt.After(now) && res.SettleAt.Before(at) {

@@ -36,11 +36,11 @@ type Config struct {
 	// for returns.
 	ReturnWindow time.Duration
 	// SweepGrace is how overdue a step must be before the sweeper
-	// re-enqueues it; SweepLease how long a swept row is left alone; and
-	// SweepRearm how overdue a step must be to get a fresh task ID.
-	SweepGrace, SweepLease, SweepRearm time.Duration
-	SweepBatch                         int
-	Policy                             payment.RetryPolicy
+	// re-enqueues it; SweepLease how long a swept row is left alone before
+	// its task is inspected.
+	SweepGrace, SweepLease time.Duration
+	SweepBatch             int
+	Policy                 payment.RetryPolicy
 }
 
 // Deps are what the handlers use.
@@ -79,9 +79,6 @@ func New(d Deps) *Processor {
 	}
 	if c.SweepLease <= 0 {
 		c.SweepLease = 30 * time.Second
-	}
-	if c.SweepRearm <= 0 {
-		c.SweepRearm = 10 * time.Minute
 	}
 	if c.SweepBatch <= 0 {
 		c.SweepBatch = 500

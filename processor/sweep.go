@@ -2,34 +2,38 @@ package processor
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
+
+	"github.com/payd/payd/jobs"
+	"github.com/payd/payd/payment"
+	"github.com/payd/payd/store"
 )
 
 // Sweep re-enqueues every overdue step recorded in Postgres. It runs
 // periodically from the scheduler and once when a worker starts, so that
-// after a Redis wipe every payment still reaches a final status. It returns
+// after a Redis wipe every payment still reaches a final status. For a step
+// it already swept once that is still due, it looks at the step's task: one
+// waiting in the queue is left alone; one archived or completed, or held by a
+// worker for longer than a lease (a dead worker's), gets a fresh task ID, so
+// recovery never waits on asynq's own lease recovery or archive. It returns
 // how many tasks it enqueued.
 func (p *Processor) Sweep(ctx context.Context) (int, error) {
 	total := 0
 	for {
 		now := p.Store.Now()
-		due, err := p.Store.ClaimDue(ctx, now.Add(-p.cfg.SweepGrace), now.Add(-p.cfg.SweepRearm), p.cfg.SweepLease, p.cfg.SweepBatch)
+		due, err := p.Store.ClaimDue(ctx, now.Add(-p.cfg.SweepGrace), p.cfg.SweepLease, p.cfg.SweepBatch)
 		if err != nil {
 			return total, fmt.Errorf("sweep: %w", err)
 		}
 		for _, d := range due {
-			var err error
-			if d.RefundID != "" {
-				err = p.Enqueue.Refund(ctx, d.RefundID, d.Seq, now)
-			} else {
-				err = p.Enqueue.Step(ctx, d.Step, d.PaymentID, d.Seq, now)
-			}
+			n, err := p.sweepOne(ctx, d, now)
 			if err != nil {
 				// the row is due again after the lease: the next sweep retries
-				return total, fmt.Errorf("sweep enqueue: %w", err)
+				return total, fmt.Errorf("sweep %s%s: %w", d.PaymentID, d.RefundID, err)
 			}
-			p.Metrics.SweeperEnqueued.WithLabelValues(string(d.Step)).Inc()
-			total++
+			total += n
 		}
 		if len(due) < p.cfg.SweepBatch {
 			break
@@ -39,4 +43,40 @@ func (p *Processor) Sweep(ctx context.Context) (int, error) {
 		p.Log.InfoContext(ctx, "sweep re-enqueued overdue steps", "count", total)
 	}
 	return total, nil
+}
+
+func (p *Processor) sweepOne(ctx context.Context, d store.Due, now time.Time) (int, error) {
+	id := d.PaymentID + d.RefundID
+	if d.Swept && p.Enqueue.Inspector != nil {
+		state, err := p.Enqueue.State(d.Step, id, d.Seq)
+		if err != nil {
+			return 0, err
+		}
+		switch state {
+		case jobs.TaskWaiting:
+			return 0, nil
+		case jobs.TaskActive, jobs.TaskStuck:
+			seq, err := p.Store.Rearm(ctx, d)
+			if errors.Is(err, payment.ErrStale) {
+				return 0, nil // it moved on meanwhile
+			}
+			if err != nil {
+				return 0, err
+			}
+			p.Log.WarnContext(ctx, "sweep re-armed a step whose task was stuck", "payment_id", d.PaymentID,
+				"refund_id", d.RefundID, "step", string(d.Step), "state", int(state))
+			d.Seq = seq
+		}
+	}
+	var err error
+	if d.RefundID != "" {
+		err = p.Enqueue.Refund(ctx, d.RefundID, d.Seq, now)
+	} else {
+		err = p.Enqueue.Step(ctx, d.Step, d.PaymentID, d.Seq, now)
+	}
+	if err != nil {
+		return 0, err
+	}
+	p.Metrics.SweeperEnqueued.WithLabelValues(string(d.Step)).Inc()
+	return 1, nil
 }

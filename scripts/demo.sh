@@ -2,10 +2,11 @@
 # scripts/demo.sh — `make demo`: payd end to end on private PostgreSQL + Redis.
 #
 # Builds bin/payd, starts private services (scripts/services.sh, name "demo"),
-# runs `payd all` with second-scale sandbox and retry timings, posts one
-# payment per sandbox scenario through the public API, waits until each is
-# final, prints what the API and the sandbox ledger say, compares each with
-# its expected outcome (PASS/FAIL), and stops everything. The exit code is
+# runs `payd all` with second-scale sandbox and retry timings, creates one
+# invoice per sandbox scenario and posts one payment against it through the
+# public API, waits until each is final, prints what the API and the sandbox
+# ledger say, compares each payment and invoice with its expected outcome
+# (PASS/FAIL), and stops everything. The exit code is
 # non-zero if any scenario fails. Needs bash, Go, python3 and curl (curl is
 # installed from Debian packages if missing, like the services).
 set -euo pipefail
@@ -128,6 +129,15 @@ api() { # METHOD PATH [BODY_FILE] [IDEMPOTENCY_KEY] → body on stdout; fails on
 IDS=()
 for i in "${!SCENARIOS[@]}"; do
 	IFS='|' read -r name method pm process _ <<<"${SCENARIOS[$i]}"
+	# the invoice the payment pays: due exactly the payment's amount
+	python3 - "demo-inv-$RUN_ID-$i" "$name" >"$WORK/inv.$i.json" <<'EOF'
+import json, sys
+inv, name = sys.argv[1:]
+print(json.dumps({"external_id": inv, "currency": "USD", "amount_due": "12.50", "payer": {"external_id": "demo-payer"},
+                  "metadata": {"scenario": name}}))
+EOF
+	api POST /v1/invoices "$WORK/inv.$i.json" "demo-inv-$RUN_ID-$i" >"$WORK/invoice_created.$i.json" ||
+		die "POST /v1/invoices ($name) failed: $(cat "$WORK/invoice_created.$i.json")"
 	python3 - "$method" "$pm" "$process" "demo-inv-$RUN_ID-$i" >"$WORK/req.$i.json" <<'EOF'
 import json, sys
 method, pm, process, inv = sys.argv[1:]
@@ -177,6 +187,10 @@ while :; do
 	sleep 0.5
 done
 
+# An invoice moves in the same transaction as its payment: final payment, final balance.
+for i in "${!IDS[@]}"; do
+	api GET "/v1/invoices/demo-inv-$RUN_ID-$i" >"$WORK/invoice.$i.json" || true
+done
 curl -sS --max-time 10 "$BASE/sandbox/ledger" >"$WORK/ledger.json" || echo '{"charges": []}' >"$WORK/ledger.json"
 # Inquiries are counted on the attempt rows; the API shows their effect, the
 # database their number.
@@ -194,7 +208,8 @@ work, n, scen = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 
 def load(name):
     try:
-        return json.load(open(f"{work}/{name}"))
+        # decimals as written (12.50, not 12.5)
+        return json.load(open(f"{work}/{name}"), parse_float=str)
     except Exception:
         return {}
 
@@ -228,11 +243,18 @@ for i in range(n):
     if process == "false":
         ok = ok and len(atts) == 0
         notes.append(f"no gateway call (charges {ncharges})")
+    # a payment that succeeded paid its invoice; a failed or returned one gave it back
+    inv = load(f"invoice.{i}.json")
+    want_inv = "PAID" if want == "SUCCEEDED" else "OPEN"
+    inv_txt = f"{inv.get('status', '?')} {inv.get('amount_paid', '?')}/{inv.get('amount_due', '?')}"
+    ok = ok and inv.get("status") == want_inv
     failed += not ok
     rows.append([name, pid, seed, canon, str(len(atts)), ",".join(a.get("status", "?") for a in atts) or "-",
-                 p.get("error_message") or "-", "; ".join(notes) or "-", "PASS" if ok else f"FAIL (want {want})"])
+                 p.get("error_message") or "-", inv_txt, "; ".join(notes) or "-",
+                 "PASS" if ok else f"FAIL (want {want}, invoice {want_inv})"])
 
-head = ["scenario", "payment id", "seed status", "canonical", "attempts", "attempt statuses", "error_message", "notes", "result"]
+head = ["scenario", "payment id", "seed status", "canonical", "attempts", "attempt statuses", "error_message", "invoice",
+        "notes", "result"]
 w = [max(len(r[k]) for r in rows + [head]) for k in range(len(head))]
 line = lambda r: "  ".join(c.ljust(w[k]) for k, c in enumerate(r)).rstrip()
 print(line(head))

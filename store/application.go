@@ -94,7 +94,9 @@ func (s *Store) Lines(ctx context.Context, paymentIDs []string) (map[string][]Li
 // InvoiceOverAppliedError names the invoice a line would over-apply.
 type InvoiceOverAppliedError struct{ InvoiceID string }
 
-func (e *InvoiceOverAppliedError) Error() string { return "invoice " + e.InvoiceID + " would be over-applied" }
+func (e *InvoiceOverAppliedError) Error() string {
+	return "invoice " + e.InvoiceID + " would be over-applied"
+}
 func (e *InvoiceOverAppliedError) Unwrap() error { return payment.ErrInvoiceOverApplied }
 
 // ApplyLines applies lines of a payment to invoices: with replace, every

@@ -83,7 +83,7 @@ func (s *Store) ClaimSubmit(ctx context.Context, paymentID string, seq int, inqu
 		var r paymentRow
 		err := tx.q.QueryRowxContext(ctx, `
 			UPDATE payments SET status = 'PROCESSING', attempt_count = attempt_count + 1,
-				next_step = 'inquire', next_step_at = $3, step_seq = step_seq + 1, updated_at = $4, updated_by = $5
+				next_step = 'inquire', next_step_at = $3, step_seq = step_seq + 1, swept = false, updated_at = $4, updated_by = $5
 			WHERE id = $1 AND status = 'PENDING' AND next_step = 'submit' AND step_seq = $2
 			RETURNING id`, paymentID, seq, inquireAt.UTC(), tx.now(), actor).Scan(&r.ID)
 		if errors.Is(err, sql.ErrNoRows) {

@@ -88,9 +88,12 @@ type Invoice struct {
 	Status         string // OPEN, PARTIALLY_PAID, PAID, VOID (derived by the schema)
 	Payer          *User
 	Payees         []Payee
-	DueDate        *time.Time
+	DueDate        *time.Time // a calendar date: midnight UTC
 	Metadata       map[string]string
 	CreatedAt      time.Time
+	// Fingerprint is the fingerprint of the request that created the
+	// invoice; nil for invoices made before invoices had a create API.
+	Fingerprint []byte
 }
 
 // AmountRemaining is what is still to be paid.
@@ -113,13 +116,14 @@ type invoiceRow struct {
 	AmountPaid     int64          `db:"amount_paid"`
 	Status         string         `db:"status"`
 	PayerUserID    sql.NullString `db:"payer_user_id"`
-	DueDate        sql.NullTime   `db:"due_date"`
+	DueDate        sql.NullString `db:"due_date"`
 	Metadata       []byte         `db:"metadata"`
 	CreatedAt      time.Time      `db:"created_at"`
+	Fingerprint    []byte         `db:"request_fingerprint"`
 }
 
 const invoiceColumns = `id, tenant_id, external_id, invoice_number, currency, amount_due, amount_reserved, amount_paid,
-	status, payer_user_id, due_date, metadata, created_at`
+	status, payer_user_id, to_char(due_date, 'YYYY-MM-DD') AS due_date, metadata, created_at, request_fingerprint`
 
 // NewInvoice is what a tenant asks to create.
 type NewInvoice struct {
@@ -129,8 +133,9 @@ type NewInvoice struct {
 	AmountDue       int64
 	PayerExternalID string // created on first use; empty for none
 	Payees          []NewPayee
-	DueDate         *time.Time
+	DueDate         *time.Time // only the date counts
 	Metadata        map[string]string
+	Fingerprint     []byte // of the request, to recognize its repeats; nil for none
 }
 
 // NewPayee names a payee by external id.
@@ -140,34 +145,66 @@ type NewPayee struct {
 }
 
 // CreateInvoice records an invoice with its payer and payees (users are
-// created on first use). A taken external id is a *ConflictError.
+// created on first use). A taken external id is a *ConflictError, returned
+// without aborting the caller's transaction (the insert does nothing on
+// conflict), so that the caller may load the existing invoice in the same
+// transaction: under READ COMMITTED a concurrent create of the same external
+// id is waited for and then seen.
 func (s *Store) CreateInvoice(ctx context.Context, ni NewInvoice) (Invoice, error) {
 	var id string
 	err := s.InTx(ctx, func(tx *Store) error {
-		var payer any
-		if ni.PayerExternalID != "" {
-			u, _, err := tx.CreateUser(ctx, User{TenantID: ni.TenantID, ExternalID: ni.PayerExternalID})
-			if err != nil {
-				return err
-			}
-			payer = u.ID
-		}
 		meta, _ := json.Marshal(nonNil(ni.Metadata))
-		id = NewID(payment.PrefixInvoice)
-		_, err := tx.q.ExecContext(ctx, `
-			INSERT INTO invoices (id, tenant_id, external_id, invoice_number, currency, amount_due, payer_user_id, due_date, metadata, created_at)
-			VALUES ($1, $2, $3, 'INV-' || upper(substr(md5($1), 1, 10)), $4, $5, $6, $7, $8, $9)`,
-			id, ni.TenantID, ni.ExternalID, ni.Currency, ni.AmountDue, payer, ni.DueDate, meta, tx.now())
+		var due, fp any
+		if ni.DueDate != nil {
+			due = ni.DueDate.Format(time.DateOnly)
+		}
+		if len(ni.Fingerprint) > 0 {
+			fp = ni.Fingerprint
+		}
+		err := tx.q.QueryRowxContext(ctx, `
+			INSERT INTO invoices (id, tenant_id, external_id, invoice_number, currency, amount_due, due_date, metadata,
+				request_fingerprint, created_at)
+			VALUES ($1, $2, $3, 'INV-' || upper(substr(md5($1), 1, 10)), $4, $5, $6::date, $7, $8, $9)
+			ON CONFLICT (tenant_id, external_id) DO NOTHING
+			RETURNING id`,
+			NewID(payment.PrefixInvoice), ni.TenantID, ni.ExternalID, ni.Currency, ni.AmountDue, due, meta, fp, tx.now()).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return &ConflictError{Constraint: "invoices_tenant_id_external_id_key",
+				Err: fmt.Errorf("invoice external id %q: %w", ni.ExternalID, payment.ErrConflict)}
+		}
 		if err != nil {
 			return translate(fmt.Errorf("create invoice: %w", err))
 		}
+		// Users are created in external-id order, so two invoices naming
+		// the same new users never wait on each other's inserts in a cycle.
+		refs := []string{}
+		if ni.PayerExternalID != "" {
+			refs = append(refs, ni.PayerExternalID)
+		}
 		for _, p := range ni.Payees {
-			u, _, err := tx.CreateUser(ctx, User{TenantID: ni.TenantID, ExternalID: p.ExternalID})
+			refs = append(refs, p.ExternalID)
+		}
+		sort.Strings(refs)
+		users := map[string]string{}
+		for _, ref := range refs {
+			if _, done := users[ref]; done {
+				continue
+			}
+			u, _, err := tx.CreateUser(ctx, User{TenantID: ni.TenantID, ExternalID: ref})
 			if err != nil {
 				return err
 			}
+			users[ref] = u.ID
+		}
+		if ni.PayerExternalID != "" {
+			if _, err := tx.q.ExecContext(ctx, `UPDATE invoices SET payer_user_id = $2 WHERE id = $1`,
+				id, users[ni.PayerExternalID]); err != nil {
+				return translate(fmt.Errorf("set payer: %w", err))
+			}
+		}
+		for _, p := range ni.Payees {
 			if _, err := tx.q.ExecContext(ctx, `INSERT INTO invoice_payees (invoice_id, user_id, amount) VALUES ($1,$2,$3)`,
-				id, u.ID, p.Amount); err != nil {
+				id, users[p.ExternalID], p.Amount); err != nil {
 				return translate(fmt.Errorf("add payee: %w", err))
 			}
 		}
@@ -179,7 +216,8 @@ func (s *Store) CreateInvoice(ctx context.Context, ni NewInvoice) (Invoice, erro
 	return s.GetInvoice(ctx, ni.TenantID, id)
 }
 
-// GetInvoice loads a tenant's invoice by id or external id.
+// GetInvoice loads a tenant's invoice by id or external id (an id wins when
+// one invoice's external id is another's id).
 func (s *Store) GetInvoice(ctx context.Context, tenantID, ref string) (Invoice, error) {
 	var r invoiceRow
 	err := s.q.QueryRowxContext(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE tenant_id = $1 AND (id = $2 OR external_id = $2)
@@ -194,18 +232,55 @@ func (s *Store) GetInvoice(ctx context.Context, tenantID, ref string) (Invoice, 
 	return invs[0], nil
 }
 
-// ListInvoices returns a page of a tenant's invoices, newest first.
-func (s *Store) ListInvoices(ctx context.Context, tenantID string, limit int, startingAfter string) ([]Invoice, bool, error) {
+// InvoiceByExternalID loads a tenant's invoice by its external id only (a
+// create's business key must never match another invoice's id).
+func (s *Store) InvoiceByExternalID(ctx context.Context, tenantID, externalID string) (Invoice, error) {
+	var r invoiceRow
+	err := s.q.QueryRowxContext(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE tenant_id = $1 AND external_id = $2`,
+		tenantID, externalID).StructScan(&r)
+	if err != nil {
+		return Invoice{}, translate(fmt.Errorf("load invoice by external id: %w", err))
+	}
+	invs, err := s.completeInvoices(ctx, []invoiceRow{r})
+	if err != nil {
+		return Invoice{}, err
+	}
+	return invs[0], nil
+}
+
+// InvoiceExists reports whether the tenant has an invoice with this id (not
+// external id): list cursors are ids.
+func (s *Store) InvoiceExists(ctx context.Context, tenantID, id string) (bool, error) {
+	var ok bool
+	err := s.q.QueryRowxContext(ctx, `SELECT EXISTS (SELECT 1 FROM invoices WHERE tenant_id = $1 AND id = $2)`, tenantID, id).Scan(&ok)
+	if err != nil {
+		return false, translate(fmt.Errorf("invoice exists: %w", err))
+	}
+	return ok, nil
+}
+
+// InvoiceFilter selects a page of a tenant's invoices.
+type InvoiceFilter struct {
+	TenantID      string
+	Status        string // OPEN, PARTIALLY_PAID, PAID, VOID; empty for all
+	Limit         int
+	StartingAfter string // an invoice id; empty for the first page
+}
+
+// ListInvoices returns a page of a tenant's invoices, newest first, and
+// whether more follow.
+func (s *Store) ListInvoices(ctx context.Context, f InvoiceFilter) ([]Invoice, bool, error) {
 	var rows []invoiceRow
 	err := sqlx.SelectContext(ctx, s.q, &rows, `SELECT `+invoiceColumns+` FROM invoices WHERE tenant_id = $1
 		AND ($3 = '' OR (created_at, id) < (SELECT created_at, id FROM invoices WHERE id = $3 AND tenant_id = $1))
-		ORDER BY created_at DESC, id DESC LIMIT $2`, tenantID, limit+1, startingAfter)
+		AND ($4 = '' OR status = $4)
+		ORDER BY created_at DESC, id DESC LIMIT $2`, f.TenantID, f.Limit+1, f.StartingAfter, f.Status)
 	if err != nil {
 		return nil, false, translate(fmt.Errorf("list invoices: %w", err))
 	}
-	more := len(rows) > limit
+	more := len(rows) > f.Limit
 	if more {
-		rows = rows[:limit]
+		rows = rows[:f.Limit]
 	}
 	invs, err := s.completeInvoices(ctx, rows)
 	return invs, more, err
@@ -217,7 +292,12 @@ func (s *Store) completeInvoices(ctx context.Context, rows []invoiceRow) ([]Invo
 	for i, r := range rows {
 		out[i] = Invoice{ID: r.ID, TenantID: r.TenantID, ExternalID: r.ExternalID, InvoiceNumber: r.InvoiceNumber,
 			Currency: r.Currency, AmountDue: r.AmountDue, AmountReserved: r.AmountReserved, AmountPaid: r.AmountPaid,
-			Status: r.Status, DueDate: tp(r.DueDate), CreatedAt: r.CreatedAt.UTC()}
+			Status: r.Status, CreatedAt: r.CreatedAt.UTC(), Fingerprint: r.Fingerprint}
+		if r.DueDate.Valid {
+			if d, err := time.Parse(time.DateOnly, r.DueDate.String); err == nil {
+				out[i].DueDate = &d
+			}
+		}
 		_ = json.Unmarshal(r.Metadata, &out[i].Metadata)
 		ids[i] = r.ID
 	}
@@ -257,21 +337,4 @@ func (s *Store) completeInvoices(ctx context.Context, rows []invoiceRow) ([]Invo
 		sort.Slice(out[i].Payees, func(a, b int) bool { return out[i].Payees[a].User.ExternalID < out[i].Payees[b].User.ExternalID })
 	}
 	return out, nil
-}
-
-// EnsureInvoice is the core issue's implicit invoice: the tenant's invoice
-// named by ref, created on first reference with no limit on what it may be
-// paid. TEMPORARY: kept only until every caller creates invoices first.
-func (s *Store) EnsureInvoice(ctx context.Context, tenantID, ref, currency string) (Invoice, error) {
-	inv, err := s.GetInvoice(ctx, tenantID, ref)
-	if err == nil || !isNotFound(err) {
-		return inv, err
-	}
-	if _, err := s.q.ExecContext(ctx, `
-		INSERT INTO invoices (id, tenant_id, external_id, invoice_number, currency, amount_due, implicit, created_at)
-		VALUES ($1, $2, $3, 'INV-' || upper(substr(md5($1), 1, 10)), $4, 1000000000000000000, true, $5)
-		ON CONFLICT (tenant_id, external_id) DO NOTHING`, NewID(payment.PrefixInvoice), tenantID, ref, currency, s.now()); err != nil {
-		return inv, translate(fmt.Errorf("create implicit invoice: %w", err))
-	}
-	return s.GetInvoice(ctx, tenantID, ref)
 }

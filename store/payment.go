@@ -356,6 +356,7 @@ func (s *Store) Apply(ctx context.Context, c Change) (int, error) {
 				next_step = CASE WHEN $19 THEN next_step ELSE $3 END,
 				next_step_at = CASE WHEN $19 THEN next_step_at ELSE $4 END,
 				step_seq = CASE WHEN $19 THEN step_seq ELSE step_seq + 1 END,
+				swept = CASE WHEN $19 THEN swept ELSE false END,
 				updated_at = $5, updated_by = $6,
 				gateway_reference = CASE WHEN $7 <> '' THEN $7 ELSE gateway_reference END,
 				error_code = CASE WHEN $8 <> '' THEN $8 ELSE error_code END,

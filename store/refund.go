@@ -114,7 +114,7 @@ func (s *Store) Refunds(ctx context.Context, tenantID, paymentID string) ([]paym
 // PENDING at step sequence seq.
 func (s *Store) FinishRefund(ctx context.Context, id string, seq int, status payment.RefundStatus, reference, message string) error {
 	res, err := s.q.ExecContext(ctx, `UPDATE refunds SET status = $3, gateway_reference = $4, error_message = $5,
-			finished_at = $6, next_at = NULL, step_seq = step_seq + 1
+			finished_at = $6, next_at = NULL, step_seq = step_seq + 1, swept = false
 		WHERE id = $1 AND status = 'PENDING' AND step_seq = $2`, id, seq, string(status), reference, truncate(message, 500), s.now())
 	if err != nil {
 		return translate(fmt.Errorf("finish refund %s: %w", id, err))
@@ -129,7 +129,7 @@ func (s *Store) FinishRefund(ctx context.Context, id string, seq int, status pay
 // step sequence.
 func (s *Store) RescheduleRefund(ctx context.Context, id string, seq int, at time.Time) (int, error) {
 	var next int
-	err := s.q.QueryRowxContext(ctx, `UPDATE refunds SET next_at = $3, step_seq = step_seq + 1
+	err := s.q.QueryRowxContext(ctx, `UPDATE refunds SET next_at = $3, step_seq = step_seq + 1, swept = false
 		WHERE id = $1 AND status = 'PENDING' AND step_seq = $2 RETURNING step_seq`, id, seq, at.UTC()).Scan(&next)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, payment.ErrStale

@@ -245,7 +245,8 @@ func TestIdempotencyKeys(t *testing.T) {
 }
 
 // TestClaimDue: the sweeper claims overdue steps once per lease, splits work
-// between concurrent sweepers, and gives long-overdue steps a fresh sequence.
+// between concurrent sweepers, reports steps it already swept, and re-arms
+// them with a fresh sequence under a guard.
 func TestClaimDue(t *testing.T) {
 	t.Parallel()
 	st, tn := open(t)
@@ -260,9 +261,14 @@ func TestClaimDue(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			due, err := st.ClaimDue(ctx, future, time.Time{}, 2*time.Hour, 20)
+			due, err := st.ClaimDue(ctx, future, 2*time.Hour, 20)
 			if err != nil {
 				t.Error(err)
+			}
+			for _, d := range due {
+				if d.Swept {
+					t.Errorf("first claim reported swept: %+v", d)
+				}
 			}
 			total.Add(int32(len(due)))
 		}()
@@ -271,12 +277,19 @@ func TestClaimDue(t *testing.T) {
 	if total.Load() != 50 {
 		t.Fatalf("claimed %d, want 50 exactly once", total.Load())
 	}
-	due, err := st.ClaimDue(ctx, future, time.Time{}, time.Minute, 100)
+	due, err := st.ClaimDue(ctx, future, time.Minute, 100)
 	if err != nil || len(due) != 0 {
 		t.Fatalf("claimed again within the lease: %d %v", len(due), err)
 	}
-	due, err = st.ClaimDue(ctx, future.Add(2*time.Hour), future.Add(2*time.Hour), time.Minute, 100)
-	if err != nil || len(due) != 50 || due[0].Seq != 2 {
-		t.Fatalf("rearm: %d %v %+v", len(due), err, due)
+	due, err = st.ClaimDue(ctx, future.Add(2*time.Hour), time.Minute, 100)
+	if err != nil || len(due) != 50 || !due[0].Swept || due[0].Seq != 1 {
+		t.Fatalf("second claim: %d %v %+v", len(due), err, due)
+	}
+	seq, err := st.Rearm(ctx, due[0])
+	if err != nil || seq != 2 {
+		t.Fatalf("rearm: %d %v", seq, err)
+	}
+	if _, err := st.Rearm(ctx, due[0]); !errors.Is(err, payment.ErrStale) {
+		t.Fatalf("second rearm of the same sequence: %v", err)
 	}
 }

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -16,55 +18,73 @@ type Due struct {
 	RefundID  string // set for refund steps
 	Step      payment.Step
 	Seq       int
+	// Swept says the sweeper already re-enqueued this step once and it is
+	// still due a lease later: its task may be orphaned or archived.
+	Swept bool
 }
 
 // ClaimDue takes up to limit overdue steps (due before dueBefore) for the
-// sweeper to re-enqueue. It pushes each claimed row's due time out by lease
-// in the same short statement (FOR UPDATE SKIP LOCKED, so concurrent sweepers
-// split the work) and commits before any enqueue: no row lock is held while
-// Redis is called. Rows overdue since before rearmBefore also get a new step
-// sequence, so their task ID is fresh even if an old task with the previous
-// ID is stuck in Redis (archived, or retained after completing).
-func (s *Store) ClaimDue(ctx context.Context, dueBefore, rearmBefore time.Time, lease time.Duration, limit int) ([]Due, error) {
+// sweeper. It pushes each claimed row's due time out by lease and marks it
+// swept in the same short statement (FOR UPDATE SKIP LOCKED, so concurrent
+// sweepers split the work) and commits before any enqueue: no row lock is
+// held while Redis is called.
+func (s *Store) ClaimDue(ctx context.Context, dueBefore time.Time, lease time.Duration, limit int) ([]Due, error) {
 	now := s.now()
 	var rows []struct {
-		ID   string `db:"id"`
-		Step string `db:"next_step"`
-		Seq  int    `db:"step_seq"`
+		ID    string `db:"id"`
+		Step  string `db:"next_step"`
+		Seq   int    `db:"step_seq"`
+		Swept bool   `db:"swept"`
 	}
 	err := sqlx.SelectContext(ctx, s.q, &rows, `
-		UPDATE payments p SET next_step_at = $3,
-			step_seq = CASE WHEN d.next_step_at < $4 THEN p.step_seq + 1 ELSE p.step_seq END
-		FROM (SELECT id, next_step_at FROM payments
+		UPDATE payments p SET next_step_at = $3, swept = true
+		FROM (SELECT id, swept FROM payments
 		      WHERE next_step IS NOT NULL AND next_step_at <= $1
 		      ORDER BY next_step_at LIMIT $2 FOR UPDATE SKIP LOCKED) d
 		WHERE p.id = d.id
-		RETURNING p.id, p.next_step, p.step_seq`, dueBefore.UTC(), limit, now.Add(lease), rearmBefore.UTC())
+		RETURNING p.id, p.next_step, p.step_seq, d.swept`, dueBefore.UTC(), limit, now.Add(lease))
 	if err != nil {
 		return nil, translate(fmt.Errorf("claim due payments: %w", err))
 	}
 	out := make([]Due, 0, len(rows))
 	for _, r := range rows {
-		out = append(out, Due{PaymentID: r.ID, Step: payment.Step(r.Step), Seq: r.Seq})
+		out = append(out, Due{PaymentID: r.ID, Step: payment.Step(r.Step), Seq: r.Seq, Swept: r.Swept})
 	}
 	var refunds []struct {
-		ID  string `db:"id"`
-		Seq int    `db:"step_seq"`
+		ID    string `db:"id"`
+		Seq   int    `db:"step_seq"`
+		Swept bool   `db:"swept"`
 	}
 	err = sqlx.SelectContext(ctx, s.q, &refunds, `
-		UPDATE refunds r SET next_at = $3,
-			step_seq = CASE WHEN d.next_at < $4 THEN r.step_seq + 1 ELSE r.step_seq END
-		FROM (SELECT id, next_at FROM refunds WHERE next_at IS NOT NULL AND next_at <= $1
+		UPDATE refunds r SET next_at = $3, swept = true
+		FROM (SELECT id, swept FROM refunds WHERE next_at IS NOT NULL AND next_at <= $1
 		      ORDER BY next_at LIMIT $2 FOR UPDATE SKIP LOCKED) d
 		WHERE r.id = d.id
-		RETURNING r.id, r.step_seq`, dueBefore.UTC(), limit, now.Add(lease), rearmBefore.UTC())
+		RETURNING r.id, r.step_seq, d.swept`, dueBefore.UTC(), limit, now.Add(lease))
 	if err != nil {
 		return nil, translate(fmt.Errorf("claim due refunds: %w", err))
 	}
 	for _, r := range refunds {
-		out = append(out, Due{RefundID: r.ID, Step: "refund", Seq: r.Seq})
+		out = append(out, Due{RefundID: r.ID, Step: "refund", Seq: r.Seq, Swept: r.Swept})
 	}
 	return out, nil
+}
+
+// Rearm gives a due step a fresh step sequence, and so a fresh task ID, when
+// its task is stuck in Redis (archived, completed without effect, or held by
+// a dead worker). The old task becomes stale: its guards make it a no-op.
+func (s *Store) Rearm(ctx context.Context, d Due) (int, error) {
+	table, id := "payments", d.PaymentID
+	if d.RefundID != "" {
+		table, id = "refunds", d.RefundID
+	}
+	var seq int
+	err := s.q.QueryRowxContext(ctx, `UPDATE `+table+` SET step_seq = step_seq + 1, swept = false
+		WHERE id = $1 AND step_seq = $2 RETURNING step_seq`, id, d.Seq).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("rearm %s: %w", id, payment.ErrStale)
+	}
+	return seq, translate(err)
 }
 
 // OverdueCount counts payments and refunds whose next step was due before

@@ -1,7 +1,9 @@
 package main
 
-// payd bench: a load driver. It posts seed-001 payments to a running payd
-// (-addr, -key) or to one it starts in this process (--spawn), measures
+// payd bench: a load driver. It creates an invoice big enough for the run
+// (or -invoices of them, sharing the payments) and posts seed-001 payments
+// against it to a running payd (-addr, -key) or to one it starts in this
+// process (--spawn), measures
 // intake throughput and latency, waits until every accepted payment is final,
 // measures time to final, and checks correctness: nothing lost, every
 // payment in its expected status, and, where the sandbox ledger can be read,
@@ -17,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -36,6 +39,7 @@ import (
 type benchOptions struct {
 	addr, key   string
 	n, c        int
+	invoices    int // the payments are spread over this many invoices
 	method, pm  string
 	expect      string // canonical status every payment must end in; empty: from the payment method
 	timeout     time.Duration
@@ -56,6 +60,7 @@ func parseBenchFlags(args []string, out io.Writer) (benchOptions, error) {
 	fs.BoolVar(&o.spawn, "spawn", false, "start payd (intake, worker, scheduler) in this process on a free loopback port, with DATABASE_URL, REDIS_URL and the rest of the env config")
 	fs.IntVar(&o.n, "n", 2000, "payments to post")
 	fs.IntVar(&o.c, "c", 16, "concurrent requests")
+	fs.IntVar(&o.invoices, "invoices", 1, "invoices the payments are spread over, round robin (every payment of one invoice takes its row lock)")
 	fs.StringVar(&o.method, "method", "CARD", "payment_method_type")
 	fs.StringVar(&o.pm, "pm", sandbox.CardVisa, "payment_method_id")
 	fs.StringVar(&o.expect, "expect", "", "canonical status every payment must reach (default: what the sandbox does with -pm)")
@@ -77,6 +82,10 @@ func parseBenchFlags(args []string, out io.Writer) (benchOptions, error) {
 		return o, fmt.Errorf("bench: need -addr and -key, or --spawn: %w", errUsage)
 	case o.n < 1 || o.c < 1:
 		return o, fmt.Errorf("bench: -n and -c must be positive: %w", errUsage)
+	case o.invoices < 1 || o.invoices > min(o.n, 1000):
+		return o, fmt.Errorf("bench: -invoices must be 1 to min(-n, 1000): %w", errUsage)
+	case int64(o.n) > math.MaxInt64/benchAmount/2:
+		return o, fmt.Errorf("bench: -n too large: %w", errUsage)
 	case o.timeout <= 0 || o.pollEvery <= 0 || o.requestTime <= 0:
 		return o, fmt.Errorf("bench: -timeout, -poll and -request-timeout must be positive: %w", errUsage)
 	}
@@ -142,6 +151,7 @@ type benchReport struct {
 	N           int      `json:"n"`
 	Concurrency int      `json:"concurrency"`
 	Started     string   `json:"started"`
+	Invoices    []string `json:"invoices"` // ids of the invoices the payments pay
 
 	Intake struct {
 		Accepted    int            `json:"accepted"`
@@ -298,8 +308,23 @@ func benchRun(ctx context.Context, o benchOptions, sc scenario, t *target, hc *h
 		return nil, err
 	}
 	rep := &benchReport{Addr: t.base, Scenario: sc, N: o.n, Concurrency: o.c, Started: time.Now().UTC().Format(time.RFC3339)}
+	// Payments need an existing invoice with room for them.
+	for j := range o.invoices {
+		ext, due := "bench-"+runID, o.n/o.invoices
+		if o.invoices > 1 {
+			ext = fmt.Sprintf("bench-%s-%d", runID, j)
+		}
+		if j < o.n%o.invoices {
+			due++
+		}
+		inv, err := createInvoice(ctx, hc, t, ext, due)
+		if err != nil {
+			return nil, err
+		}
+		rep.Invoices = append(rep.Invoices, inv)
+	}
 
-	subs, postSeconds := post(ctx, o, sc, t, hc, runID)
+	subs, postSeconds := post(ctx, o, sc, t, hc, runID, rep.Invoices)
 	var ids []string
 	for _, s := range subs {
 		if s.id != "" {
@@ -325,6 +350,49 @@ func benchRun(ctx context.Context, o benchOptions, sc scenario, t *target, hc *h
 
 // ---------------------------------------------------------------- posting
 
+// benchAmount is what every bench payment pays, in USD cents (wire "12.50").
+const benchAmount = 1250
+
+// createInvoice creates an invoice due exactly n bench payments, retried
+// like a payment under one Idempotency-Key, and returns its id.
+func createInvoice(ctx context.Context, hc *http.Client, t *target, ext string, n int) (string, error) {
+	b, _ := json.Marshal(map[string]any{"external_id": ext, "currency": "USD",
+		"amount_due": payment.FormatMajor(int64(n)*benchAmount, "USD")})
+	var last string
+	for try := 1; try <= maxTries; try++ {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, t.base+"/v1/invoices", bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("x-api-key", t.key)
+		req.Header.Set("Idempotency-Key", ext)
+		resp, err := hc.Do(req)
+		if err != nil {
+			last = err.Error()
+		} else {
+			data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+			last = resp.Status + ": " + strings.TrimSpace(string(data))
+			switch {
+			case resp.StatusCode == http.StatusCreated || resp.StatusCode == http.StatusOK:
+				var inv struct {
+					ID string `json:"id"`
+				}
+				if json.Unmarshal(data, &inv) == nil && validID(inv.ID) {
+					return inv.ID, nil
+				}
+				return "", fmt.Errorf("bench: create invoice: no id in %s", data)
+			case resp.StatusCode != http.StatusConflict && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode < 500:
+				return "", fmt.Errorf("bench: create invoice: %s", last)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("bench: create invoice (%s): %w", last, context.Cause(ctx))
+		case <-time.After(min(25*time.Millisecond<<(try-1), 2*time.Second)):
+		}
+	}
+	return "", fmt.Errorf("bench: create invoice: %s", last)
+}
+
 // submission is one payment the bench asked for.
 type submission struct {
 	start    time.Time     // first try
@@ -337,10 +405,10 @@ type submission struct {
 
 const maxTries = 8
 
-// post sends o.n payments at concurrency o.c, each under its own
-// Idempotency-Key so that a retry after 409, 429, 5xx or a network error can
-// never create a second payment.
-func post(ctx context.Context, o benchOptions, sc scenario, t *target, hc *http.Client, runID string) ([]submission, float64) {
+// post sends o.n payments at concurrency o.c, payment i against invoice
+// i mod len(invs), each under its own Idempotency-Key so that a retry after
+// 409, 429, 5xx or a network error can never create a second payment.
+func post(ctx context.Context, o benchOptions, sc scenario, t *target, hc *http.Client, runID string, invs []string) ([]submission, float64) {
 	subs := make([]submission, o.n)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -354,7 +422,7 @@ func post(ctx context.Context, o benchOptions, sc scenario, t *target, hc *http.
 				if i >= o.n {
 					return
 				}
-				subs[i] = postOne(ctx, hc, t, sc, fmt.Sprintf("bench-%s-%d", runID, i))
+				subs[i] = postOne(ctx, hc, t, sc, invs[i%len(invs)], fmt.Sprintf("bench-%s-%d", runID, i))
 			}
 		}()
 	}
@@ -362,8 +430,8 @@ func post(ctx context.Context, o benchOptions, sc scenario, t *target, hc *http.
 	return subs, time.Since(began).Seconds()
 }
 
-func postOne(ctx context.Context, hc *http.Client, t *target, sc scenario, key string) submission {
-	body := map[string]any{"amount": "12.50", "currency": "USD", "destination_id": key,
+func postOne(ctx context.Context, hc *http.Client, t *target, sc scenario, inv, key string) submission {
+	body := map[string]any{"amount": payment.FormatMajor(benchAmount, "USD"), "currency": "USD", "destination_id": inv,
 		"destination_type": "INVOICE", "payment_method_type": string(sc.Method)}
 	if sc.PM != "" {
 		body["payment_method_id"] = sc.PM
@@ -861,8 +929,8 @@ func examples(ids []string) string {
 
 func printReport(w io.Writer, r *benchReport) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "payd bench (%s %s): %d × %s %s → %s, concurrency %d\n", r.Mode, r.Addr, r.N, r.Scenario.Method,
-		r.Scenario.PM, r.Scenario.Expect, r.Concurrency)
+	fmt.Fprintf(tw, "payd bench (%s %s): %d × %s %s → %s, concurrency %d, %d invoice(s)\n", r.Mode, r.Addr, r.N,
+		r.Scenario.Method, r.Scenario.PM, r.Scenario.Expect, r.Concurrency, len(r.Invoices))
 	fmt.Fprintf(tw, "\t\tcount\tseconds\tper second\tp50 ms\tp95 ms\tp99 ms\tmax ms\n")
 	in, fin := r.Intake, r.Final
 	fmt.Fprintf(tw, "intake\taccepted\t%d\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\n", in.Accepted, in.Seconds, in.PerSecond,

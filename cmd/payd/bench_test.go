@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -27,7 +28,8 @@ func benchEnv(t *testing.T) func(string) string {
 func TestBenchSpawn(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
-	err := run(context.Background(), []string{"payd", "bench", "--spawn", "-n", "200", "-c", "8"}, benchEnv(t), &buf)
+	getenv := benchEnv(t)
+	err := run(context.Background(), []string{"payd", "bench", "--spawn", "-n", "200", "-c", "8"}, getenv, &buf)
 	out := buf.String()
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, out)
@@ -42,6 +44,44 @@ func TestBenchSpawn(t *testing.T) {
 		if !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("output does not match %s:\n%s", want, out)
 		}
+	}
+	// Every payment paid the one invoice the bench created, which is now paid in full.
+	db, err := sql.Open("postgres", getenv("DATABASE_URL"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var invoices, paid, due int64
+	var status string
+	if err := db.QueryRow(`SELECT count(*), max(amount_paid), max(amount_due), max(status) FROM invoices`).
+		Scan(&invoices, &paid, &due, &status); err != nil {
+		t.Fatal(err)
+	}
+	if invoices != 1 || paid != 200*1250 || due != 200*1250 || status != "PAID" {
+		t.Errorf("invoices %d, paid %d of %d, status %s; want 1 invoice PAID with 250000 of 250000", invoices, paid, due, status)
+	}
+}
+
+// TestBenchSpawnInvoices spreads the payments over several invoices.
+func TestBenchSpawnInvoices(t *testing.T) {
+	t.Parallel()
+	jsonPath := filepath.Join(t.TempDir(), "bench.json")
+	var buf bytes.Buffer
+	err := run(context.Background(), []string{"payd", "bench", "--spawn", "-n", "50", "-c", "8", "-invoices", "7",
+		"-json", jsonPath}, benchEnv(t), &buf)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, buf.String())
+	}
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep benchReport
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Pass || len(rep.Invoices) != 7 || rep.Final.Statuses["SUCCEEDED"] != 50 {
+		t.Errorf("pass %v, invoices %v, statuses %v; want a pass over 7 invoices with 50 SUCCEEDED", rep.Pass, rep.Invoices, rep.Final.Statuses)
 	}
 }
 
@@ -83,6 +123,9 @@ func TestBenchFlags(t *testing.T) {
 		{"--spawn", "-addr", "http://x", "-key", "k"},
 		{"--spawn", "-n", "0"},
 		{"--spawn", "extra"},
+		{"--spawn", "-invoices", "0"},
+		{"--spawn", "-n", "5", "-invoices", "6"},
+		{"--spawn", "-n", "5000", "-invoices", "1001"},
 	} {
 		if _, err := parseBenchFlags(args, &bytes.Buffer{}); err == nil {
 			t.Errorf("parseBenchFlags(%q): no error", args)
@@ -90,7 +133,7 @@ func TestBenchFlags(t *testing.T) {
 	}
 	o, err := parseBenchFlags([]string{"-addr", "http://127.0.0.1:8080/", "-key", "sk_x"}, &bytes.Buffer{})
 	if err != nil || o.addr != "http://127.0.0.1:8080" || o.n != 2000 || o.c != 16 || o.pm != "pm_card_visa" ||
-		o.method != "CARD" || o.timeout != 120*time.Second {
+		o.method != "CARD" || o.timeout != 120*time.Second || o.invoices != 1 {
 		t.Errorf("defaults: %+v, %v", o, err)
 	}
 }

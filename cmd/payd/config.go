@@ -25,6 +25,7 @@ type config struct {
 	TaskRetention     time.Duration `env:"PAYD_TASK_RETENTION" envDefault:"2m"`
 	SweepInterval     time.Duration `env:"PAYD_SWEEP_INTERVAL" envDefault:"15s"`
 	SweepGrace        time.Duration `env:"PAYD_SWEEP_GRACE" envDefault:"5s"`
+	SweepLease        time.Duration `env:"PAYD_SWEEP_LEASE" envDefault:"30s"`
 	ShutdownTimeout   time.Duration `env:"PAYD_SHUTDOWN_TIMEOUT" envDefault:"25s"`
 
 	GatewayTimeout time.Duration `env:"PAYD_GATEWAY_TIMEOUT" envDefault:"20s"`
@@ -32,10 +33,11 @@ type config struct {
 	SettlePoll     time.Duration `env:"PAYD_SETTLE_POLL" envDefault:"1m"`
 	ReturnWindow   time.Duration `env:"PAYD_RETURN_WINDOW" envDefault:"72h"`
 
-	RateLimit      int           `env:"PAYD_RATE_LIMIT" envDefault:"2000"`
-	RateBurst      int           `env:"PAYD_RATE_BURST" envDefault:"4000"`
-	MaxBodyBytes   int64         `env:"PAYD_MAX_BODY_BYTES" envDefault:"65536"`
-	IdempotencyTTL time.Duration `env:"PAYD_IDEMPOTENCY_TTL" envDefault:"24h"`
+	RateLimit        int           `env:"PAYD_RATE_LIMIT" envDefault:"2000"`
+	RateBurst        int           `env:"PAYD_RATE_BURST" envDefault:"4000"`
+	MaxBodyBytes     int64         `env:"PAYD_MAX_BODY_BYTES" envDefault:"65536"`
+	IdempotencyTTL   time.Duration `env:"PAYD_IDEMPOTENCY_TTL" envDefault:"24h"`
+	IdempotencyLease time.Duration `env:"PAYD_IDEMPOTENCY_LEASE" envDefault:"30s"`
 
 	SandboxURL         string        `env:"PAYD_SANDBOX_URL"`
 	SandboxAddr        string        `env:"PAYD_SANDBOX_ADDR" envDefault:":8090"`
@@ -71,9 +73,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 func envNames() []string {
 	return []string{"DATABASE_URL", "REDIS_URL", "PAYD_ADDR", "PAYD_ADMIN_ADDR", "PAYD_ADMIN_PASSWORD", "PAYD_LOG_LEVEL",
 		"PAYD_DB_MAX_CONNS", "PAYD_WORKER_CONCURRENCY", "PAYD_TASK_CHECK_INTERVAL", "PAYD_DELAYED_TASK_CHECK_INTERVAL",
-		"PAYD_TASK_RETENTION", "PAYD_SWEEP_INTERVAL", "PAYD_SWEEP_GRACE", "PAYD_SHUTDOWN_TIMEOUT", "PAYD_GATEWAY_TIMEOUT",
+		"PAYD_TASK_RETENTION", "PAYD_SWEEP_INTERVAL", "PAYD_SWEEP_GRACE", "PAYD_SWEEP_LEASE", "PAYD_SHUTDOWN_TIMEOUT", "PAYD_GATEWAY_TIMEOUT",
 		"PAYD_RETRY_UNIT", "PAYD_SETTLE_POLL", "PAYD_RETURN_WINDOW", "PAYD_RATE_LIMIT", "PAYD_RATE_BURST",
-		"PAYD_MAX_BODY_BYTES", "PAYD_IDEMPOTENCY_TTL", "PAYD_SANDBOX_URL", "PAYD_SANDBOX_ADDR", "PAYD_SANDBOX_PUBLIC_URL",
+		"PAYD_MAX_BODY_BYTES", "PAYD_IDEMPOTENCY_TTL", "PAYD_IDEMPOTENCY_LEASE", "PAYD_SANDBOX_URL", "PAYD_SANDBOX_ADDR", "PAYD_SANDBOX_PUBLIC_URL",
 		"PAYD_SANDBOX_SETTLE_DELAY", "PAYD_SANDBOX_RETURN_DELAY", "PAYD_SANDBOX_LATENCY", "PAYD_SANDBOX_FAULT_RATE",
 		"PAYD_SANDBOX_SEED"}
 }

@@ -76,7 +76,7 @@ func build(ctx context.Context, cfg config, stdout io.Writer) (*deps, error) {
 	opt.PoolSize = max(cfg.WorkerConcurrency+16, 32)
 	d.rdb = redis.NewClient(opt)
 	d.client = asynq.NewClientFromRedisClient(d.rdb)
-	d.enqueue = &jobs.Enqueuer{Client: d.client, Retention: cfg.TaskRetention}
+	d.enqueue = &jobs.Enqueuer{Client: d.client, Inspector: asynq.NewInspectorFromRedisClient(d.rdb), Retention: cfg.TaskRetention}
 	if cfg.SandboxURL != "" {
 		d.gateway = sandbox.NewClient(cfg.SandboxURL, &http.Client{})
 	} else {
@@ -120,7 +120,7 @@ func (d *deps) processor() *processor.Processor {
 	c := d.cfg
 	return processor.New(processor.Deps{Store: d.store, Gateway: d.gateway, Enqueue: d.enqueue, Metrics: d.metrics, Log: d.log,
 		Config: processor.Config{GatewayTimeout: c.GatewayTimeout, SettlePoll: c.SettlePoll, ReturnWindow: c.ReturnWindow,
-			SweepGrace: c.SweepGrace, Policy: payment.DefaultRetryPolicy(c.RetryUnit)}})
+			SweepGrace: c.SweepGrace, SweepLease: c.SweepLease, Policy: payment.DefaultRetryPolicy(c.RetryUnit)}})
 }
 
 // serve runs the given roles until ctx ends, then shuts each down gracefully.
@@ -191,7 +191,7 @@ func (d *deps) serveHTTP(ctx context.Context, name string, ln net.Listener, h ht
 func (d *deps) runIntake(ctx context.Context) error {
 	api := intake.NewServer(intake.Deps{Store: d.store, Enqueue: d.enqueue, Redis: d.rdb, Metrics: d.metrics, Log: d.log,
 		Config: intake.Config{MaxBodyBytes: d.cfg.MaxBodyBytes, RateLimit: d.cfg.RateLimit, RateBurst: d.cfg.RateBurst,
-			IdempotencyTTL: d.cfg.IdempotencyTTL}})
+			IdempotencyTTL: d.cfg.IdempotencyTTL, IdempotencyLease: d.cfg.IdempotencyLease}})
 	var h http.Handler = api
 	if d.sandbox != nil {
 		// the in-process sandbox's customer-facing pages (3-D Secure challenges)

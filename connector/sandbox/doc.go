@@ -20,6 +20,8 @@
 //	                                    after Config.ReturnDelay
 //	bank 11111111… / ba_11111111…       hard decline account_invalid
 //	any other bank account              SENT, then settles
+//	an IBAN (SEPA, SWIFT)               judged by the digits of its national
+//	                                    part: DE89370400440532013000 settles
 //
 // Charges and refunds are idempotent by key: a key that has an outcome always
 // answers with that outcome and never adds a second ledger entry. Inquire on a

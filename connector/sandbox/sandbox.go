@@ -241,7 +241,7 @@ func (s *Sandbox) chargeCardLocked(req connector.ChargeRequest) (connector.Resul
 func (s *Sandbox) submitBankLocked(req connector.ChargeRequest) connector.Result {
 	account, ok := strings.CutPrefix(req.PaymentMethodID, bankAccountPrefix)
 	if !ok {
-		account = req.PaymentMethodID
+		account = ibanDigits(req.PaymentMethodID)
 	}
 	if !allDigits(account) || strings.HasPrefix(account, bankAccountInvalidStart) {
 		return s.recordLocked(req, declined(payment.FailureHardDecline, "account_invalid", "the bank account is invalid"))
@@ -450,6 +450,27 @@ func validMoney(m payment.Money, positive bool) (connector.Result, bool) {
 func sameCharge(a, b connector.ChargeRequest) bool {
 	return a.PaymentID == b.PaymentID && a.Amount == b.Amount && a.Method == b.Method &&
 		a.PaymentMethodID == b.PaymentMethodID
+}
+
+// ibanDigits reads an IBAN (two letters, two check digits, then the
+// national account number, as SEPA payouts send it) as the digits of its
+// national part, so that the magic values work for IBANs too: DE89 3704 0044
+// 0532 0130 00 is account 370400440532013000 and settles; GB29 NWBK 6016
+// 1331 9268 19 is 60161331926819. Anything else is returned as it is.
+func ibanDigits(s string) string {
+	if len(s) < 5 || len(s) > 34 || !isUpper(s[:2]) || !allDigits(s[2:4]) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s[4:] {
+		switch {
+		case r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case r < 'A' || r > 'Z':
+			return s
+		}
+	}
+	return b.String()
 }
 
 func allDigits(s string) bool {

@@ -202,6 +202,20 @@ func TestMagicValues(t *testing.T) {
 			},
 		},
 		{
+			name: "a SEPA IBAN is judged by its national digits: sent, then settles",
+			req:  bank("pay_iban", 1, payment.MethodSEPA, "DE89370400440532013000"),
+			want: want{status: connector.StatusSent, ledger: 1, inquire: connector.StatusSent},
+			then: func(t *testing.T, e *env, req connector.ChargeRequest, res connector.Result) {
+				checkSettles(t, e, res, "")
+			},
+		},
+		{
+			name: "an IBAN whose national digits start 11111111 fails at submission",
+			req:  bank("pay_iban_bad", 1, payment.MethodSEPA, "DE75111111110000000000"),
+			want: want{status: connector.StatusDeclined, class: payment.FailureHardDecline, code: "account_invalid",
+				inquire: connector.StatusDeclined},
+		},
+		{
 			name: "a card token on a bank rail is not an account",
 			req:  bank("pay_ach_card", 1, payment.MethodACH, CardVisa),
 			want: want{status: connector.StatusDeclined, class: payment.FailureHardDecline, code: "account_invalid",

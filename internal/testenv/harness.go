@@ -85,7 +85,7 @@ func Start(t testing.TB, o Options) *Harness {
 	}
 	h.Log = slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	client := asynq.NewClientFromRedisClient(h.Redis)
-	h.Enqueuer = &jobs.Enqueuer{Client: client, Retention: time.Minute}
+	h.Enqueuer = &jobs.Enqueuer{Client: client, Inspector: asynq.NewInspectorFromRedisClient(h.Redis), Retention: time.Minute}
 	gw := o.Gateway
 	if gw == nil {
 		if o.Sandbox.SettleDelay == 0 {
@@ -142,8 +142,23 @@ func Start(t testing.TB, o Options) *Harness {
 	if _, h.KeyB, err = st.CreateAPIKey(ctx, tb.ID); err != nil {
 		t.Fatalf("key: %v", err)
 	}
+	// The invoice CreatePayment pays: written through the store, so that
+	// starting a harness spends none of a rate-limited tenant's requests.
+	if _, err := st.CreateInvoice(ctx, store.NewInvoice{TenantID: ta.ID, ExternalID: TestInvoice, Currency: "USD",
+		AmountDue: TestInvoiceAmountDue}); err != nil {
+		t.Fatalf("invoice %s: %v", TestInvoice, err)
+	}
 	return h
 }
+
+const (
+	// TestInvoice is tenant A's USD invoice that CreatePayment pays; every
+	// Harness has it.
+	TestInvoice = "inv_test"
+	// TestInvoiceAmountDue is its amount due in minor units: the largest amount
+	// the API accepts, so that no test runs out of it.
+	TestInvoiceAmountDue = 1_000_000_000_000_00
+)
 
 // StartWorker starts (or restarts) the asynq worker.
 func (h *Harness) StartWorker() {
@@ -205,10 +220,34 @@ func (h *Harness) Do(method, path, key string, body []byte, hdr map[string]strin
 	return Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
 }
 
-// CreatePayment posts a seed-001 payment for tenant A and returns its id.
+// CreateInvoice creates an invoice of tenant A through POST /v1/invoices
+// and returns its id. amountDue is a decimal in major units ("100.00"), sent
+// as a JSON string. Creating the same invoice again returns the same id.
+func (h *Harness) CreateInvoice(externalID, currency, amountDue string) string {
+	h.t.Helper()
+	return h.CreateInvoiceWithKey(h.KeyA, externalID, currency, amountDue)
+}
+
+// CreateInvoiceWithKey is CreateInvoice for the tenant of an API key.
+func (h *Harness) CreateInvoiceWithKey(key, externalID, currency, amountDue string) string {
+	h.t.Helper()
+	body, _ := json.Marshal(map[string]string{"external_id": externalID, "currency": currency, "amount_due": amountDue})
+	r := h.Do("POST", "/v1/invoices", key, body, nil)
+	if r.Status != http.StatusCreated && r.Status != http.StatusOK {
+		h.t.Fatalf("create invoice %q: %d %s", externalID, r.Status, r.Body)
+	}
+	id, _ := r.JSON(h.t)["id"].(string)
+	if id == "" {
+		h.t.Fatalf("create invoice %q: no id in %s", externalID, r.Body)
+	}
+	return id
+}
+
+// CreatePayment posts a seed-001 payment of USD for tenant A against
+// TestInvoice and returns its id. amount is raw JSON (12.5 or "12.50").
 func (h *Harness) CreatePayment(method, pm, amount string) string {
 	h.t.Helper()
-	body := `{"amount":` + amount + `,"currency":"USD","destination_id":"inv_test","destination_type":"INVOICE",` +
+	body := `{"amount":` + amount + `,"currency":"USD","destination_id":"` + TestInvoice + `","destination_type":"INVOICE",` +
 		`"payment_method_type":"` + method + `","payment_method_id":"` + pm + `"}`
 	r := h.Do("POST", "/v1/payments", h.KeyA, []byte(body), nil)
 	if r.Status != http.StatusCreated {

@@ -1,0 +1,1134 @@
+package main
+
+// Process-level fault tests: the real payd binary, run as separate OS
+// processes (sandbox, intake, two workers, scheduler) on a fresh PostgreSQL
+// database and Redis database, driven by a bounded load of retrying clients
+// while real faults are injected (Redis FLUSHDB, kill -9 of a worker or of
+// intake, a gateway that charges and then loses its answer). Afterwards the
+// database and the sandbox ledger are checked against DESIGN.md §9:
+//
+//	I1 no double charge     the sandbox ledger never holds two charges for one payment
+//	I2 no lost payment      every 2xx-accepted payment exists and is final within a bound
+//	I4 audited transitions  payment_events chain from NULL→PENDING to the current status
+//	I5 idempotency          one payment per Idempotency-Key, replays identical
+//
+// Run: go test -race -count=1 -run Fault ./cmd/payd/ -v
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/payd/payd/connector/sandbox"
+	"github.com/payd/payd/internal/testenv"
+	"github.com/payd/payd/payment"
+)
+
+const (
+	// faultFinalBound is I2's bound: every payment must be final within it
+	// of the later of the last fault and the end of the load. It is what
+	// payd's own recovery needs in the worst case here: a sweep (interval
+	// PAYD_SWEEP_INTERVAL after PAYD_SWEEP_GRACE), the sweep lease
+	// (PAYD_SWEEP_LEASE) after which a step still due has its task
+	// inspected and, if a dead worker holds it, re-armed under a fresh task
+	// ID, a bank payment's settle delay and return window (3 s), and slack
+	// for a 2-core machine running race-instrumented processes. It is far
+	// shorter than asynq's own recovery of a dead worker's active tasks
+	// (55–120 s after the crash): a step must not wait on that.
+	faultFinalBound = 25 * time.Second
+	// faultClientPatience is how long one client keeps retrying one
+	// Idempotency-Key. It exceeds intake's 30 s in-flight key lease, which a
+	// key whose request died with intake waits out.
+	faultClientPatience = 60 * time.Second
+)
+
+// faultFinalSQL selects payments that have reached an outcome and have nothing
+// more scheduled.
+const faultFinalSQL = `status IN ('SUCCEEDED','PARTIALLY_REFUNDED','REFUNDED','RETURNED','FAILED','CANCELED','REQUIRES_REVIEW')
+	AND next_step IS NULL`
+
+func TestFault(t *testing.T) {
+	bin := buildFaultPayd(t)
+	// Each scenario is its own deployment on its own databases; after their
+	// few seconds of load they mostly wait on recovery, so they run side
+	// by side.
+	t.Run("redis_flush", func(t *testing.T) { t.Parallel(); faultRedisFlush(t, bin) })
+	t.Run("worker_kill", func(t *testing.T) { t.Parallel(); faultWorkerKill(t, bin) })
+	t.Run("timeout_after_charge", func(t *testing.T) { t.Parallel(); faultTimeoutAfterCharge(t, bin) })
+	t.Run("intake_kill", func(t *testing.T) { t.Parallel(); faultIntakeKill(t, bin) })
+}
+
+// (a) Redis loses everything, twice, while payments are being accepted and
+// processed: Postgres alone must bring every payment to a final status.
+func faultRedisFlush(t *testing.T, bin string) {
+	c := startFaultCluster(t, bin)
+	l := c.startLoad(faultLoadSpec{n: 480, clients: 8, spread: 6 * time.Second, mix: faultMix})
+	var lastFault time.Time
+	for _, at := range []time.Duration{2 * time.Second, 4 * time.Second} {
+		faultSleepUntil(l.start.Add(at))
+		inflight := c.inFlightAttempts()
+		if err := c.rdb.FlushDB(context.Background()).Err(); err != nil {
+			t.Fatalf("FLUSHDB: %v", err)
+		}
+		lastFault = time.Now()
+		t.Logf("FLUSHDB at +%s (%s) with %d attempts in flight", lastFault.Sub(l.start).Round(time.Millisecond),
+			lastFault.UTC().Format("15:04:05.000"), inflight)
+	}
+	l.wait()
+	c.finish("redis_flush", l, lastFault)
+}
+
+// (b) A worker dies by SIGKILL while attempts are in flight; a replacement
+// starts a few seconds later.
+func faultWorkerKill(t *testing.T, bin string) {
+	c := startFaultCluster(t, bin)
+	l := c.startLoad(faultLoadSpec{n: 480, clients: 8, spread: 6 * time.Second, mix: faultMix})
+	faultSleepUntil(l.start.Add(2 * time.Second))
+	// Kill when the workers are busy: gateway calls in flight and several
+	// tasks active, so that the victim very likely dies holding some.
+	inflight, active := 0, 0
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(2 * time.Millisecond) {
+		if inflight, active = c.inFlightAttempts(), c.activeTasks(); inflight > 0 && active >= 8 {
+			break
+		}
+	}
+	victim := c.workers[0]
+	victim.kill9(t)
+	lastFault := time.Now()
+	t.Logf("kill -9 %s (pid %d) at +%s with %d attempts in flight and %d tasks active", victim.name,
+		victim.cmd.Process.Pid, lastFault.Sub(l.start).Round(time.Millisecond), inflight, active)
+	if inflight == 0 {
+		t.Errorf("no attempt was in flight when the worker was killed")
+	}
+	time.Sleep(3 * time.Second)
+	c.startWorker("worker-3")
+	t.Logf("replacement worker-3 started at +%s", time.Since(l.start).Round(time.Millisecond))
+	l.wait()
+	c.finish("worker_kill", l, lastFault)
+}
+
+// (c) The gateway charges, then its answer is lost (the sandbox closes the
+// connection): the attempt is UNKNOWN, an inquiry must find the charge, and
+// nothing may charge again.
+func faultTimeoutAfterCharge(t *testing.T, bin string) {
+	c := startFaultCluster(t, bin)
+	mix := func(i int) (string, string) {
+		if i%2 == 0 {
+			return "CARD", sandbox.CardTimeoutAfterCharge
+		}
+		return faultMix(i)
+	}
+	l := c.startLoad(faultLoadSpec{n: 200, clients: 8, spread: 3 * time.Second, mix: mix})
+	l.wait()
+	s := c.finish("timeout_after_charge", l, l.end)
+	if s.timeouts < 100 {
+		t.Errorf("only %d %s payments were made, want ≥ 100", s.timeouts, sandbox.CardTimeoutAfterCharge)
+	}
+}
+
+// (d) Intake dies by SIGKILL mid-load and is restarted on the same address;
+// clients retry with the same Idempotency-Key.
+func faultIntakeKill(t *testing.T, bin string) {
+	c := startFaultCluster(t, bin)
+	l := c.startLoad(faultLoadSpec{n: 400, clients: 8, spread: 6 * time.Second, mix: faultMix})
+	faultSleepUntil(l.start.Add(2 * time.Second))
+	c.intake.kill9(t)
+	lastFault := time.Now()
+	t.Logf("kill -9 intake at +%s (%d requests sent so far)", lastFault.Sub(l.start).Round(time.Millisecond), l.requests.Load())
+	time.Sleep(time.Second)
+	c.intake = c.start("intake-2", "intake")
+	c.waitReady()
+	t.Logf("intake-2 ready at +%s", time.Since(l.start).Round(time.Millisecond))
+	l.wait()
+	c.finish("intake_kill", l, lastFault)
+}
+
+// faultMix is the payment mix of a load: mostly cards that succeed, some
+// declines, flaky and lost-response cards, and ACH payments that settle or
+// are returned.
+func faultMix(i int) (method, pm string) {
+	switch i % 20 {
+	case 11, 12:
+		return "CARD", sandbox.CardDeclined
+	case 13:
+		return "CARD", sandbox.CardFlaky
+	case 14, 15:
+		return "CARD", sandbox.CardTimeoutAfterCharge
+	case 16, 17:
+		return "ACH", "ba_" + sandbox.BankAccountSettles
+	case 18:
+		return "ACH", "ba_" + sandbox.BankAccountReturnedR01
+	}
+	return "CARD", sandbox.CardVisa
+}
+
+// faultWantStatus is the final status each payment method id leads to, faults or
+// not.
+var faultWantStatus = map[string]string{
+	sandbox.CardVisa:                       "SUCCEEDED",
+	sandbox.CardDeclined:                   "FAILED",
+	sandbox.CardFlaky:                      "SUCCEEDED",
+	sandbox.CardTimeoutAfterCharge:         "SUCCEEDED",
+	"ba_" + sandbox.BankAccountSettles:     "SUCCEEDED",
+	"ba_" + sandbox.BankAccountReturnedR01: "RETURNED",
+}
+
+// ---------------------------------------------------------------- binary
+
+// buildFaultPayd builds this package once, with -race when the test binary has it
+// (data races in the processes then show up in their logs).
+func buildFaultPayd(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "payd")
+	args := []string{"build", "-o", bin}
+	if faultRaceEnabled() {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, ".")...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return bin
+}
+
+func faultRaceEnabled() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" && s.Value == "true" {
+			return true
+		}
+	}
+	return false
+}
+
+// ---------------------------------------------------------------- cluster
+
+// faultCluster is one payd deployment of separate processes on its own database.
+type faultCluster struct {
+	t          *testing.T
+	bin        string
+	dir        string
+	env        []string
+	sandboxURL string
+	intakeURL  string
+	apiKey     string
+	db         *sql.DB
+	rdb        *redis.Client
+
+	mu      sync.Mutex
+	procs   []*faultProc
+	workers []*faultProc
+	intake  *faultProc
+}
+
+// faultProc is one running payd process in its own process group.
+type faultProc struct {
+	name string
+	log  string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error // set before done closes
+}
+
+func startFaultCluster(t *testing.T, bin string) *faultCluster {
+	t.Helper()
+	c := &faultCluster{t: t, bin: bin, dir: t.TempDir()}
+	if keep := os.Getenv("PAYD_FAULT_LOG_DIR"); keep != "" {
+		// keep the process logs for a post-mortem
+		c.dir = filepath.Join(keep, strings.ReplaceAll(t.Name(), "/", "_")+"-"+strconv.FormatInt(time.Now().Unix(), 10))
+		if err := os.MkdirAll(c.dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("process logs in %s", c.dir)
+	}
+	dbURL := testenv.PostgresURL(t)
+	redisURL := testenv.RedisURL(t)
+	// Registered before any process starts, so it runs after they are killed.
+	t.Cleanup(c.report)
+
+	sandboxAddr, intakeAddr := faultFreeAddr(t), faultFreeAddr(t)
+	c.sandboxURL, c.intakeURL = "http://"+sandboxAddr, "http://"+intakeAddr
+	c.env = []string{
+		"DATABASE_URL=" + dbURL, "REDIS_URL=" + redisURL, "PAYD_LOG_LEVEL=info",
+		"PAYD_ADDR=" + intakeAddr, "PAYD_ADMIN_ADDR=127.0.0.1:0", "PAYD_ADMIN_PASSWORD=",
+		"PAYD_DB_MAX_CONNS=12", "PAYD_SHUTDOWN_TIMEOUT=2s",
+		"PAYD_SANDBOX_ADDR=" + sandboxAddr, "PAYD_SANDBOX_URL=" + c.sandboxURL,
+		"PAYD_SANDBOX_LATENCY=30ms", "PAYD_SANDBOX_SETTLE_DELAY=1s", "PAYD_SANDBOX_RETURN_DELAY=1s",
+		"PAYD_RETRY_UNIT=20ms", "PAYD_SWEEP_INTERVAL=1s", "PAYD_SWEEP_GRACE=1s", "PAYD_SWEEP_LEASE=5s", "PAYD_GATEWAY_TIMEOUT=2s",
+		"PAYD_IDEMPOTENCY_LEASE=10s",
+		"PAYD_SETTLE_POLL=200ms", "PAYD_RETURN_WINDOW=2s",
+	}
+
+	c.start("sandbox", "sandbox")
+	c.waitHTTP("sandbox", c.sandboxURL+"/ledger")
+	c.runOnce("migrate", "migrate")
+	out := c.runOnce("keys", "keys", "create", "--tenant", "t1")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	c.apiKey = strings.TrimSpace(lines[len(lines)-1])
+	if c.apiKey == "" {
+		t.Fatalf("keys create printed no key:\n%s", out)
+	}
+	c.intake = c.start("intake", "intake")
+	c.start("scheduler", "scheduler")
+	c.startWorker("worker-1")
+	c.startWorker("worker-2")
+	c.waitReady()
+
+	db, err := sql.Open("postgres", dbURL) // lib/pq, registered by store
+	if err != nil {
+		t.Fatalf("open %s: %v", dbURL, err)
+	}
+	db.SetMaxOpenConns(4)
+	t.Cleanup(func() { db.Close() })
+	c.db = db
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		t.Fatalf("redis url: %v", err)
+	}
+	c.rdb = redis.NewClient(opt)
+	t.Cleanup(func() { c.rdb.Close() })
+	c.createInvoices()
+	return c
+}
+
+// faultInvoices is how many invoices a load's payments pay (destination_id
+// inv_fault_<i mod faultInvoices>); each is due far more than they pay.
+const faultInvoices = 7
+
+// createInvoices creates the invoices the load pays, through the API.
+func (c *faultCluster) createInvoices() {
+	c.t.Helper()
+	hc := &http.Client{Timeout: 10 * time.Second}
+	defer hc.CloseIdleConnections()
+	for i := range faultInvoices {
+		ext := fmt.Sprintf("inv_fault_%d", i)
+		body, _ := json.Marshal(map[string]string{"external_id": ext, "currency": "USD", "amount_due": "1000000.00"})
+		req, err := http.NewRequest(http.MethodPost, c.intakeURL+"/v1/invoices", bytes.NewReader(body))
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+c.apiKey)
+		req.Header.Set("Idempotency-Key", "fault-invoice-"+ext)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			c.t.Fatalf("create invoice %s: %v", ext, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+			c.t.Fatalf("create invoice %s: %d %s", ext, resp.StatusCode, b)
+		}
+	}
+}
+
+// payd's environment only: nothing from the developer's shell that payd reads.
+func (c *faultCluster) environ() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "PAYD_") || strings.HasPrefix(kv, "DATABASE_URL=") || strings.HasPrefix(kv, "REDIS_URL=") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, c.env...)
+}
+
+// start runs a long-lived payd process; t.Cleanup kills its process group.
+func (c *faultCluster) start(name string, args ...string) *faultProc {
+	c.t.Helper()
+	logPath := filepath.Join(c.dir, name+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cmd := exec.Command(c.bin, args...)
+	cmd.Env = c.environ()
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		c.t.Fatalf("start %s: %v", name, err)
+	}
+	p := &faultProc{name: name, log: logPath, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		f.Close()
+		close(p.done)
+	}()
+	c.mu.Lock()
+	c.procs = append(c.procs, p)
+	c.mu.Unlock()
+	c.t.Cleanup(func() { p.stop() })
+	return p
+}
+
+func (c *faultCluster) startWorker(name string) *faultProc {
+	p := c.start(name, "worker")
+	c.mu.Lock()
+	c.workers = append(c.workers, p)
+	c.mu.Unlock()
+	return p
+}
+
+// runOnce runs a payd command to completion and returns its stdout.
+func (c *faultCluster) runOnce(name string, args ...string) string {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, c.bin, args...)
+	cmd.Env = c.environ()
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	_ = os.WriteFile(filepath.Join(c.dir, name+".log"), append(stdout.Bytes(), stderr.Bytes()...), 0o600)
+	if err != nil {
+		c.t.Fatalf("payd %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
+	}
+	return stdout.String()
+}
+
+func (p *faultProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// kill9 sends SIGKILL to the process group and waits for the process to die.
+func (p *faultProc) kill9(t *testing.T) {
+	t.Helper()
+	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL); err != nil && !p.exited() {
+		t.Fatalf("kill -9 %s: %v", p.name, err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s survived kill -9", p.name)
+	}
+}
+
+func (p *faultProc) stop() {
+	if p.exited() {
+		return
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+	}
+}
+
+func (c *faultCluster) waitHTTP(name, url string) {
+	c.t.Helper()
+	hc := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := hc.Get(url)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s not ready at %s after 30s (last error %v)", name, url, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (c *faultCluster) waitReady() { c.t.Helper(); c.waitHTTP("intake", c.intakeURL+"/readyz") }
+
+// inFlightAttempts counts attempts whose intent is recorded and whose outcome
+// is not: gateway calls in flight (or unresolved).
+func (c *faultCluster) inFlightAttempts() int {
+	var n int
+	_ = c.db.QueryRow(`SELECT count(*) FROM payment_attempts WHERE status = 'STARTED'`).Scan(&n)
+	return n
+}
+
+// activeTasks counts the tasks asynq has handed to workers, on every queue.
+func (c *faultCluster) activeTasks() int {
+	n := 0
+	for _, q := range []string{"critical", "default", "low"} {
+		k, _ := c.rdb.LLen(context.Background(), "asynq:{"+q+"}:active").Result()
+		n += int(k)
+	}
+	return n
+}
+
+// report runs last: on failure it prints the tail of every process log; in
+// any case it fails the test on a data race or panic in a process.
+func (c *faultCluster) report() {
+	c.mu.Lock()
+	procs := append([]*faultProc(nil), c.procs...)
+	c.mu.Unlock()
+	logs, _ := filepath.Glob(filepath.Join(c.dir, "*.log"))
+	sort.Strings(logs)
+	for _, path := range logs {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		for _, bad := range []string{"WARNING: DATA RACE", "panic:", "fatal error:"} {
+			if i := bytes.Index(b, []byte(bad)); i >= 0 {
+				c.t.Errorf("%s: %q in %s:\n%s", filepath.Base(path), bad, path, logExcerpt(b[i:], 60))
+			}
+		}
+	}
+	if !c.t.Failed() {
+		return
+	}
+	for _, p := range procs {
+		state := "running"
+		if p.exited() {
+			state = fmt.Sprintf("exited: %v", p.err)
+		}
+		c.t.Logf("process %s (%s)", p.name, state)
+	}
+	for _, path := range logs {
+		b, _ := os.ReadFile(path)
+		c.t.Logf("---- tail of %s ----\n%s", filepath.Base(path), logTail(b, 30))
+	}
+}
+
+func logTail(b []byte, n int) string {
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	for i, l := range lines {
+		if len(l) > 400 {
+			lines[i] = l[:400] + "…"
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+func logExcerpt(b []byte, n int) string {
+	lines := strings.SplitN(string(b), "\n", n+1)
+	if len(lines) > n {
+		lines = lines[:n]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func faultFreeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func faultSleepUntil(at time.Time) { time.Sleep(time.Until(at)) }
+
+// ---------------------------------------------------------------- load
+
+type faultLoadSpec struct {
+	n       int           // payments in all
+	clients int           // concurrent clients
+	spread  time.Duration // payment i is started at start + i·spread/n
+	mix     func(i int) (method, pm string)
+}
+
+// faultClientRecord is what one client knows about one Idempotency-Key. It is
+// written only by the client goroutine that owns it, and read after wait.
+type faultClientRecord struct {
+	key, method, pm string
+	body            []byte
+	tries           int
+	id              string // the payment id of the first 2xx; empty if none
+	code            int    // its status
+	resp            []byte // its body
+	lastErr         string // why the last try failed
+	rejected        bool   // a 4xx that retrying cannot fix
+}
+
+type faultLoad struct {
+	spec         faultLoadSpec
+	start, end   time.Time
+	recs         []*faultClientRecord
+	requests     atomic.Int64
+	retries      atomic.Int64
+	netErrors    atomic.Int64
+	mu           sync.Mutex
+	statusCounts map[int]int
+	done         chan struct{}
+}
+
+// startLoad starts the clients; wait blocks until every key got a 2xx, a
+// non-retryable answer, or ran out of patience.
+func (c *faultCluster) startLoad(spec faultLoadSpec) *faultLoad {
+	l := &faultLoad{spec: spec, statusCounts: map[int]int{}, done: make(chan struct{})}
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	for i := 0; i < spec.n; i++ {
+		method, pm := spec.mix(i)
+		key := fmt.Sprintf("fault-%s-%04d", run, i)
+		body, _ := json.Marshal(map[string]any{
+			"amount": fmt.Sprintf("%d.%02d", 1+i%97, i%100), "currency": "USD",
+			"destination_id": fmt.Sprintf("inv_fault_%d", i%faultInvoices), "destination_type": "INVOICE",
+			"payment_method_type": method, "payment_method_id": pm,
+			"metadata": map[string]string{"fault_key": key},
+		})
+		l.recs = append(l.recs, &faultClientRecord{key: key, method: method, pm: pm, body: body})
+	}
+	hc := &http.Client{Timeout: 10 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: spec.clients, DisableCompression: true}}
+	l.start = time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range spec.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= spec.n {
+					return
+				}
+				faultSleepUntil(l.start.Add(time.Duration(i) * spec.spread / time.Duration(spec.n)))
+				c.create(hc, l, l.recs[i])
+			}
+		}()
+	}
+	go func() {
+		wg.Wait()
+		l.end = time.Now()
+		hc.CloseIdleConnections()
+		close(l.done)
+	}()
+	return l
+}
+
+func (l *faultLoad) wait() { <-l.done }
+
+// create posts one payment until it gets a 2xx, like a real client: on a
+// network error, a 5xx, a 409 (same key in flight) or a 429 it retries the
+// same request with the same Idempotency-Key, with backoff and Retry-After.
+func (c *faultCluster) create(hc *http.Client, l *faultLoad, r *faultClientRecord) {
+	deadline := time.Now().Add(faultClientPatience)
+	backoff := 50 * time.Millisecond
+	for {
+		r.tries++
+		code, body, hdr, err := c.post(hc, r.key, r.body)
+		l.requests.Add(1)
+		if err != nil {
+			l.netErrors.Add(1)
+			r.lastErr = err.Error()
+		} else {
+			l.mu.Lock()
+			l.statusCounts[code]++
+			l.mu.Unlock()
+			switch {
+			case code/100 == 2:
+				var v struct {
+					ID string `json:"id"`
+				}
+				if jerr := json.Unmarshal(body, &v); jerr != nil || v.ID == "" {
+					r.lastErr, r.rejected = fmt.Sprintf("HTTP %d without an id: %s", code, body), true
+					return
+				}
+				r.id, r.code, r.resp, r.lastErr = v.ID, code, body, ""
+				return
+			case code != http.StatusConflict && code != http.StatusTooManyRequests && code < 500:
+				r.lastErr, r.rejected = fmt.Sprintf("HTTP %d: %s", code, body), true
+				return
+			}
+			r.lastErr = fmt.Sprintf("HTTP %d: %s", code, body)
+		}
+		wait := backoff
+		if s, perr := strconv.Atoi(hdr.Get("Retry-After")); perr == nil && s >= 0 {
+			wait = min(time.Duration(s)*time.Second, 2*time.Second)
+		}
+		if time.Now().Add(wait).After(deadline) {
+			return
+		}
+		l.retries.Add(1)
+		time.Sleep(wait)
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+func (c *faultCluster) post(hc *http.Client, key string, body []byte) (int, []byte, http.Header, error) {
+	req, err := http.NewRequest(http.MethodPost, c.intakeURL+"/v1/payments", bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, http.Header{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.apiKey)
+	req.Header.Set("Idempotency-Key", key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, nil, http.Header{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, nil, resp.Header, err
+	}
+	return resp.StatusCode, b, resp.Header, nil
+}
+
+// ---------------------------------------------------------------- checks
+
+// finish waits until every payment is final (I2's bound: faultFinalBound
+// after the later of the last fault and the end of the load), checks the
+// invariants and idempotent replays, and logs the scenario's summary line.
+func (c *faultCluster) finish(name string, l *faultLoad, lastFault time.Time) faultSummary {
+	t := c.t
+	t.Helper()
+	for _, r := range l.recs {
+		if r.rejected {
+			t.Errorf("key %s (%s %s) was refused: %s", r.key, r.method, r.pm, r.lastErr)
+		}
+	}
+	from := lastFault
+	if l.end.After(from) {
+		from = l.end
+	}
+	quiet, ok := c.waitQuiescent(from.Add(faultFinalBound))
+	if !ok {
+		t.Errorf("I2: payments not final %s after the later of the last fault and the end of the load", faultFinalBound)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ledger, err := sandbox.NewClient(c.sandboxURL, nil).(*sandbox.Client).Ledger(ctx)
+	if err != nil {
+		t.Fatalf("read the sandbox ledger: %v", err)
+	}
+	s := checkInvariants(t, c.db, ledger, l)
+	s.replaysOK = c.checkReplays(l)
+	s.quiescedAfterLoad = quiet
+	toFinal := "unbounded (some payments are not final)"
+	if !s.lastFinal.IsZero() && s.final == s.payments {
+		toFinal = s.lastFinal.Sub(lastFault).Round(time.Millisecond).String()
+	}
+	l.mu.Lock()
+	codes := fmt.Sprint(l.statusCounts)
+	l.mu.Unlock()
+	t.Logf("SUMMARY %s: accepted=%d payments=%d final=%d lost=%d double_charged=%d unacknowledged=%d "+
+		"replays_ok=%d/%d timeout_after_charge_by_inquiry=%d/%d max_time_to_final_after_last_fault=%s "+
+		"quiesced_after_load=%s load=%s requests=%d retries=%d net_errors=%d http=%s statuses=%v",
+		name, s.accepted, s.payments, s.final, s.lost, s.doubleCharged, s.unacknowledged,
+		s.replaysOK, s.accepted, s.timeoutsByInquiry, s.timeouts, toFinal,
+		quiet.Round(time.Millisecond), l.end.Sub(l.start).Round(time.Millisecond),
+		l.requests.Load(), l.retries.Load(), l.netErrors.Load(), codes, s.statuses)
+	return s
+}
+
+// waitQuiescent polls until every payment is final with nothing scheduled,
+// and returns how long after the end of the load that was. At the deadline it
+// logs the stuck rows and the state of their tasks in Redis.
+func (c *faultCluster) waitQuiescent(deadline time.Time) (time.Duration, bool) {
+	t := c.t
+	start := time.Now()
+	slowLogged := false
+	for {
+		var open int
+		if err := c.db.QueryRow(`SELECT count(*) FROM payments WHERE NOT (` + faultFinalSQL + `)`).Scan(&open); err != nil {
+			t.Fatalf("count open payments: %v", err)
+		}
+		if open == 0 {
+			return time.Since(start), true
+		}
+		if !slowLogged && time.Since(start) > 10*time.Second {
+			slowLogged = true
+			t.Logf("%d payments still open 10s after the load stopped; the oldest:", open)
+			c.logOpen(10)
+		}
+		if time.Now().After(deadline) {
+			t.Logf("%d payments still open at the deadline; the oldest:", open)
+			c.logOpen(20)
+			return time.Since(start), false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (c *faultCluster) logOpen(limit int) {
+	rows, err := c.db.Query(`SELECT id, status, COALESCE(next_step,''), next_step_at, step_seq, payment_method_id,
+		attempt_count, updated_at FROM payments WHERE NOT (`+faultFinalSQL+`) ORDER BY updated_at LIMIT $1`, limit)
+	if err != nil {
+		c.t.Logf("list open payments: %v", err)
+		return
+	}
+	defer rows.Close()
+	queue := map[string]string{"create": "default", "submit": "critical", "inquire": "critical", "settle": "default"}
+	for rows.Next() {
+		var id, status, step, pm string
+		var at sql.NullTime
+		var seq, attempts int
+		var updated time.Time
+		if err := rows.Scan(&id, &status, &step, &at, &seq, &pm, &attempts, &updated); err != nil {
+			c.t.Logf("scan: %v", err)
+			return
+		}
+		taskID := fmt.Sprintf("payment:%s:%s:%d", step, id, seq)
+		st, err := c.rdb.HGet(context.Background(), "asynq:{"+queue[step]+"}:t:"+taskID, "state").Result()
+		if errors.Is(err, redis.Nil) {
+			st = "absent"
+		}
+		c.t.Logf("  %s %s next=%s at=%s seq=%d pm=%s attempts=%d updated=%s ago; task %s in Redis: %s",
+			id, status, step, at.Time.Format("15:04:05.000"), seq, pm, attempts,
+			time.Since(updated).Round(time.Millisecond), taskID, st)
+	}
+}
+
+// checkReplays sends every accepted request again with its key: each must
+// be answered from the idempotency record, byte for byte as the first 2xx.
+func (c *faultCluster) checkReplays(l *faultLoad) int {
+	t := c.t
+	hc := &http.Client{Timeout: 10 * time.Second}
+	defer hc.CloseIdleConnections()
+	var ok atomic.Int64
+	var mu sync.Mutex
+	var bad []string
+	work := make(chan *faultClientRecord)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range work {
+				code, body, hdr, err := c.post(hc, r.key, r.body)
+				switch {
+				case err != nil:
+					mu.Lock()
+					bad = append(bad, fmt.Sprintf("%s: %v", r.key, err))
+					mu.Unlock()
+				case code != r.code || hdr.Get("Idempotent-Replayed") != "true" || !bytes.Equal(body, r.resp):
+					mu.Lock()
+					bad = append(bad, fmt.Sprintf("%s: replay %d replayed=%q body %s; first answer %d %s",
+						r.key, code, hdr.Get("Idempotent-Replayed"), body, r.code, r.resp))
+					mu.Unlock()
+				default:
+					ok.Add(1)
+				}
+			}
+		}()
+	}
+	for _, r := range l.recs {
+		if r.id != "" {
+			work <- r
+		}
+	}
+	close(work)
+	wg.Wait()
+	reportViolations(t, "I5: replay differs from the first answer", bad)
+	return int(ok.Load())
+}
+
+type faultSummary struct {
+	accepted, payments, final, lost, doubleCharged, unacknowledged int
+	timeouts, timeoutsByInquiry, replaysOK                         int
+	statuses                                                       map[string]int
+	lastFinal                                                      time.Time
+	quiescedAfterLoad                                              time.Duration
+}
+
+// checkInvariants checks I1, I2, I4 and I5 on the database and the sandbox
+// ledger, given what the clients saw (l). It reports every violation with
+// t.Errorf and returns the figures.
+func checkInvariants(t *testing.T, db *sql.DB, ledger []sandbox.Charge, l *faultLoad) faultSummary {
+	t.Helper()
+	s := faultSummary{statuses: map[string]int{}}
+
+	type payRow struct {
+		id, status, method, pm, nextStep, ref, key string
+		amount                                     int64
+		updated                                    time.Time
+	}
+	pays := map[string]*payRow{}
+	rows, err := db.Query(`SELECT id, status, method, payment_method_id, amount, COALESCE(next_step,''),
+		gateway_reference, COALESCE(metadata->>'fault_key',''), updated_at FROM payments`)
+	if err != nil {
+		t.Fatalf("load payments: %v", err)
+	}
+	for rows.Next() {
+		p := &payRow{}
+		if err := rows.Scan(&p.id, &p.status, &p.method, &p.pm, &p.amount, &p.nextStep, &p.ref, &p.key, &p.updated); err != nil {
+			t.Fatalf("scan payment: %v", err)
+		}
+		pays[p.id] = p
+	}
+	rows.Close()
+	s.payments = len(pays)
+
+	type attRow struct {
+		n           int
+		status, key string
+		inquiries   int
+	}
+	atts := map[string][]attRow{}
+	rows, err = db.Query(`SELECT payment_id, attempt_number, status, idempotency_key, inquiry_count FROM payment_attempts ORDER BY payment_id, attempt_number`)
+	if err != nil {
+		t.Fatalf("load attempts: %v", err)
+	}
+	for rows.Next() {
+		var pid string
+		var a attRow
+		if err := rows.Scan(&pid, &a.n, &a.status, &a.key, &a.inquiries); err != nil {
+			t.Fatalf("scan attempt: %v", err)
+		}
+		atts[pid] = append(atts[pid], a)
+	}
+	rows.Close()
+
+	// ---- I1: no double charge
+	charges := map[string][]sandbox.Charge{}
+	for _, ch := range ledger {
+		charges[ch.PaymentID] = append(charges[ch.PaymentID], ch)
+	}
+	var double, wrongCharge, strange []string
+	for pid, chs := range charges {
+		if len(chs) > 1 {
+			s.doubleCharged++
+			double = append(double, fmt.Sprintf("%s charged %d times: %+v", pid, len(chs), chs))
+		}
+		if pays[pid] == nil {
+			strange = append(strange, fmt.Sprintf("ledger charge for unknown payment %s: %+v", pid, chs))
+		}
+	}
+	reportViolations(t, "I1: double charge", double)
+	reportViolations(t, "I1: ledger charge without a payment", strange)
+	for _, p := range pays {
+		chs := charges[p.id]
+		switch {
+		case p.status == "FAILED" || p.status == "CANCELED":
+			if len(chs) != 0 {
+				wrongCharge = append(wrongCharge, fmt.Sprintf("%s is %s (%s) but the ledger charged it: %+v", p.id, p.status, p.pm, chs))
+			}
+		case p.status == "SUCCEEDED" || p.status == "RETURNED" || p.status == "REFUNDED" || p.status == "PARTIALLY_REFUNDED":
+			if len(chs) != 1 {
+				wrongCharge = append(wrongCharge, fmt.Sprintf("%s %s %s has %d ledger charges, want 1", p.id, p.method, p.status, len(chs)))
+				continue
+			}
+			ch := chs[0]
+			if ch.Amount != p.amount || ch.Reference != p.ref {
+				wrongCharge = append(wrongCharge, fmt.Sprintf("%s: ledger charge %d ref %s, payment %d ref %s", p.id, ch.Amount, ch.Reference, p.amount, p.ref))
+			}
+			charged := false
+			for _, a := range atts[p.id] {
+				charged = charged || (a.key == ch.Key && a.status == "SUCCEEDED")
+			}
+			if !charged {
+				wrongCharge = append(wrongCharge, fmt.Sprintf("%s: the ledger charged key %s, no SUCCEEDED attempt has it: %+v", p.id, ch.Key, atts[p.id]))
+			}
+		case p.status == "REQUIRES_REVIEW":
+			if len(chs) > 1 {
+				wrongCharge = append(wrongCharge, fmt.Sprintf("%s in review with %d charges", p.id, len(chs)))
+			}
+		}
+	}
+	reportViolations(t, "I1: ledger and payment disagree", wrongCharge)
+
+	// ---- (c): a lost gateway answer is resolved by inquiry, never by a new charge
+	var timeoutBad []string
+	for _, p := range pays {
+		if p.pm != sandbox.CardTimeoutAfterCharge {
+			continue
+		}
+		s.timeouts++
+		byInquiry := false
+		for _, a := range atts[p.id] {
+			byInquiry = byInquiry || (a.status == "SUCCEEDED" && a.inquiries >= 1)
+		}
+		if p.status == "SUCCEEDED" && len(charges[p.id]) == 1 && byInquiry {
+			s.timeoutsByInquiry++
+			continue
+		}
+		timeoutBad = append(timeoutBad, fmt.Sprintf("%s: %s, %d ledger charges, attempts %+v", p.id, p.status, len(charges[p.id]), atts[p.id]))
+	}
+	reportViolations(t, "gateway timeout after charge not resolved by inquiry", timeoutBad)
+
+	// ---- I2: no lost payment; nothing nobody asked for
+	byKey := map[string]*faultClientRecord{}
+	for _, r := range l.recs {
+		byKey[r.key] = r
+		if r.id != "" {
+			s.accepted++
+		}
+	}
+	var missing, notFinal, orphan, wrongOutcome []string
+	for _, r := range l.recs {
+		if r.id != "" && pays[r.id] == nil {
+			s.lost++
+			missing = append(missing, fmt.Sprintf("key %s got %d with id %s, which does not exist", r.key, r.code, r.id))
+		}
+		if r.id == "" && !r.rejected {
+			// the client outlasts every lease in payd: giving up means
+			// intake stayed unavailable for it
+			t.Errorf("key %s (%s) never got a 2xx in %s (%d tries): %s", r.key, r.pm, faultClientPatience, r.tries, r.lastErr)
+		}
+	}
+	final := map[string]bool{"SUCCEEDED": true, "PARTIALLY_REFUNDED": true, "REFUNDED": true, "RETURNED": true,
+		"FAILED": true, "CANCELED": true, "REQUIRES_REVIEW": true}
+	perKey := map[string][]string{}
+	for _, p := range pays {
+		s.statuses[p.status]++
+		if final[p.status] && p.nextStep == "" {
+			s.final++
+			if p.updated.After(s.lastFinal) {
+				s.lastFinal = p.updated
+			}
+		} else {
+			s.lost++
+			notFinal = append(notFinal, fmt.Sprintf("%s (%s) is %s, next step %q", p.id, p.pm, p.status, p.nextStep))
+		}
+		if want := faultWantStatus[p.pm]; want != "" && p.status != want {
+			wrongOutcome = append(wrongOutcome, fmt.Sprintf("%s (%s) ended %s, want %s", p.id, p.pm, p.status, want))
+		}
+		perKey[p.key] = append(perKey[p.key], p.id)
+		r := byKey[p.key]
+		switch {
+		case r == nil:
+			orphan = append(orphan, fmt.Sprintf("%s has key %q, which no client used", p.id, p.key))
+		case r.id == "":
+			// committed, but the client never saw the answer: allowed, the
+			// key still names it
+			s.unacknowledged++
+		case r.id != p.id:
+			orphan = append(orphan, fmt.Sprintf("%s has key %s, whose client was told %s", p.id, p.key, r.id))
+		}
+	}
+	reportViolations(t, "I2: accepted payment missing", missing)
+	reportViolations(t, "I2: payment not final", notFinal)
+	reportViolations(t, "I2: payment no client asked for", orphan)
+	reportViolations(t, "unexpected outcome", wrongOutcome)
+	if want := s.accepted + s.unacknowledged; s.payments != want {
+		t.Errorf("I2: %d payments, want %d (accepted %d + committed-unacknowledged %d)", s.payments, want, s.accepted, s.unacknowledged)
+	}
+
+	// ---- I5: one payment per Idempotency-Key, on both sides
+	var dupKeys []string
+	for k, ids := range perKey {
+		if len(ids) > 1 {
+			dupKeys = append(dupKeys, fmt.Sprintf("key %s has %d payments: %v", k, len(ids), ids))
+		}
+	}
+	reportViolations(t, "I5: several payments for one key", dupKeys)
+	var idemBad []string
+	rows, err = db.Query(`SELECT key, state, COALESCE(response_body, ''::bytea) FROM idempotency_keys WHERE route = 'POST /v1/payments'`)
+	if err != nil {
+		t.Fatalf("load idempotency keys: %v", err)
+	}
+	idemDone := 0
+	for rows.Next() {
+		var key, state string
+		var body []byte
+		if err := rows.Scan(&key, &state, &body); err != nil {
+			t.Fatalf("scan idempotency key: %v", err)
+		}
+		var v struct {
+			ID string `json:"id"`
+		}
+		_ = json.Unmarshal(body, &v)
+		r := byKey[key]
+		switch {
+		case state != "done":
+			idemBad = append(idemBad, fmt.Sprintf("key %s still %s", key, state))
+		case pays[v.ID] == nil:
+			idemBad = append(idemBad, fmt.Sprintf("key %s stores payment %q, which does not exist", key, v.ID))
+		case r == nil || pays[v.ID].key != key:
+			idemBad = append(idemBad, fmt.Sprintf("key %s stores payment %s of key %s", key, v.ID, pays[v.ID].key))
+		case r.id != "" && r.id != v.ID:
+			idemBad = append(idemBad, fmt.Sprintf("key %s stores %s, its client was told %s", key, v.ID, r.id))
+		default:
+			idemDone++
+		}
+	}
+	rows.Close()
+	reportViolations(t, "I5: idempotency record", idemBad)
+	if idemDone != s.payments {
+		t.Errorf("I5: %d completed idempotency records for %d payments", idemDone, s.payments)
+	}
+
+	// ---- I4: every status change audited, in an unbroken allowed chain
+	type ev struct {
+		from sql.NullString
+		to   string
+	}
+	evs := map[string][]ev{}
+	rows, err = db.Query(`SELECT payment_id, from_status, to_status FROM payment_events ORDER BY payment_id, id`)
+	if err != nil {
+		t.Fatalf("load events: %v", err)
+	}
+	for rows.Next() {
+		var pid string
+		var e ev
+		if err := rows.Scan(&pid, &e.from, &e.to); err != nil {
+			t.Fatalf("scan event: %v", err)
+		}
+		evs[pid] = append(evs[pid], e)
+	}
+	rows.Close()
+	var chainBad []string
+	for _, p := range pays {
+		es := evs[p.id]
+		if len(es) == 0 || es[0].from.Valid || es[0].to != "PENDING" {
+			chainBad = append(chainBad, fmt.Sprintf("%s: first event %+v, want NULL→PENDING", p.id, es))
+			continue
+		}
+		for i := 1; i < len(es); i++ {
+			from, to := es[i].from.String, es[i].to
+			if !es[i].from.Valid || from != es[i-1].to || !payment.CanTransition(payment.Status(from), payment.Status(to)) {
+				chainBad = append(chainBad, fmt.Sprintf("%s: event %d %s→%s after →%s", p.id, i, from, to, es[i-1].to))
+				break
+			}
+		}
+		if last := es[len(es)-1].to; last != p.status {
+			chainBad = append(chainBad, fmt.Sprintf("%s: events end in %s, payment is %s", p.id, last, p.status))
+		}
+	}
+	for pid := range evs {
+		if pays[pid] == nil {
+			chainBad = append(chainBad, fmt.Sprintf("events for unknown payment %s", pid))
+		}
+	}
+	reportViolations(t, "I4: audit chain", chainBad)
+	return s
+}
+
+// reportViolations fails the test with a count and the first few examples.
+func reportViolations(t *testing.T, what string, items []string) {
+	t.Helper()
+	if len(items) == 0 {
+		return
+	}
+	sort.Strings(items)
+	shown := items
+	if len(shown) > 10 {
+		shown = shown[:10]
+	}
+	t.Errorf("%s: %d violation(s):\n  %s", what, len(items), strings.Join(shown, "\n  "))
+}

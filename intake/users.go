@@ -1,0 +1,135 @@
+package intake
+
+import (
+	"context"
+	"maps"
+	"net/http"
+	"strings"
+
+	"github.com/payd/payd/store"
+)
+
+// Users: the payers and payees of invoices, named by the tenant's
+// external_id. An invoice that names an unknown user creates it (with no
+// name, email or metadata); POST /v1/users creates one with its details.
+
+type createUserRequest struct {
+	ExternalID *string           `json:"external_id"`
+	Name       *string           `json:"name"`
+	Email      *string           `json:"email"`
+	Metadata   map[string]string `json:"metadata"`
+}
+
+// validUser is a create request that passed validation, normalized.
+type validUser struct {
+	ExternalID string            `json:"external_id"`
+	Name       string            `json:"name"`
+	Email      string            `json:"email"`
+	Metadata   map[string]string `json:"metadata"`
+}
+
+// valid checks every field and returns one error code per bad field.
+func (req createUserRequest) valid() (validUser, map[string]string) {
+	bad := map[string]string{}
+	v := validUser{ExternalID: str(req.ExternalID), Name: str(req.Name), Email: str(req.Email), Metadata: map[string]string{}}
+	if code := checkText(req.ExternalID, true, 255); code != "" {
+		bad["external_id"] = "external_id_" + code
+	}
+	if code := checkText(req.Name, false, 200); code != "" {
+		bad["name"] = "name_" + code
+	}
+	if code := checkText(req.Email, false, 254); code != "" {
+		bad["email"] = "email_" + code
+	} else if v.Email != "" && !plausibleEmail(v.Email) {
+		bad["email"] = "email_invalid"
+	}
+	if code := checkMetadata(req.Metadata); code != "" {
+		bad["metadata"] = code
+	}
+	maps.Copy(v.Metadata, req.Metadata)
+	return v, bad
+}
+
+// plausibleEmail: exactly one '@' with something on each side, and no
+// spaces. Whether the address exists is not ours to know.
+func plausibleEmail(s string) bool {
+	local, domain, ok := strings.Cut(s, "@")
+	return ok && local != "" && domain != "" && !strings.Contains(domain, "@") && !strings.ContainsAny(s, " \u00a0")
+}
+
+// handleCreateUser records a user. Its external_id is a business key: the
+// same details again get the user back (200, Idempotent-Replayed: true),
+// other details under the same external_id are refused.
+func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request) {
+	const route = "POST /v1/users"
+	p := principal(r.Context())
+	body, err := s.readBody(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req createUserRequest
+	if err := decode(body, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	v, bad := req.valid()
+	if len(bad) > 0 {
+		s.writeError(w, r, validation(bad))
+		return
+	}
+	rw := &replayWriter{ResponseWriter: w}
+	s.idempotent(rw, r, route, fingerprint(route, v), func(ctx context.Context, tx *store.Store) (int, any, error) {
+		u, created, err := tx.CreateUser(ctx, store.User{TenantID: p.TenantID, ExternalID: v.ExternalID, Name: v.Name,
+			Email: v.Email, Metadata: v.Metadata})
+		if err != nil {
+			return 0, nil, err
+		}
+		if created {
+			return http.StatusCreated, toUserResponse(u), nil
+		}
+		if u.Name != v.Name || u.Email != v.Email || !maps.Equal(u.Metadata, v.Metadata) {
+			return 0, nil, errf(http.StatusUnprocessableEntity, typeValidation, "idempotency_key_reused",
+				"a user with this external_id already exists with other details")
+		}
+		rw.replayed = true
+		return http.StatusOK, toUserResponse(u), nil
+	}, func(context.Context, any) {
+		if rw.replayed {
+			s.metrics.IdempotentReplays.WithLabelValues(route).Inc()
+		}
+	})
+}
+
+func (s *Server) handleGetUser(w http.ResponseWriter, r *http.Request) {
+	ref := r.PathValue("ref")
+	if !validRef(ref) {
+		s.writeError(w, r, errNotFound)
+		return
+	}
+	u, err := s.store.GetUser(r.Context(), principal(r.Context()).TenantID, ref)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toUserResponse(u))
+}
+
+// userResponse is the user object; name and email are null when not given.
+type userResponse struct {
+	ID         string            `json:"id"`
+	ExternalID string            `json:"external_id"`
+	Name       *string           `json:"name"`
+	Email      *string           `json:"email"`
+	Metadata   map[string]string `json:"metadata"`
+	CreatedAt  string            `json:"created_at"`
+}
+
+func toUserResponse(u store.User) userResponse {
+	meta := u.Metadata
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	return userResponse{ID: u.ID, ExternalID: u.ExternalID, Name: strp(u.Name), Email: strp(u.Email), Metadata: meta,
+		CreatedAt: ts(u.CreatedAt)}
+}
