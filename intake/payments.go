@@ -332,7 +332,7 @@ func (s *Server) enqueueStep(ctx context.Context, step payment.Step, id string, 
 }
 
 func (s *Server) handleGetPayment(w http.ResponseWriter, r *http.Request) {
-	pay, err := s.store.GetPayment(r.Context(), principal(r.Context()).TenantID, r.PathValue("id"))
+	pay, err := s.payment001(r.Context(), principal(r.Context()).TenantID, r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -412,7 +412,7 @@ func (s *Server) handleCancelPayment(w http.ResponseWriter, r *http.Request) {
 	const route = "POST /v1/payments/{id}/cancel"
 	p := principal(r.Context())
 	id := r.PathValue("id")
-	if _, err := s.store.GetPayment(r.Context(), p.TenantID, id); err != nil {
+	if _, err := s.payment001(r.Context(), p.TenantID, id); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -558,4 +558,15 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return strings.ToValidUTF8(s[:n], "")
+}
+
+// payment001 loads a payment of the seed-001 surface: a payout or any other
+// surface's payment is not one of this surface's objects (404), so its
+// routes can never cancel or refund it under the wrong rules.
+func (s *Server) payment001(ctx context.Context, tenantID, id string) (payment.Payment, error) {
+	pay, err := s.store.GetPayment(ctx, tenantID, id)
+	if err == nil && pay.Surface != surfacePayments {
+		return payment.Payment{}, payment.ErrNotFound
+	}
+	return pay, err
 }

@@ -911,3 +911,28 @@ func TestPayoutScheduled(t *testing.T) {
 		t.Errorf("submitted at %v, before its date %v", sub, when)
 	}
 }
+
+// TestPayoutNotOnPaymentsSurface: a payout is not a seed-001 payment: the
+// payments routes answer 404 for it (so they cannot cancel or refund it by
+// their rules), while the shared timeline shows it.
+func TestPayoutNotOnPaymentsSurface(t *testing.T) {
+	t.Parallel()
+	h := testenv.Start(t, testenv.Options{})
+	inv := payoutInvoice(t, h, h.TenantA, "USD", 10000)
+	po := createPayout(t, h, h.KeyA, payoutBody(map[string]any{"method": "OTHER", "lines": []any{line(inv, "100")}}))
+	id := po["id"].(string)
+	for _, rq := range []struct{ method, path, body string }{
+		{"GET", "/v1/payments/" + id, ""},
+		{"POST", "/v1/payments/" + id + "/cancel", ""},
+		{"POST", "/v1/payments/" + id + "/refunds", `{}`},
+	} {
+		var body []byte
+		if rq.body != "" {
+			body = []byte(rq.body)
+		}
+		checkEnvelope(t, h.Do(rq.method, rq.path, h.KeyA, body, nil), http.StatusNotFound, "resource_not_found")
+	}
+	if r := h.Do("GET", "/v1/payments/"+id+"/timeline", h.KeyA, nil, nil); r.Status != http.StatusOK {
+		t.Errorf("timeline of a payout: %d %s", r.Status, r.Body)
+	}
+}

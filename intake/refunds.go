@@ -32,7 +32,7 @@ func (s *Server) handleCreateRefund(w http.ResponseWriter, r *http.Request) {
 	const route = "POST /v1/payments/{id}/refunds"
 	p := principal(r.Context())
 	id := r.PathValue("id")
-	pay, err := s.store.GetPayment(r.Context(), p.TenantID, id)
+	pay, err := s.payment001(r.Context(), p.TenantID, id)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
