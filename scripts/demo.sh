@@ -200,9 +200,46 @@ for i in "${!IDS[@]}"; do
 		</dev/null >"$WORK/inquiries.$i" 2>/dev/null || echo "?" >"$WORK/inquiries.$i"
 done
 
+# ---------------------------------------------------------------- payout
+
+# One ACH payout (seed 002) whose lines pay two invoices at once.
+log "posting an ACH payout of 100.00 that pays two invoices (60.00 and 40.00)"
+for pair in "a|60.00" "b|40.00"; do
+	IFS='|' read -r tag due <<<"$pair"
+	printf '{"external_id":"demo-po-inv-%s-%s","currency":"USD","amount_due":"%s"}' "$RUN_ID" "$tag" "$due" >"$WORK/poinv.$tag.json"
+	api POST /v1/invoices "$WORK/poinv.$tag.json" "demo-po-inv-$RUN_ID-$tag" >"$WORK/poinv_created.$tag.json" ||
+		die "POST /v1/invoices (payout $tag) failed: $(cat "$WORK/poinv_created.$tag.json")"
+done
+python3 - "$RUN_ID" "$WORK" >"$WORK/payout_req.json" <<'EOF'
+import json, sys
+run, work = sys.argv[1:]
+inv = {t: json.load(open(f"{work}/poinv_created.{t}.json"))["id"] for t in ("a", "b")}
+print(json.dumps({"external_payment_id": f"demo-po-{run}", "external_source": "demo", "method": "ACH",
+                  "total_amount": "100.00", "currency": "usd", "beneficiary_name": "Demo Supplier LLC",
+                  "beneficiary_account": "123456789", "beneficiary_routing": "021000021",
+                  "beneficiary_bank_country": "US", "remittance_memo": "invoices a and b",
+                  "lines": [{"invoice_token": inv["a"], "applied_amount": "60.00"},
+                            {"invoice_token": inv["b"], "applied_amount": "40.00"}]}))
+EOF
+api POST /v1/payouts "$WORK/payout_req.json" "demo-po-$RUN_ID" >"$WORK/payout_created.json" ||
+	die "POST /v1/payouts failed: $(cat "$WORK/payout_created.json")"
+PO_ID="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/payout_created.json")"
+deadline=$((SECONDS + TIMEOUT))
+while :; do
+	api GET "/v1/payouts/$PO_ID" >"$WORK/payout.json" || true
+	st="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("status",""))' "$WORK/payout.json" 2>/dev/null || true)"
+	[[ "$st" == SETTLED || "$st" == FAILED || "$st" == RETURNED || "$st" == CANCELED ]] && break
+	((SECONDS < deadline)) || break
+	sleep 0.5
+done
+for tag in a b; do
+	api GET "/v1/invoices/demo-po-inv-$RUN_ID-$tag" >"$WORK/poinv.$tag.final.json" || true
+done
+
 # ---------------------------------------------------------------- report
 
-python3 - "$WORK" "${#IDS[@]}" "${SCENARIOS[@]}" <<'EOF'
+REPORT_RC=0
+python3 - "$WORK" "${#IDS[@]}" "${SCENARIOS[@]}" <<'EOF' || REPORT_RC=$?
 import json, sys
 work, n, scen = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 
@@ -266,3 +303,22 @@ print(f"sandbox ledger: {len(charges)} charges in all, double charged: {load('le
 print(f"{n - failed}/{n} scenarios PASS" + ("" if failed == 0 else f", {failed} FAIL"))
 sys.exit(1 if failed else 0)
 EOF
+
+python3 - "$WORK" <<'EOF' || REPORT_RC=$?
+import json, sys
+work = sys.argv[1]
+load = lambda n: json.load(open(f"{work}/{n}"), parse_float=str)
+po = load("payout.json")
+print()
+print(f"payout {po.get('id')}: {po.get('method')} {po.get('total_amount')} {po.get('currency')} -> {po.get('status')}, "
+      f"sent_at {po.get('sent_at')}, settled_at {po.get('settled_at')}")
+ok = po.get("status") == "SETTLED"
+for tag in ("a", "b"):
+    inv = load(f"poinv.{tag}.final.json")
+    print(f"  invoice {inv.get('external_id')}: {inv.get('status')}, paid {inv.get('amount_paid')} of "
+          f"{inv.get('amount_due')}, remaining {inv.get('amount_remaining')}")
+    ok = ok and inv.get("status") == "PAID"
+print("payout paying two invoices: " + ("PASS" if ok else "FAIL (want SETTLED and both invoices PAID)"))
+sys.exit(0 if ok else 1)
+EOF
+exit "$REPORT_RC"
