@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"time"
 
@@ -265,6 +266,10 @@ func (d *deps) runScheduler(ctx context.Context) error {
 func (d *deps) runAdmin(ctx context.Context, monitor bool) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
+	// profiles of this process, for operators chasing latency (behind the same auth)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	if monitor {
 		opt, err := d.redisOpt()
 		if err != nil {
