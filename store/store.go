@@ -170,4 +170,3 @@ type CheckError struct {
 func (e *CheckError) Error() string { return "check " + e.Constraint + " violated" }
 func (e *CheckError) Unwrap() error { return e.Err }
 
-func isNotFound(err error) bool { return errors.Is(err, payment.ErrNotFound) }
