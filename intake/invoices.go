@@ -313,19 +313,10 @@ func (s *Server) handleListInvoices(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, validation(bad))
 		return
 	}
-	if after != "" {
-		ok := validID(after)
-		if ok {
-			var err error
-			if ok, err = s.store.InvoiceExists(r.Context(), p.TenantID, after); err != nil {
-				s.writeError(w, r, err)
-				return
-			}
-		}
-		if !ok {
-			s.writeError(w, r, validation(map[string]string{"starting_after": "starting_after_not_found"}))
-			return
-		}
+	if !s.cursorExists(w, r, after, func(ctx context.Context, id string) (bool, error) {
+		return s.store.InvoiceExists(ctx, p.TenantID, id)
+	}) {
+		return
 	}
 	invs, more, err := s.store.ListInvoices(r.Context(), f)
 	if err != nil {

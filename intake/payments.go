@@ -346,6 +346,29 @@ type listResponse struct {
 	HasMore bool   `json:"has_more"`
 }
 
+// cursorExists checks a list's starting_after cursor: empty, or an object
+// of the tenant that exists. It answers the 422 itself and returns false
+// otherwise. An id no object can have (NUL, invalid UTF-8) never reaches
+// Postgres, which would refuse it as text.
+func (s *Server) cursorExists(w http.ResponseWriter, r *http.Request, after string,
+	exists func(context.Context, string) (bool, error)) bool {
+	if after == "" {
+		return true
+	}
+	ok := validID(after)
+	if ok {
+		var err error
+		if ok, err = exists(r.Context(), after); err != nil {
+			s.writeError(w, r, err)
+			return false
+		}
+	}
+	if !ok {
+		s.writeError(w, r, validation(map[string]string{"starting_after": "starting_after_not_found"}))
+	}
+	return ok
+}
+
 // parseListParams reads limit and starting_after.
 func parseListParams(r *http.Request) (limit int, after string, bad map[string]string) {
 	bad = map[string]string{}
@@ -378,21 +401,10 @@ func (s *Server) handleListPayments(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, validation(bad))
 		return
 	}
-	if after != "" {
-		// An id no payment can have (NUL, invalid UTF-8) never reaches
-		// Postgres, which would refuse it as text.
-		ok := validID(after)
-		if ok {
-			var err error
-			if ok, err = s.store.PaymentExists(r.Context(), p.TenantID, after); err != nil {
-				s.writeError(w, r, err)
-				return
-			}
-		}
-		if !ok {
-			s.writeError(w, r, validation(map[string]string{"starting_after": "starting_after_not_found"}))
-			return
-		}
+	if !s.cursorExists(w, r, after, func(ctx context.Context, id string) (bool, error) {
+		return s.store.PaymentExists(ctx, p.TenantID, id)
+	}) {
+		return
 	}
 	pays, more, err := s.store.ListPayments(r.Context(), f)
 	if err != nil {

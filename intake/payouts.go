@@ -453,20 +453,14 @@ func (s *Server) handleListPayouts(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, validation(bad))
 		return
 	}
-	if after != "" {
-		ok := validID(after)
-		if ok {
-			_, err := s.store.GetPayout(r.Context(), p.TenantID, after)
-			if err != nil && !errors.Is(err, payment.ErrNotFound) {
-				s.writeError(w, r, err)
-				return
-			}
-			ok = err == nil
+	if !s.cursorExists(w, r, after, func(ctx context.Context, id string) (bool, error) {
+		_, err := s.store.GetPayout(ctx, p.TenantID, id)
+		if errors.Is(err, payment.ErrNotFound) {
+			return false, nil
 		}
-		if !ok {
-			s.writeError(w, r, validation(map[string]string{"starting_after": "starting_after_not_found"}))
-			return
-		}
+		return err == nil, err
+	}) {
+		return
 	}
 	pos, more, err := s.store.ListPayouts(r.Context(), f)
 	if err != nil {
