@@ -315,26 +315,6 @@ func linesError(err error, ls []validLine) error {
 	return err
 }
 
-// payoutReplayWriter adds Idempotent-Replayed to a 200 that answers with an
-// existing payout (same external_payment_id, same request).
-type payoutReplayWriter struct {
-	http.ResponseWriter
-	replayed *bool
-}
-
-func (w payoutReplayWriter) WriteHeader(code int) {
-	if *w.replayed && code == http.StatusOK {
-		w.Header().Set("Idempotent-Replayed", "true")
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w payoutReplayWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
 // handleCreatePayout records a payout, then enqueues its create step. The
 // external_payment_id is the business key: the same request again answers
 // 200 with the existing payout, another request with it is refused.
@@ -381,8 +361,9 @@ func (s *Server) handleCreatePayout(w http.ResponseWriter, r *http.Request) {
 			np.SettledAt = &now // the seed: PAID or SETTLED without settled_at is settled now
 		}
 	}
-	replayed, created := false, false
-	s.idempotent(payoutReplayWriter{w, &replayed}, r, route, fp, func(ctx context.Context, tx *store.Store) (int, any, error) {
+	created := false
+	rw := &replayWriter{ResponseWriter: w}
+	s.idempotent(rw, r, route, fp, func(ctx context.Context, tx *store.Store) (int, any, error) {
 		if err := checkInvoices(ctx, tx, p.TenantID, v.Lines); err != nil {
 			return 0, nil, err
 		}
@@ -397,7 +378,7 @@ func (s *Server) handleCreatePayout(w http.ResponseWriter, r *http.Request) {
 			if err != nil {
 				return 0, nil, err
 			}
-			replayed = true
+			rw.replayed = true
 			s.metrics.IdempotentReplays.WithLabelValues(route).Inc()
 			return http.StatusOK, toPayout002(po), nil
 		case errors.Is(err, payment.ErrAccountBlocked):
