@@ -20,6 +20,10 @@ import (
 // recovery never waits on asynq's own lease recovery or archive. It returns
 // how many tasks it enqueued.
 func (p *Processor) Sweep(ctx context.Context) (int, error) {
+	if sweepDisabled {
+		// test-only broken build (-tags paydbroken_nosweep), see sweep_disabled.go
+		return 0, nil
+	}
 	total := 0
 	for {
 		now := p.Store.Now()

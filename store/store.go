@@ -169,4 +169,3 @@ type CheckError struct {
 
 func (e *CheckError) Error() string { return "check " + e.Constraint + " violated" }
 func (e *CheckError) Unwrap() error { return e.Err }
-

@@ -55,7 +55,7 @@ const (
 	// for a 2-core machine running race-instrumented processes. It is far
 	// shorter than asynq's own recovery of a dead worker's active tasks
 	// (55–120 s after the crash): a step must not wait on that.
-	faultFinalBound = 25 * time.Second
+	faultFinalBound = 40 * time.Second
 	// faultClientPatience is how long one client keeps retrying one
 	// Idempotency-Key. It exceeds intake's 30 s in-flight key lease, which a
 	// key whose request died with intake waits out.
@@ -196,14 +196,16 @@ var faultWantStatus = map[string]string{
 // ---------------------------------------------------------------- binary
 
 // buildFaultPayd builds this package once, with -race when the test binary has it
-// (data races in the processes then show up in their logs).
-func buildFaultPayd(t *testing.T) string {
+// (data races in the processes then show up in their logs), and with any extra
+// build flags (the negative test's -tags).
+func buildFaultPayd(t *testing.T, extra ...string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "payd")
 	args := []string{"build", "-o", bin}
 	if faultRaceEnabled() {
 		args = append(args, "-race")
 	}
+	args = append(args, extra...)
 	cmd := exec.Command("go", append(args, ".")...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -226,9 +228,20 @@ func faultRaceEnabled() bool {
 
 // ---------------------------------------------------------------- cluster
 
+// faultT is what the checks (finish and below) report violations to: the
+// test itself, or, in the checker's negative test, a recorder of findings.
+type faultT interface {
+	Helper()
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	Logf(format string, args ...any)
+}
+
 // faultCluster is one payd deployment of separate processes on its own database.
 type faultCluster struct {
 	t          *testing.T
+	chk        faultT        // where finish reports violations; t unless replaced
+	finalBound time.Duration // I2's bound; faultFinalBound unless replaced
 	bin        string
 	dir        string
 	env        []string
@@ -255,7 +268,7 @@ type faultProc struct {
 
 func startFaultCluster(t *testing.T, bin string) *faultCluster {
 	t.Helper()
-	c := &faultCluster{t: t, bin: bin, dir: t.TempDir()}
+	c := &faultCluster{t: t, chk: t, finalBound: faultFinalBound, bin: bin, dir: t.TempDir()}
 	if keep := os.Getenv("PAYD_FAULT_LOG_DIR"); keep != "" {
 		// keep the process logs for a post-mortem
 		c.dir = filepath.Join(keep, strings.ReplaceAll(t.Name(), "/", "_")+"-"+strconv.FormatInt(time.Now().Unix(), 10))
@@ -701,11 +714,12 @@ func (c *faultCluster) post(hc *http.Client, key string, body []byte) (int, []by
 
 // ---------------------------------------------------------------- checks
 
-// finish waits until every payment is final (I2's bound: faultFinalBound
-// after the later of the last fault and the end of the load), checks the
-// invariants and idempotent replays, and logs the scenario's summary line.
+// finish waits until every payment is final (I2's bound: c.finalBound,
+// normally faultFinalBound, after the later of the last fault and the end of
+// the load), checks the invariants and idempotent replays, and logs the
+// scenario's summary line. Violations go to c.chk.
 func (c *faultCluster) finish(name string, l *faultLoad, lastFault time.Time) faultSummary {
-	t := c.t
+	t := c.chk
 	t.Helper()
 	for _, r := range l.recs {
 		if r.rejected {
@@ -716,9 +730,9 @@ func (c *faultCluster) finish(name string, l *faultLoad, lastFault time.Time) fa
 	if l.end.After(from) {
 		from = l.end
 	}
-	quiet, ok := c.waitQuiescent(from.Add(faultFinalBound))
+	quiet, ok := c.waitQuiescent(from.Add(c.finalBound))
 	if !ok {
-		t.Errorf("I2: payments not final %s after the later of the last fault and the end of the load", faultFinalBound)
+		t.Errorf("I2: payments not final %s after the later of the last fault and the end of the load", c.finalBound)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -750,7 +764,7 @@ func (c *faultCluster) finish(name string, l *faultLoad, lastFault time.Time) fa
 // and returns how long after the end of the load that was. At the deadline it
 // logs the stuck rows and the state of their tasks in Redis.
 func (c *faultCluster) waitQuiescent(deadline time.Time) (time.Duration, bool) {
-	t := c.t
+	t := c.chk
 	start := time.Now()
 	slowLogged := false
 	for {
@@ -807,7 +821,7 @@ func (c *faultCluster) logOpen(limit int) {
 // checkReplays sends every accepted request again with its key: each must
 // be answered from the idempotency record, byte for byte as the first 2xx.
 func (c *faultCluster) checkReplays(l *faultLoad) int {
-	t := c.t
+	t := c.chk
 	hc := &http.Client{Timeout: 10 * time.Second}
 	defer hc.CloseIdleConnections()
 	var ok atomic.Int64
@@ -859,7 +873,7 @@ type faultSummary struct {
 // checkInvariants checks I1, I2, I4 and I5 on the database and the sandbox
 // ledger, given what the clients saw (l). It reports every violation with
 // t.Errorf and returns the figures.
-func checkInvariants(t *testing.T, db *sql.DB, ledger []sandbox.Charge, l *faultLoad) faultSummary {
+func checkInvariants(t faultT, db *sql.DB, ledger []sandbox.Charge, l *faultLoad) faultSummary {
 	t.Helper()
 	s := faultSummary{statuses: map[string]int{}}
 
@@ -1120,7 +1134,7 @@ func checkInvariants(t *testing.T, db *sql.DB, ledger []sandbox.Charge, l *fault
 }
 
 // reportViolations fails the test with a count and the first few examples.
-func reportViolations(t *testing.T, what string, items []string) {
+func reportViolations(t faultT, what string, items []string) {
 	t.Helper()
 	if len(items) == 0 {
 		return
