@@ -249,7 +249,7 @@ func (s *Server) handleCreatePayment(w http.ResponseWriter, r *http.Request) {
 	fp := fingerprint(route, v)
 	s.idempotent(w, r, route, fp, func(ctx context.Context, tx *store.Store) (int, any, error) {
 		// destination_id names an invoice the tenant created first, by id or external id
-		inv, err := tx.GetInvoice(ctx, p.TenantID, v.DestinationID)
+		inv, err := tx.InvoiceHead(ctx, p.TenantID, v.DestinationID)
 		if errors.Is(err, payment.ErrNotFound) {
 			return 0, nil, validation(map[string]string{"destination_id": "destination_id_not_found"})
 		}

@@ -219,17 +219,49 @@ func (s *Store) CreateInvoice(ctx context.Context, ni NewInvoice) (Invoice, erro
 // GetInvoice loads a tenant's invoice by id or external id (an id wins when
 // one invoice's external id is another's id).
 func (s *Store) GetInvoice(ctx context.Context, tenantID, ref string) (Invoice, error) {
-	var r invoiceRow
-	err := s.q.QueryRowxContext(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE tenant_id = $1 AND (id = $2 OR external_id = $2)
-		ORDER BY (id = $2) DESC LIMIT 1`, tenantID, ref).StructScan(&r)
+	r, err := s.invoiceRow(ctx, tenantID, ref)
 	if err != nil {
-		return Invoice{}, translate(fmt.Errorf("load invoice: %w", err))
+		return Invoice{}, err
 	}
 	invs, err := s.completeInvoices(ctx, []invoiceRow{r})
 	if err != nil {
 		return Invoice{}, err
 	}
 	return invs[0], nil
+}
+
+// InvoiceHead is GetInvoice without the payer and payees: one query, for the
+// payment paths that need only the invoice's id, currency and status.
+func (s *Store) InvoiceHead(ctx context.Context, tenantID, ref string) (Invoice, error) {
+	r, err := s.invoiceRow(ctx, tenantID, ref)
+	if err != nil {
+		return Invoice{}, err
+	}
+	return r.toInvoice(), nil
+}
+
+// toInvoice converts a row, without the payer and payees.
+func (r invoiceRow) toInvoice() Invoice {
+	inv := Invoice{ID: r.ID, TenantID: r.TenantID, ExternalID: r.ExternalID, InvoiceNumber: r.InvoiceNumber,
+		Currency: r.Currency, AmountDue: r.AmountDue, AmountReserved: r.AmountReserved, AmountPaid: r.AmountPaid,
+		Status: r.Status, CreatedAt: r.CreatedAt.UTC(), Fingerprint: r.Fingerprint}
+	if r.DueDate.Valid {
+		if d, err := time.Parse(time.DateOnly, r.DueDate.String); err == nil {
+			inv.DueDate = &d
+		}
+	}
+	_ = json.Unmarshal(r.Metadata, &inv.Metadata)
+	return inv
+}
+
+func (s *Store) invoiceRow(ctx context.Context, tenantID, ref string) (invoiceRow, error) {
+	var r invoiceRow
+	err := s.q.QueryRowxContext(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE tenant_id = $1 AND (id = $2 OR external_id = $2)
+		ORDER BY (id = $2) DESC LIMIT 1`, tenantID, ref).StructScan(&r)
+	if err != nil {
+		return r, translate(fmt.Errorf("load invoice: %w", err))
+	}
+	return r, nil
 }
 
 // InvoiceByExternalID loads a tenant's invoice by its external id only (a
@@ -290,15 +322,7 @@ func (s *Store) completeInvoices(ctx context.Context, rows []invoiceRow) ([]Invo
 	out := make([]Invoice, len(rows))
 	ids := make([]string, len(rows))
 	for i, r := range rows {
-		out[i] = Invoice{ID: r.ID, TenantID: r.TenantID, ExternalID: r.ExternalID, InvoiceNumber: r.InvoiceNumber,
-			Currency: r.Currency, AmountDue: r.AmountDue, AmountReserved: r.AmountReserved, AmountPaid: r.AmountPaid,
-			Status: r.Status, CreatedAt: r.CreatedAt.UTC(), Fingerprint: r.Fingerprint}
-		if r.DueDate.Valid {
-			if d, err := time.Parse(time.DateOnly, r.DueDate.String); err == nil {
-				out[i].DueDate = &d
-			}
-		}
-		_ = json.Unmarshal(r.Metadata, &out[i].Metadata)
+		out[i] = r.toInvoice()
 		ids[i] = r.ID
 	}
 	if len(rows) == 0 {
