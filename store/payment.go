@@ -228,15 +228,21 @@ func (s *Store) ListPayments(ctx context.Context, f ListFilter) ([]payment.Payme
 		n := len(args)
 		where = append(where, fmt.Sprintf(`(p.created_at, p.id) < (SELECT created_at, id FROM payments WHERE id = $%d AND tenant_id = $1)`, n))
 	}
-	var rows []paymentRow
 	q := `SELECT ` + paymentColumns + paymentFrom + ` WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY p.created_at DESC, p.id DESC LIMIT $2`
+	return s.pagePayments(ctx, "list payments", f.Limit, q, args...)
+}
+
+// pagePayments runs a list query that asks for limit+1 rows, and returns
+// up to limit payments with their attempts and whether more follow.
+func (s *Store) pagePayments(ctx context.Context, what string, limit int, q string, args ...any) ([]payment.Payment, bool, error) {
+	var rows []paymentRow
 	if err := sqlx.SelectContext(ctx, s.q, &rows, q, args...); err != nil {
-		return nil, false, translate(fmt.Errorf("list payments: %w", err))
+		return nil, false, translate(fmt.Errorf("%s: %w", what, err))
 	}
-	more := len(rows) > f.Limit
+	more := len(rows) > limit
 	if more {
-		rows = rows[:f.Limit]
+		rows = rows[:limit]
 	}
 	out := make([]payment.Payment, len(rows))
 	ids := make([]string, len(rows))

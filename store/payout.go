@@ -295,28 +295,11 @@ func (s *Store) ListPayouts(ctx context.Context, f PayoutFilter) ([]Payout, bool
 	if f.StartingAfter != "" {
 		add(`(p.created_at, p.id) < (SELECT created_at, id FROM payments WHERE id = $%d AND tenant_id = $1)`, f.StartingAfter)
 	}
-	var rows []paymentRow
 	q := `SELECT ` + paymentColumns + paymentFrom + ` JOIN payout_details d ON d.payment_id = p.id WHERE ` +
 		strings.Join(where, " AND ") + ` ORDER BY p.created_at DESC, p.id DESC LIMIT $2`
-	if err := sqlx.SelectContext(ctx, s.q, &rows, q, args...); err != nil {
-		return nil, false, translate(fmt.Errorf("list payouts: %w", err))
-	}
-	more := len(rows) > f.Limit
-	if more {
-		rows = rows[:f.Limit]
-	}
-	pays := make([]payment.Payment, len(rows))
-	ids := make([]string, len(rows))
-	for i, r := range rows {
-		pays[i] = r.toPayment()
-		ids[i] = r.ID
-	}
-	atts, err := s.attempts(ctx, ids)
+	pays, more, err := s.pagePayments(ctx, "list payouts", f.Limit, q, args...)
 	if err != nil {
 		return nil, false, err
-	}
-	for i := range pays {
-		pays[i].Attempts = atts[pays[i].ID]
 	}
 	out, err := s.completePayouts(ctx, pays)
 	return out, more, err
