@@ -25,7 +25,6 @@ CREATE TABLE invoices (
     invoice_number text NOT NULL,
     currency       text NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
     amount_due     bigint NOT NULL DEFAULT 0 CHECK (amount_due >= 0),
-    implicit       boolean NOT NULL DEFAULT false, -- created on first reference by a payment
     created_at     timestamptz NOT NULL,
     UNIQUE (tenant_id, external_id),
     UNIQUE (tenant_id, invoice_number)

@@ -3,11 +3,8 @@
 -- business key, unique per tenant forever (DESIGN.md §5). The fingerprint of
 -- the normalized request that created an invoice lets an identical repeat get
 -- the same invoice back and refuses another request under the same
--- external_id. Invoices made before this migration (the implicit invoices of
--- the core issue) have none: creating one of them again is a conflict.
---
--- invoices.implicit is no longer written (every invoice is created first);
--- it stays for the rows it describes.
+-- external_id. An invoice written without one (by an operator, or the test
+-- harness) has none: creating it again through the API is a conflict.
 
 ALTER TABLE invoices
     ADD COLUMN request_fingerprint bytea CHECK (request_fingerprint IS NULL OR length(request_fingerprint) = 32),
