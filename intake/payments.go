@@ -276,8 +276,8 @@ func (s *Server) handleCreatePayment(w http.ResponseWriter, r *http.Request) {
 			return 0, nil, err
 		}
 		// the whole amount applies to the invoice, reserved until the payment succeeds
-		err = tx.ApplyLines(ctx, pay.ID, []store.Line{{InvoiceID: inv.ID, AppliedAmount: v.Amount.Minor,
-			PaymentAmount: v.Amount.Minor, AppliedCurrency: v.Amount.Currency}}, false)
+		err = tx.ApplyNewLines(ctx, pay, []store.Line{{InvoiceID: inv.ID, AppliedAmount: v.Amount.Minor,
+			PaymentAmount: v.Amount.Minor, AppliedCurrency: v.Amount.Currency}})
 		if errors.Is(err, payment.ErrInvoiceOverApplied) {
 			return 0, nil, validation(map[string]string{"amount": "invoice_over_applied"})
 		}

@@ -47,7 +47,7 @@ type spec struct {
 }
 
 var specs = map[string]spec{
-	TypePaymentCreate:  {QueueDefault, 10, 30 * time.Second},
+	TypePaymentCreate:  {QueueDefault, 10, 60 * time.Second}, // makes the first attempt
 	TypePaymentSubmit:  {QueueCritical, 10, 60 * time.Second},
 	TypePaymentInquire: {QueueCritical, 10, 60 * time.Second},
 	TypePaymentSettle:  {QueueDefault, 10, 30 * time.Second},

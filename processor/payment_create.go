@@ -10,7 +10,7 @@ import (
 	"github.com/payd/payd/store"
 )
 
-// create takes a recorded PENDING payment to its first gateway step, or,
+// create takes a recorded PENDING payment through its first gateway attempt, or,
 // when no gateway is involved (process_payment=false, OFFLINE, CREDITS),
 // records it as succeeded. Payouts decide in decidePayoutCreate: a
 // scheduled payout waits for its date, an imported one walks the lifecycle
@@ -20,7 +20,7 @@ func (p *Processor) create(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	pay, err := p.Store.GetPayment(ctx, "", pl.PaymentID)
+	pay, err := p.Store.PaymentHead(ctx, pl.PaymentID)
 	if err != nil {
 		return err
 	}
@@ -42,9 +42,14 @@ func (p *Processor) create(ctx context.Context, t *asynq.Task) error {
 			{PaymentID: pay.ID, From: payment.StatusProcessing, To: payment.StatusSucceeded,
 				Reason: "recorded as paid (" + string(pay.Method) + ", process_payment=false)"},
 		}
-	} else {
-		d.changes = []store.Change{{PaymentID: pay.ID, From: payment.StatusPending, To: payment.StatusPending,
-			NextStep: payment.StepSubmit, NextStepAt: now}}
+		return p.record(ctx, pay, d)
 	}
-	return p.record(ctx, pay, d)
+	// The first attempt is made here, not by a separate submit task: the
+	// claim is the same guarded transaction a submit makes (on the create
+	// step's sequence), so a create that runs twice claims once.
+	claim, err := p.Store.ClaimAttempt(ctx, pay.ID, payment.StepCreate, pay.StepSeq, p.inquireAt(), actor)
+	if err != nil {
+		return err
+	}
+	return p.attempt(ctx, claim)
 }

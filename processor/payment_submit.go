@@ -8,9 +8,11 @@ import (
 
 	"github.com/payd/payd/connector"
 	"github.com/payd/payd/jobs"
+	"github.com/payd/payd/store"
 )
 
-// submit makes one attempt at the gateway. The attempt's intent (and a
+// submit makes one attempt at the gateway (a retry; the first attempt is
+// made by the create step). The attempt's intent (and a
 // safety-net inquiry) is committed before the call; the call is made
 // outside any transaction with the attempt's idempotency key; the outcome is
 // recorded in one guarded transaction.
@@ -19,11 +21,21 @@ func (p *Processor) submit(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	now := p.Store.Now()
-	claim, err := p.Store.ClaimSubmit(ctx, pl.PaymentID, pl.Seq, now.Add(p.cfg.GatewayTimeout+p.cfg.InquiryGrace), actor)
+	claim, err := p.Store.ClaimSubmit(ctx, pl.PaymentID, pl.Seq, p.inquireAt(), actor)
 	if err != nil {
 		return err
 	}
+	return p.attempt(ctx, claim)
+}
+
+// inquireAt is when a claimed attempt's safety-net inquiry falls due.
+func (p *Processor) inquireAt() time.Time {
+	return p.Store.Now().Add(p.cfg.GatewayTimeout + p.cfg.InquiryGrace)
+}
+
+// attempt calls the gateway for a claimed attempt, outside any transaction,
+// and records the outcome.
+func (p *Processor) attempt(ctx context.Context, claim store.Claim) error {
 	pay, att := claim.Payment, claim.Attempt
 	gctx, cancel := p.gatewayCtx(ctx)
 	start := time.Now()

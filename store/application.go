@@ -129,48 +129,71 @@ func (s *Store) ApplyLines(ctx context.Context, paymentID string, lines []Line, 
 		if used > pay.Amount.Minor {
 			return payment.ErrLinesExceedAmount
 		}
-		state := "reserved"
-		if pay.Status == payment.StatusSucceeded || pay.Status == payment.StatusPartiallyRefunded {
-			state = "applied"
-		}
-		if pay.Status.Absorbing() || pay.Status == payment.StatusRequiresReview {
-			state = "released" // a failed or returned payment pays nothing: record the lines only
-		}
-		// lock invoices in id order so concurrent payments never deadlock
-		ordered := append([]Line(nil), lines...)
-		sort.SliceStable(ordered, func(i, j int) bool { return ordered[i].InvoiceID < ordered[j].InvoiceID })
-		for _, l := range ordered {
-			if state != "released" {
-				if err := tx.moveInvoice(ctx, pay.TenantID, l.InvoiceID, l.AppliedAmount, state == "applied"); err != nil {
-					return err
-				}
-			}
-			released := int64(0)
-			if state == "released" {
-				released = l.AppliedAmount
-			}
-			var fx any
-			if l.FXRate != "" {
-				fx = l.FXRate
-			}
-			label := l.RemittanceLabel
-			if label == "" {
-				label = "Invoice"
-			}
-			_, err := tx.q.ExecContext(ctx, `
-				INSERT INTO payment_applications (id, tenant_id, payment_id, invoice_id, applied_amount, payment_amount,
-					applied_currency, fx_rate_line, fx_at_line, discount_amount, discount_currency, fee_amount_line,
-					fee_currency_line, remittance_label, remittance_value, notes, state, released_amount, created_at)
-				VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,NULLIF($11,''),$12,NULLIF($13,''),$14,NULLIF($15,''),NULLIF($16,''),$17,$18,$19)`,
-				NewID(payment.PrefixLine), pay.TenantID, paymentID, l.InvoiceID, l.AppliedAmount, l.PaymentAmount,
-				l.AppliedCurrency, fx, l.FXAt, l.DiscountAmount, l.DiscountCurrency, l.FeeAmount, l.FeeCurrency,
-				label, l.RemittanceValue, l.Notes, state, released, tx.now())
-			if err != nil {
-				return translate(fmt.Errorf("insert line: %w", err))
-			}
-		}
-		return nil
+		return tx.insertLines(ctx, pay, lines)
 	})
+}
+
+// ApplyNewLines applies the lines of a payment inserted earlier in the same
+// transaction: nobody else can see the row yet and it has no lines, so the
+// payment's row lock and the sum of its earlier lines are not needed.
+func (s *Store) ApplyNewLines(ctx context.Context, pay payment.Payment, lines []Line) error {
+	if s.tx == nil {
+		return errors.New("ApplyNewLines needs the transaction that inserted the payment")
+	}
+	var used int64
+	for _, l := range lines {
+		used += l.PaymentAmount
+	}
+	if used > pay.Amount.Minor {
+		return payment.ErrLinesExceedAmount
+	}
+	return s.insertLines(ctx, pay, lines)
+}
+
+// insertLines reserves (or records) each line on its invoice, in invoice id
+// order so concurrent payments never deadlock.
+func (s *Store) insertLines(ctx context.Context, pay payment.Payment, lines []Line) error {
+	state := "reserved"
+	if pay.Status == payment.StatusSucceeded || pay.Status == payment.StatusPartiallyRefunded {
+		state = "applied"
+	}
+	if pay.Status.Absorbing() || pay.Status == payment.StatusRequiresReview {
+		state = "released" // a failed or returned payment pays nothing: record the lines only
+	}
+	// lock invoices in id order so concurrent payments never deadlock
+	ordered := append([]Line(nil), lines...)
+	sort.SliceStable(ordered, func(i, j int) bool { return ordered[i].InvoiceID < ordered[j].InvoiceID })
+	for _, l := range ordered {
+		if state != "released" {
+			if err := s.moveInvoice(ctx, pay.TenantID, l.InvoiceID, l.AppliedAmount, state == "applied"); err != nil {
+				return err
+			}
+		}
+		released := int64(0)
+		if state == "released" {
+			released = l.AppliedAmount
+		}
+		var fx any
+		if l.FXRate != "" {
+			fx = l.FXRate
+		}
+		label := l.RemittanceLabel
+		if label == "" {
+			label = "Invoice"
+		}
+		_, err := s.q.ExecContext(ctx, `
+			INSERT INTO payment_applications (id, tenant_id, payment_id, invoice_id, applied_amount, payment_amount,
+				applied_currency, fx_rate_line, fx_at_line, discount_amount, discount_currency, fee_amount_line,
+				fee_currency_line, remittance_label, remittance_value, notes, state, released_amount, created_at)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,NULLIF($11,''),$12,NULLIF($13,''),$14,NULLIF($15,''),NULLIF($16,''),$17,$18,$19)`,
+			NewID(payment.PrefixLine), pay.TenantID, pay.ID, l.InvoiceID, l.AppliedAmount, l.PaymentAmount,
+			l.AppliedCurrency, fx, l.FXAt, l.DiscountAmount, l.DiscountCurrency, l.FeeAmount, l.FeeCurrency,
+			label, l.RemittanceValue, l.Notes, state, released, s.now())
+		if err != nil {
+			return translate(fmt.Errorf("insert line: %w", err))
+		}
+	}
+	return nil
 }
 
 // moveInvoice reserves delta on an invoice (and counts it as paid when

@@ -78,42 +78,49 @@ type Claim struct {
 // after the gateway call, the sweeper asks the gateway instead of charging
 // again. payment.ErrStale means another worker already moved it on.
 func (s *Store) ClaimSubmit(ctx context.Context, paymentID string, seq int, inquireAt time.Time, actor string) (Claim, error) {
+	return s.ClaimAttempt(ctx, paymentID, payment.StepSubmit, seq, inquireAt, actor)
+}
+
+// ClaimAttempt is ClaimSubmit for a payment whose next step is step: the
+// create step claims the first attempt itself instead of scheduling a
+// separate submit. The claimed payment's Attempts hold only the new attempt.
+func (s *Store) ClaimAttempt(ctx context.Context, paymentID string, step payment.Step, seq int, inquireAt time.Time, actor string) (Claim, error) {
 	var c Claim
 	err := s.InTx(ctx, func(tx *Store) error {
+		now := tx.now()
 		var r paymentRow
 		err := tx.q.QueryRowxContext(ctx, `
-			UPDATE payments SET status = 'PROCESSING', attempt_count = attempt_count + 1,
-				next_step = 'inquire', next_step_at = $3, step_seq = step_seq + 1, swept = false, updated_at = $4, updated_by = $5
-			WHERE id = $1 AND status = 'PENDING' AND next_step = 'submit' AND step_seq = $2
-			RETURNING id`, paymentID, seq, inquireAt.UTC(), tx.now(), actor).Scan(&r.ID)
+			WITH p AS (
+				UPDATE payments SET status = 'PROCESSING', attempt_count = attempt_count + 1,
+					next_step = 'inquire', next_step_at = $3, step_seq = step_seq + 1, swept = false, updated_at = $4, updated_by = $5
+				WHERE id = $1 AND status = 'PENDING' AND next_step = $6 AND step_seq = $2
+				RETURNING *)
+			SELECT `+paymentColumns+` FROM p LEFT JOIN invoices i ON i.id = p.invoice_id`,
+			paymentID, seq, inquireAt.UTC(), now, actor, string(step)).StructScan(&r)
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("claim submit %s@%d: %w", paymentID, seq, payment.ErrStale)
+			return fmt.Errorf("claim %s %s@%d: %w", step, paymentID, seq, payment.ErrStale)
 		}
 		if err != nil {
-			return translate(fmt.Errorf("claim submit %s: %w", paymentID, err))
+			return translate(fmt.Errorf("claim %s %s: %w", step, paymentID, err))
 		}
-		p, err := tx.GetPayment(ctx, "", paymentID)
-		if err != nil {
-			return err
-		}
-		now := tx.now()
+		p := r.toPayment()
 		a := payment.Attempt{
 			ID: NewID(payment.PrefixAttempt), PaymentID: p.ID, TenantID: p.TenantID, Number: p.AttemptCount,
 			Status: payment.AttemptStarted, IdempotencyKey: payment.AttemptKey(p.ID, p.AttemptCount),
 			StartedAt: now, UpdatedAt: now, CreatedBy: actor,
 		}
+		// the intent and its audit row in one statement
 		_, err = tx.q.ExecContext(ctx, `
-			INSERT INTO payment_attempts (id, payment_id, tenant_id, attempt_number, status, idempotency_key, started_at, created_by, updated_at)
-			VALUES ($1,$2,$3,$4,'STARTED',$5,$6,$7,$6)`,
+			WITH a AS (
+				INSERT INTO payment_attempts (id, payment_id, tenant_id, attempt_number, status, idempotency_key, started_at, created_by, updated_at)
+				VALUES ($1,$2,$3,$4,'STARTED',$5,$6,$7,$6))
+			INSERT INTO payment_events (payment_id, tenant_id, from_status, to_status, reason, attempt_number, actor, created_at)
+			VALUES ($2, $3, 'PENDING', 'PROCESSING', 'attempt started', $4, $7, $6)`,
 			a.ID, a.PaymentID, a.TenantID, a.Number, a.IdempotencyKey, now, actor)
 		if err != nil {
 			return translate(fmt.Errorf("record attempt intent %s: %w", a.IdempotencyKey, err))
 		}
-		if err := tx.insertEvent(ctx, payment.Event{PaymentID: p.ID, TenantID: p.TenantID, From: payment.StatusPending,
-			To: payment.StatusProcessing, Reason: "attempt started", AttemptNumber: a.Number, Actor: actor, CreatedAt: now}); err != nil {
-			return err
-		}
-		p.Attempts = append(p.Attempts, a)
+		p.Attempts = []payment.Attempt{a}
 		c = Claim{Payment: p, Attempt: a}
 		return nil
 	})

@@ -136,26 +136,28 @@ func (s *Store) InsertPayment(ctx context.Context, np NewPayment) (payment.Payme
 	if np.IdempotencyKey != "" {
 		key = np.IdempotencyKey
 	}
-	err = s.InTx(ctx, func(tx *Store) error {
-		_, err := tx.q.ExecContext(ctx, `
+	// One statement: the row, its creation audit row, and the row as stored
+	// (with the invoice number) for the response.
+	var r paymentRow
+	err = s.q.QueryRowxContext(ctx, `
+		WITH p AS (
 			INSERT INTO payments (id, tenant_id, surface, amount, currency, method, payment_method_id,
 				destination_type, destination_id, invoice_id, idempotency_key, request_fingerprint,
 				process_payment, track_attempts, status, next_step, next_step_at, step_seq, metadata,
 				created_by, updated_by, created_at, updated_at)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,'PENDING','create',$15,1,$16,$17,$17,$15,$15)`,
-			id, np.TenantID, np.Surface, np.Amount.Minor, np.Amount.Currency, string(np.Method), np.PaymentMethodID,
-			np.DestinationType, np.DestinationID, invoiceID, key, np.Fingerprint,
-			np.ProcessPayment, np.TrackAttempts, now, meta, np.Actor)
-		if err != nil {
-			return translate(fmt.Errorf("insert payment: %w", err))
-		}
-		return tx.insertEvent(ctx, payment.Event{PaymentID: id, TenantID: np.TenantID, To: payment.StatusPending,
-			Reason: "created", Actor: np.Actor, CreatedAt: now})
-	})
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,'PENDING','create',$15,1,$16,$17,$17,$15,$15)
+			RETURNING *),
+		e AS (
+			INSERT INTO payment_events (payment_id, tenant_id, from_status, to_status, reason, attempt_number, actor, created_at)
+			SELECT id, tenant_id, NULL, 'PENDING', 'created', 0, created_by, created_at FROM p)
+		SELECT `+paymentColumns+` FROM p LEFT JOIN invoices i ON i.id = p.invoice_id`,
+		id, np.TenantID, np.Surface, np.Amount.Minor, np.Amount.Currency, string(np.Method), np.PaymentMethodID,
+		np.DestinationType, np.DestinationID, invoiceID, key, np.Fingerprint,
+		np.ProcessPayment, np.TrackAttempts, now, meta, np.Actor).StructScan(&r)
 	if err != nil {
-		return payment.Payment{}, err
+		return payment.Payment{}, translate(fmt.Errorf("insert payment: %w", err))
 	}
-	return s.GetPayment(ctx, np.TenantID, id)
+	return r.toPayment(), nil
 }
 
 func nonNil(m map[string]string) map[string]string {
@@ -184,7 +186,18 @@ func (s *Store) GetPayment(ctx context.Context, tenantID, id string) (payment.Pa
 	return p, nil
 }
 
-// PaymentFingerprint returns the tenant's payment with a business
+// PaymentHead loads one payment of any tenant without its attempts: for
+// workers whose step does not read them.
+func (s *Store) PaymentHead(ctx context.Context, id string) (payment.Payment, error) {
+	var r paymentRow
+	err := s.q.QueryRowxContext(ctx, `SELECT `+paymentColumns+paymentFrom+` WHERE p.id = $1`, id).StructScan(&r)
+	if err != nil {
+		return payment.Payment{}, translate(fmt.Errorf("load payment %s: %w", id, err))
+	}
+	return r.toPayment(), nil
+}
+
+// PaymentByKey returns the tenant's payment with a business
 // idempotency key, and the fingerprint of the request that created it.
 func (s *Store) PaymentByKey(ctx context.Context, tenantID, key string) (payment.Payment, []byte, error) {
 	var id string
@@ -355,8 +368,12 @@ func (s *Store) Apply(ctx context.Context, c Change) (int, error) {
 	}
 	var seq int
 	var tenant string
+	audit := c.From != c.To || c.Audit
 	err := s.InTx(ctx, func(tx *Store) error {
+		// The guarded update and, when the status changes, its audit row, in
+		// one statement: the audit row exists exactly when the update applied.
 		err := tx.q.QueryRowxContext(ctx, `
+			WITH u AS (
 			UPDATE payments SET
 				status = $2,
 				next_step = CASE WHEN $19 THEN next_step ELSE $3 END,
@@ -381,11 +398,16 @@ func (s *Store) Apply(ctx context.Context, c Change) (int, error) {
 				returned_at  = CASE WHEN $2 = 'RETURNED' THEN COALESCE(returned_at, $5) ELSE returned_at END,
 				refunded_at  = CASE WHEN $2 IN ('REFUNDED','PARTIALLY_REFUNDED') AND $14 > 0 THEN $5 ELSE refunded_at END
 			WHERE id = $1 AND status = $16 AND ($17 OR step_seq = $18)
-			RETURNING step_seq, tenant_id`,
+			RETURNING step_seq, tenant_id),
+			e AS (
+				INSERT INTO payment_events (payment_id, tenant_id, from_status, to_status, reason, attempt_number, actor, created_at)
+				SELECT $1, tenant_id, $16, $2, $22, $23, $6, $5 FROM u WHERE $21)
+			SELECT step_seq, tenant_id FROM u`,
 			c.PaymentID, string(c.To), step, stepAt, now, c.Actor,
 			c.GatewayReference, c.ErrorCode, c.ErrorMessage, c.ReturnCode,
 			c.ExpectedSettlementAt, c.ReturnWatchUntil, c.SettledAt, c.RefundedDelta, c.RefundReleased,
-			string(c.From), c.AnySeq, c.Seq, c.KeepSchedule, c.ActionURL).Scan(&seq, &tenant)
+			string(c.From), c.AnySeq, c.Seq, c.KeepSchedule, c.ActionURL,
+			audit, c.Reason, c.Attempt).Scan(&seq, &tenant)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("apply %s→%s to %s: %w", c.From, c.To, c.PaymentID, payment.ErrStale)
 		}
@@ -393,15 +415,9 @@ func (s *Store) Apply(ctx context.Context, c Change) (int, error) {
 			return translate(fmt.Errorf("apply %s→%s to %s: %w", c.From, c.To, c.PaymentID, err))
 		}
 		if c.From != c.To || c.RefundedDelta > 0 {
-			if err := tx.settleLines(ctx, c); err != nil {
-				return err
-			}
+			return tx.settleLines(ctx, c)
 		}
-		if c.From == c.To && !c.Audit {
-			return nil
-		}
-		return tx.insertEvent(ctx, payment.Event{PaymentID: c.PaymentID, TenantID: tenant, From: c.From, To: c.To,
-			Reason: c.Reason, AttemptNumber: c.Attempt, Actor: c.Actor, CreatedAt: now})
+		return nil
 	})
 	return seq, err
 }

@@ -33,9 +33,11 @@ type Config struct {
 
 // Store runs queries on a pool or, inside InTx, on one transaction.
 type Store struct {
-	db  *sqlx.DB
-	q   sqlx.ExtContext
-	now func() time.Time
+	db    *sqlx.DB
+	q     sqlx.ExtContext // preparedQ on db, or on tx inside InTx
+	tx    *sqlx.Tx
+	stmts *stmtCache
+	now   func() time.Time
 }
 
 // Open connects and pings. now is the injected clock (UTC is applied here).
@@ -60,11 +62,16 @@ func Open(ctx context.Context, cfg Config, now func() time.Time) (*Store, error)
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{db: db, q: db, now: func() time.Time { return now().UTC() }}, nil
+	stmts := newStmtCache(db)
+	return &Store{db: db, q: preparedQ{ExtContext: db, cache: stmts}, stmts: stmts,
+		now: func() time.Time { return now().UTC() }}, nil
 }
 
-// Close closes the pool.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the prepared statements and the pool.
+func (s *Store) Close() error {
+	s.stmts.close()
+	return s.db.Close()
+}
 
 // DB exposes the pool for health checks and test harnesses.
 func (s *Store) DB() *sql.DB { return s.db.DB }
@@ -101,14 +108,15 @@ func Migrate(ctx context.Context, url string) error {
 // InTx runs fn on a Store bound to one transaction, committing if fn returns
 // nil. Nested calls reuse the outer transaction.
 func (s *Store) InTx(ctx context.Context, fn func(*Store) error) error {
-	if _, ok := s.q.(*sqlx.Tx); ok {
+	if s.tx != nil {
 		return fn(s)
 	}
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return translate(fmt.Errorf("begin: %w", err))
 	}
-	if err := fn(&Store{db: s.db, q: tx, now: s.now}); err != nil {
+	in := &Store{db: s.db, q: preparedQ{ExtContext: tx, tx: tx, cache: s.stmts}, tx: tx, stmts: s.stmts, now: s.now}
+	if err := fn(in); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
