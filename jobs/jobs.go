@@ -53,6 +53,8 @@ var specs = map[string]spec{
 	TypePaymentSettle:  {QueueDefault, 10, 30 * time.Second},
 	TypePaymentRefund:  {QueueCritical, 10, 60 * time.Second},
 	TypeSweep:          {QueueLow, 0, 60 * time.Second},
+	// a hint: polling still resolves the payment if every try fails
+	TypeGatewayNotification: {QueueCritical, 5, 60 * time.Second},
 }
 
 // Timeout is the handler deadline of a task type.
