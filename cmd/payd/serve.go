@@ -77,7 +77,8 @@ func build(ctx context.Context, cfg config, stdout io.Writer) (*deps, error) {
 	opt.PoolSize = max(cfg.WorkerConcurrency+16, 32)
 	d.rdb = redis.NewClient(opt)
 	d.client = asynq.NewClientFromRedisClient(d.rdb)
-	d.enqueue = &jobs.Enqueuer{Client: d.client, Inspector: asynq.NewInspectorFromRedisClient(d.rdb), Retention: cfg.TaskRetention}
+	d.enqueue = &jobs.Enqueuer{Client: d.client, Inspector: asynq.NewInspectorFromRedisClient(d.rdb), Retention: cfg.TaskRetention,
+		Now: st.Now}
 	if cfg.SandboxURL != "" {
 		d.gateway = sandbox.NewClient(cfg.SandboxURL, &http.Client{})
 	} else {

@@ -87,7 +87,8 @@ func Start(t testing.TB, o Options) *Harness {
 	}
 	h.Log = slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	client := asynq.NewClientFromRedisClient(h.Redis)
-	h.Enqueuer = &jobs.Enqueuer{Client: client, Inspector: asynq.NewInspectorFromRedisClient(h.Redis), Retention: time.Minute}
+	h.Enqueuer = &jobs.Enqueuer{Client: client, Inspector: asynq.NewInspectorFromRedisClient(h.Redis), Retention: time.Minute,
+		Now: st.Now}
 	gw := o.Gateway
 	if gw == nil {
 		if o.Sandbox.SettleDelay == 0 {
