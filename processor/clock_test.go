@@ -16,7 +16,7 @@ import (
 // that the test changes mid-run (an NTP step, a VM resumed, a bad host).
 type jumpClock struct{ offset atomic.Int64 }
 
-func (c *jumpClock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *jumpClock) Now() time.Time           { return time.Now().Add(time.Duration(c.offset.Load())) }
 func (c *jumpClock) Set(offset time.Duration) { c.offset.Store(int64(offset)) }
 
 // TestClockJumps runs the real processor (asynq on real Redis, real
