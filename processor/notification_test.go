@@ -444,3 +444,15 @@ func TestNotificationBadBodies(t *testing.T) {
 		t.Fatalf("unknown type row %+v %v", n, err)
 	}
 }
+
+// TestNotificationsOffWithoutSecret: with no secret configured the route
+// does not exist, signed or not.
+func TestNotificationsOffWithoutSecret(t *testing.T) {
+	t.Parallel()
+	h := testenv.Start(t, testenv.Options{NoWorker: true})
+	body := notificationBody("evt_1", connector.NotifyChargeSucceeded, "pay_x:1", "")
+	r := postNotification(h, body, signed(body))
+	if codes, _ := r.JSON(t)["error_codes"].([]any); r.Status != http.StatusNotFound || len(codes) != 1 || codes[0] != "route_not_found" {
+		t.Fatalf("%d %s", r.Status, r.Body)
+	}
+}
