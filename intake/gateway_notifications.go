@@ -56,8 +56,11 @@ func (r gatewayNotificationRequest) valid() map[string]string {
 	}
 	if r.OccurredAt == "" {
 		bad["occurred_at"] = "occurred_at_required"
-	} else if _, err := time.Parse(time.RFC3339Nano, r.OccurredAt); err != nil {
+	} else if at, err := time.Parse(time.RFC3339Nano, r.OccurredAt); err != nil {
 		bad["occurred_at"] = "occurred_at_invalid"
+	} else if at.Year() < 2000 || at.Year() > 2999 {
+		// within what Postgres stores, and what a gateway can mean
+		bad["occurred_at"] = "occurred_at_out_of_range"
 	}
 	return bad
 }

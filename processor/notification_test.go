@@ -420,6 +420,7 @@ func TestNotificationBadBodies(t *testing.T) {
 		{`{"id":"e1","type":"charge.succeeded","occurred_at":"2026-01-01T00:00:00Z"}`, 422, "idempotency_key_or_gateway_reference_required"},
 		{`{"id":"e 1","type":"charge.succeeded","idempotency_key":"k","occurred_at":"2026-01-01T00:00:00Z"}`, 422, "id_invalid_characters"},
 		{`{"id":"e1","type":"charge.succeeded","idempotency_key":"k","occurred_at":"yesterday"}`, 422, "occurred_at_invalid"},
+		{`{"id":"e1","type":"charge.succeeded","idempotency_key":"k","occurred_at":"0000-01-01T00:00:00Z"}`, 422, "occurred_at_out_of_range"},
 		{`{"id":"e1","type":7,"idempotency_key":"k","occurred_at":"2026-01-01T00:00:00Z"}`, 422, "type_invalid_type"},
 		{string(big), 413, "body_too_large"},
 	}
