@@ -21,6 +21,11 @@ const maxDepth = 16
 // readBody reads a request body under the size limit. Oversized bodies are
 // 413; a Content-Type other than JSON is 415.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	return s.readBodyLimit(w, r, s.cfg.MaxBodyBytes)
+}
+
+// readBodyLimit is readBody with its own size limit.
+func (s *Server) readBodyLimit(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
@@ -28,12 +33,12 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 				"send the body as application/json")
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, errf(http.StatusRequestEntityTooLarge, typeTooLarge, "body_too_large",
-				fmt.Sprintf("the body exceeds %d bytes", s.cfg.MaxBodyBytes))
+				fmt.Sprintf("the body exceeds %d bytes", limit))
 		}
 		return nil, errf(http.StatusBadRequest, typeInvalidRequest, "body_unreadable", "the request body could not be read")
 	}

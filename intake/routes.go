@@ -43,6 +43,9 @@ func (s *Server) routes() http.Handler {
 	handle("POST /v1/users", s.handleCreateUser, true)
 	handle("GET /v1/users/{ref}", s.handleGetUser, true)
 
+	// gateway notifications: signed by the gateway, not by a tenant's key
+	handle("POST /v1/gateway/notifications", s.handleGatewayNotification, false)
+
 	// anything else: the error envelope, never the mux's plain text
 	handle("/", s.handleNoRoute, false)
 	return mux

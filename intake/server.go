@@ -34,6 +34,14 @@ type Config struct {
 	IdempotencyLease time.Duration
 	AuthCacheTTL     time.Duration
 	MaxAmountMinor   int64 // the largest amount accepted, in minor units
+	// Gateway notifications (gateway_notifications.go): the shared secrets
+	// that sign them (several during a rotation; none disables the route),
+	// the gateway they come from, the clock tolerance of their timestamps,
+	// and their body limit.
+	NotifySecrets   []string
+	NotifyGateway   string
+	NotifyTolerance time.Duration
+	NotifyMaxBody   int64
 }
 
 // Deps are what the handlers use.
@@ -57,6 +65,9 @@ type Server struct {
 	cfg     Config
 	auth    *authCache
 	handler http.Handler
+	// notifySecrets are Config.NotifySecrets as keys; empty disables
+	// gateway notifications.
+	notifySecrets [][]byte
 }
 
 // NewServer builds the API handler with defaults filled in.
@@ -77,6 +88,15 @@ func NewServer(d Deps) *Server {
 	if c.MaxAmountMinor <= 0 {
 		c.MaxAmountMinor = 1_000_000_000_000_00 // 1e14 minor units: a trillion dollars
 	}
+	if c.NotifyGateway == "" {
+		c.NotifyGateway = "sandbox"
+	}
+	if c.NotifyTolerance <= 0 {
+		c.NotifyTolerance = 5 * time.Minute
+	}
+	if c.NotifyMaxBody <= 0 {
+		c.NotifyMaxBody = DefaultNotifyMaxBody
+	}
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
@@ -85,6 +105,11 @@ func NewServer(d Deps) *Server {
 	}
 	s := &Server{store: d.Store, enqueue: d.Enqueue, redis: d.Redis, metrics: d.Metrics, log: d.Log, cfg: c,
 		auth: newAuthCache(c.AuthCacheTTL)}
+	for _, secret := range c.NotifySecrets {
+		if secret != "" {
+			s.notifySecrets = append(s.notifySecrets, []byte(secret))
+		}
+	}
 	if d.Redis != nil && c.RateLimit > 0 {
 		s.limiter = redis_rate.NewLimiter(d.Redis)
 	}

@@ -53,6 +53,8 @@ var specs = map[string]spec{
 	TypePaymentSettle:  {QueueDefault, 10, 30 * time.Second},
 	TypePaymentRefund:  {QueueCritical, 10, 60 * time.Second},
 	TypeSweep:          {QueueLow, 0, 60 * time.Second},
+	// a hint: polling still resolves the payment if every try fails
+	TypeGatewayNotification: {QueueCritical, 5, 60 * time.Second},
 }
 
 // Timeout is the handler deadline of a task type.
@@ -155,6 +157,9 @@ type Enqueuer struct {
 	Client    *asynq.Client
 	Inspector *asynq.Inspector // for State (the sweeper)
 	Retention time.Duration
+	// Now is the clock the `at` of Step and Refund were computed with (the
+	// store's); nil means time.Now. asynq schedules on its own clock.
+	Now func() time.Time
 }
 
 // Step enqueues a payment step to run at at (zero: now).
@@ -175,13 +180,30 @@ func (e *Enqueuer) Refund(ctx context.Context, refundID string, seq int, at time
 	return e.enqueue(ctx, t)
 }
 
-// when drops times that are not in the future, so a due task goes straight
-// to the pending list instead of through the scheduled set.
+// when turns a step's due time into asynq's ProcessAt. A due time is
+// either now-plus-a-delay on the store's clock (a retry's backoff, the next
+// poll) or an absolute time from elsewhere (a rail's settlement date, from
+// the gateway's clock). If the store's clock is off from asynq's (a jump, a
+// skewed host), reading the first kind on asynq's clock would shift it by
+// the skew: an hour ahead parks a payment for an hour. So the task runs
+// after the shorter of the two readings, at − Now() and at − time.Now():
+// a step that runs early is harmless (handlers are guarded and ask the
+// gateway, which says "not yet"), one that runs an hour late is not. Times
+// not in the future give no ProcessAt, so a due task goes straight to the
+// pending list instead of through the scheduled set.
 func (e *Enqueuer) when(at time.Time) time.Time {
-	if at.After(time.Now()) {
-		return at
+	if at.IsZero() {
+		return time.Time{}
 	}
-	return time.Time{}
+	now := time.Now()
+	d := at.Sub(now)
+	if e.Now != nil {
+		d = min(d, at.Sub(e.Now()))
+	}
+	if d <= 0 {
+		return time.Time{}
+	}
+	return now.Add(d)
 }
 
 func (e *Enqueuer) enqueue(ctx context.Context, t *asynq.Task) error {

@@ -23,6 +23,9 @@ type Metrics struct {
 	HTTPRequests      *prometheus.CounterVec   // route, code
 	HTTPLatency       *prometheus.HistogramVec // route
 	TaskOutcomes      *prometheus.CounterVec   // task_type, outcome
+	// gateway notifications (hints): received by intake, then acted on by a worker
+	GatewayNotifications      *prometheus.CounterVec // type, outcome
+	GatewayNotificationChecks *prometheus.CounterVec // type, outcome
 }
 
 // New registers every collector on reg.
@@ -53,9 +56,18 @@ func New(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}, []string{"route"}),
 		TaskOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "payd_task_outcomes_total", Help: "Task handler results: ok, stale, retry, skip."}, []string{"task_type", "outcome"}),
+		GatewayNotifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payd_gateway_notifications_total",
+			Help: "Gateway notifications received, by type and outcome (accepted, duplicate, bad_signature, stale_signature, invalid, unavailable)."},
+			[]string{"type", "outcome"}),
+		GatewayNotificationChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payd_gateway_notification_checks_total",
+			Help: "What workers did with received gateway notifications: checked (asked the gateway now), stale, unknown_payment, other_attempt, nothing_due."},
+			[]string{"type", "outcome"}),
 	}
 	reg.MustRegister(m.PaymentsCreated, m.Transitions, m.AttemptOutcomes, m.AttemptLatency, m.TimeToTerminal,
-		m.IdempotentReplays, m.SweeperEnqueued, m.Enqueues, m.HTTPRequests, m.HTTPLatency, m.TaskOutcomes)
+		m.IdempotentReplays, m.SweeperEnqueued, m.Enqueues, m.HTTPRequests, m.HTTPLatency, m.TaskOutcomes,
+		m.GatewayNotifications, m.GatewayNotificationChecks)
 	return m
 }
 

@@ -105,6 +105,7 @@ func (p *Processor) Mux() *asynq.ServeMux {
 	mux.Handle(jobs.TypePaymentInquire, p.wrap(jobs.TypePaymentInquire, p.inquire))
 	mux.Handle(jobs.TypePaymentSettle, p.wrap(jobs.TypePaymentSettle, p.settle))
 	mux.Handle(jobs.TypePaymentRefund, p.wrap(jobs.TypePaymentRefund, p.refund))
+	mux.Handle(jobs.TypeGatewayNotification, p.wrap(jobs.TypeGatewayNotification, p.notification))
 	mux.Handle(jobs.TypeSweep, p.wrap(jobs.TypeSweep, func(ctx context.Context, _ *asynq.Task) error {
 		_, err := p.Sweep(ctx)
 		return err

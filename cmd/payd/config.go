@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/payd/payd/connector/sandbox"
 )
 
 // config is every setting payd reads, all from the environment. The README's
@@ -47,6 +49,16 @@ type config struct {
 	SandboxLatency     time.Duration `env:"PAYD_SANDBOX_LATENCY" envDefault:"0s"`
 	SandboxFaultRate   float64       `env:"PAYD_SANDBOX_FAULT_RATE" envDefault:"0"`
 	SandboxSeed        int64         `env:"PAYD_SANDBOX_SEED" envDefault:"1"`
+
+	// gateway notifications: the shared secret(s) signing them (comma-separated
+	// during a rotation; the sandbox signs with the first), never logged
+	NotifySecrets       []string      `env:"PAYD_GATEWAY_NOTIFY_SECRET" envSeparator:","`
+	NotifyTolerance     time.Duration `env:"PAYD_GATEWAY_NOTIFY_TOLERANCE" envDefault:"5m"`
+	SandboxNotifyURL    string        `env:"PAYD_SANDBOX_NOTIFY_URL"`
+	SandboxNotifyCopies int           `env:"PAYD_SANDBOX_NOTIFY_COPIES" envDefault:"1"`
+	SandboxNotifyOrder  string        `env:"PAYD_SANDBOX_NOTIFY_ORDER"`
+	SandboxNotifyDelay  time.Duration `env:"PAYD_SANDBOX_NOTIFY_DELAY" envDefault:"0s"`
+	SandboxNotifyBatch  time.Duration `env:"PAYD_SANDBOX_NOTIFY_BATCH" envDefault:"0s"`
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -64,6 +76,14 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if c.SandboxFaultRate < 0 || c.SandboxFaultRate > 1 {
 		return c, fmt.Errorf("config: PAYD_SANDBOX_FAULT_RATE must be between 0 and 1")
 	}
+	switch sandbox.NotifyOrder(c.SandboxNotifyOrder) {
+	case sandbox.NotifyInOrder, sandbox.NotifyReversed, sandbox.NotifyShuffled:
+	default:
+		return c, fmt.Errorf("config: PAYD_SANDBOX_NOTIFY_ORDER must be empty, reversed or shuffled")
+	}
+	if c.SandboxNotifyCopies < 1 || c.SandboxNotifyCopies > 100 || c.NotifyTolerance <= 0 {
+		return c, fmt.Errorf("config: PAYD_SANDBOX_NOTIFY_COPIES must be 1..100 and PAYD_GATEWAY_NOTIFY_TOLERANCE positive")
+	}
 	if c.GatewayTimeout <= 0 || c.WorkerConcurrency <= 0 {
 		return c, fmt.Errorf("config: PAYD_GATEWAY_TIMEOUT and PAYD_WORKER_CONCURRENCY must be positive")
 	}
@@ -77,7 +97,8 @@ func envNames() []string {
 		"PAYD_RETRY_UNIT", "PAYD_SETTLE_POLL", "PAYD_RETURN_WINDOW", "PAYD_RATE_LIMIT", "PAYD_RATE_BURST",
 		"PAYD_MAX_BODY_BYTES", "PAYD_IDEMPOTENCY_TTL", "PAYD_IDEMPOTENCY_LEASE", "PAYD_SANDBOX_URL", "PAYD_SANDBOX_ADDR", "PAYD_SANDBOX_PUBLIC_URL",
 		"PAYD_SANDBOX_SETTLE_DELAY", "PAYD_SANDBOX_RETURN_DELAY", "PAYD_SANDBOX_LATENCY", "PAYD_SANDBOX_FAULT_RATE",
-		"PAYD_SANDBOX_SEED"}
+		"PAYD_SANDBOX_SEED", "PAYD_GATEWAY_NOTIFY_SECRET", "PAYD_GATEWAY_NOTIFY_TOLERANCE", "PAYD_SANDBOX_NOTIFY_URL",
+		"PAYD_SANDBOX_NOTIFY_COPIES", "PAYD_SANDBOX_NOTIFY_ORDER", "PAYD_SANDBOX_NOTIFY_DELAY", "PAYD_SANDBOX_NOTIFY_BATCH"}
 }
 
 func (c config) logLevel() slog.Level {

@@ -77,7 +77,8 @@ func build(ctx context.Context, cfg config, stdout io.Writer) (*deps, error) {
 	opt.PoolSize = max(cfg.WorkerConcurrency+16, 32)
 	d.rdb = redis.NewClient(opt)
 	d.client = asynq.NewClientFromRedisClient(d.rdb)
-	d.enqueue = &jobs.Enqueuer{Client: d.client, Inspector: asynq.NewInspectorFromRedisClient(d.rdb), Retention: cfg.TaskRetention}
+	d.enqueue = &jobs.Enqueuer{Client: d.client, Inspector: asynq.NewInspectorFromRedisClient(d.rdb), Retention: cfg.TaskRetention,
+		Now: st.Now}
 	if cfg.SandboxURL != "" {
 		d.gateway = sandbox.NewClient(cfg.SandboxURL, &http.Client{})
 	} else {
@@ -97,7 +98,22 @@ func newSandbox(cfg config) *sandbox.Sandbox {
 	}
 	return sandbox.New(sandbox.Config{SettleDelay: cfg.SandboxSettleDelay, PerRail: cfg.SandboxSettleDelay == 0,
 		ReturnDelay: cfg.SandboxReturnDelay,
-		Latency:     cfg.SandboxLatency, FaultRate: cfg.SandboxFaultRate, Seed: cfg.SandboxSeed, PublicURL: public})
+		Latency:     cfg.SandboxLatency, FaultRate: cfg.SandboxFaultRate, Seed: cfg.SandboxSeed, PublicURL: public,
+		Notify: sandboxNotify(cfg)})
+}
+
+// sandboxNotify configures the sandbox's gateway notifications: on when a
+// notification secret is set, posted by default to the intake of PAYD_ADDR.
+func sandboxNotify(cfg config) sandbox.NotifyConfig {
+	if len(cfg.NotifySecrets) == 0 || cfg.NotifySecrets[0] == "" {
+		return sandbox.NotifyConfig{}
+	}
+	url := cfg.SandboxNotifyURL
+	if url == "" {
+		url = "http://" + loopbackAddr(cfg.Addr) + "/v1/gateway/notifications"
+	}
+	return sandbox.NotifyConfig{URL: url, Secret: cfg.NotifySecrets[0], Copies: cfg.SandboxNotifyCopies,
+		Order: sandbox.NotifyOrder(cfg.SandboxNotifyOrder), Delay: cfg.SandboxNotifyDelay, Batch: cfg.SandboxNotifyBatch}
 }
 
 func loopbackAddr(addr string) string {
@@ -112,6 +128,9 @@ func loopbackAddr(addr string) string {
 }
 
 func (d *deps) close() {
+	if d.sandbox != nil {
+		d.sandbox.Close() // stops its notification timers
+	}
 	d.client.Close()
 	d.rdb.Close()
 	d.store.Close()
@@ -192,7 +211,8 @@ func (d *deps) serveHTTP(ctx context.Context, name string, ln net.Listener, h ht
 func (d *deps) runIntake(ctx context.Context) error {
 	api := intake.NewServer(intake.Deps{Store: d.store, Enqueue: d.enqueue, Redis: d.rdb, Metrics: d.metrics, Log: d.log,
 		Config: intake.Config{MaxBodyBytes: d.cfg.MaxBodyBytes, RateLimit: d.cfg.RateLimit, RateBurst: d.cfg.RateBurst,
-			IdempotencyTTL: d.cfg.IdempotencyTTL, IdempotencyLease: d.cfg.IdempotencyLease}})
+			IdempotencyTTL: d.cfg.IdempotencyTTL, IdempotencyLease: d.cfg.IdempotencyLease,
+			NotifySecrets: d.cfg.NotifySecrets, NotifyTolerance: d.cfg.NotifyTolerance}})
 	var h http.Handler = api
 	if d.sandbox != nil {
 		// the in-process sandbox's customer-facing pages (3-D Secure challenges)
@@ -318,6 +338,7 @@ func runSandbox(ctx context.Context, cfg config, stdout io.Writer) error {
 		cfg.SandboxPublicURL = "http://" + loopbackAddr(cfg.SandboxAddr)
 	}
 	sb := newSandbox(cfg)
+	defer sb.Close()
 	return d.listenAndServe(ctx, "sandbox", cfg.SandboxAddr, sb.Handler())
 }
 

@@ -31,6 +31,7 @@ var requestSeq atomic.Int64
 //	GET  /ledger                   {"charges": [Charge…], "double_charged": [payment_id…]}
 //	GET  /challenge/{reference}    HTML 3-D Secure page with two buttons
 //	POST /challenge/{reference}?result=succeed|fail  CompleteAction → result
+//	POST /notifications/flush      FlushNotifications → {"flushed": n}
 //
 // Bodies are JSON with amounts in integer minor units:
 //
@@ -55,6 +56,7 @@ func (s *Sandbox) Handler() http.Handler {
 	mux.HandleFunc("GET /ledger", s.handleLedger)
 	mux.HandleFunc("GET /challenge/{reference}", s.handleChallengePage)
 	mux.HandleFunc("POST /challenge/{reference}", s.handleChallenge)
+	mux.HandleFunc("POST /notifications/flush", s.handleFlushNotifications)
 	return mux
 }
 

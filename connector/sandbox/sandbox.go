@@ -66,6 +66,9 @@ type Config struct {
 	// PublicURL is where Handler is reachable by a browser; 3-D Secure
 	// ActionURLs are built on it. Empty means DefaultPublicURL.
 	PublicURL string
+	// Notify makes the sandbox push signed notifications (notify.go); the
+	// zero value pushes none.
+	Notify NotifyConfig
 }
 
 // Sandbox is an in-process fake PSP and bank. It implements connector.Gateway
@@ -83,6 +86,7 @@ type Sandbox struct {
 	tries     map[string]int           // pm_card_flaky tries by payment id
 	refunds   map[string]*refundRecord // by refund idempotency key
 	ledger    []*Charge                // in the order money moved
+	notify    *notifier                // nil: no notifications
 }
 
 var _ connector.Gateway = (*Sandbox)(nil)
@@ -131,7 +135,12 @@ func New(cfg Config) *Sandbox {
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	seed := uint64(cfg.Seed)
+	var notify *notifier
+	if cfg.Notify.URL != "" || cfg.Notify.Secret != "" {
+		notify = newNotifier(cfg.Notify, func() time.Time { return cfg.Now().UTC() }, cfg.Seed)
+	}
 	return &Sandbox{
+		notify:  notify,
 		cfg:     cfg,
 		rng:     rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		charges: make(map[string]*chargeRecord),
@@ -276,6 +285,9 @@ func (s *Sandbox) recordLocked(req connector.ChargeRequest, res connector.Result
 	rec := s.newRecordLocked(req)
 	res.Reference = rec.result.Reference
 	rec.result = res
+	if res.Status == connector.StatusDeclined {
+		s.notifyDeclinedLocked(rec)
+	}
 	return res
 }
 
@@ -291,6 +303,7 @@ func (s *Sandbox) bookLocked(rec *chargeRecord) {
 		At:        s.now(),
 	}
 	s.ledger = append(s.ledger, rec.entry)
+	s.notifyBookedLocked(rec)
 }
 
 // CompleteAction finishes the 3-D Secure challenge of a pm_card_3ds charge:
@@ -320,6 +333,7 @@ func (s *Sandbox) CompleteAction(reference string, succeed bool) error {
 	if !succeed {
 		rec.result = declined(payment.FailureHardDecline, "authentication_failed", "the customer failed 3-D Secure authentication")
 		rec.result.Reference = reference
+		s.notifyDeclinedLocked(rec)
 		return nil
 	}
 	rec.result = connector.Result{Status: connector.StatusSucceeded, Reference: reference}

@@ -34,6 +34,8 @@ type Options struct {
 	Intake    intake.Config
 	Processor processor.Config
 	Log       io.Writer // default: discarded
+	// Now is the store's clock (nil: time.Now); the enqueuer schedules on it.
+	Now func() time.Time
 }
 
 // Harness is payd in one process on real PostgreSQL and Redis: intake on an
@@ -65,7 +67,7 @@ func Start(t testing.TB, o Options) *Harness {
 	if err := store.Migrate(ctx, h.DBURL); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	st, err := store.Open(ctx, store.Config{URL: h.DBURL, MaxOpenConns: 40, MaxIdleConns: 40}, nil)
+	st, err := store.Open(ctx, store.Config{URL: h.DBURL, MaxOpenConns: 40, MaxIdleConns: 40}, o.Now)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -85,7 +87,8 @@ func Start(t testing.TB, o Options) *Harness {
 	}
 	h.Log = slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	client := asynq.NewClientFromRedisClient(h.Redis)
-	h.Enqueuer = &jobs.Enqueuer{Client: client, Inspector: asynq.NewInspectorFromRedisClient(h.Redis), Retention: time.Minute}
+	h.Enqueuer = &jobs.Enqueuer{Client: client, Inspector: asynq.NewInspectorFromRedisClient(h.Redis), Retention: time.Minute,
+		Now: st.Now}
 	gw := o.Gateway
 	if gw == nil {
 		if o.Sandbox.SettleDelay == 0 {
@@ -127,6 +130,11 @@ func Start(t testing.TB, o Options) *Harness {
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	h.URL = srv.URL
+	if h.Sandbox != nil {
+		// a sandbox configured to notify posts to this intake
+		h.Sandbox.SetNotifyURL(h.URL + "/v1/gateway/notifications")
+		t.Cleanup(h.Sandbox.Close)
+	}
 	ta, err := st.CreateTenant(ctx, "tenant-a")
 	if err != nil {
 		t.Fatalf("tenant: %v", err)
