@@ -171,6 +171,21 @@ func (e *Enqueuer) Step(ctx context.Context, step payment.Step, paymentID string
 	return e.enqueue(ctx, t)
 }
 
+// StepIn enqueues a payment step to run after delay (none when it is not
+// positive), a span read on the clock that set the step's due time: unlike
+// Step's absolute time, it means the same on every clock.
+func (e *Enqueuer) StepIn(ctx context.Context, step payment.Step, paymentID string, seq int, delay time.Duration) error {
+	var at time.Time
+	if delay > 0 {
+		at = time.Now().Add(delay)
+	}
+	t, err := NewStepTask(step, paymentID, seq, at, e.Retention)
+	if err != nil {
+		return err
+	}
+	return e.enqueue(ctx, t)
+}
+
 // Refund enqueues a refund try.
 func (e *Enqueuer) Refund(ctx context.Context, refundID string, seq int, at time.Time) error {
 	t, err := NewRefundTask(refundID, seq, e.when(at), e.Retention)

@@ -122,6 +122,14 @@ const actor = "worker"
 func (p *Processor) record(ctx context.Context, pay payment.Payment, d decision) error {
 	seq := pay.StepSeq
 	var last store.Change
+	// The follow-up's delay is read on the store clock now, next to the
+	// decision that set its due time, not after the commit: a clock that
+	// jumps in between must not park the task for the size of the jump.
+	// A due time that came from elsewhere (a rail's settlement date on the
+	// gateway's clock) is also read on the local clock, and the shorter
+	// delay wins: a step that runs early is harmless (handlers are guarded
+	// and ask the gateway), one parked for an hour is not.
+	decidedAt := p.Store.Now()
 	err := p.Store.InTx(ctx, func(tx *store.Store) error {
 		if d.attempt != nil {
 			if err := tx.FinishAttempt(ctx, *d.attempt); err != nil {
@@ -145,7 +153,7 @@ func (p *Processor) record(ctx context.Context, pay payment.Payment, d decision)
 	}
 	p.observe(pay, d.changes)
 	if last.NextStep != payment.StepNone {
-		p.follow(ctx, last.NextStep, pay.ID, seq, last.NextStepAt)
+		p.follow(ctx, last.NextStep, pay.ID, seq, min(last.NextStepAt.Sub(decidedAt), time.Until(last.NextStepAt)))
 	}
 	return nil
 }
@@ -166,8 +174,8 @@ func (p *Processor) observe(pay payment.Payment, changes []store.Change) {
 
 // follow enqueues the next step after commit. A failure is logged, not
 // returned: the row says what is due and the sweeper will enqueue it.
-func (p *Processor) follow(ctx context.Context, step payment.Step, id string, seq int, at time.Time) {
-	err := p.Enqueue.Step(ctx, step, id, seq, at)
+func (p *Processor) follow(ctx context.Context, step payment.Step, id string, seq int, delay time.Duration) {
+	err := p.Enqueue.StepIn(ctx, step, id, seq, delay)
 	res := "ok"
 	if err != nil {
 		res = "error"
