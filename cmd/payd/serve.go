@@ -318,7 +318,7 @@ func runSandbox(ctx context.Context, cfg config, stdout io.Writer) error {
 		cfg.SandboxPublicURL = "http://" + loopbackAddr(cfg.SandboxAddr)
 	}
 	sb := newSandbox(cfg)
-	return d.listenAndServe(ctx, "sandbox", cfg.SandboxAddr, sb.Handler())
+	return d.listenAndServe(ctx, "sandbox", cfg.SandboxAddr, sb.ControlHandler())
 }
 
 func runKeys(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
