@@ -178,10 +178,7 @@ func runChaos(t *testing.T, bin, name string, faults []chaosFault, n int, spread
 	r := &chaosRun{t: t, c: c, seed: seed, workerN: 2}
 	refundq := make(chan *faultClientRecord, n)
 	var refunders sync.WaitGroup
-	for range 4 {
-		refunders.Add(1)
-		go func() { defer refunders.Done(); r.refundLoop(refundq) }()
-	}
+	refunders.Add(4) // started once r.l is set, which they read
 	spec := faultLoadSpec{n: n, clients: 16, spread: spread, degradedOK: gateway,
 		build: chaosMix(seed, c.invoiceIDs),
 		created: func(rec *faultClientRecord) {
@@ -193,6 +190,9 @@ func runChaos(t *testing.T, bin, name string, faults []chaosFault, n int, spread
 	}
 	t.Logf("chaos %s: seed %d (rerun with PAYD_CHAOS_SEED=%d), %d payments over %s", name, seed, seed, n, spread)
 	r.l = c.startLoad(spec)
+	for range 4 {
+		go func() { defer refunders.Done(); r.refundLoop(refundq) }()
+	}
 	schedule(r)
 	r.l.wait()
 	lastFault := r.lastHealed()
