@@ -82,24 +82,15 @@ func chaosFaults() []chaosFault {
 	}
 }
 
-// chaosScenarios registers one subtest per fault and the mixed run.
-func chaosScenarios(t *testing.T, bin string) {
-	for _, f := range chaosFaults() {
-		t.Run(f.name, func(t *testing.T) {
-			t.Parallel()
-			runChaos(t, bin, f.name, []chaosFault{f}, 150, 6*time.Second, func(r *chaosRun) {
-				faultSleepUntil(r.l.start.Add(2 * time.Second))
-				r.inject(f)
-			})
-		})
+// chaosScenarios returns the mixed run and one scenario per fault, longest
+// first.
+func chaosScenarios(bin string) []faultScenario {
+	all := chaosFaults()
+	byName := map[string]chaosFault{}
+	for _, f := range all {
+		byName[f.name] = f
 	}
-	t.Run("mixed", func(t *testing.T) {
-		t.Parallel()
-		all := chaosFaults()
-		byName := map[string]chaosFault{}
-		for _, f := range all {
-			byName[f.name] = f
-		}
+	scenarios := []faultScenario{{"mixed", func(t *testing.T) {
 		n := chaosEnvInt(t, "PAYD_CHAOS_N", 500)
 		// the schedule below takes about 20 s + max(35 s, 20 s + gateway down)
 		sched := 20*time.Second + max(35*time.Second, 20*time.Second+chaosDownFor(t))
@@ -129,7 +120,22 @@ func chaosScenarios(t *testing.T, bin string) {
 			}
 			wg.Wait()
 		})
-	})
+	}}}
+	for _, name := range []string{"redis_sigstop", "pg_restart", "gateway_down", "kill_worker_after_charge",
+		"kill_worker_in_gateway_call", "kill_worker_before_commit", "gateway_slow", "redis_flushall",
+		"redis_restart", "kill_intake", "gateway_5xx"} {
+		f := byName[name]
+		scenarios = append(scenarios, faultScenario{name, func(t *testing.T) {
+			runChaos(t, bin, f.name, []chaosFault{f}, 150, 6*time.Second, func(r *chaosRun) {
+				faultSleepUntil(r.l.start.Add(2 * time.Second))
+				r.inject(f)
+			})
+		}})
+	}
+	if len(scenarios) != len(all)+1 {
+		panic("chaosScenarios: a fault is missing from the order")
+	}
+	return scenarios
 }
 
 // chaosRun is one scenario under way.

@@ -71,13 +71,41 @@ func TestFault(t *testing.T) {
 	bin := buildFaultPayd(t)
 	// Each scenario is its own deployment on its own databases; after their
 	// few seconds of load they mostly wait on recovery, so they run side
-	// by side.
-	t.Run("redis_flush", func(t *testing.T) { t.Parallel(); faultRedisFlush(t, bin) })
-	t.Run("worker_kill", func(t *testing.T) { t.Parallel(); faultWorkerKill(t, bin) })
-	t.Run("timeout_after_charge", func(t *testing.T) { t.Parallel(); faultTimeoutAfterCharge(t, bin) })
-	t.Run("intake_kill", func(t *testing.T) { t.Parallel(); faultIntakeKill(t, bin) })
-	// issue 5: every fault alone, then all together (fault_chaos_test.go)
-	chaosScenarios(t, bin)
+	// by side: PAYD_FAULT_PARALLEL at a time (default 4), longest first,
+	// whatever go test's -parallel (which counts CPUs, not sleepers).
+	scenarios := chaosScenarios(bin) // issue 5: every fault alone, then all together (fault_chaos_test.go)
+	scenarios = append(scenarios,
+		faultScenario{"intake_kill", func(t *testing.T) { faultIntakeKill(t, bin) }},
+		faultScenario{"worker_kill", func(t *testing.T) { faultWorkerKill(t, bin) }},
+		faultScenario{"redis_flush", func(t *testing.T) { faultRedisFlush(t, bin) }},
+		faultScenario{"timeout_after_charge", func(t *testing.T) { faultTimeoutAfterCharge(t, bin) }},
+	)
+	runFaultScenarios(t, scenarios, chaosEnvInt(t, "PAYD_FAULT_PARALLEL", 4))
+}
+
+type faultScenario struct {
+	name string
+	run  func(t *testing.T)
+}
+
+// runFaultScenarios runs the scenarios as subtests, n at a time, in order.
+func runFaultScenarios(t *testing.T, scenarios []faultScenario, n int) {
+	work := make(chan faultScenario)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for sc := range work {
+				t.Run(sc.name, sc.run)
+			}
+		}()
+	}
+	for _, sc := range scenarios {
+		work <- sc
+	}
+	close(work)
+	wg.Wait()
 }
 
 // (a) Redis loses everything, twice, while payments are being accepted and
