@@ -61,7 +61,9 @@ func decide(p payment.Payment, a payment.Attempt, res connector.Result, gerr err
 
 	if gerr != nil {
 		ge := connector.AsError(gerr)
-		if !ge.MaybeProcessed {
+		// An inquiry that never reached the gateway says nothing about the
+		// charge it asks after: only a charge request not sent is "not charged".
+		if !ge.MaybeProcessed && !inquiry {
 			d.outcome = "not_sent"
 			notCharged(ge.Class, ge.Code, "the gateway could not be reached ("+ge.Code+"); not charged", "")
 			return d

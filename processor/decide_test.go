@@ -45,6 +45,8 @@ func TestDecide(t *testing.T) {
 			want{payment.AttemptFailed, []payment.Status{payment.StatusPending}, payment.StepSubmit}},
 		{"inquiry finds the charge", card, att, connector.Result{Status: connector.StatusSucceeded}, nil, true,
 			want{payment.AttemptSucceeded, []payment.Status{payment.StatusSucceeded}, ""}},
+		{"inquiry not sent (gateway down): inquire again, never retry", card, att, connector.Result{}, notSent, true,
+			want{payment.AttemptUnknown, []payment.Status{payment.StatusProcessing}, payment.StepInquire}},
 		{"inquiry confirms not charged: retry", card, att, connector.Result{Status: connector.StatusNotFound}, nil, true,
 			want{payment.AttemptFailed, []payment.Status{payment.StatusPending}, payment.StepSubmit}},
 		{"bank sent", ach, att, connector.Result{Status: connector.StatusSent, SettleAt: now.Add(time.Hour)}, nil, false,

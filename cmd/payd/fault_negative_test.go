@@ -37,7 +37,18 @@ func TestFaultCheckerCatchesBrokenBuild(t *testing.T) {
 		return faultMix(i)
 	}
 	l := c.startLoad(faultLoadSpec{n: 100, clients: 8, spread: 2 * time.Second, mix: mix})
+	// Flush once ACH payments wait on their scheduled settle tasks: at +1 s,
+	// or later on a machine so loaded that none had been sent by then.
 	faultSleepUntil(l.start.Add(time.Second))
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		var sent int
+		if err := c.db.QueryRow(`SELECT count(*) FROM payments WHERE status = 'SENT'`).Scan(&sent); err != nil {
+			t.Fatalf("count SENT payments: %v", err)
+		}
+		if sent >= 10 {
+			break
+		}
+	}
 	if err := c.rdb.FlushDB(context.Background()).Err(); err != nil {
 		t.Fatalf("FLUSHDB: %v", err)
 	}

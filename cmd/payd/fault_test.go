@@ -71,11 +71,41 @@ func TestFault(t *testing.T) {
 	bin := buildFaultPayd(t)
 	// Each scenario is its own deployment on its own databases; after their
 	// few seconds of load they mostly wait on recovery, so they run side
-	// by side.
-	t.Run("redis_flush", func(t *testing.T) { t.Parallel(); faultRedisFlush(t, bin) })
-	t.Run("worker_kill", func(t *testing.T) { t.Parallel(); faultWorkerKill(t, bin) })
-	t.Run("timeout_after_charge", func(t *testing.T) { t.Parallel(); faultTimeoutAfterCharge(t, bin) })
-	t.Run("intake_kill", func(t *testing.T) { t.Parallel(); faultIntakeKill(t, bin) })
+	// by side: PAYD_FAULT_PARALLEL at a time (default 4), longest first,
+	// whatever go test's -parallel (which counts CPUs, not sleepers).
+	scenarios := chaosScenarios(bin) // issue 5: every fault alone, then all together (fault_chaos_test.go)
+	scenarios = append(scenarios,
+		faultScenario{"intake_kill", func(t *testing.T) { faultIntakeKill(t, bin) }},
+		faultScenario{"worker_kill", func(t *testing.T) { faultWorkerKill(t, bin) }},
+		faultScenario{"redis_flush", func(t *testing.T) { faultRedisFlush(t, bin) }},
+		faultScenario{"timeout_after_charge", func(t *testing.T) { faultTimeoutAfterCharge(t, bin) }},
+	)
+	runFaultScenarios(t, scenarios, chaosEnvInt(t, "PAYD_FAULT_PARALLEL", 4))
+}
+
+type faultScenario struct {
+	name string
+	run  func(t *testing.T)
+}
+
+// runFaultScenarios runs the scenarios as subtests, n at a time, in order.
+func runFaultScenarios(t *testing.T, scenarios []faultScenario, n int) {
+	work := make(chan faultScenario)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for sc := range work {
+				t.Run(sc.name, sc.run)
+			}
+		}()
+	}
+	for _, sc := range scenarios {
+		work <- sc
+	}
+	close(work)
+	wg.Wait()
 }
 
 // (a) Redis loses everything, twice, while payments are being accepted and
@@ -187,6 +217,7 @@ func faultMix(i int) (method, pm string) {
 var faultWantStatus = map[string]string{
 	sandbox.CardVisa:                       "SUCCEEDED",
 	sandbox.CardDeclined:                   "FAILED",
+	sandbox.CardInsufficientFunds:          "FAILED",
 	sandbox.CardFlaky:                      "SUCCEEDED",
 	sandbox.CardTimeoutAfterCharge:         "SUCCEEDED",
 	"ba_" + sandbox.BankAccountSettles:     "SUCCEEDED",
@@ -250,6 +281,10 @@ type faultCluster struct {
 	apiKey     string
 	db         *sql.DB
 	rdb        *redis.Client
+	redisSrv   *faultRedis // private infrastructure, when faultOpts asked for it
+	pg         *faultPG
+	proxy      *faultProxy
+	invoiceIDs []string // inv_fault_<i>'s id
 
 	mu      sync.Mutex
 	procs   []*faultProc
@@ -268,6 +303,21 @@ type faultProc struct {
 
 func startFaultCluster(t *testing.T, bin string) *faultCluster {
 	t.Helper()
+	return startFaultClusterWith(t, bin, faultOpts{})
+}
+
+// faultOpts adds private infrastructure to a cluster, for the faults that
+// break it (fault_infra_test.go).
+type faultOpts struct {
+	privateRedis bool     // a redis-server of its own (FLUSHALL, restart, SIGSTOP)
+	privatePG    bool     // a PostgreSQL cluster of its own (restart -m immediate)
+	gatewayProxy bool     // payd reaches the sandbox through a TCP proxy (gateway down)
+	env          []string // extra or overriding payd environment
+	workers      int      // worker processes; 0 means 2
+}
+
+func startFaultClusterWith(t *testing.T, bin string, o faultOpts) *faultCluster {
+	t.Helper()
 	c := &faultCluster{t: t, chk: t, finalBound: faultFinalBound, bin: bin, dir: t.TempDir()}
 	if keep := os.Getenv("PAYD_FAULT_LOG_DIR"); keep != "" {
 		// keep the process logs for a post-mortem
@@ -277,23 +327,40 @@ func startFaultCluster(t *testing.T, bin string) *faultCluster {
 		}
 		t.Logf("process logs in %s", c.dir)
 	}
-	dbURL := testenv.PostgresURL(t)
-	redisURL := testenv.RedisURL(t)
+	var dbURL, redisURL string
+	if o.privatePG {
+		c.pg = startFaultPG(t)
+		dbURL = c.pg.URL()
+	} else {
+		dbURL = testenv.PostgresURL(t)
+	}
+	if o.privateRedis {
+		c.redisSrv = startFaultRedis(t)
+		redisURL = c.redisSrv.URL()
+	} else {
+		redisURL = testenv.RedisURL(t)
+	}
 	// Registered before any process starts, so it runs after they are killed.
 	t.Cleanup(c.report)
 
 	sandboxAddr, intakeAddr := faultFreeAddr(t), faultFreeAddr(t)
 	c.sandboxURL, c.intakeURL = "http://"+sandboxAddr, "http://"+intakeAddr
+	gatewayURL := c.sandboxURL
+	if o.gatewayProxy {
+		c.proxy = startFaultProxy(t, sandboxAddr)
+		gatewayURL = "http://" + c.proxy.addr
+	}
 	c.env = []string{
 		"DATABASE_URL=" + dbURL, "REDIS_URL=" + redisURL, "PAYD_LOG_LEVEL=info",
 		"PAYD_ADDR=" + intakeAddr, "PAYD_ADMIN_ADDR=127.0.0.1:0", "PAYD_ADMIN_PASSWORD=",
 		"PAYD_DB_MAX_CONNS=12", "PAYD_SHUTDOWN_TIMEOUT=2s",
-		"PAYD_SANDBOX_ADDR=" + sandboxAddr, "PAYD_SANDBOX_URL=" + c.sandboxURL,
+		"PAYD_SANDBOX_ADDR=" + sandboxAddr, "PAYD_SANDBOX_URL=" + gatewayURL,
 		"PAYD_SANDBOX_LATENCY=30ms", "PAYD_SANDBOX_SETTLE_DELAY=1s", "PAYD_SANDBOX_RETURN_DELAY=1s",
 		"PAYD_RETRY_UNIT=20ms", "PAYD_SWEEP_INTERVAL=1s", "PAYD_SWEEP_GRACE=1s", "PAYD_SWEEP_LEASE=5s", "PAYD_GATEWAY_TIMEOUT=2s",
 		"PAYD_IDEMPOTENCY_LEASE=10s",
 		"PAYD_SETTLE_POLL=200ms", "PAYD_RETURN_WINDOW=2s",
 	}
+	c.env = append(c.env, o.env...) // later entries win in exec's environment
 
 	c.start("sandbox", "sandbox")
 	c.waitHTTP("sandbox", c.sandboxURL+"/ledger")
@@ -306,8 +373,12 @@ func startFaultCluster(t *testing.T, bin string) *faultCluster {
 	}
 	c.intake = c.start("intake", "intake")
 	c.start("scheduler", "scheduler")
-	c.startWorker("worker-1")
-	c.startWorker("worker-2")
+	if o.workers == 0 {
+		o.workers = 2
+	}
+	for i := range o.workers {
+		c.startWorker(fmt.Sprintf("worker-%d", i+1))
+	}
 	c.waitReady()
 
 	db, err := sql.Open("postgres", dbURL) // lib/pq, registered by store
@@ -355,6 +426,13 @@ func (c *faultCluster) createInvoices() {
 		if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
 			c.t.Fatalf("create invoice %s: %d %s", ext, resp.StatusCode, b)
 		}
+		var v struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(b, &v); err != nil || v.ID == "" {
+			c.t.Fatalf("create invoice %s: no id in %s", ext, b)
+		}
+		c.invoiceIDs = append(c.invoiceIDs, v.ID)
 	}
 }
 
@@ -572,11 +650,24 @@ type faultLoadSpec struct {
 	clients int           // concurrent clients
 	spread  time.Duration // payment i is started at start + i·spread/n
 	mix     func(i int) (method, pm string)
+	// build, when set, makes payment i's request instead of mix (the chaos
+	// load's seeded mix of payments and payouts).
+	build func(i int, key string) *faultClientRecord
+	// created, when set, is called by the client after each 2xx; drained
+	// after the last client ends and before the load is done.
+	created func(r *faultClientRecord)
+	drained func()
+	// degradedOK: the gateway is failed on purpose, so a payment may end
+	// FAILED (retries exhausted, never charged) or REQUIRES_REVIEW
+	// (inquiries exhausted) instead of its method's usual outcome.
+	degradedOK bool
 }
 
 // faultClientRecord is what one client knows about one Idempotency-Key. It is
 // written only by the client goroutine that owns it, and read after wait.
 type faultClientRecord struct {
+	path            string // route posted to; empty means /v1/payments
+	refund          int64  // chaos load: refund this much (minor units) once it succeeded
 	key, method, pm string
 	body            []byte
 	tries           int
@@ -605,8 +696,12 @@ func (c *faultCluster) startLoad(spec faultLoadSpec) *faultLoad {
 	l := &faultLoad{spec: spec, statusCounts: map[int]int{}, done: make(chan struct{})}
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	for i := 0; i < spec.n; i++ {
-		method, pm := spec.mix(i)
 		key := fmt.Sprintf("fault-%s-%04d", run, i)
+		if spec.build != nil {
+			l.recs = append(l.recs, spec.build(i, key))
+			continue
+		}
+		method, pm := spec.mix(i)
 		body, _ := json.Marshal(map[string]any{
 			"amount": fmt.Sprintf("%d.%02d", 1+i%97, i%100), "currency": "USD",
 			"destination_id": fmt.Sprintf("inv_fault_%d", i%faultInvoices), "destination_type": "INVOICE",
@@ -631,11 +726,17 @@ func (c *faultCluster) startLoad(spec faultLoadSpec) *faultLoad {
 				}
 				faultSleepUntil(l.start.Add(time.Duration(i) * spec.spread / time.Duration(spec.n)))
 				c.create(hc, l, l.recs[i])
+				if spec.created != nil && l.recs[i].id != "" {
+					spec.created(l.recs[i])
+				}
 			}
 		}()
 	}
 	go func() {
 		wg.Wait()
+		if spec.drained != nil {
+			spec.drained()
+		}
 		l.end = time.Now()
 		hc.CloseIdleConnections()
 		close(l.done)
@@ -653,7 +754,7 @@ func (c *faultCluster) create(hc *http.Client, l *faultLoad, r *faultClientRecor
 	backoff := 50 * time.Millisecond
 	for {
 		r.tries++
-		code, body, hdr, err := c.post(hc, r.key, r.body)
+		code, body, hdr, err := c.post(hc, r.path, r.key, r.body)
 		l.requests.Add(1)
 		if err != nil {
 			l.netErrors.Add(1)
@@ -692,8 +793,11 @@ func (c *faultCluster) create(hc *http.Client, l *faultLoad, r *faultClientRecor
 	}
 }
 
-func (c *faultCluster) post(hc *http.Client, key string, body []byte) (int, []byte, http.Header, error) {
-	req, err := http.NewRequest(http.MethodPost, c.intakeURL+"/v1/payments", bytes.NewReader(body))
+func (c *faultCluster) post(hc *http.Client, path, key string, body []byte) (int, []byte, http.Header, error) {
+	if path == "" {
+		path = "/v1/payments"
+	}
+	req, err := http.NewRequest(http.MethodPost, c.intakeURL+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, http.Header{}, err
 	}
@@ -834,7 +938,7 @@ func (c *faultCluster) checkReplays(l *faultLoad) int {
 		go func() {
 			defer wg.Done()
 			for r := range work {
-				code, body, hdr, err := c.post(hc, r.key, r.body)
+				code, body, hdr, err := c.post(hc, r.path, r.key, r.body)
 				switch {
 				case err != nil:
 					mu.Lock()
@@ -863,11 +967,12 @@ func (c *faultCluster) checkReplays(l *faultLoad) int {
 }
 
 type faultSummary struct {
-	accepted, payments, final, lost, doubleCharged, unacknowledged int
-	timeouts, timeoutsByInquiry, replaysOK                         int
-	statuses                                                       map[string]int
-	lastFinal                                                      time.Time
-	quiescedAfterLoad                                              time.Duration
+	accepted, payments, final, lost, stuck, doubleCharged, unacknowledged int
+	degraded                                                              int // FAILED or REQUIRES_REVIEW because a gateway fault outlasted retries
+	timeouts, timeoutsByInquiry, replaysOK                                int
+	statuses                                                              map[string]int
+	lastFinal                                                             time.Time
+	quiescedAfterLoad                                                     time.Duration
 }
 
 // checkInvariants checks I1, I2, I4 and I5 on the database and the sandbox
@@ -883,8 +988,11 @@ func checkInvariants(t faultT, db *sql.DB, ledger []sandbox.Charge, l *faultLoad
 		updated                                    time.Time
 	}
 	pays := map[string]*payRow{}
-	rows, err := db.Query(`SELECT id, status, method, payment_method_id, amount, COALESCE(next_step,''),
-		gateway_reference, COALESCE(metadata->>'fault_key',''), updated_at FROM payments`)
+	// a payment's client key: the load puts it in metadata (seed 001) or
+	// makes it the payout's external_payment_id (seed 002)
+	rows, err := db.Query(`SELECT p.id, p.status, p.method, p.payment_method_id, p.amount, COALESCE(p.next_step,''),
+		p.gateway_reference, COALESCE(p.metadata->>'fault_key', d.external_payment_id, ''), p.updated_at
+		FROM payments p LEFT JOIN payout_details d ON d.payment_id = p.id`)
 	if err != nil {
 		t.Fatalf("load payments: %v", err)
 	}
@@ -898,20 +1006,15 @@ func checkInvariants(t faultT, db *sql.DB, ledger []sandbox.Charge, l *faultLoad
 	rows.Close()
 	s.payments = len(pays)
 
-	type attRow struct {
-		n           int
-		status, key string
-		inquiries   int
-	}
-	atts := map[string][]attRow{}
-	rows, err = db.Query(`SELECT payment_id, attempt_number, status, idempotency_key, inquiry_count FROM payment_attempts ORDER BY payment_id, attempt_number`)
+	atts := map[string][]faultAttempt{}
+	rows, err = db.Query(`SELECT payment_id, attempt_number, status, idempotency_key, failure_class, inquiry_count FROM payment_attempts ORDER BY payment_id, attempt_number`)
 	if err != nil {
 		t.Fatalf("load attempts: %v", err)
 	}
 	for rows.Next() {
 		var pid string
-		var a attRow
-		if err := rows.Scan(&pid, &a.n, &a.status, &a.key, &a.inquiries); err != nil {
+		var a faultAttempt
+		if err := rows.Scan(&pid, &a.n, &a.status, &a.key, &a.class, &a.inquiries); err != nil {
 			t.Fatalf("scan attempt: %v", err)
 		}
 		atts[pid] = append(atts[pid], a)
@@ -941,6 +1044,10 @@ func checkInvariants(t faultT, db *sql.DB, ledger []sandbox.Charge, l *faultLoad
 		case p.status == "FAILED" || p.status == "CANCELED":
 			if len(chs) != 0 {
 				wrongCharge = append(wrongCharge, fmt.Sprintf("%s is %s (%s) but the ledger charged it: %+v", p.id, p.status, p.pm, chs))
+			}
+		case p.method == "OFFLINE" || p.method == "CREDITS":
+			if len(chs) != 0 {
+				wrongCharge = append(wrongCharge, fmt.Sprintf("%s is %s, recorded without a gateway, but the ledger charged it: %+v", p.id, p.method, chs))
 			}
 		case p.status == "SUCCEEDED" || p.status == "RETURNED" || p.status == "REFUNDED" || p.status == "PARTIALLY_REFUNDED":
 			if len(chs) != 1 {
@@ -977,9 +1084,12 @@ func checkInvariants(t faultT, db *sql.DB, ledger []sandbox.Charge, l *faultLoad
 		for _, a := range atts[p.id] {
 			byInquiry = byInquiry || (a.status == "SUCCEEDED" && a.inquiries >= 1)
 		}
-		if p.status == "SUCCEEDED" && len(charges[p.id]) == 1 && byInquiry {
+		if (p.status == "SUCCEEDED" || p.status == "PARTIALLY_REFUNDED" || p.status == "REFUNDED") && len(charges[p.id]) == 1 && byInquiry {
 			s.timeoutsByInquiry++
 			continue
+		}
+		if l.spec.degradedOK && (p.status == "FAILED" || p.status == "REQUIRES_REVIEW") {
+			continue // the gateway was down or failing: retries or inquiries ran out (checked below)
 		}
 		timeoutBad = append(timeoutBad, fmt.Sprintf("%s: %s, %d ledger charges, attempts %+v", p.id, p.status, len(charges[p.id]), atts[p.id]))
 	}
@@ -1016,11 +1126,28 @@ func checkInvariants(t faultT, db *sql.DB, ledger []sandbox.Charge, l *faultLoad
 				s.lastFinal = p.updated
 			}
 		} else {
-			s.lost++
+			s.stuck++
 			notFinal = append(notFinal, fmt.Sprintf("%s (%s) is %s, next step %q", p.id, p.pm, p.status, p.nextStep))
 		}
-		if want := faultWantStatus[p.pm]; want != "" && p.status != want {
-			wrongOutcome = append(wrongOutcome, fmt.Sprintf("%s (%s) ended %s, want %s", p.id, p.pm, p.status, want))
+		want := faultWantStatus[p.pm]
+		if p.method == "OFFLINE" {
+			want = "SUCCEEDED"
+		}
+		if r := byKey[p.key]; r != nil && r.refund > 0 && want == "SUCCEEDED" {
+			// refunded by the load once it succeeded; checked by checkMoney
+			if p.status == "PARTIALLY_REFUNDED" || p.status == "REFUNDED" {
+				want = p.status
+			}
+		}
+		switch {
+		case want == "" || p.status == want:
+		case l.spec.degradedOK && p.method != "OFFLINE" && faultDegraded(p.status, len(charges[p.id]), atts[p.id]):
+			// a gateway fault outlasted the retry policy (FAILED, never
+			// charged, last attempt transient or unknown) or the inquiry
+			// schedule (REQUIRES_REVIEW): a correct outcome, counted
+			s.degraded++
+		default:
+			wrongOutcome = append(wrongOutcome, fmt.Sprintf("%s (%s) ended %s, want %s; attempts %+v", p.id, p.pm, p.status, want, atts[p.id]))
 		}
 		perKey[p.key] = append(perKey[p.key], p.id)
 		r := byKey[p.key]
@@ -1052,7 +1179,7 @@ func checkInvariants(t faultT, db *sql.DB, ledger []sandbox.Charge, l *faultLoad
 	}
 	reportViolations(t, "I5: several payments for one key", dupKeys)
 	var idemBad []string
-	rows, err = db.Query(`SELECT key, state, COALESCE(response_body, ''::bytea) FROM idempotency_keys WHERE route = 'POST /v1/payments'`)
+	rows, err = db.Query(`SELECT key, state, COALESCE(response_body, ''::bytea) FROM idempotency_keys WHERE route IN ('POST /v1/payments', 'POST /v1/payouts')`)
 	if err != nil {
 		t.Fatalf("load idempotency keys: %v", err)
 	}
@@ -1139,10 +1266,40 @@ func reportViolations(t faultT, what string, items []string) {
 	if len(items) == 0 {
 		return
 	}
+	if vc, ok := t.(interface{ addViolations(int) }); ok {
+		vc.addViolations(len(items) - 1) // Errorf below counts one
+	}
 	sort.Strings(items)
 	shown := items
 	if len(shown) > 10 {
 		shown = shown[:10]
 	}
 	t.Errorf("%s: %d violation(s):\n  %s", what, len(items), strings.Join(shown, "\n  "))
+}
+
+// faultAttempt is one payment_attempts row, as the checker reads it.
+type faultAttempt struct {
+	n                  int
+	status, key, class string
+	inquiries          int
+}
+
+// faultDegraded says whether a payment's outcome is what a failing gateway
+// may leave: FAILED without a charge after a transient or unknown last
+// attempt (the retry policy ran out, or a fenced key), or REQUIRES_REVIEW
+// (the inquiry schedule ran out) with at most one charge.
+func faultDegraded(status string, charges int, atts []faultAttempt) bool {
+	switch status {
+	case "REQUIRES_REVIEW":
+		return charges <= 1
+	case "FAILED":
+		if charges != 0 || len(atts) == 0 {
+			return false
+		}
+		switch atts[len(atts)-1].class {
+		case "transient", "unknown", "rate_limited":
+			return true
+		}
+	}
+	return false
 }

@@ -339,7 +339,7 @@ func runSandbox(ctx context.Context, cfg config, stdout io.Writer) error {
 	}
 	sb := newSandbox(cfg)
 	defer sb.Close()
-	return d.listenAndServe(ctx, "sandbox", cfg.SandboxAddr, sb.Handler())
+	return d.listenAndServe(ctx, "sandbox", cfg.SandboxAddr, sb.ControlHandler())
 }
 
 func runKeys(ctx context.Context, cfg config, args []string, stdout io.Writer) error {

@@ -87,6 +87,7 @@ type Sandbox struct {
 	refunds   map[string]*refundRecord // by refund idempotency key
 	ledger    []*Charge                // in the order money moved
 	notify    *notifier                // nil: no notifications
+	faults    Faults                   // injected faults; see SetFaults
 }
 
 var _ connector.Gateway = (*Sandbox)(nil)
@@ -148,6 +149,7 @@ func New(cfg Config) *Sandbox {
 		fenced:  make(map[string]bool),
 		tries:   make(map[string]int),
 		refunds: make(map[string]*refundRecord),
+		faults:  Faults{Latency: cfg.Latency, FaultRate: cfg.FaultRate},
 	}
 }
 
@@ -157,25 +159,19 @@ func (s *Sandbox) now() time.Time { return s.cfg.Now().UTC() }
 // a seeded transient fault. Both happen before processing, so an error from
 // arrive means nothing was done, though a real client could not know that.
 func (s *Sandbox) arrive(ctx context.Context) error {
-	if s.cfg.Latency > 0 {
-		t := time.NewTimer(s.cfg.Latency)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return &connector.Error{Class: payment.FailureUnknown, Code: "timeout", MaybeProcessed: true, Err: ctx.Err()}
-		case <-t.C:
-		}
-	} else if err := ctx.Err(); err != nil {
-		return &connector.Error{Class: payment.FailureUnknown, Code: "timeout", MaybeProcessed: true, Err: err}
+	s.mu.Lock()
+	f := s.faults
+	delay := f.Latency
+	if f.SlowRate > 0 && s.rng.Float64() < f.SlowRate {
+		delay += f.SlowLatency
 	}
-	if s.cfg.FaultRate > 0 {
-		s.mu.Lock()
-		fault := s.rng.Float64() < s.cfg.FaultRate
-		s.mu.Unlock()
-		if fault {
-			return &connector.Error{Class: payment.FailureTransient, Code: "gateway_503", MaybeProcessed: true,
-				Err: errors.New("sandbox: injected fault")}
-		}
+	fault := f.FaultRate > 0 && s.rng.Float64() < f.FaultRate
+	s.mu.Unlock()
+	if err := sleepCtx(ctx, delay); err != nil {
+		return err
+	}
+	if fault {
+		return &connector.Error{Class: payment.FailureTransient, Code: "gateway_503", MaybeProcessed: true, Err: errInjected}
 	}
 	return nil
 }
@@ -190,6 +186,11 @@ func (s *Sandbox) Charge(ctx context.Context, req connector.ChargeRequest) (conn
 	if err := s.arrive(ctx); err != nil {
 		return connector.Result{}, err
 	}
+	res, err := s.charge(req)
+	return s.respond(ctx, res, err)
+}
+
+func (s *Sandbox) charge(req connector.ChargeRequest) (connector.Result, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 

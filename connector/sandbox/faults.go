@@ -1,0 +1,110 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/payd/payd/connector"
+	"github.com/payd/payd/payment"
+)
+
+// Faults are the sandbox's injected faults, changeable while it runs (fault
+// tests turn them on and off on a `payd sandbox` process through
+// ControlHandler). New starts with Config's Latency and FaultRate.
+type Faults struct {
+	// Latency is slept before every call is processed (see Config.Latency).
+	Latency time.Duration `json:"latency"`
+	// SlowRate is the probability, drawn from the seeded generator, that a
+	// call sleeps SlowLatency on top of Latency, before it is processed: a
+	// gateway whose p99 is seconds.
+	SlowRate    float64       `json:"slow_rate"`
+	SlowLatency time.Duration `json:"slow_latency"`
+	// ResponseDelay is slept after a charge has been processed (and, if it
+	// moved money, written to the ledger) and before it is answered: a
+	// caller that dies meanwhile leaves a charge it never heard of.
+	ResponseDelay time.Duration `json:"response_delay"`
+	// FaultRate is the probability of a transient gateway_503 before a call
+	// is processed (see Config.FaultRate).
+	FaultRate float64 `json:"fault_rate"`
+}
+
+// SetFaults replaces the injected faults; calls already past a fault are not
+// affected.
+func (s *Sandbox) SetFaults(f Faults) {
+	s.mu.Lock()
+	s.faults = f
+	s.mu.Unlock()
+}
+
+// Faults returns the injected faults.
+func (s *Sandbox) Faults() Faults {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.faults
+}
+
+// ControlHandler is Handler plus
+//
+//	GET /faults   → Faults
+//	PUT /faults   Faults → Faults
+//
+// (durations in nanoseconds). `payd sandbox` serves it; the in-process
+// sandbox mounted on intake's public port never does.
+func (s *Sandbox) ControlHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", s.Handler())
+	mux.HandleFunc("GET /faults", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Faults())
+	})
+	mux.HandleFunc("PUT /faults", func(w http.ResponseWriter, r *http.Request) {
+		var f Faults
+		if !decode(w, r, &f) {
+			return
+		}
+		if f.Latency < 0 || f.SlowLatency < 0 || f.ResponseDelay < 0 || f.SlowRate < 0 || f.SlowRate > 1 || f.FaultRate < 0 || f.FaultRate > 1 {
+			writeError(w, r, http.StatusUnprocessableEntity, "invalid_request", "faults_out_of_range", "durations must be ≥ 0 and rates within [0, 1]", false)
+			return
+		}
+		s.SetFaults(f)
+		writeJSON(w, http.StatusOK, f)
+	})
+	return mux
+}
+
+// sleepCtx sleeps d unless ctx ends first; then it is an unknown outcome, as
+// a caller that gave up cannot know what happened.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		if err := ctx.Err(); err != nil {
+			return &connector.Error{Class: payment.FailureUnknown, Code: "timeout", MaybeProcessed: true, Err: err}
+		}
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return &connector.Error{Class: payment.FailureUnknown, Code: "timeout", MaybeProcessed: true, Err: ctx.Err()}
+	case <-t.C:
+		return nil
+	}
+}
+
+// respond applies ResponseDelay to a processed charge's answer.
+func (s *Sandbox) respond(ctx context.Context, res connector.Result, err error) (connector.Result, error) {
+	s.mu.Lock()
+	d := s.faults.ResponseDelay
+	s.mu.Unlock()
+	if d <= 0 {
+		return res, err
+	}
+	if serr := sleepCtx(ctx, d); serr != nil && err == nil {
+		// processed, but nobody is left to hear it
+		return connector.Result{}, serr
+	}
+	return res, err
+}
+
+var errInjected = errors.New("sandbox: injected fault")
