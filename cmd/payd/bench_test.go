@@ -29,7 +29,7 @@ func TestBenchSpawn(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
 	getenv := benchEnv(t)
-	err := run(context.Background(), []string{"payd", "bench", "--spawn", "-n", "200", "-c", "8"}, getenv, &buf)
+	err := run(context.Background(), []string{"payd", "bench", "--spawn", "-n", "200", "-c", "8", "-baselines=false"}, getenv, &buf)
 	out := buf.String()
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, out)
@@ -38,7 +38,7 @@ func TestBenchSpawn(t *testing.T) {
 		`(?m)^  PASS  accepted +200/200 requests accepted$`,
 		`(?m)^  PASS  no lost payment +200/200 accepted payments final, 0 not final$`,
 		`(?m)^  PASS  final status +200/200 final payments SUCCEEDED$`,
-		`(?m)^  PASS  ledger +200 charges \(in-process sandbox\): 0 double-charged, 0 succeeded without a charge, 0 charged but not succeeded$`,
+		`(?m)^  PASS  ledger +200 charges \(payd all's in-process sandbox at http://127\.0\.0\.1:\d+/sandbox\): 0 double-charged, 0 succeeded without a charge, 0 charged but not succeeded$`,
 		`(?m)^RESULT PASS$`,
 	} {
 		if !regexp.MustCompile(want).MatchString(out) {
@@ -67,7 +67,7 @@ func TestBenchSpawnInvoices(t *testing.T) {
 	t.Parallel()
 	jsonPath := filepath.Join(t.TempDir(), "bench.json")
 	var buf bytes.Buffer
-	err := run(context.Background(), []string{"payd", "bench", "--spawn", "-n", "50", "-c", "8", "-invoices", "7",
+	err := run(context.Background(), []string{"payd", "bench", "--spawn", "-n", "50", "-c", "8", "-invoices", "7", "-baselines=false",
 		"-json", jsonPath}, benchEnv(t), &buf)
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, buf.String())
@@ -92,7 +92,7 @@ func TestBenchSpawnDetectsWrongStatus(t *testing.T) {
 	jsonPath := filepath.Join(t.TempDir(), "bench.json")
 	var buf bytes.Buffer
 	err := run(context.Background(), []string{"payd", "bench", "--spawn", "-n", "20", "-c", "4",
-		"-pm", sandbox.CardDeclined, "-expect", "SUCCEEDED", "-json", jsonPath}, benchEnv(t), &buf)
+		"-pm", sandbox.CardDeclined, "-expect", "SUCCEEDED", "-json", jsonPath, "-baselines=false"}, benchEnv(t), &buf)
 	out := buf.String()
 	if err == nil || !strings.Contains(err.Error(), "FAIL") {
 		t.Fatalf("bench: err = %v, want a FAIL\n%s", err, out)
@@ -222,8 +222,8 @@ func TestCheckLedger(t *testing.T) {
 	}
 	ledger := []sandbox.Charge{{PaymentID: "pay_ok"}, {PaymentID: "pay_double"}, {PaymentID: "pay_double"},
 		{PaymentID: "pay_failed_charged"}, {PaymentID: "pay_pending"}, {PaymentID: "pay_someone_else"}}
-	rep := &benchReport{N: len(subs), Scenario: sc}
-	fillReport(rep, subs, 1, obs, sc, ledger, nil, "test")
+	rep := &benchReport{N: len(subs), Mix: []scenario{sc}}
+	fillReport(rep, subs, 1, obs, []scenario{sc}, ledger, nil, "test")
 	lg := rep.Ledger
 	if diff := cmp.Diff([]string{"pay_double"}, lg.DoubleCharged); diff != "" {
 		t.Errorf("double charged (-want +got):\n%s", diff)
