@@ -976,7 +976,7 @@ func fillReport(rep *benchReport, subs []submission, postSeconds float64, obs ma
 	var acc, comp []timed
 	for _, s := range subs {
 		in.Retries += max(s.tries-1, 0)
-		if first.IsZero() || s.start.Before(first) {
+		if !s.start.IsZero() && (first.IsZero() || s.start.Before(first)) {
 			first = s.start
 		}
 		if s.id == "" {

@@ -29,24 +29,37 @@ type seriesPoint struct {
 
 // buildSeries buckets acceptances and completions by second since t0.
 func buildSeries(t0 time.Time, accepted []timed, completed []timed) []seriesPoint {
-	last := 0
+	// at most a day of points; anything outside [t0, t0+day) is dropped
+	const maxSeconds = 24 * 60 * 60
+	sec := func(x timed) (int, bool) {
+		if t0.IsZero() || x.at.IsZero() {
+			return 0, false
+		}
+		s := max(int(x.at.Sub(t0)/time.Second), 0)
+		return s, s < maxSeconds
+	}
+	last := -1
 	for _, xs := range [][]timed{accepted, completed} {
 		for _, x := range xs {
-			last = max(last, int(x.at.Sub(t0)/time.Second))
+			if s, ok := sec(x); ok {
+				last = max(last, s)
+			}
 		}
 	}
-	if len(accepted)+len(completed) == 0 {
+	if last < 0 {
 		return []seriesPoint{}
 	}
 	lat := make([][]time.Duration, last+1)
 	ttf := make([][]time.Duration, last+1)
 	for _, x := range accepted {
-		s := max(int(x.at.Sub(t0)/time.Second), 0)
-		lat[s] = append(lat[s], x.d)
+		if s, ok := sec(x); ok {
+			lat[s] = append(lat[s], x.d)
+		}
 	}
 	for _, x := range completed {
-		s := max(int(x.at.Sub(t0)/time.Second), 0)
-		ttf[s] = append(ttf[s], x.d)
+		if s, ok := sec(x); ok {
+			ttf[s] = append(ttf[s], x.d)
+		}
 	}
 	out := make([]seriesPoint, last+1)
 	for s := range out {
