@@ -84,7 +84,10 @@ func writeChart(path, title string, pts []seriesPoint) error {
 	thr.Y.Label.Text = "payments per second"
 	lat := plot.New()
 	lat.X.Label.Text = "second of the run"
-	lat.Y.Label.Text = "milliseconds"
+	lat.Y.Label.Text = "milliseconds (log scale)"
+	// intake latency and time to final differ by orders of magnitude
+	lat.Y.Scale = plot.LogScale{}
+	lat.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	series := func(f func(seriesPoint) (float64, bool)) plotter.XYs {
 		var xy plotter.XYs
 		for _, p := range pts {
@@ -123,11 +126,11 @@ func writeChart(path, title string, pts []seriesPoint) error {
 		dashed bool
 		f      func(seriesPoint) (float64, bool)
 	}{
-		{"intake p50", blue, true, func(p seriesPoint) (float64, bool) { return p.IntakeP50, p.Accepted > 0 }},
-		{"intake p95", green, true, func(p seriesPoint) (float64, bool) { return p.IntakeP95, p.Accepted > 0 }},
-		{"intake p99", purple, true, func(p seriesPoint) (float64, bool) { return p.IntakeP99, p.Accepted > 0 }},
-		{"to final p50", orange, false, func(p seriesPoint) (float64, bool) { return p.FinalP50, p.Completed > 0 }},
-		{"to final p99", red, false, func(p seriesPoint) (float64, bool) { return p.FinalP99, p.Completed > 0 }},
+		{"intake p50", blue, true, func(p seriesPoint) (float64, bool) { return floor1(p.IntakeP50), p.Accepted > 0 }},
+		{"intake p95", green, true, func(p seriesPoint) (float64, bool) { return floor1(p.IntakeP95), p.Accepted > 0 }},
+		{"intake p99", purple, true, func(p seriesPoint) (float64, bool) { return floor1(p.IntakeP99), p.Accepted > 0 }},
+		{"to final p50", orange, false, func(p seriesPoint) (float64, bool) { return floor1(p.FinalP50), p.Completed > 0 }},
+		{"to final p99", red, false, func(p seriesPoint) (float64, bool) { return floor1(p.FinalP99), p.Completed > 0 }},
 	} {
 		if err == nil {
 			err = add(lat, l.name, l.c, l.dashed, series(l.f))
@@ -139,8 +142,10 @@ func writeChart(path, title string, pts []seriesPoint) error {
 	for _, p := range []*plot.Plot{thr, lat} {
 		p.Legend.Top = true
 		p.Add(plotter.NewGrid())
-		p.Y.Min, p.X.Min = 0, 0
+		p.X.Min = 0
 	}
+	thr.Y.Min = 0
+	lat.Y.Min = 1
 	img := vgimg.New(vg.Points(720), vg.Points(540))
 	dc := draw.New(img)
 	tiles := draw.Tiles{Rows: 2, Cols: 1, PadTop: vg.Points(4), PadBottom: vg.Points(4), PadLeft: vg.Points(4),
@@ -158,3 +163,6 @@ func writeChart(path, title string, pts []seriesPoint) error {
 	}
 	return f.Close()
 }
+
+// floor1 keeps a millisecond figure on the log scale (which has no 0).
+func floor1(v float64) float64 { return max(v, 1) }
