@@ -102,7 +102,7 @@ func parseBenchFlags(args []string, out io.Writer) (benchOptions, error) {
 	fs.DurationVar(&o.baselineTime, "baseline-time", 5*time.Second, "how long the raw-insert baseline runs")
 	fs.IntVar(&o.baselineTasks, "baseline-tasks", 20000, "no-op tasks of the raw asynq baseline")
 	fs.IntVar(&o.memTasks, "mem-tasks", 10000, "payment:submit tasks queued (and deleted) to measure Redis memory per task")
-	fs.IntVar(&o.seedPayments, "seed-payments", 0, "with --spawn: first COPY this many finished payments (with attempts, audit rows, invoices) into the database, then ANALYZE")
+	fs.IntVar(&o.seedPayments, "seed-payments", 0, "with --spawn: first COPY this many finished payments (with attempts, audit rows, invoices) into the database, then VACUUM (ANALYZE)")
 	fs.IntVar(&o.backlog, "backlog", 0, "with --spawn: post this many payments with only intake running, then start worker and scheduler and measure the drain (replaces -n, -rate)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -641,7 +641,7 @@ func benchSpawn(ctx context.Context, cfg config, getenv func(string) string, o b
 			return nil, fmt.Errorf("bench: -seed-payments: %w", err)
 		}
 		seed = &seedInfo{SeedResult: res, Seconds: time.Since(began).Seconds(), Tenant: sten.ID}
-		progress("seeded in %.1f s (copy %.1f s, analyze %.1f s)", seed.Seconds, res.CopySeconds, res.AnalyzeSeconds)
+		progress("seeded in %.1f s (copy %.1f s, vacuum analyze %.1f s)", seed.Seconds, res.CopySeconds, res.AnalyzeSeconds)
 	}
 	mach.ExistingRows, _ = st.TableRows(ctx)
 
@@ -1168,7 +1168,7 @@ func printReport(w io.Writer, r *benchReport) {
 			m.CPUs, m.MemTotalMB, m.Postgres, m.Redis, m.WorkerConc, m.DBMaxConns, countsInt64(m.ExistingRows))
 	}
 	if s := r.Seed; s != nil {
-		fmt.Fprintf(w, "seed: %d payments, %d attempts, %d audit rows, %d invoices in %.1f s (COPY %.1f s, ANALYZE %.1f s) = %.0f payments/s\n",
+		fmt.Fprintf(w, "seed: %d payments, %d attempts, %d audit rows, %d invoices in %.1f s (COPY %.1f s, VACUUM ANALYZE %.1f s) = %.0f payments/s\n",
 			s.Payments, s.Attempts, s.Events, s.Invoices, s.Seconds, s.CopySeconds, s.AnalyzeSeconds, float64(s.Payments)/max(s.Seconds, 1e-9))
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

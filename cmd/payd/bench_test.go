@@ -128,6 +128,12 @@ func TestBenchFlags(t *testing.T) {
 		{"--spawn", "-invoices", "0"},
 		{"--spawn", "-n", "5", "-invoices", "6"},
 		{"--spawn", "-n", "5000", "-invoices", "1001"},
+		{"--spawn", "-rate", "-1"},
+		{"--spawn", "-rate", "10", "-duration", "0s"},
+		{"--spawn", "-rate", "10", "-backlog", "5"},
+		{"-addr", "http://x", "-key", "k", "-seed-payments", "10"},
+		{"-addr", "http://x", "-key", "k", "-backlog", "10"},
+		{"--spawn", "-baseline-tasks", "0"},
 	} {
 		if _, err := parseBenchFlags(args, &bytes.Buffer{}); err == nil {
 			t.Errorf("parseBenchFlags(%q): no error", args)
@@ -135,8 +141,15 @@ func TestBenchFlags(t *testing.T) {
 	}
 	o, err := parseBenchFlags([]string{"-addr", "http://127.0.0.1:8080/", "-key", "sk_x"}, &bytes.Buffer{})
 	if err != nil || o.addr != "http://127.0.0.1:8080" || o.n != 2000 || o.c != 16 || o.pm != "pm_card_visa" ||
-		o.method != "CARD" || o.timeout != 120*time.Second || o.invoices != 1 {
+		o.method != "CARD" || o.timeout != 120*time.Second || o.invoices != 1 || !o.baselines || o.rate != 0 {
 		t.Errorf("defaults: %+v, %v", o, err)
+	}
+	// open loop: -n follows from -rate × -duration; a backlog sets -n
+	if o, err := parseBenchFlags([]string{"--spawn", "-rate", "25", "-duration", "2s"}, &bytes.Buffer{}); err != nil || o.n != 50 {
+		t.Errorf("-rate 25 -duration 2s: n = %d, %v; want 50", o.n, err)
+	}
+	if o, err := parseBenchFlags([]string{"--spawn", "-backlog", "30"}, &bytes.Buffer{}); err != nil || o.n != 30 {
+		t.Errorf("-backlog 30: n = %d, %v; want 30", o.n, err)
 	}
 }
 
@@ -450,5 +463,25 @@ func TestReadProc(t *testing.T) {
 	s, err := readProc(os.Getpid())
 	if err != nil || s.PeakRSSKB <= 0 || s.RSSKB <= 0 || s.CPUSeconds < 0 {
 		t.Errorf("readProc(self) = %+v, %v", s, err)
+	}
+}
+
+func TestBuildSeries(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	acc := []timed{{at(100), 10 * time.Millisecond}, {at(900), 30 * time.Millisecond}, {at(2100), 20 * time.Millisecond},
+		{time.Time{}, time.Second}} // an unset time is left out
+	comp := []timed{{at(1500), 1500 * time.Millisecond}, {at(-5), time.Millisecond}} // before t0 counts in second 0
+	want := []seriesPoint{
+		{Second: 0, Accepted: 2, Completed: 1, IntakeP50: 10, IntakeP95: 30, IntakeP99: 30, FinalP50: 1, FinalP99: 1},
+		{Second: 1, Completed: 1, FinalP50: 1500, FinalP99: 1500},
+		{Second: 2, Accepted: 1, IntakeP50: 20, IntakeP95: 20, IntakeP99: 20},
+	}
+	if diff := cmp.Diff(want, buildSeries(t0, acc, comp)); diff != "" {
+		t.Errorf("buildSeries (-want +got):\n%s", diff)
+	}
+	if got := buildSeries(time.Time{}, acc, comp); len(got) != 0 {
+		t.Errorf("no start: %d points, want none", len(got))
 	}
 }
