@@ -62,6 +62,7 @@ type benchOptions struct {
 	sandboxURL  string // addr mode: where the sandbox ledger is read
 	jsonPath    string
 	chartPath   string
+	replot      string // draw -chart from this -json report, run nothing
 	logPath     string // spawn mode: payd's own logs
 	pollEvery   time.Duration
 	requestTime time.Duration
@@ -95,6 +96,7 @@ func parseBenchFlags(args []string, out io.Writer) (benchOptions, error) {
 	fs.StringVar(&o.sandboxURL, "sandbox", "", "with -addr: sandbox base URL whose ledger is checked (default ADDR/sandbox, the in-process sandbox of payd all)")
 	fs.StringVar(&o.jsonPath, "json", "", "write the figures (and the per-second series) as JSON to this file")
 	fs.StringVar(&o.chartPath, "chart", "", "draw the per-second series as a PNG into this file")
+	fs.StringVar(&o.replot, "replot", "", "draw -chart from the series of this -json report, and run nothing")
 	fs.StringVar(&o.logPath, "log", "", "with --spawn: append payd's logs to this file (default: discarded)")
 	fs.DurationVar(&o.pollEvery, "poll", 200*time.Millisecond, "shortest pause between looks for final payments")
 	fs.DurationVar(&o.requestTime, "request-timeout", 30*time.Second, "timeout of one HTTP request")
@@ -112,6 +114,12 @@ func parseBenchFlags(args []string, out io.Writer) (benchOptions, error) {
 	}
 	if o.rate > 0 && o.backlog == 0 {
 		o.n = int(math.Ceil(o.rate * o.duration.Seconds()))
+	}
+	if o.replot != "" {
+		if o.chartPath == "" || fs.NArg() > 0 {
+			return o, fmt.Errorf("bench: -replot needs -chart and nothing else: %w", errUsage)
+		}
+		return o, nil
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -454,6 +462,17 @@ func runBench(ctx context.Context, cfg config, getenv func(string) string, args 
 	if err != nil {
 		return err
 	}
+	if o.replot != "" {
+		b, err := os.ReadFile(o.replot)
+		if err != nil {
+			return fmt.Errorf("bench: -replot: %w", err)
+		}
+		var rep benchReport
+		if err := json.Unmarshal(b, &rep); err != nil {
+			return fmt.Errorf("bench: -replot %s: %w", o.replot, err)
+		}
+		return writeChart(o.chartPath, chartTitle(&rep), rep.Series)
+	}
 	classes, err := scenarios(o)
 	if err != nil {
 		return err
@@ -489,13 +508,20 @@ func runBench(ctx context.Context, cfg config, getenv func(string) string, args 
 		}
 	}
 	if o.chartPath != "" {
-		title := fmt.Sprintf("payd bench %s: %d payments, %s", rep.Mode, rep.N, loadShape(rep))
-		outErr = errors.Join(outErr, writeChart(o.chartPath, title, rep.Series))
+		outErr = errors.Join(outErr, writeChart(o.chartPath, chartTitle(rep), rep.Series))
 	}
 	if !rep.Pass {
 		return errors.Join(errors.New("bench: FAIL: correctness checks failed"), runErr, outErr)
 	}
 	return errors.Join(runErr, outErr)
+}
+
+func chartTitle(r *benchReport) string {
+	seed := ""
+	if r.Seed != nil {
+		seed = fmt.Sprintf(", %d seeded", r.Seed.Payments)
+	}
+	return fmt.Sprintf("payd bench %s: %d payments, %s%s", r.Mode, r.N, loadShape(r), seed)
 }
 
 func loadShape(r *benchReport) string {

@@ -146,6 +146,7 @@ func writeChart(path, title string, pts []seriesPoint) error {
 	}
 	thr.Y.Min = 0
 	lat.Y.Min = 1
+	lat.Legend.Top = false // the time-to-final lines run along the top
 	img := vgimg.New(vg.Points(720), vg.Points(540))
 	dc := draw.New(img)
 	tiles := draw.Tiles{Rows: 2, Cols: 1, PadTop: vg.Points(4), PadBottom: vg.Points(4), PadLeft: vg.Points(4),

@@ -345,6 +345,19 @@ func TestBenchSpawnFigures(t *testing.T) {
 	if r := img.Bounds(); r.Dx() < 300 || r.Dy() < 200 {
 		t.Errorf("chart is %v, want a readable size", r)
 	}
+	// -replot draws the same chart again from the JSON alone.
+	replot := filepath.Join(dir, "replot.png")
+	if err := run(context.Background(), []string{"payd", "bench", "-replot", jsonPath, "-chart", replot}, getenv, &buf); err != nil {
+		t.Fatalf("-replot: %v", err)
+	}
+	if rf, err := os.Open(replot); err != nil {
+		t.Error(err)
+	} else {
+		if _, err := png.Decode(rf); err != nil {
+			t.Errorf("-replot chart is not a PNG: %v", err)
+		}
+		rf.Close()
+	}
 	// The baselines cleaned up after themselves.
 	db, err := sql.Open("postgres", getenv("DATABASE_URL"))
 	if err != nil {
