@@ -696,7 +696,7 @@ func benchSpawn(ctx context.Context, cfg config, getenv func(string) string, o b
 
 	// The children: payd all, or for a backlog a sandbox and an intake now
 	// and a worker and a scheduler once every payment is posted.
-	logw := io.Discard
+	var logw *os.File
 	if o.logPath != "" {
 		f, err := os.OpenFile(o.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
@@ -720,6 +720,7 @@ func benchSpawn(ctx context.Context, cfg config, getenv func(string) string, o b
 		}
 	}
 	var children []*child
+	w := newWatcher(ctx)
 	start := func(role string, args ...string) (*child, error) {
 		admin, err := freeLoopback()
 		if err != nil {
@@ -729,6 +730,7 @@ func benchSpawn(ctx context.Context, cfg config, getenv func(string) string, o b
 		c, err := startChild(bin, childEnv(getenv, over), logw, role, args...)
 		if err == nil {
 			children = append(children, c)
+			w.watch(c)
 		}
 		return c, err
 	}
@@ -739,7 +741,7 @@ func benchSpawn(ctx context.Context, cfg config, getenv func(string) string, o b
 		}
 		return errors.Join(errs...)
 	}
-	t := &target{base: "http://" + addr, key: secret, observe: dbObserver{st}}
+	t := &target{base: "http://" + addr, key: secret, observe: dbObserver{st}, died: w.died, diedErr: w.err}
 	mode := "spawn"
 	var h hooks
 	var bl *backlog
@@ -772,7 +774,6 @@ func benchSpawn(ctx context.Context, cfg config, getenv func(string) string, o b
 		t.ledger, t.ledgerSource = cl.Ledger, "payd sandbox at http://"+sbAddr
 		bl = &backlog{Payments: o.backlog}
 	}
-	t.died, t.diedErr = waitAny(ctx, children)
 	// Wait for the children before sampling them: the samples bracket the run.
 	if err := waitReady(ctx, hc, t.base); err != nil {
 		return nil, errors.Join(err, stopAll())

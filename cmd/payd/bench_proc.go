@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -37,11 +36,14 @@ type child struct {
 	before   procSample
 }
 
-// startChild runs bin with args (e.g. "all") in env, output to logw.
-func startChild(bin string, env []string, logw io.Writer, role string, args ...string) (*child, error) {
+// startChild runs bin with args (e.g. "all") in env, output to logw (nil:
+// discarded).
+func startChild(bin string, env []string, logw *os.File, role string, args ...string) (*child, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = logw, logw
+	if logw != nil { // else exec connects both to the null device
+		cmd.Stdout, cmd.Stderr = logw, logw
+	}
 	// its own process group: a Ctrl-C of the bench reaches it only through us
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -186,32 +188,41 @@ func childEnv(getenv func(string) string, over map[string]string) []string {
 	return append(env, envBenchChild+"=1")
 }
 
-// waitAny returns a channel closed when any of cs exits without being asked.
-func waitAny(ctx context.Context, cs []*child) (<-chan struct{}, func() error) {
-	died := make(chan struct{})
-	var once sync.Once
-	var mu sync.Mutex
-	var which *child
-	for _, c := range cs {
-		go func() {
-			select {
-			case <-c.done:
-				if !c.stopping.Load() {
-					mu.Lock()
-					which = c
-					mu.Unlock()
-					once.Do(func() { close(died) })
-				}
-			case <-ctx.Done():
+// watcher notices a child that exits without being asked to.
+type watcher struct {
+	ctx   context.Context
+	died  chan struct{}
+	once  sync.Once
+	mu    sync.Mutex
+	which *child
+}
+
+func newWatcher(ctx context.Context) *watcher {
+	return &watcher{ctx: ctx, died: make(chan struct{})}
+}
+
+// watch adds a child; Died closes when any watched child dies.
+func (w *watcher) watch(c *child) {
+	go func() {
+		select {
+		case <-c.done:
+			if !c.stopping.Load() {
+				w.mu.Lock()
+				w.which = c
+				w.mu.Unlock()
+				w.once.Do(func() { close(w.died) })
 			}
-		}()
-	}
-	return died, func() error {
-		mu.Lock()
-		defer mu.Unlock()
-		if which == nil {
-			return nil
+		case <-w.ctx.Done():
 		}
-		return fmt.Errorf("payd %s exited: %v", which.role, which.err)
+	}()
+}
+
+// err says which child died and how.
+func (w *watcher) err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.which == nil {
+		return nil
 	}
+	return fmt.Errorf("payd %s exited: %v", w.which.role, w.which.err)
 }
