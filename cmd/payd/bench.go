@@ -450,8 +450,11 @@ type target struct {
 	// ledger reads the sandbox's ledger; nil when it cannot be reached.
 	ledger       func(context.Context) ([]sandbox.Charge, error)
 	ledgerSource string
-	died         <-chan struct{}
-	diedErr      func() error
+	// ledgerRequired: the bench runs the sandbox itself (--spawn), so a
+	// ledger it cannot read fails the run instead of skipping the check.
+	ledgerRequired bool
+	died           <-chan struct{}
+	diedErr        func() error
 }
 
 func runBench(ctx context.Context, cfg config, getenv func(string) string, args []string, stdout io.Writer) error {
@@ -605,13 +608,21 @@ func benchRun(ctx context.Context, o benchOptions, classes []scenario, t *target
 	var charges []sandbox.Charge
 	var ledgerErr error
 	if t.ledger != nil {
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		charges, ledgerErr = t.ledger(lctx)
 		cancel()
 	} else {
 		ledgerErr = errors.New("no sandbox ledger for this gateway")
 	}
 	fillReport(rep, subs, postSeconds, obs, classes, charges, ledgerErr, t.ledgerSource)
+	if ledgerErr != nil && t.ledgerRequired {
+		for i := range rep.Checks {
+			if rep.Checks[i].Name == "ledger" {
+				rep.Checks[i].Result = "FAIL"
+			}
+		}
+		rep.Pass = false
+	}
 	if waitErr != nil {
 		waitErr = fmt.Errorf("bench: waiting for final payments: %w", waitErr)
 	}
@@ -741,7 +752,7 @@ func benchSpawn(ctx context.Context, cfg config, getenv func(string) string, o b
 		}
 		return errors.Join(errs...)
 	}
-	t := &target{base: "http://" + addr, key: secret, observe: dbObserver{st}, died: w.died, diedErr: w.err}
+	t := &target{base: "http://" + addr, key: secret, observe: dbObserver{st}, died: w.died, diedErr: w.err, ledgerRequired: true}
 	mode := "spawn"
 	var h hooks
 	var bl *backlog
@@ -754,8 +765,8 @@ func benchSpawn(ctx context.Context, cfg config, getenv func(string) string, o b
 			return nil, err
 		}
 		sb := t.base + "/sandbox"
-		cl := sandbox.NewClient(sb, hc).(*sandbox.Client)
-		t.ledger, t.ledgerSource = cl.Ledger, "payd all's in-process sandbox at "+sb
+		t.ledger = func(ctx context.Context) ([]sandbox.Charge, error) { return readLedger(ctx, hc, sb) }
+		t.ledgerSource = "payd all's in-process sandbox at " + sb
 	} else {
 		mode = "spawn-backlog"
 		sbAddr, err := freeLoopback()
@@ -770,8 +781,9 @@ func benchSpawn(ctx context.Context, cfg config, getenv func(string) string, o b
 		if _, err := start("intake", "intake"); err != nil {
 			return nil, errors.Join(err, stopAll())
 		}
-		cl := sandbox.NewClient("http://"+sbAddr, hc).(*sandbox.Client)
-		t.ledger, t.ledgerSource = cl.Ledger, "payd sandbox at http://"+sbAddr
+		sb := "http://" + sbAddr
+		t.ledger = func(ctx context.Context) ([]sandbox.Charge, error) { return readLedger(ctx, hc, sb) }
+		t.ledgerSource = "payd sandbox at " + sb
 		bl = &backlog{Payments: o.backlog}
 	}
 	// Wait for the children before sampling them: the samples bracket the run.
@@ -911,9 +923,8 @@ func remoteTarget(o benchOptions, hc *http.Client) *target {
 	if sb == "" {
 		sb = o.addr + "/sandbox"
 	}
-	cl := sandbox.NewClient(sb, hc).(*sandbox.Client)
 	return &target{base: o.addr, key: o.key, observe: apiObserver{hc: hc, base: o.addr, key: o.key, c: o.c},
-		ledger: cl.Ledger, ledgerSource: sb}
+		ledger: func(ctx context.Context) ([]sandbox.Charge, error) { return readLedger(ctx, hc, sb) }, ledgerSource: sb}
 }
 
 // ---------------------------------------------------------------- posting

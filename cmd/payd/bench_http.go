@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/payd/payd/connector/sandbox"
 	"github.com/payd/payd/payment"
 	"github.com/payd/payd/store"
 )
@@ -322,4 +323,25 @@ func (a apiObserver) timeline(ctx context.Context, id string) (observation, bool
 		}
 	}
 	return o, true, nil
+}
+
+// readLedger reads a sandbox's ledger (GET base/ledger) with no size limit:
+// the gateway client caps its responses, and a long run's ledger is larger.
+func readLedger(ctx context.Context, hc *http.Client, base string) ([]sandbox.Charge, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/ledger", nil)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox ledger: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("sandbox ledger: GET %s/ledger: %s", base, resp.Status)
+	}
+	var body struct {
+		Charges []sandbox.Charge `json:"charges"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return nil, fmt.Errorf("sandbox ledger: decode GET %s/ledger: %w", base, err)
+	}
+	return body.Charges, nil
 }
