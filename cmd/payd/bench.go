@@ -1,16 +1,23 @@
 package main
 
-// payd bench: a load driver. It creates an invoice big enough for the run
-// (or -invoices of them, sharing the payments) and posts seed-001 payments
-// against it to a running payd (-addr, -key) or to one it starts in this
-// process (--spawn), measures
-// intake throughput and latency, waits until every accepted payment is final,
-// measures time to final, and checks correctness: nothing lost, every
-// payment in its expected status, and, where the sandbox ledger can be read,
-// exactly one charge per charged payment (invariants I1 and I2).
+// payd bench: a load driver and benchmark harness (docs/BENCHMARKS.md).
+//
+// It creates invoices big enough for the run and posts seed-001 payments
+// against them — a mix of payment methods and outcomes (-mix), at full speed
+// (-n, -c) or at a target rate (-rate, -duration) — to a running payd
+// (-addr, -key) or to payd processes it starts (--spawn), waits until every
+// accepted payment is final, and checks correctness whatever the speed:
+// nothing lost, every payment in its expected status, exactly one sandbox
+// charge per charged payment (invariants I1 and I2). A failed check fails
+// the run.
+//
+// With --spawn it also measures what payd costs (CPU seconds and peak RSS of
+// each payd process, asynq tasks per payment, Redis bytes per queued task),
+// baselines on the same Postgres and Redis (raw durable inserts, raw asynq
+// no-op tasks), a database already holding -seed-payments rows, and the
+// drain of a -backlog posted while no worker runs.
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -23,6 +30,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,7 +39,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/payd/payd/connector/sandbox"
+	"github.com/payd/payd/jobs"
 	"github.com/payd/payd/payment"
 	"github.com/payd/payd/store"
 )
@@ -39,16 +50,29 @@ import (
 type benchOptions struct {
 	addr, key   string
 	n, c        int
-	invoices    int // the payments are spread over this many invoices
+	rate        float64       // open loop: requests per second; 0: closed loop at -c
+	duration    time.Duration // with -rate
+	invoices    int           // the payments are spread over this many invoices
 	method, pm  string
 	expect      string // canonical status every payment must end in; empty: from the payment method
+	mix         string
 	timeout     time.Duration
 	spawn       bool
+	paydBin     string
 	sandboxURL  string // addr mode: where the sandbox ledger is read
 	jsonPath    string
+	chartPath   string
+	replot      string // draw -chart from this -json report, run nothing
 	logPath     string // spawn mode: payd's own logs
 	pollEvery   time.Duration
 	requestTime time.Duration
+
+	baselines     bool
+	baselineTime  time.Duration // raw inserts run this long
+	baselineTasks int           // raw asynq no-op tasks
+	memTasks      int           // payd tasks enqueued to measure Redis memory
+	seedPayments  int
+	backlog       int
 }
 
 func parseBenchFlags(args []string, out io.Writer) (benchOptions, error) {
@@ -57,21 +81,45 @@ func parseBenchFlags(args []string, out io.Writer) (benchOptions, error) {
 	fs.SetOutput(out)
 	fs.StringVar(&o.addr, "addr", "", "base URL of a running payd, e.g. http://127.0.0.1:8080")
 	fs.StringVar(&o.key, "key", "", "API key secret for -addr")
-	fs.BoolVar(&o.spawn, "spawn", false, "start payd (intake, worker, scheduler) in this process on a free loopback port, with DATABASE_URL, REDIS_URL and the rest of the env config")
-	fs.IntVar(&o.n, "n", 2000, "payments to post")
-	fs.IntVar(&o.c, "c", 16, "concurrent requests")
+	fs.BoolVar(&o.spawn, "spawn", false, "start payd as child processes (payd all; with -backlog payd sandbox, intake, then worker and scheduler) on free loopback ports, with DATABASE_URL, REDIS_URL and the rest of the env config")
+	fs.StringVar(&o.paydBin, "payd", "", "with --spawn: the payd executable to start (default: this one)")
+	fs.IntVar(&o.n, "n", 2000, "payments to post (closed loop at -c)")
+	fs.IntVar(&o.c, "c", 16, "concurrent requests (closed loop), and clients of the raw-insert baseline")
+	fs.Float64Var(&o.rate, "rate", 0, "open loop: post at this many requests per second for -duration, whatever the answers (-n and -c are then ignored for posting)")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "with -rate: how long to post")
 	fs.IntVar(&o.invoices, "invoices", 1, "invoices the payments are spread over, round robin (every payment of one invoice takes its row lock)")
-	fs.StringVar(&o.method, "method", "CARD", "payment_method_type")
-	fs.StringVar(&o.pm, "pm", sandbox.CardVisa, "payment_method_id")
-	fs.StringVar(&o.expect, "expect", "", "canonical status every payment must reach (default: what the sandbox does with -pm)")
-	fs.DurationVar(&o.timeout, "timeout", 120*time.Second, "bound on the whole run, posting and waiting")
+	fs.StringVar(&o.method, "method", "CARD", "payment_method_type (without -mix)")
+	fs.StringVar(&o.pm, "pm", sandbox.CardVisa, "payment_method_id (without -mix)")
+	fs.StringVar(&o.expect, "expect", "", "canonical status every payment must reach (default: what the sandbox does with -pm; without -mix)")
+	fs.StringVar(&o.mix, "mix", "", "classes and weights, e.g. card=90,declined=5,ach=5; classes: "+strings.Join(mixClassNames(), ", "))
+	fs.DurationVar(&o.timeout, "timeout", 120*time.Second, "bound on the whole run: seeding, baselines, posting and waiting")
 	fs.StringVar(&o.sandboxURL, "sandbox", "", "with -addr: sandbox base URL whose ledger is checked (default ADDR/sandbox, the in-process sandbox of payd all)")
-	fs.StringVar(&o.jsonPath, "json", "", "write the figures as JSON to this file")
+	fs.StringVar(&o.jsonPath, "json", "", "write the figures (and the per-second series) as JSON to this file")
+	fs.StringVar(&o.chartPath, "chart", "", "draw the per-second series as a PNG into this file")
+	fs.StringVar(&o.replot, "replot", "", "draw -chart from the series of this -json report, and run nothing")
 	fs.StringVar(&o.logPath, "log", "", "with --spawn: append payd's logs to this file (default: discarded)")
 	fs.DurationVar(&o.pollEvery, "poll", 200*time.Millisecond, "shortest pause between looks for final payments")
 	fs.DurationVar(&o.requestTime, "request-timeout", 30*time.Second, "timeout of one HTTP request")
+	fs.BoolVar(&o.baselines, "baselines", true, "with --spawn: measure raw Postgres inserts/s, raw asynq tasks/s and Redis bytes per task before the run")
+	fs.DurationVar(&o.baselineTime, "baseline-time", 5*time.Second, "how long the raw-insert baseline runs")
+	fs.IntVar(&o.baselineTasks, "baseline-tasks", 20000, "no-op tasks of the raw asynq baseline")
+	fs.IntVar(&o.memTasks, "mem-tasks", 10000, "payment:submit tasks queued (and deleted) to measure Redis memory per task")
+	fs.IntVar(&o.seedPayments, "seed-payments", 0, "with --spawn: first COPY this many finished payments (with attempts, audit rows, invoices) into the database, then VACUUM (ANALYZE)")
+	fs.IntVar(&o.backlog, "backlog", 0, "with --spawn: post this many payments with only intake running, then start worker and scheduler and measure the drain (replaces -n, -rate)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	if o.backlog > 0 {
+		o.n = o.backlog
+	}
+	if o.rate > 0 && o.backlog == 0 {
+		o.n = int(math.Ceil(o.rate * o.duration.Seconds()))
+	}
+	if o.replot != "" {
+		if o.chartPath == "" || fs.NArg() > 0 {
+			return o, fmt.Errorf("bench: -replot needs -chart and nothing else: %w", errUsage)
+		}
+		return o, nil
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -80,24 +128,115 @@ func parseBenchFlags(args []string, out io.Writer) (benchOptions, error) {
 		return o, fmt.Errorf("bench: --spawn and -addr/-key exclude each other: %w", errUsage)
 	case !o.spawn && (o.addr == "" || o.key == ""):
 		return o, fmt.Errorf("bench: need -addr and -key, or --spawn: %w", errUsage)
+	case !o.spawn && (o.seedPayments > 0 || o.backlog > 0):
+		return o, fmt.Errorf("bench: -seed-payments and -backlog need --spawn: %w", errUsage)
+	case o.rate < 0 || o.rate > 0 && o.duration <= 0:
+		return o, fmt.Errorf("bench: -rate and -duration must be positive: %w", errUsage)
+	case o.rate > 0 && o.backlog > 0:
+		return o, fmt.Errorf("bench: -rate and -backlog exclude each other: %w", errUsage)
 	case o.n < 1 || o.c < 1:
 		return o, fmt.Errorf("bench: -n and -c must be positive: %w", errUsage)
+	case o.backlog < 0 || o.seedPayments < 0:
+		return o, fmt.Errorf("bench: -backlog and -seed-payments cannot be negative: %w", errUsage)
 	case o.invoices < 1 || o.invoices > min(o.n, 1000):
 		return o, fmt.Errorf("bench: -invoices must be 1 to min(-n, 1000): %w", errUsage)
 	case int64(o.n) > math.MaxInt64/benchAmount/2:
 		return o, fmt.Errorf("bench: -n too large: %w", errUsage)
 	case o.timeout <= 0 || o.pollEvery <= 0 || o.requestTime <= 0:
 		return o, fmt.Errorf("bench: -timeout, -poll and -request-timeout must be positive: %w", errUsage)
+	case o.baselines && (o.baselineTime <= 0 || o.baselineTasks < 1 || o.memTasks < 1):
+		return o, fmt.Errorf("bench: -baseline-time, -baseline-tasks and -mem-tasks must be positive: %w", errUsage)
 	}
 	o.addr = strings.TrimRight(o.addr, "/")
 	return o, nil
 }
 
-// scenario is what one posted payment is and where it must end.
+// ---------------------------------------------------------------- scenarios
+
+// scenario is one class of posted payments and where they must end.
 type scenario struct {
+	Name   string         `json:"name"`
+	Weight int            `json:"weight"`
 	Method payment.Method `json:"method"`
 	PM     string         `json:"payment_method_id"`
 	Expect payment.Status `json:"expect"`
+}
+
+// mixClasses are the classes -mix knows, by name.
+var mixClasses = map[string]scenario{
+	"card":         {Method: payment.MethodCard, PM: sandbox.CardVisa},
+	"declined":     {Method: payment.MethodCard, PM: sandbox.CardDeclined},
+	"insufficient": {Method: payment.MethodCard, PM: sandbox.CardInsufficientFunds},
+	"flaky":        {Method: payment.MethodCard, PM: sandbox.CardFlaky},
+	"timeout":      {Method: payment.MethodCard, PM: sandbox.CardTimeoutAfterCharge},
+	"ach":          {Method: payment.MethodACH, PM: "ba_" + sandbox.BankAccountSettles},
+	"ach_invalid":  {Method: payment.MethodACH, PM: "ba_" + sandbox.BankAccountInvalid},
+	"ach_return":   {Method: payment.MethodACH, PM: "ba_" + sandbox.BankAccountReturnedR01},
+	"offline":      {Method: payment.MethodOffline},
+}
+
+func mixClassNames() []string {
+	var names []string
+	for n := range mixClasses {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// scenarios is the run's mix: -mix, or the one class -method/-pm/-expect.
+func scenarios(o benchOptions) ([]scenario, error) {
+	if o.mix == "" {
+		sc := scenario{Name: "single", Weight: 1, Method: payment.Method(o.method), PM: o.pm, Expect: payment.Status(o.expect)}
+		var err error
+		if sc.Expect == "" {
+			if sc.Expect, err = expectedStatus(sc.Method, sc.PM); err != nil {
+				return nil, err
+			}
+		} else if !sc.Expect.Valid() {
+			return nil, fmt.Errorf("bench: -expect %q is not a canonical status", o.expect)
+		}
+		return []scenario{sc}, nil
+	}
+	var out []scenario
+	seen := map[string]bool{}
+	for part := range strings.SplitSeq(o.mix, ",") {
+		name, w, ok := strings.Cut(strings.TrimSpace(part), "=")
+		weight, err := strconv.Atoi(w)
+		sc, known := mixClasses[name]
+		switch {
+		case !ok || err != nil || weight < 1 || weight > 1000:
+			return nil, fmt.Errorf("bench: -mix %q: want class=weight (1 to 1000): %w", part, errUsage)
+		case !known:
+			return nil, fmt.Errorf("bench: -mix: unknown class %q (known: %s): %w", name, strings.Join(mixClassNames(), ", "), errUsage)
+		case seen[name]:
+			return nil, fmt.Errorf("bench: -mix: class %q twice: %w", name, errUsage)
+		}
+		seen[name] = true
+		sc.Name, sc.Weight = name, weight
+		if sc.Expect, err = expectedStatus(sc.Method, sc.PM); err != nil {
+			return nil, err
+		}
+		out = append(out, sc)
+	}
+	return out, nil
+}
+
+// classOf deals payment i to a class: within every run of sum(weights)
+// payments, each class gets its weight, in -mix order.
+func classOf(classes []scenario, i int) int {
+	total := 0
+	for _, c := range classes {
+		total += c.Weight
+	}
+	r := i % total
+	for k, c := range classes {
+		if r < c.Weight {
+			return k
+		}
+		r -= c.Weight
+	}
+	return 0
 }
 
 // expectedStatus is the canonical status the sandbox drives a payment to
@@ -141,17 +280,25 @@ func (s scenario) done(st payment.Status) bool {
 // the gateway, and so appear in the sandbox ledger.
 func usesGateway(m payment.Method) bool { return m == payment.MethodCard || m.BankRail() }
 
-// ---------------------------------------------------------------- run
+// ---------------------------------------------------------------- report
 
 // benchReport is every figure of a run; -json writes it as is.
 type benchReport struct {
-	Mode        string   `json:"mode"` // spawn or addr
-	Addr        string   `json:"addr"`
-	Scenario    scenario `json:"scenario"`
-	N           int      `json:"n"`
-	Concurrency int      `json:"concurrency"`
-	Started     string   `json:"started"`
-	Invoices    []string `json:"invoices"` // ids of the invoices the payments pay
+	Mode        string        `json:"mode"` // spawn, spawn-backlog or addr
+	Addr        string        `json:"addr"`
+	Mix         []scenario    `json:"mix"`
+	N           int           `json:"n"`
+	Concurrency int           `json:"concurrency"`         // closed loop; 0 in open loop
+	Rate        float64       `json:"target_rate"`         // open loop: requests per second asked for; 0 in closed loop
+	Started     string        `json:"started"`             //
+	Invoices    []string      `json:"invoices"`            // ids of the invoices the payments pay
+	Machine     machine       `json:"machine"`             //
+	Seed        *seedInfo     `json:"seed,omitempty"`      // -seed-payments
+	Backlog     *backlog      `json:"backlog,omitempty"`   // -backlog
+	Baselines   *baselines    `json:"baselines,omitempty"` // --spawn -baselines
+	Ratios      ratios        `json:"ratios"`
+	Processes   []procFigures `json:"processes,omitempty"` // --spawn: each payd process
+	Tasks       *taskCount    `json:"tasks,omitempty"`     // --spawn: asynq tasks the run cost
 
 	Intake struct {
 		Accepted    int            `json:"accepted"`
@@ -162,6 +309,9 @@ type benchReport struct {
 		PerSecond   float64        `json:"accepted_per_second"`
 		Latency     dist           `json:"latency"`
 		RejectCodes map[string]int `json:"reject_codes,omitempty"` // HTTP status or "network" → count
+		// LateStarts counts open-loop requests sent more than 10 ms after
+		// their slot (the load generator fell behind).
+		LateStarts int `json:"late_starts,omitempty"`
 	} `json:"intake"`
 
 	Final struct {
@@ -176,6 +326,8 @@ type benchReport struct {
 		NotFinalStatuses map[string]int `json:"not_final_statuses,omitempty"`
 	} `json:"final"`
 
+	Classes []classReport `json:"classes"`
+
 	Ledger struct {
 		Source        string   `json:"source"` // in-process, remote URL, or "" when unavailable
 		Unavailable   string   `json:"unavailable,omitempty"`
@@ -185,8 +337,77 @@ type benchReport struct {
 		Unexpected    []string `json:"unexpected"` // entries for payments that should not have one
 	} `json:"ledger"`
 
-	Checks []check `json:"checks"`
-	Pass   bool    `json:"pass"`
+	Series []seriesPoint `json:"series"`
+	Checks []check       `json:"checks"`
+	Pass   bool          `json:"pass"`
+
+	first, lastFinal time.Time // first request sent, last payment final
+}
+
+func (r *benchReport) startTime() time.Time { return r.first }
+
+// classReport is one -mix class's share of the run.
+type classReport struct {
+	Name          string         `json:"name"`
+	Expect        string         `json:"expect"`
+	Accepted      int            `json:"accepted"`
+	Final         int            `json:"final"`
+	Wrong         int            `json:"wrong_status"`
+	Statuses      map[string]int `json:"statuses"`
+	Charges       int            `json:"charges"`
+	DoubleCharged int            `json:"double_charged"`
+	TimeToFinal   dist           `json:"time_to_final"`
+}
+
+type machine struct {
+	CPUs         int              `json:"cpus"`
+	MemTotalMB   int64            `json:"mem_total_mb"`
+	Postgres     string           `json:"postgres,omitempty"`
+	Redis        string           `json:"redis,omitempty"`
+	WorkerConc   int              `json:"worker_concurrency"`
+	DBMaxConns   int              `json:"db_max_conns"`
+	GoVersion    string           `json:"go"`
+	ExistingRows map[string]int64 `json:"existing_rows,omitempty"` // planner estimates before the run
+}
+
+type seedInfo struct {
+	store.SeedResult
+	Seconds float64 `json:"seconds"` // copy + analyze
+	Tenant  string  `json:"tenant"`
+}
+
+type backlog struct {
+	Payments       int     `json:"payments"`
+	PostSeconds    float64 `json:"post_seconds"`
+	QueuedBefore   int     `json:"queued_before_workers"` // pending tasks in payd's queues when the workers started
+	DrainSeconds   float64 `json:"drain_seconds"`         // worker process start → last payment final
+	DrainPerSecond float64 `json:"drain_payments_per_second"`
+}
+
+type baselines struct {
+	Inserts     *store.InsertBaseline `json:"postgres_inserts,omitempty"`
+	Asynq       *asynqBaseline        `json:"asynq,omitempty"`
+	RedisMemory *redisTaskMemory      `json:"redis_memory,omitempty"`
+	Errors      []string              `json:"errors,omitempty"`
+}
+
+type taskCount struct {
+	Before     map[string]int `json:"processed_before"`
+	After      map[string]int `json:"processed_after"`
+	Total      int            `json:"processed"`
+	PerPayment float64        `json:"per_payment"` // processed tasks (all payd queues, retries included) per final payment
+	// QueuedAfter are tasks still pending, scheduled or retrying in payd's
+	// queues when every payment was final (e.g. safety-net inquiries, which
+	// find nothing to do when they run): a cost not in PerPayment.
+	QueuedAfter int `json:"queued_after"`
+}
+
+// ratios are payd's figures over the baselines (0 when not measured).
+type ratios struct {
+	// IntakeVsInserts is accepted/s ÷ raw durable inserts/s.
+	IntakeVsInserts float64 `json:"intake_vs_raw_inserts"`
+	// TasksVsAsynq is completed/s × tasks per payment ÷ raw asynq tasks/s.
+	TasksVsAsynq float64 `json:"task_rate_vs_raw_asynq"`
 }
 
 type check struct {
@@ -219,6 +440,8 @@ func distOf(ds []time.Duration) dist {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
+// ---------------------------------------------------------------- run
+
 // target is the payd under load.
 type target struct {
 	base    string
@@ -227,12 +450,14 @@ type target struct {
 	// ledger reads the sandbox's ledger; nil when it cannot be reached.
 	ledger       func(context.Context) ([]sandbox.Charge, error)
 	ledgerSource string
-	stop         func() error // spawn mode: shut payd down
-	died         <-chan struct{}
-	diedErr      func() error
+	// ledgerRequired: the bench runs the sandbox itself (--spawn), so a
+	// ledger it cannot read fails the run instead of skipping the check.
+	ledgerRequired bool
+	died           <-chan struct{}
+	diedErr        func() error
 }
 
-func runBench(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
+func runBench(ctx context.Context, cfg config, getenv func(string) string, args []string, stdout io.Writer) error {
 	o, err := parseBenchFlags(args, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -240,58 +465,87 @@ func runBench(ctx context.Context, cfg config, args []string, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
-	sc := scenario{Method: payment.Method(o.method), PM: o.pm, Expect: payment.Status(o.expect)}
-	if sc.Expect == "" {
-		if sc.Expect, err = expectedStatus(sc.Method, sc.PM); err != nil {
-			return err
+	if o.replot != "" {
+		b, err := os.ReadFile(o.replot)
+		if err != nil {
+			return fmt.Errorf("bench: -replot: %w", err)
 		}
-	} else if !sc.Expect.Valid() {
-		return fmt.Errorf("bench: -expect %q is not a canonical status", o.expect)
+		var rep benchReport
+		if err := json.Unmarshal(b, &rep); err != nil {
+			return fmt.Errorf("bench: -replot %s: %w", o.replot, err)
+		}
+		return writeChart(o.chartPath, chartTitle(&rep), rep.Series)
+	}
+	classes, err := scenarios(o)
+	if err != nil {
+		return err
 	}
 	runID := randomID()
 	hc := &http.Client{Timeout: o.requestTime, Transport: &http.Transport{
 		DialContext:  (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-		MaxIdleConns: 2 * o.c, MaxIdleConnsPerHost: 2 * o.c, IdleConnTimeout: 90 * time.Second}}
+		MaxIdleConns: 2 * o.c, MaxIdleConnsPerHost: max(2*o.c, int(o.rate)), IdleConnTimeout: 90 * time.Second}}
 	defer hc.CloseIdleConnections()
 
 	ctx, cancel := context.WithTimeoutCause(ctx, o.timeout, fmt.Errorf("-timeout %s reached", o.timeout))
 	defer cancel()
 
-	var t *target
-	mode := "addr"
+	var rep *benchReport
+	var runErr error
 	if o.spawn {
-		mode = "spawn"
-		if t, err = spawnPayd(ctx, cfg, o, runID); err != nil {
-			return err
-		}
+		rep, runErr = benchSpawn(ctx, cfg, getenv, o, classes, hc, runID, stdout)
 	} else {
-		t = remoteTarget(o, hc)
-	}
-	rep, runErr := benchRun(ctx, o, sc, t, hc, runID)
-	var stopErr error
-	if t.stop != nil {
-		stopErr = t.stop()
+		rep, runErr = benchRun(ctx, o, classes, remoteTarget(o, hc), hc, runID, nil)
+		if rep != nil {
+			rep.Mode = "addr"
+		}
 	}
 	if rep == nil {
-		return errors.Join(runErr, stopErr)
+		return runErr
 	}
-	rep.Mode = mode
 	printReport(stdout, rep)
+	var outErr error
 	if o.jsonPath != "" {
 		b, _ := json.MarshalIndent(rep, "", "  ")
 		if err := os.WriteFile(o.jsonPath, append(b, '\n'), 0o644); err != nil {
-			return errors.Join(fmt.Errorf("bench: write -json: %w", err), stopErr)
+			outErr = fmt.Errorf("bench: write -json: %w", err)
 		}
 	}
-	if !rep.Pass {
-		return errors.Join(errors.New("bench: FAIL: correctness checks failed"), runErr, stopErr)
+	if o.chartPath != "" {
+		outErr = errors.Join(outErr, writeChart(o.chartPath, chartTitle(rep), rep.Series))
 	}
-	return errors.Join(runErr, stopErr)
+	if !rep.Pass {
+		return errors.Join(errors.New("bench: FAIL: correctness checks failed"), runErr, outErr)
+	}
+	return errors.Join(runErr, outErr)
+}
+
+func chartTitle(r *benchReport) string {
+	seed := ""
+	if r.Seed != nil {
+		seed = fmt.Sprintf(", %d seeded", r.Seed.Payments)
+	}
+	return fmt.Sprintf("payd bench %s: %d payments, %s%s", r.Mode, r.N, loadShape(r), seed)
+}
+
+func loadShape(r *benchReport) string {
+	if r.Rate > 0 {
+		return fmt.Sprintf("open loop at %.0f/s", r.Rate)
+	}
+	if r.Backlog != nil {
+		return fmt.Sprintf("backlog, posted at concurrency %d", r.Concurrency)
+	}
+	return fmt.Sprintf("closed loop at concurrency %d", r.Concurrency)
+}
+
+// hooks let the spawn mode act between the run's phases.
+type hooks struct {
+	posted   func() // after the last payment was posted (backlog: start the workers)
+	finished func() // after every payment is final or the wait gave up
 }
 
 // benchRun posts, waits and checks. It returns a report whenever payments
 // were posted, with an error for what cut the run short.
-func benchRun(ctx context.Context, o benchOptions, sc scenario, t *target, hc *http.Client, runID string) (*benchReport, error) {
+func benchRun(ctx context.Context, o benchOptions, classes []scenario, t *target, hc *http.Client, runID string, h *hooks) (*benchReport, error) {
 	if t.died != nil {
 		var cancel context.CancelCauseFunc
 		ctx, cancel = context.WithCancelCause(ctx)
@@ -307,7 +561,10 @@ func benchRun(ctx context.Context, o benchOptions, sc scenario, t *target, hc *h
 	if err := waitReady(ctx, hc, t.base); err != nil {
 		return nil, err
 	}
-	rep := &benchReport{Addr: t.base, Scenario: sc, N: o.n, Concurrency: o.c, Started: time.Now().UTC().Format(time.RFC3339)}
+	rep := &benchReport{Addr: t.base, Mix: classes, N: o.n, Started: time.Now().UTC().Format(time.RFC3339), Rate: o.rate}
+	if o.rate == 0 {
+		rep.Concurrency = o.c
+	}
 	// Payments need an existing invoice with room for them.
 	for j := range o.invoices {
 		ext, due := "bench-"+runID, o.n/o.invoices
@@ -324,429 +581,339 @@ func benchRun(ctx context.Context, o benchOptions, sc scenario, t *target, hc *h
 		rep.Invoices = append(rep.Invoices, inv)
 	}
 
-	subs, postSeconds := post(ctx, o, sc, t, hc, runID, rep.Invoices)
+	var subs []submission
+	var postSeconds float64
+	if o.rate > 0 {
+		subs, postSeconds, rep.Intake.LateStarts = postRate(ctx, o, classes, t, hc, runID, rep.Invoices)
+	} else {
+		subs, postSeconds = post(ctx, o, classes, t, hc, runID, rep.Invoices)
+	}
+	if h != nil && h.posted != nil {
+		h.posted()
+	}
 	var ids []string
+	classOfID := map[string]int{}
 	for _, s := range subs {
 		if s.id != "" {
 			ids = append(ids, s.id)
+			classOfID[s.id] = s.class
 		}
 	}
-	obs, waitErr := await(ctx, t.observe, ids, sc, o.pollEvery)
+	obs, waitErr := await(ctx, t.observe, ids, func(id string, st payment.Status) bool {
+		return classes[classOfID[id]].done(st)
+	}, o.pollEvery)
+	if h != nil && h.finished != nil {
+		h.finished()
+	}
 	var charges []sandbox.Charge
 	var ledgerErr error
 	if t.ledger != nil {
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		charges, ledgerErr = t.ledger(lctx)
 		cancel()
 	} else {
 		ledgerErr = errors.New("no sandbox ledger for this gateway")
 	}
-	fillReport(rep, subs, postSeconds, obs, sc, charges, ledgerErr, t.ledgerSource)
+	fillReport(rep, subs, postSeconds, obs, classes, charges, ledgerErr, t.ledgerSource)
+	if ledgerErr != nil && t.ledgerRequired {
+		for i := range rep.Checks {
+			if rep.Checks[i].Name == "ledger" {
+				rep.Checks[i].Result = "FAIL"
+			}
+		}
+		rep.Pass = false
+	}
 	if waitErr != nil {
 		waitErr = fmt.Errorf("bench: waiting for final payments: %w", waitErr)
 	}
 	return rep, waitErr
 }
 
-// ---------------------------------------------------------------- posting
+// ---------------------------------------------------------------- spawn
 
-// benchAmount is what every bench payment pays, in USD cents (wire "12.50").
-const benchAmount = 1250
-
-// createInvoice creates an invoice due exactly n bench payments, retried
-// like a payment under one Idempotency-Key, and returns its id.
-func createInvoice(ctx context.Context, hc *http.Client, t *target, ext string, n int) (string, error) {
-	b, _ := json.Marshal(map[string]any{"external_id": ext, "currency": "USD",
-		"amount_due": payment.FormatMajor(int64(n)*benchAmount, "USD")})
-	var last string
-	for try := 1; try <= maxTries; try++ {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, t.base+"/v1/invoices", bytes.NewReader(b))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("x-api-key", t.key)
-		req.Header.Set("Idempotency-Key", ext)
-		resp, err := hc.Do(req)
-		if err != nil {
-			last = err.Error()
-		} else {
-			data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-			resp.Body.Close()
-			last = resp.Status + ": " + strings.TrimSpace(string(data))
-			switch {
-			case resp.StatusCode == http.StatusCreated || resp.StatusCode == http.StatusOK:
-				var inv struct {
-					ID string `json:"id"`
-				}
-				if json.Unmarshal(data, &inv) == nil && validID(inv.ID) {
-					return inv.ID, nil
-				}
-				return "", fmt.Errorf("bench: create invoice: no id in %s", data)
-			case resp.StatusCode != http.StatusConflict && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode < 500:
-				return "", fmt.Errorf("bench: create invoice: %s", last)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return "", fmt.Errorf("bench: create invoice (%s): %w", last, context.Cause(ctx))
-		case <-time.After(min(25*time.Millisecond<<(try-1), 2*time.Second)):
+// benchSpawn prepares the database, measures the baselines, starts payd as
+// child processes, runs the bench against them and stops them.
+func benchSpawn(ctx context.Context, cfg config, getenv func(string) string, o benchOptions, classes []scenario,
+	hc *http.Client, runID string, stdout io.Writer) (*benchReport, error) {
+	bin := o.paydBin
+	if bin == "" {
+		var err error
+		if bin, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("bench: own executable: %w", err)
 		}
 	}
-	return "", fmt.Errorf("bench: create invoice: %s", last)
-}
-
-// submission is one payment the bench asked for.
-type submission struct {
-	start    time.Time     // first try
-	latency  time.Duration // of the try that was accepted
-	id       string        // empty unless accepted
-	tries    int
-	replayed bool
-	failure  string // why it was never accepted: last HTTP status or "network"
-}
-
-const maxTries = 8
-
-// post sends o.n payments at concurrency o.c, payment i against invoice
-// i mod len(invs), each under its own Idempotency-Key so that a retry after
-// 409, 429, 5xx or a network error can never create a second payment.
-func post(ctx context.Context, o benchOptions, sc scenario, t *target, hc *http.Client, runID string, invs []string) ([]submission, float64) {
-	subs := make([]submission, o.n)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	began := time.Now()
-	for range min(o.c, o.n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= o.n {
-					return
-				}
-				subs[i] = postOne(ctx, hc, t, sc, invs[i%len(invs)], fmt.Sprintf("bench-%s-%d", runID, i))
-			}
-		}()
-	}
-	wg.Wait()
-	return subs, time.Since(began).Seconds()
-}
-
-func postOne(ctx context.Context, hc *http.Client, t *target, sc scenario, inv, key string) submission {
-	body := map[string]any{"amount": payment.FormatMajor(benchAmount, "USD"), "currency": "USD", "destination_id": inv,
-		"destination_type": "INVOICE", "payment_method_type": string(sc.Method)}
-	if sc.PM != "" {
-		body["payment_method_id"] = sc.PM
-	}
-	b, _ := json.Marshal(body)
-	s := submission{start: time.Now()}
-	for s.tries < maxTries {
-		if ctx.Err() != nil {
-			if s.failure == "" {
-				s.failure = "not sent"
-			}
-			return s
-		}
-		s.tries++
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, t.base+"/v1/payments", bytes.NewReader(b))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("x-api-key", t.key)
-		req.Header.Set("Idempotency-Key", key)
-		tryStart := time.Now()
-		resp, err := hc.Do(req)
-		var wait time.Duration
-		if err != nil {
-			s.failure = "network"
-		} else {
-			data, rerr := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-			resp.Body.Close()
-			s.failure = strconv.Itoa(resp.StatusCode)
-			switch {
-			case rerr != nil:
-				s.failure = "network"
-			case resp.StatusCode == http.StatusCreated || resp.StatusCode == http.StatusOK:
-				var p struct {
-					ID string `json:"id"`
-				}
-				if json.Unmarshal(data, &p) == nil && validID(p.ID) {
-					s.latency, s.id, s.failure = time.Since(tryStart), p.ID, ""
-					s.replayed = resp.Header.Get("Idempotent-Replayed") == "true"
-					return s
-				}
-				s.failure = "bad body"
-				return s
-			case resp.StatusCode == http.StatusConflict || resp.StatusCode == http.StatusTooManyRequests ||
-				resp.StatusCode >= 500:
-				if sec, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && sec > 0 {
-					wait = time.Duration(sec) * time.Second
-				}
-			default: // refused: retrying the same request cannot help
-				return s
-			}
-		}
-		if wait == 0 {
-			wait = min(25*time.Millisecond<<(s.tries-1), 2*time.Second)
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
-		}
-	}
-	return s
-}
-
-// validID accepts the ids payd hands out (prefix_hex); anything else would
-// not be safe in the observers' queries.
-func validID(id string) bool {
-	if id == "" || len(id) > 100 {
-		return false
-	}
-	for _, r := range id {
-		if !(r == '_' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-			return false
-		}
-	}
-	return true
-}
-
-func waitReady(ctx context.Context, hc *http.Client, base string) error {
-	var last string
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
-		resp, err := hc.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = resp.Status
-		} else {
-			last = err.Error()
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("bench: %s/readyz not ready (%s): %w", base, last, context.Cause(ctx))
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// ---------------------------------------------------------------- waiting
-
-// observation is a payment's canonical status and when it entered it (the
-// created_at of its latest audit row into that status).
-type observation struct {
-	Status payment.Status
-	At     time.Time
-}
-
-// observer looks up payments; ids it does not return are not found yet.
-type observer interface {
-	observe(ctx context.Context, ids []string) (map[string]observation, error)
-}
-
-// await polls until every payment is done (see scenario.done) or ctx ends.
-// It returns the last observation of every payment it saw. A failed look is
-// tried again on the next poll: a bench may run while payd's dependencies
-// restart.
-func await(ctx context.Context, ob observer, ids []string, sc scenario, every time.Duration) (map[string]observation, error) {
-	seen := make(map[string]observation, len(ids))
-	pending := slices.Clone(ids)
-	var lastErr error
-	for len(pending) > 0 {
-		began := time.Now()
-		got, err := ob.observe(ctx, pending)
-		// Keep the bench's own load on payd small: the observation times
-		// come from the audit rows, so polling less often costs no precision.
-		wait := max(every, 3*time.Since(began))
-		lastErr = err
-		left := pending[:0]
-		for _, id := range pending {
-			o, ok := got[id]
-			if ok {
-				seen[id] = o
-			}
-			if !ok || !sc.done(o.Status) {
-				left = append(left, id)
-			}
-		}
-		pending = left
-		if len(pending) == 0 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			if lastErr != nil {
-				return seen, fmt.Errorf("%w (last lookup error: %v)", context.Cause(ctx), lastErr)
-			}
-			return seen, context.Cause(ctx)
-		case <-time.After(wait):
-		}
-	}
-	return seen, nil
-}
-
-// dbObserver reads payments and their audit rows from Postgres.
-type dbObserver struct{ st *store.Store }
-
-func (d dbObserver) observe(ctx context.Context, ids []string) (map[string]observation, error) {
-	out := make(map[string]observation, len(ids))
-	for chunk := range slices.Chunk(ids, 5000) {
-		states, err := d.st.PaymentStates(ctx, chunk)
-		if err != nil {
-			return out, fmt.Errorf("observe payments: %w", err)
-		}
-		for id, st := range states {
-			out[id] = observation{Status: st.Status, At: st.Since}
-		}
-	}
-	return out, nil
-}
-
-// apiObserver reads GET /v1/payments/{id}/timeline, c at a time.
-type apiObserver struct {
-	hc        *http.Client
-	base, key string
-	c         int
-}
-
-func (a apiObserver) observe(ctx context.Context, ids []string) (map[string]observation, error) {
-	var mu sync.Mutex
-	out := make(map[string]observation, len(ids))
-	var firstErr error
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(a.c, len(ids)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(ids) || ctx.Err() != nil {
-					return
-				}
-				o, ok, err := a.timeline(ctx, ids[i])
-				mu.Lock()
-				if ok {
-					out[ids[i]] = o
-				} else if err != nil && firstErr == nil {
-					firstErr = err
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	// A failed lookup is retried on the next poll; only a run where nothing
-	// answers is an error.
-	if len(out) == 0 && firstErr != nil {
-		return out, firstErr
-	}
-	return out, nil
-}
-
-func (a apiObserver) timeline(ctx context.Context, id string) (observation, bool, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, a.base+"/v1/payments/"+id+"/timeline", nil)
-	req.Header.Set("x-api-key", a.key)
-	resp, err := a.hc.Do(req)
-	if err != nil {
-		return observation{}, false, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		io.Copy(io.Discard, resp.Body)
-		return observation{}, false, fmt.Errorf("GET timeline of %s: %s", id, resp.Status)
-	}
-	var tl struct {
-		Status string `json:"status"`
-		Events []struct {
-			To        string    `json:"to"`
-			CreatedAt time.Time `json:"created_at"`
-		} `json:"events"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&tl); err != nil {
-		return observation{}, false, fmt.Errorf("GET timeline of %s: %w", id, err)
-	}
-	o := observation{Status: payment.Status(tl.Status)}
-	for _, e := range tl.Events {
-		if e.To == tl.Status {
-			o.At = e.CreatedAt
-		}
-	}
-	return o, true, nil
-}
-
-// ---------------------------------------------------------------- targets
-
-// spawnPayd starts payd's intake, worker and scheduler in this process, as
-// `payd all` would (without the admin port), on a free loopback port, and
-// makes a tenant with a key for the run.
-func spawnPayd(ctx context.Context, cfg config, o benchOptions, runID string) (*target, error) {
 	if err := store.Migrate(ctx, cfg.DatabaseURL); err != nil {
 		return nil, err
 	}
-	logw := io.Discard
-	var logFile *os.File
+	st, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, MaxOpenConns: 8, MaxIdleConns: 8}, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	ten, err := st.CreateTenant(ctx, "bench-"+runID)
+	var secret string
+	if err == nil {
+		_, secret, err = st.CreateAPIKey(ctx, ten.ID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bench: tenant key: %w", err)
+	}
+	progress := func(format string, args ...any) {
+		fmt.Fprintf(stdout, "bench: "+format+"\n", args...)
+	}
+	mach := machineInfo(ctx, cfg, st)
+
+	var seed *seedInfo
+	if o.seedPayments > 0 {
+		sten, err := st.CreateTenant(ctx, "bench-seed")
+		if err != nil {
+			return nil, fmt.Errorf("bench: seed tenant: %w", err)
+		}
+		progress("seeding %d finished payments into tenant bench-seed …", o.seedPayments)
+		began := time.Now()
+		now := time.Now().UTC()
+		res, err := st.SeedPayments(ctx, store.SeedConfig{TenantID: sten.ID, N: o.seedPayments,
+			From: now.Add(-90 * 24 * time.Hour), To: now.Add(-time.Hour), PerInvoice: 1000})
+		if err != nil {
+			return nil, fmt.Errorf("bench: -seed-payments: %w", err)
+		}
+		seed = &seedInfo{SeedResult: res, Seconds: time.Since(began).Seconds(), Tenant: sten.ID}
+		progress("seeded in %.1f s (copy %.1f s, vacuum analyze %.1f s)", seed.Seconds, res.CopySeconds, res.AnalyzeSeconds)
+	}
+	mach.ExistingRows, _ = st.TableRows(ctx)
+
+	var base *baselines
+	if o.baselines {
+		base = &baselines{}
+		progress("baseline: raw durable inserts, %d clients for %s …", o.c, o.baselineTime)
+		if ib, err := store.BenchInserts(ctx, cfg.DatabaseURL, o.c, o.baselineTime); err != nil {
+			base.Errors = append(base.Errors, err.Error())
+		} else {
+			base.Inserts = &ib
+		}
+		progress("baseline: raw asynq, %d no-op tasks at concurrency %d …", o.baselineTasks, cfg.WorkerConcurrency)
+		if ab, err := benchAsynq(ctx, cfg, runID, o.baselineTasks, o.c); err != nil {
+			base.Errors = append(base.Errors, err.Error())
+		} else {
+			base.Asynq = &ab
+		}
+		progress("baseline: Redis memory of %d queued payment:submit tasks …", o.memTasks)
+		if mb, err := benchRedisMemory(ctx, cfg, runID, o.memTasks, o.c); err != nil {
+			base.Errors = append(base.Errors, err.Error())
+		} else {
+			base.RedisMemory = &mb
+		}
+	}
+
+	// The children: payd all, or for a backlog a sandbox and an intake now
+	// and a worker and a scheduler once every payment is posted.
+	var logw *os.File
 	if o.logPath != "" {
 		f, err := os.OpenFile(o.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
 			return nil, fmt.Errorf("bench: -log: %w", err)
 		}
-		logw, logFile = f, f
+		defer f.Close()
+		logw = f
 	}
-	closeLog := func() {
-		if logFile != nil {
-			logFile.Close()
-		}
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeLoopback()
 	if err != nil {
-		closeLog()
-		return nil, fmt.Errorf("bench: listen: %w", err)
-	}
-	cfg.Addr = ln.Addr().String() // also the in-process sandbox's public URL
-	d, err := build(ctx, cfg, logw)
-	if err != nil {
-		ln.Close()
-		closeLog()
 		return nil, err
 	}
-	d.intakeLn = ln
-	ten, err := d.store.CreateTenant(ctx, "bench-"+runID)
-	var secret string
-	if err == nil {
-		_, secret, err = d.store.CreateAPIKey(ctx, ten.ID)
+	over := map[string]string{"PAYD_ADDR": addr, "PAYD_ADMIN_PASSWORD": randomID()}
+	// Bank payments settle (and are returned) in seconds, and retries wait
+	// milliseconds, unless the environment says otherwise: a bench waits
+	// for every payment to be final.
+	for k, v := range map[string]string{"PAYD_SANDBOX_SETTLE_DELAY": "1s", "PAYD_SANDBOX_RETURN_DELAY": "2s",
+		"PAYD_SETTLE_POLL": "1s", "PAYD_RETRY_UNIT": "50ms"} {
+		if getenv(k) == "" {
+			over[k] = v
+		}
 	}
-	if err != nil {
-		ln.Close()
-		d.close()
-		closeLog()
-		return nil, fmt.Errorf("bench: tenant key: %w", err)
+	var children []*child
+	w := newWatcher(ctx)
+	start := func(role string, args ...string) (*child, error) {
+		admin, err := freeLoopback()
+		if err != nil {
+			return nil, err
+		}
+		over["PAYD_ADMIN_ADDR"] = admin
+		c, err := startChild(bin, childEnv(getenv, over), logw, role, args...)
+		if err == nil {
+			children = append(children, c)
+			w.watch(c)
+		}
+		return c, err
 	}
+	stopAll := func() error {
+		var errs []error
+		for _, c := range slices.Backward(children) {
+			errs = append(errs, c.stop(cfg.ShutdownTimeout+5*time.Second))
+		}
+		return errors.Join(errs...)
+	}
+	t := &target{base: "http://" + addr, key: secret, observe: dbObserver{st}, died: w.died, diedErr: w.err, ledgerRequired: true}
+	mode := "spawn"
+	var h hooks
+	var bl *backlog
+	var workerStart time.Time
+	var lastFinal time.Time
+	insp := asynq.NewInspector(mustRedisOpt(cfg))
+	defer insp.Close()
+	if o.backlog == 0 {
+		if _, err := start("all", "all"); err != nil {
+			return nil, err
+		}
+		sb := t.base + "/sandbox"
+		t.ledger = func(ctx context.Context) ([]sandbox.Charge, error) { return readLedger(ctx, hc, sb) }
+		t.ledgerSource = "payd all's in-process sandbox at " + sb
+	} else {
+		mode = "spawn-backlog"
+		sbAddr, err := freeLoopback()
+		if err != nil {
+			return nil, err
+		}
+		over["PAYD_SANDBOX_ADDR"] = sbAddr
+		over["PAYD_SANDBOX_URL"] = "http://" + sbAddr
+		if _, err := start("sandbox", "sandbox"); err != nil {
+			return nil, err
+		}
+		if _, err := start("intake", "intake"); err != nil {
+			return nil, errors.Join(err, stopAll())
+		}
+		sb := "http://" + sbAddr
+		t.ledger = func(ctx context.Context) ([]sandbox.Charge, error) { return readLedger(ctx, hc, sb) }
+		t.ledgerSource = "payd sandbox at " + sb
+		bl = &backlog{Payments: o.backlog}
+	}
+	// Wait for the children before sampling them: the samples bracket the run.
+	if err := waitReady(ctx, hc, t.base); err != nil {
+		return nil, errors.Join(err, stopAll())
+	}
+	samples := func() {
+		for _, c := range children {
+			if c.before == (procSample{}) {
+				c.before, _ = readProc(c.cmd.Process.Pid)
+			}
+		}
+	}
+	samples()
+	procBefore, perr := processedTotals(insp)
+	var backlogErr error
+	var postedAt time.Time
+	h.posted = func() {
+		postedAt = time.Now()
+		if bl == nil {
+			return
+		}
+		bl.QueuedBefore = queuedTasks(insp)
+		progress("backlog of %d posted; starting payd worker and payd scheduler", o.backlog)
+		workerStart = time.Now()
+		if _, err := start("worker", "worker"); err != nil {
+			backlogErr = err
+			return
+		}
+		if _, err := start("scheduler", "scheduler"); err != nil {
+			backlogErr = err
+		}
+		samples()
+	}
+	var after []procSample
+	h.finished = func() {
+		for _, c := range children {
+			s, err := readProc(c.cmd.Process.Pid)
+			if err != nil {
+				s = procSample{}
+			}
+			after = append(after, s)
+		}
+	}
+	rep, runErr := benchRun(ctx, o, classes, t, hc, runID, &h)
+	procAfter, perr2 := processedTotals(insp)
+	stopErr := stopAll()
+	if rep == nil {
+		return nil, errors.Join(runErr, backlogErr, stopErr)
+	}
+	rep.Mode, rep.Machine, rep.Seed, rep.Baselines, rep.Backlog = mode, mach, seed, base, bl
+	for i, c := range children {
+		pf := procFigures{Role: c.role, PID: c.cmd.Process.Pid}
+		if i < len(after) && after[i] != (procSample{}) {
+			pf.CPUSeconds = after[i].CPUSeconds - c.before.CPUSeconds
+			pf.PeakRSSMB = float64(after[i].PeakRSSKB) / 1024
+			if rep.Intake.Accepted > 0 {
+				pf.CPUMsPerPayment = 1000 * pf.CPUSeconds / float64(rep.Intake.Accepted)
+			}
+		} else {
+			pf.Error = "not sampled (exited early)"
+		}
+		rep.Processes = append(rep.Processes, pf)
+	}
+	if perr == nil && perr2 == nil {
+		tc := &taskCount{Before: procBefore, After: procAfter}
+		for q := range procAfter {
+			tc.Total += procAfter[q] - procBefore[q]
+		}
+		if rep.Final.Final > 0 {
+			tc.PerPayment = float64(tc.Total) / float64(rep.Final.Final)
+		}
+		rep.Tasks = tc
+		tc.QueuedAfter = queuedTasks(insp)
+	}
+	if bl != nil && !workerStart.IsZero() {
+		bl.PostSeconds = postedAt.Sub(rep.startTime()).Seconds()
+		lastFinal = rep.lastFinal
+		if lastFinal.After(workerStart) {
+			bl.DrainSeconds = lastFinal.Sub(workerStart).Seconds()
+			bl.DrainPerSecond = float64(rep.Final.Final) / bl.DrainSeconds
+		}
+	}
+	if base != nil {
+		if base.Inserts != nil && base.Inserts.PerSecond > 0 {
+			rep.Ratios.IntakeVsInserts = rep.Intake.PerSecond / base.Inserts.PerSecond
+		}
+		if base.Asynq != nil && base.Asynq.ProcessedPerSecond > 0 && rep.Tasks != nil {
+			rate := rep.Final.PerSecond
+			if bl != nil {
+				rate = bl.DrainPerSecond
+			}
+			rep.Ratios.TasksVsAsynq = rate * rep.Tasks.PerPayment / base.Asynq.ProcessedPerSecond
+		}
+	}
+	return rep, errors.Join(runErr, backlogErr, stopErr)
+}
 
-	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	died := make(chan struct{})
-	var serveErr error
-	go func() {
-		serveErr = d.serve(sctx, roleIntake, roleWorker, roleScheduler)
-		close(died)
-	}()
-	t := &target{base: "http://" + cfg.Addr, key: secret, observe: dbObserver{d.store},
-		died: died, diedErr: func() error { return serveErr }}
-	t.stop = func() error {
-		stop()
-		<-died
-		d.close()
-		closeLog()
-		return serveErr
+// queuedTasks counts tasks waiting in payd's queues (pending, scheduled, retry).
+func queuedTasks(insp *asynq.Inspector) int {
+	var n int
+	for q := range jobs.Queues {
+		if info, err := insp.GetQueueInfo(q); err == nil {
+			n += info.Pending + info.Scheduled + info.Retry
+		}
 	}
-	switch gw := d.gateway.(type) {
-	case *sandbox.Sandbox:
-		t.ledgerSource = "in-process sandbox"
-		t.ledger = func(context.Context) ([]sandbox.Charge, error) { return gw.Ledger(), nil }
-	case *sandbox.Client:
-		t.ledgerSource = cfg.SandboxURL
-		t.ledger = gw.Ledger
+	return n
+}
+
+func mustRedisOpt(cfg config) asynq.RedisConnOpt {
+	opt, err := asynq.ParseRedisURI(cfg.RedisURL)
+	if err != nil {
+		return asynq.RedisClientOpt{Addr: "127.0.0.1:6379"} // loadConfig took it; the look-ups will then fail and say so
 	}
-	return t, nil
+	return opt
+}
+
+func machineInfo(ctx context.Context, cfg config, st *store.Store) machine {
+	m := machine{CPUs: runtime.NumCPU(), WorkerConc: cfg.WorkerConcurrency, DBMaxConns: cfg.DBMaxConns, GoVersion: runtime.Version()}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				m.MemTotalMB = kb / 1024
+			}
+		}
+	}
+	m.Postgres, _ = st.ServerVersion(ctx)
+	m.Redis = redisVersion(ctx, cfg.RedisURL)
+	return m
 }
 
 // remoteTarget is a payd someone else runs. Its ledger is read from -sandbox,
@@ -756,14 +923,81 @@ func remoteTarget(o benchOptions, hc *http.Client) *target {
 	if sb == "" {
 		sb = o.addr + "/sandbox"
 	}
-	cl := sandbox.NewClient(sb, hc).(*sandbox.Client)
 	return &target{base: o.addr, key: o.key, observe: apiObserver{hc: hc, base: o.addr, key: o.key, c: o.c},
-		ledger: cl.Ledger, ledgerSource: sb}
+		ledger: func(ctx context.Context) ([]sandbox.Charge, error) { return readLedger(ctx, hc, sb) }, ledgerSource: sb}
+}
+
+// ---------------------------------------------------------------- posting
+
+// post sends o.n payments at concurrency o.c (closed loop), payment i of
+// class classOf(i) against invoice i mod len(invs), each under its own
+// Idempotency-Key so that a retry after 409, 429, 5xx or a network error can
+// never create a second payment.
+func post(ctx context.Context, o benchOptions, classes []scenario, t *target, hc *http.Client, runID string, invs []string) ([]submission, float64) {
+	subs := make([]submission, o.n)
+	began := time.Now()
+	_ = parallel(ctx, o.n, o.c, func(i int) error {
+		subs[i] = postIndex(ctx, hc, t, classes, invs, runID, i)
+		return nil
+	})
+	for i := range subs {
+		if subs[i].start.IsZero() { // never started: the run was cut short
+			subs[i] = submission{class: classOf(classes, i), start: time.Now(), failure: "not sent"}
+		}
+	}
+	return subs, time.Since(began).Seconds()
+}
+
+func postIndex(ctx context.Context, hc *http.Client, t *target, classes []scenario, invs []string, runID string, i int) submission {
+	k := classOf(classes, i)
+	s := postOne(ctx, hc, t, classes[k], invs[i%len(invs)], fmt.Sprintf("bench-%s-%d", runID, i))
+	s.class = k
+	return s
+}
+
+// postRate sends o.n payments open loop: payment i is sent at i/o.rate
+// seconds, whether or not earlier ones were answered (at most maxInFlight at
+// once). It returns the submissions, the posting time and how many requests
+// left more than 10 ms after their slot.
+func postRate(ctx context.Context, o benchOptions, classes []scenario, t *target, hc *http.Client, runID string, invs []string) ([]submission, float64, int) {
+	const maxInFlight = 4096
+	subs := make([]submission, o.n)
+	sem := make(chan struct{}, maxInFlight)
+	var wg sync.WaitGroup
+	var late atomic.Int64
+	began := time.Now()
+	for i := range o.n {
+		slot := began.Add(time.Duration(float64(i) / o.rate * float64(time.Second)))
+		if d := time.Until(slot); d > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(d):
+			}
+		}
+		if ctx.Err() != nil {
+			for j := i; j < o.n; j++ {
+				subs[j] = submission{class: classOf(classes, j), start: time.Now(), failure: "not sent"}
+			}
+			break
+		}
+		sem <- struct{}{}
+		if time.Since(slot) > 10*time.Millisecond {
+			late.Add(1)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			subs[i] = postIndex(ctx, hc, t, classes, invs, runID, i)
+			<-sem
+		}()
+	}
+	wg.Wait()
+	return subs, time.Since(began).Seconds(), int(late.Load())
 }
 
 // ---------------------------------------------------------------- figures and checks
 
-func fillReport(rep *benchReport, subs []submission, postSeconds float64, obs map[string]observation, sc scenario,
+func fillReport(rep *benchReport, subs []submission, postSeconds float64, obs map[string]observation, classes []scenario,
 	ledger []sandbox.Charge, ledgerErr error, ledgerSource string) {
 	in := &rep.Intake
 	in.Seconds = postSeconds
@@ -771,10 +1005,16 @@ func fillReport(rep *benchReport, subs []submission, postSeconds float64, obs ma
 	var first, last time.Time
 	fin := &rep.Final
 	fin.Statuses = map[string]int{}
+	cls := make([]classReport, len(classes))
+	clsTTF := make([][]time.Duration, len(classes))
+	for k, c := range classes {
+		cls[k] = classReport{Name: c.Name, Expect: string(c.Expect), Statuses: map[string]int{}}
+	}
 	var wrong []string
+	var acc, comp []timed
 	for _, s := range subs {
 		in.Retries += max(s.tries-1, 0)
-		if first.IsZero() || s.start.Before(first) {
+		if !s.start.IsZero() && (first.IsZero() || s.start.Before(first)) {
 			first = s.start
 		}
 		if s.id == "" {
@@ -785,11 +1025,14 @@ func fillReport(rep *benchReport, subs []submission, postSeconds float64, obs ma
 			in.RejectCodes[s.failure]++
 			continue
 		}
+		sc, cr := classes[s.class], &cls[s.class]
 		in.Accepted++
+		cr.Accepted++
 		if s.replayed {
 			in.Replayed++
 		}
 		lat = append(lat, s.latency)
+		acc = append(acc, timed{at: s.accepted, d: s.latency})
 		o, ok := obs[s.id]
 		if !ok || !sc.done(o.Status) {
 			fin.NotFinal++
@@ -803,15 +1046,22 @@ func fillReport(rep *benchReport, subs []submission, postSeconds float64, obs ma
 			continue
 		}
 		fin.Final++
+		cr.Final++
 		fin.Statuses[string(o.Status)]++
+		cr.Statuses[string(o.Status)]++
 		if o.Status != sc.Expect {
 			wrong = append(wrong, s.id+" "+string(o.Status))
+			cr.Wrong++
 		}
-		ttf = append(ttf, o.At.Sub(s.start))
+		d := o.At.Sub(s.start)
+		ttf = append(ttf, d)
+		clsTTF[s.class] = append(clsTTF[s.class], d)
+		comp = append(comp, timed{at: o.At, d: d})
 		if o.At.After(last) {
 			last = o.At
 		}
 	}
+	rep.first, rep.lastFinal = first, last
 	if postSeconds > 0 {
 		in.PerSecond = float64(in.Accepted) / postSeconds
 	}
@@ -823,6 +1073,7 @@ func fillReport(rep *benchReport, subs []submission, postSeconds float64, obs ma
 			fin.PerSecond = float64(fin.Final) / fin.Seconds
 		}
 	}
+	rep.Series = buildSeries(first, acc, comp)
 
 	add := func(name string, ok bool, detail string) {
 		res := "PASS"
@@ -835,7 +1086,15 @@ func fillReport(rep *benchReport, subs []submission, postSeconds float64, obs ma
 		counts(" (not accepted: ", in.RejectCodes, ")")))
 	add("no lost payment", fin.NotFinal == 0, fmt.Sprintf("%d/%d accepted payments final, %d not final%s", fin.Final, in.Accepted,
 		fin.NotFinal, counts(" (left in: ", fin.NotFinalStatuses, ")")))
-	add("final status", len(wrong) == 0, fmt.Sprintf("%d/%d final payments %s%s", fin.Final-len(wrong), fin.Final, sc.Expect, examples(wrong)))
+	want := string(classes[0].Expect)
+	if len(classes) > 1 {
+		var parts []string
+		for _, c := range cls {
+			parts = append(parts, fmt.Sprintf("%s %d/%d %s", c.Name, c.Final-c.Wrong, c.Final, c.Expect))
+		}
+		want = "as expected (" + strings.Join(parts, ", ") + ")"
+	}
+	add("final status", len(wrong) == 0, fmt.Sprintf("%d/%d final payments %s%s", fin.Final-len(wrong), fin.Final, want, examples(wrong)))
 
 	lg := &rep.Ledger
 	lg.DoubleCharged, lg.Missing, lg.Unexpected = []string{}, []string{}, []string{}
@@ -844,12 +1103,16 @@ func fillReport(rep *benchReport, subs []submission, postSeconds float64, obs ma
 		rep.Checks = append(rep.Checks, check{Name: "ledger", Result: "SKIP", Detail: "sandbox ledger unavailable: " + ledgerErr.Error()})
 	} else {
 		lg.Source = ledgerSource
-		checkLedger(rep, subs, obs, sc, ledger)
+		checkLedger(rep, subs, obs, classes, cls, ledger)
 		add("ledger", len(lg.DoubleCharged)+len(lg.Missing)+len(lg.Unexpected) == 0,
 			fmt.Sprintf("%d charges (%s): %d double-charged%s, %d succeeded without a charge%s, %d charged but not succeeded%s",
 				lg.Charges, ledgerSource, len(lg.DoubleCharged), examples(lg.DoubleCharged), len(lg.Missing), examples(lg.Missing),
 				len(lg.Unexpected), examples(lg.Unexpected)))
 	}
+	for k := range cls {
+		cls[k].TimeToFinal = distOf(clsTTF[k])
+	}
+	rep.Classes = cls
 	rep.Pass = true
 	for _, c := range rep.Checks {
 		if c.Result == "FAIL" {
@@ -860,10 +1123,11 @@ func fillReport(rep *benchReport, subs []submission, postSeconds float64, obs ma
 
 // checkLedger compares the sandbox's charges for the bench's payments with
 // their final statuses: a payment that took money (SUCCEEDED, refunded or
-// returned) has exactly one charge, a FAILED or CANCELED one none, and no
-// payment ever has two (invariant I1). REQUIRES_REVIEW is left to an
-// operator, and a payment that is not final is reported by another check.
-func checkLedger(rep *benchReport, subs []submission, obs map[string]observation, sc scenario, ledger []sandbox.Charge) {
+// returned) through the gateway has exactly one charge, a FAILED or CANCELED
+// one none, and no payment ever has two (invariant I1). REQUIRES_REVIEW is
+// left to an operator, and a payment that is not final is reported by
+// another check.
+func checkLedger(rep *benchReport, subs []submission, obs map[string]observation, classes []scenario, cls []classReport, ledger []sandbox.Charge) {
 	n := map[string]int{}
 	for _, c := range ledger {
 		n[c.PaymentID]++
@@ -873,10 +1137,13 @@ func checkLedger(rep *benchReport, subs []submission, obs map[string]observation
 		if s.id == "" {
 			continue
 		}
+		sc := classes[s.class]
 		got := n[s.id]
 		lg.Charges += got
+		cls[s.class].Charges += got
 		if got > 1 {
 			lg.DoubleCharged = append(lg.DoubleCharged, s.id)
+			cls[s.class].DoubleCharged++
 			continue
 		}
 		o, ok := obs[s.id]
@@ -928,18 +1195,71 @@ func examples(ids []string) string {
 }
 
 func printReport(w io.Writer, r *benchReport) {
+	var mix []string
+	for _, c := range r.Mix {
+		mix = append(mix, fmt.Sprintf("%s×%d (%s %s → %s)", c.Name, c.Weight, c.Method, c.PM, c.Expect))
+	}
+	fmt.Fprintf(w, "payd bench (%s %s): %d payments, %s, %d invoice(s); mix %s\n", r.Mode, r.Addr, r.N, loadShape(r),
+		len(r.Invoices), strings.Join(mix, ", "))
+	if m := r.Machine; m.CPUs > 0 {
+		fmt.Fprintf(w, "machine: %d CPUs, %d MB; Postgres %s, Redis %s; payd worker concurrency %d, DB pool %d; existing rows %s\n",
+			m.CPUs, m.MemTotalMB, m.Postgres, m.Redis, m.WorkerConc, m.DBMaxConns, countsInt64(m.ExistingRows))
+	}
+	if s := r.Seed; s != nil {
+		fmt.Fprintf(w, "seed: %d payments, %d attempts, %d audit rows, %d invoices in %.1f s (COPY %.1f s, VACUUM ANALYZE %.1f s) = %.0f payments/s\n",
+			s.Payments, s.Attempts, s.Events, s.Invoices, s.Seconds, s.CopySeconds, s.AnalyzeSeconds, float64(s.Payments)/max(s.Seconds, 1e-9))
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "payd bench (%s %s): %d × %s %s → %s, concurrency %d, %d invoice(s)\n", r.Mode, r.Addr, r.N,
-		r.Scenario.Method, r.Scenario.PM, r.Scenario.Expect, r.Concurrency, len(r.Invoices))
 	fmt.Fprintf(tw, "\t\tcount\tseconds\tper second\tp50 ms\tp95 ms\tp99 ms\tmax ms\n")
 	in, fin := r.Intake, r.Final
 	fmt.Fprintf(tw, "intake\taccepted\t%d\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\n", in.Accepted, in.Seconds, in.PerSecond,
 		in.Latency.P50, in.Latency.P95, in.Latency.P99, in.Latency.Max)
 	fmt.Fprintf(tw, "end to end\tfinal\t%d\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\n", fin.Final, fin.Seconds, fin.PerSecond,
 		fin.TimeToFinal.P50, fin.TimeToFinal.P95, fin.TimeToFinal.P99, fin.TimeToFinal.Max)
+	if len(r.Classes) > 1 {
+		for _, c := range r.Classes {
+			fmt.Fprintf(tw, "  class %s\t→ %s\t%d\t\t\t%.1f\t%.1f\t%.1f\t%.1f\n", c.Name, c.Expect, c.Final,
+				c.TimeToFinal.P50, c.TimeToFinal.P95, c.TimeToFinal.P99, c.TimeToFinal.Max)
+		}
+	}
 	tw.Flush()
-	fmt.Fprintf(w, "retries %d, replayed %d, rejected %d; final statuses: %s\n", in.Retries, in.Replayed, in.Rejected,
-		counts("", fin.Statuses, ""))
+	fmt.Fprintf(w, "retries %d, replayed %d, rejected %d, late open-loop starts %d; final statuses: %s\n", in.Retries, in.Replayed,
+		in.Rejected, in.LateStarts, counts("", fin.Statuses, ""))
+	if b := r.Backlog; b != nil {
+		fmt.Fprintf(w, "backlog: %d payments posted in %.2f s with no worker (%d tasks queued); drained in %.2f s = %.1f payments/s\n",
+			b.Payments, b.PostSeconds, b.QueuedBefore, b.DrainSeconds, b.DrainPerSecond)
+	}
+	for _, p := range r.Processes {
+		if p.Error != "" {
+			fmt.Fprintf(w, "process payd %-9s pid %d: %s\n", p.Role, p.PID, p.Error)
+			continue
+		}
+		fmt.Fprintf(w, "process payd %-9s pid %d: %.2f CPU s (%.2f ms per payment), peak RSS %.1f MB\n", p.Role, p.PID,
+			p.CPUSeconds, p.CPUMsPerPayment, p.PeakRSSMB)
+	}
+	if t := r.Tasks; t != nil {
+		fmt.Fprintf(w, "asynq: %d tasks processed (all payd queues, retries included) = %.2f per final payment; %d still queued at the end\n",
+			t.Total, t.PerPayment, t.QueuedAfter)
+	}
+	if b := r.Baselines; b != nil {
+		if i := b.Inserts; i != nil {
+			fmt.Fprintf(w, "baseline postgres: %d clients, %d durable single-row INSERTs in %.2f s = %.0f/s (synchronous_commit %s)\n",
+				i.Clients, i.Inserts, i.Seconds, i.PerSecond, i.SynchronousCommit)
+		}
+		if a := b.Asynq; a != nil {
+			fmt.Fprintf(w, "baseline asynq: %d no-op tasks enqueued at %.0f/s, processed at concurrency %d in %.2f s = %.0f tasks/s\n",
+				a.Tasks, a.EnqueuePerSecond, a.Concurrency, a.ProcessSeconds, a.ProcessedPerSecond)
+		}
+		if m := b.RedisMemory; m != nil {
+			fmt.Fprintf(w, "redis memory: %d queued payment:submit tasks took %d bytes = %.0f bytes per task\n",
+				m.Tasks, m.BytesAfter-m.BytesBefore, m.BytesPerTask)
+		}
+		for _, e := range b.Errors {
+			fmt.Fprintf(w, "baseline error: %s\n", e)
+		}
+		fmt.Fprintf(w, "ratios: intake accepted/s ÷ raw inserts/s = %.3f; completed/s × tasks per payment ÷ raw asynq tasks/s = %.3f\n",
+			r.Ratios.IntakeVsInserts, r.Ratios.TasksVsAsynq)
+	}
 	fmt.Fprintln(w, "checks:")
 	for _, c := range r.Checks {
 		fmt.Fprintf(w, "  %-4s  %-16s %s\n", c.Result, c.Name, c.Detail)
@@ -949,6 +1269,18 @@ func printReport(w io.Writer, r *benchReport) {
 	} else {
 		fmt.Fprintln(w, "RESULT FAIL")
 	}
+}
+
+func countsInt64(m map[string]int64) string {
+	if len(m) == 0 {
+		return "unknown"
+	}
+	var parts []string
+	for k, v := range m {
+		parts = append(parts, fmt.Sprintf("%s %d", k, v))
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ", ")
 }
 
 func randomID() string {

@@ -37,7 +37,7 @@ commands:
   keys create --tenant NAME
              create a tenant (if new) and an API key; the key is the last line of stdout
   sandbox    the sandbox gateway as its own HTTP server (PAYD_SANDBOX_ADDR)
-  bench      load driver: -addr URL -key SECRET, or --spawn (payd in-process); bench -h for flags
+  bench      load driver and benchmark: -addr URL -key SECRET, or --spawn (payd as child processes); bench -h for flags
 `
 
 var errUsage = errors.New("see usage")
@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	case "sandbox":
 		return runSandbox(ctx, cfg, stdout)
 	case "bench":
-		return runBench(ctx, cfg, args[2:], stdout)
+		return runBench(ctx, cfg, getenv, args[2:], stdout)
 	case "all":
 		if err := store.Migrate(ctx, cfg.DatabaseURL); err != nil {
 			return err

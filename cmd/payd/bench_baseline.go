@@ -1,0 +1,229 @@
+package main
+
+// Baselines measured by payd bench on the same Postgres and Redis as the
+// run: what the raw building blocks do without payd, so that payd's figures
+// read as a fraction of what the machine allows.
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/payd/payd/jobs"
+	"github.com/payd/payd/payment"
+	"github.com/payd/payd/store"
+)
+
+// asynqBaseline is raw asynq on this Redis: no-op tasks, payd's worker settings.
+type asynqBaseline struct {
+	Tasks              int     `json:"tasks"`
+	Concurrency        int     `json:"concurrency"`
+	EnqueueSeconds     float64 `json:"enqueue_seconds"`
+	EnqueuePerSecond   float64 `json:"enqueued_per_second"`
+	ProcessSeconds     float64 `json:"process_seconds"`
+	ProcessedPerSecond float64 `json:"tasks_per_second"`
+}
+
+// benchAsynq enqueues n no-op tasks into a scratch queue with c clients,
+// then processes them with an asynq.Server at payd's worker concurrency and
+// task check interval, and deletes the queue.
+func benchAsynq(ctx context.Context, cfg config, runID string, n, c int) (asynqBaseline, error) {
+	res := asynqBaseline{Tasks: n, Concurrency: cfg.WorkerConcurrency}
+	opt, err := asynq.ParseRedisURI(cfg.RedisURL)
+	if err != nil {
+		return res, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	if o, ok := opt.(asynq.RedisClientOpt); ok {
+		o.PoolSize = max(c, cfg.WorkerConcurrency) + 8
+		opt = o
+	}
+	queue := "bench-noop-" + runID
+	cl := asynq.NewClient(opt)
+	defer cl.Close()
+	insp := asynq.NewInspector(opt)
+	defer insp.Close()
+	defer insp.DeleteQueue(queue, true)
+
+	began := time.Now()
+	if err := parallel(ctx, n, c, func(i int) error {
+		_, err := cl.EnqueueContext(ctx, asynq.NewTask("bench:noop", nil), asynq.Queue(queue), asynq.MaxRetry(0))
+		return err
+	}); err != nil {
+		return res, fmt.Errorf("enqueue no-op tasks: %w", err)
+	}
+	res.EnqueueSeconds = time.Since(began).Seconds()
+	res.EnqueuePerSecond = float64(n) / res.EnqueueSeconds
+
+	var done atomic.Int64
+	all := make(chan struct{})
+	var once sync.Once
+	srv := asynq.NewServer(opt, asynq.Config{Concurrency: cfg.WorkerConcurrency, Queues: map[string]int{queue: 1},
+		TaskCheckInterval: cfg.TaskCheck, LogLevel: asynq.WarnLevel})
+	mux := asynq.NewServeMux()
+	mux.HandleFunc("bench:noop", func(context.Context, *asynq.Task) error {
+		if done.Add(1) == int64(n) {
+			once.Do(func() { close(all) })
+		}
+		return nil
+	})
+	began = time.Now()
+	if err := srv.Start(mux); err != nil {
+		return res, fmt.Errorf("asynq server: %w", err)
+	}
+	defer srv.Shutdown()
+	select {
+	case <-all:
+	case <-ctx.Done():
+		return res, fmt.Errorf("processing no-op tasks (%d/%d done): %w", done.Load(), n, context.Cause(ctx))
+	}
+	res.ProcessSeconds = time.Since(began).Seconds()
+	res.ProcessedPerSecond = float64(n) / res.ProcessSeconds
+	return res, nil
+}
+
+// redisTaskMemory is Redis's used_memory per queued payd task.
+type redisTaskMemory struct {
+	Tasks          int     `json:"tasks"`
+	BytesBefore    int64   `json:"used_memory_before"`
+	BytesAfter     int64   `json:"used_memory_after"`
+	BytesPerTask   float64 `json:"bytes_per_task"`
+	ExampleTaskID  string  `json:"example_task_id"`
+	ExamplePayload int     `json:"payload_bytes"`
+}
+
+// benchRedisMemory enqueues k payment:submit tasks built by jobs (payd's own
+// IDs, TaskIDs, options and payloads) into a scratch queue nothing serves,
+// reads INFO memory before and after, and deletes the queue.
+func benchRedisMemory(ctx context.Context, cfg config, runID string, k, c int) (redisTaskMemory, error) {
+	res := redisTaskMemory{Tasks: k}
+	ropt, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return res, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	ropt.PoolSize = c + 4
+	rdb := redis.NewClient(ropt)
+	defer rdb.Close()
+	cl := asynq.NewClientFromRedisClient(rdb)
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	queue := "bench-mem-" + runID
+	defer insp.DeleteQueue(queue, true)
+	if res.BytesBefore, err = usedMemory(ctx, rdb); err != nil {
+		return res, err
+	}
+	if err := parallel(ctx, k, c, func(i int) error {
+		t, err := jobs.NewStepTask(payment.StepSubmit, store.NewID(payment.PrefixPayment), 1, time.Time{}, cfg.TaskRetention)
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			res.ExampleTaskID, res.ExamplePayload = "payment:submit:<payment id>:1", len(t.Payload())
+		}
+		_, err = cl.EnqueueContext(ctx, t, asynq.Queue(queue))
+		return err
+	}); err != nil {
+		return res, fmt.Errorf("enqueue payment:submit tasks: %w", err)
+	}
+	if res.BytesAfter, err = usedMemory(ctx, rdb); err != nil {
+		return res, err
+	}
+	res.BytesPerTask = float64(res.BytesAfter-res.BytesBefore) / float64(k)
+	return res, nil
+}
+
+func usedMemory(ctx context.Context, rdb *redis.Client) (int64, error) {
+	info, err := rdb.Info(ctx, "memory").Result()
+	if err != nil {
+		return 0, fmt.Errorf("redis INFO memory: %w", err)
+	}
+	return infoField(info, "used_memory")
+}
+
+func infoField(info, name string) (int64, error) {
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			return strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("redis INFO: no %s", name)
+}
+
+// redisVersion is the server's redis_version.
+func redisVersion(ctx context.Context, url string) string {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return ""
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	info, err := rdb.Info(ctx, "server").Result()
+	if err != nil {
+		return ""
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// processedTotals sums asynq's lifetime processed counters (succeeded plus
+// failed tries) of payd's queues.
+func processedTotals(insp *asynq.Inspector) (map[string]int, error) {
+	// A queue asynq has never seen has no stats (and an error of asynq's
+	// internal type): ask only about the queues that exist.
+	exist, err := insp.Queues()
+	if err != nil {
+		return nil, fmt.Errorf("queues: %w", err)
+	}
+	out := map[string]int{}
+	for q := range jobs.Queues {
+		out[q] = 0
+		if !slices.Contains(exist, q) {
+			continue
+		}
+		info, err := insp.GetQueueInfo(q)
+		if err != nil {
+			return out, fmt.Errorf("queue %s: %w", q, err)
+		}
+		out[q] = info.ProcessedTotal
+	}
+	return out, nil
+}
+
+// parallel runs f(0..n-1) on c goroutines and returns the first error.
+func parallel(ctx context.Context, n, c int, f func(int) error) error {
+	var next atomic.Int64
+	var first error
+	var once sync.Once
+	var wg sync.WaitGroup
+	for range min(c, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				if err := f(i); err != nil {
+					once.Do(func() { first = err })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if first == nil && ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return first
+}
