@@ -547,6 +547,24 @@ func TestRefunds(t *testing.T) {
 			t.Errorf("refunds = %d, %v; want 1", n, err)
 		}
 	})
+	t.Run("full refund replays", func(t *testing.T) {
+		// found by the fault harness: a retried full refund (no amount) was
+		// answered 422 once the first had taken everything
+		t.Parallel()
+		id := h.CreatePayment("CARD", "pm_card_visa", "10.00")
+		h.WaitFinal(id, 15*time.Second)
+		hdr := map[string]string{"Idempotency-Key": "refund-all"}
+		first := h.Do("POST", "/v1/payments/"+id+"/refunds", h.KeyA, []byte(`{}`), hdr)
+		if m := jsonObj(t, first, http.StatusCreated); money(t, m["amount"]) != 1000 {
+			t.Errorf("full refund = %v", m)
+		}
+		again := h.Do("POST", "/v1/payments/"+id+"/refunds", h.KeyA, []byte(`{}`), hdr)
+		if again.Status != http.StatusCreated || again.Header.Get("Idempotent-Replayed") != "true" || !bytes.Equal(again.Body, first.Body) {
+			t.Errorf("full refund replay = %d %s", again.Status, again.Body)
+		}
+		checkEnvelope(t, h.Do("POST", "/v1/payments/"+id+"/refunds", h.KeyA, []byte(`{"amount":"10.00"}`), hdr),
+			http.StatusUnprocessableEntity, "idempotency_key_reused")
+	})
 }
 
 // TestConcurrentRefunds: 20 refunds of 1.00 at once on 10.00 — exactly ten

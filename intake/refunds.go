@@ -66,12 +66,30 @@ func (s *Server) handleCreateRefund(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, validation(map[string]string{"payment": "refund_not_supported_for_method"}))
 		return
 	}
-	if amount <= 0 {
+	if req.Amount.Set && amount <= 0 {
 		s.writeError(w, r, validation(map[string]string{"amount": "refund_exceeds_refundable"}))
 		return
 	}
-	fp := fingerprint(route, []any{id, amount, str(req.Reason)})
+	// The fingerprint is the request as sent: a full refund (no amount) is
+	// "the rest", whose amount is known only under the payment's lock, so
+	// that a replay of it is recognised after it took everything.
+	var asked any = "rest"
+	if req.Amount.Set {
+		asked = amount
+	}
+	fp := fingerprint(route, []any{id, asked, str(req.Reason)})
 	s.idempotent(w, r, route, fp, func(ctx context.Context, tx *store.Store) (int, any, error) {
+		amount := amount
+		if !req.Amount.Set {
+			locked, err := tx.LockPayment(ctx, id)
+			if err != nil {
+				return 0, nil, err
+			}
+			amount = locked.Amount.Minor - locked.RefundedAmount - locked.RefundPendingAmount
+			if amount <= 0 {
+				return 0, nil, validation(map[string]string{"amount": "refund_exceeds_refundable"})
+			}
+		}
 		ref, err := tx.CreateRefund(ctx, p.TenantID, id, amount, str(req.Reason), p.KeyID)
 		if err != nil {
 			return 0, nil, err
