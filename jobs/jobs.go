@@ -254,8 +254,17 @@ func (e *Enqueuer) State(step payment.Step, id string, seq int) (TaskState, erro
 	}
 	info, err := e.Inspector.GetTaskInfo(specs[t].queue, TaskID(t, id, seq))
 	switch {
-	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+	case errors.Is(err, asynq.ErrTaskNotFound):
 		return TaskMissing, nil
+	case errors.Is(err, asynq.ErrQueueNotFound):
+		// After Redis lost its keys (FLUSHALL, a restart), a client that
+		// registered the queue before does not register it again, so the
+		// inspector cannot see tasks that do exist; an enqueue under the
+		// same ID then silently collides with one that may be held by a
+		// worker that is gone (seen after a SIGSTOP of Redis). A step still
+		// due after its sweep lease is re-armed under a fresh ID instead:
+		// the old task, if it ever runs, is stale.
+		return TaskStuck, nil
 	case err != nil:
 		return TaskMissing, fmt.Errorf("inspect task %s: %w", TaskID(t, id, seq), err)
 	}

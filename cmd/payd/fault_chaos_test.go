@@ -53,10 +53,6 @@ const (
 	chaosGatewayTimeout = 5 * time.Second
 	chaosWindowDelay    = 2 * time.Second
 	chaosRedisStopFor   = 20 * time.Second
-	// chaosAsynqLeaseRecovery: asynq's lease (30 s) plus its recoverer's
-	// period (1 min) plus slack: how long a task left "active" without a
-	// worker can wait before asynq itself retries it.
-	chaosAsynqLeaseRecovery = 100 * time.Second
 	// chaosRefundPatience: how long a refunding client waits for its payment
 	// to succeed before it gives up on the refund.
 	chaosRefundPatience = 3 * time.Minute
@@ -206,26 +202,7 @@ func runChaos(t *testing.T, bin, name string, faults []chaosFault, n int, spread
 	schedule(r)
 	r.l.wait()
 	lastFault := r.lastHealed()
-	for _, f := range faults {
-		if f.name == "redis_sigstop" {
-			// Known issue (docs/RELIABILITY.md): a command a client gave up
-			// on while Redis was frozen still runs when it thaws, and can
-			// leave a step's task "active" with no worker; the sweeper does
-			// not re-arm it and the step waits for asynq's lease recovery
-			// (30 s lease, recoverer every minute). Allow for that, and say
-			// so when it happened.
-			c.finalBound = faultFinalBound + chaosAsynqLeaseRecovery
-		}
-	}
 	s := c.finish(name, r.l, lastFault)
-	from := lastFault
-	if r.l.end.After(from) {
-		from = r.l.end
-	}
-	if s.final == s.payments && s.lastFinal.Sub(from) > faultFinalBound {
-		t.Logf("KNOWN ISSUE: the last payment was final %s after the later of the last fault and the end of the load, beyond the %s bound (phantom active task after the Redis freeze?)",
-			s.lastFinal.Sub(from).Round(100*time.Millisecond), faultFinalBound)
-	}
 	refundsOK := r.checkRefunds()
 	ms := checkMoney(c.chk, c.db, c.sandboxURL)
 	hits := r.checkWindows(faults)
