@@ -680,7 +680,7 @@ func (a apiObserver) timeline(ctx context.Context, id string) (observation, bool
 // `payd all` would (without the admin port), on a free loopback port, and
 // makes a tenant with a key for the run.
 func spawnPayd(ctx context.Context, cfg config, o benchOptions, runID string) (*target, error) {
-	if err := store.Migrate(ctx, cfg.DatabaseURL); err != nil {
+	if err := cfg.migrate(ctx); err != nil {
 		return nil, err
 	}
 	logw := io.Discard

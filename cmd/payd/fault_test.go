@@ -277,7 +277,7 @@ func startFaultCluster(t *testing.T, bin string) *faultCluster {
 		}
 		t.Logf("process logs in %s", c.dir)
 	}
-	dbURL := testenv.PostgresURL(t)
+	dbURL, appURL := testenv.PostgresURLs(t) // migrations as the owner, payd as the app role
 	redisURL := testenv.RedisURL(t)
 	// Registered before any process starts, so it runs after they are killed.
 	t.Cleanup(c.report)
@@ -285,7 +285,7 @@ func startFaultCluster(t *testing.T, bin string) *faultCluster {
 	sandboxAddr, intakeAddr := faultFreeAddr(t), faultFreeAddr(t)
 	c.sandboxURL, c.intakeURL = "http://"+sandboxAddr, "http://"+intakeAddr
 	c.env = []string{
-		"DATABASE_URL=" + dbURL, "REDIS_URL=" + redisURL, "PAYD_LOG_LEVEL=info",
+		"DATABASE_URL=" + appURL, "PAYD_MIGRATE_DATABASE_URL=" + dbURL, "PAYD_APP_DB_ROLE=" + testenv.AppRole, "REDIS_URL=" + redisURL, "PAYD_LOG_LEVEL=info",
 		"PAYD_ADDR=" + intakeAddr, "PAYD_ADMIN_ADDR=127.0.0.1:0", "PAYD_ADMIN_PASSWORD=",
 		"PAYD_DB_MAX_CONNS=12", "PAYD_SHUTDOWN_TIMEOUT=2s",
 		"PAYD_SANDBOX_ADDR=" + sandboxAddr, "PAYD_SANDBOX_URL=" + c.sandboxURL,

@@ -334,7 +334,7 @@ func runKeys(ctx context.Context, cfg config, args []string, stdout io.Writer) e
 	if *tenant == "" {
 		return errors.New("keys create: --tenant is required")
 	}
-	if err := store.Migrate(ctx, cfg.DatabaseURL); err != nil {
+	if err := cfg.migrate(ctx); err != nil {
 		return err
 	}
 	st, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, MaxOpenConns: 2}, nil)
