@@ -4,7 +4,17 @@
 # Starts private PostgreSQL + Redis instances (scripts/services.sh, name
 # test-<pid>), runs `go test -race -count=1 -timeout 20m` against them
 # (./... unless arguments are given) and tears the instances down on exit.
-# The exit code is go test's.
+# Then, after a full run (no arguments) that passed, it fuzzes every Fuzz…
+# target of the repository for PAYD_FUZZTIME each (default 5s), one
+# `go test -run '^$' -fuzz '^FuzzX$'` per target (go fuzzes one target per
+# invocation), and fails on any crash, printing where go saved the input.
+#
+#   PAYD_FUZZTIME=0            no fuzzing
+#   PAYD_FUZZTIME=2m           fuzz longer (also after a narrowed run)
+#   PAYD_FUZZ_ONLY=1           skip the go test phase, only fuzz
+#   PAYD_FUZZ_TARGETS=REGEX    fuzz only targets whose name matches
+#
+# The exit code is go test's, or 1 if a fuzz target failed.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -58,13 +68,68 @@ if [[ $# -eq 0 ]]; then
 	set -- ./...
 fi
 
-# go test in its own session/process group (so teardown can stop every test
-# binary), in the background so signals reach this script while it runs.
-set +e
-setsid go test -race -count=1 -timeout 20m "$@" </dev/null &
-GO_PID=$!
-wait "$GO_PID"
-rc=$?
-GO_PID=""
-set -e
-exit "$rc"
+# Fuzz after a full run by default; after a narrowed one only when asked.
+FUZZ=0
+if [[ $# -eq 0 || -n "${PAYD_FUZZTIME:-}" || -n "${PAYD_FUZZ_ONLY:-}" ]]; then
+	FUZZ=1
+fi
+FUZZTIME="${PAYD_FUZZTIME:-5s}"
+[[ "$FUZZTIME" == 0 || "$FUZZTIME" == 0s || "$FUZZTIME" == off ]] && FUZZ=0
+
+if [[ $# -eq 0 ]]; then
+	set -- ./...
+fi
+
+# run_go runs go in its own session/process group (so teardown can stop
+# every test binary), in the background so signals reach this script.
+run_go() {
+	set +e
+	setsid go "$@" </dev/null &
+	GO_PID=$!
+	wait "$GO_PID"
+	local rc=$?
+	GO_PID=""
+	set -e
+	return "$rc"
+}
+
+rc=0
+if [[ -z "${PAYD_FUZZ_ONLY:-}" ]]; then
+	run_go test -race -count=1 -timeout 20m "$@" || rc=$?
+fi
+[[ $rc -eq 0 && $FUZZ -eq 1 ]] || exit "$rc"
+
+# Every Fuzz… target in tracked (or new, not ignored) test files: "dir name".
+fuzz_targets() {
+	git -C "$REPO_ROOT" ls-files --cached --others --exclude-standard -- '*_test.go' |
+		while read -r f; do
+			sed -n -E 's/^func (Fuzz[A-Za-z0-9_]+)\(.*/\1/p' "$f" | sed "s|^|./$(dirname "$f") |"
+		done | sort -u
+}
+
+mapfile -t TARGETS < <(fuzz_targets | { if [[ -n "${PAYD_FUZZ_TARGETS:-}" ]]; then awk -v re="$PAYD_FUZZ_TARGETS" '$2 ~ re'; else cat; fi; })
+[[ ${#TARGETS[@]} -gt 0 ]] || { echo "test.sh: no fuzz targets found" >&2; exit 1; }
+echo "test.sh: fuzzing ${#TARGETS[@]} targets for $FUZZTIME each"
+FUZZ_LOG="$PAYD_RUN_DIR/fuzz.log"
+fuzz_start=$SECONDS
+failed=()
+for entry in "${TARGETS[@]}"; do
+	read -r pkg target <<<"$entry"
+	t0=$SECONDS
+	if run_go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" >"$FUZZ_LOG" 2>&1; then
+		execs="$(grep -oE 'execs: [0-9]+' "$FUZZ_LOG" | tail -1 | cut -d' ' -f2 || true)"
+		printf 'ok    %-24s %-12s %4ds  %s execs\n' "$target" "$pkg" "$((SECONDS - t0))" "${execs:-?}"
+	else
+		printf 'FAIL  %-24s %-12s %4ds\n' "$target" "$pkg" "$((SECONDS - t0))"
+		grep -v '^fuzz: elapsed' "$FUZZ_LOG" | tail -60
+		echo "test.sh: $target failed; go saved the failing input under $pkg/testdata/fuzz/$target/ (commit it as a regression seed once fixed);" \
+			"re-run: go test -run '$target' $pkg" >&2
+		failed+=("$target")
+	fi
+done
+echo "test.sh: fuzzing took $((SECONDS - fuzz_start))s"
+if [[ ${#failed[@]} -gt 0 ]]; then
+	echo "test.sh: fuzz targets failed: ${failed[*]}" >&2
+	exit 1
+fi
+exit 0
