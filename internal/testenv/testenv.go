@@ -8,6 +8,10 @@
 //
 //	PAYD_TEST_DATABASE_URL  postgres://postgres@127.0.0.1:PORT/postgres?sslmode=disable
 //	PAYD_TEST_REDIS_URL     redis://127.0.0.1:PORT/0
+//
+// PAYD_TEST_DATABASE_URL must be able to create databases and roles: each
+// test database is created (and migrated) by it, and PostgresURLs/AppURL
+// return the same database as AppRole, the DML-only role payd runs as.
 package testenv
 
 import (
