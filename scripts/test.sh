@@ -5,9 +5,10 @@
 # test-<pid>), runs `go test -race -count=1 -timeout 20m` against them
 # (./... unless arguments are given) and tears the instances down on exit.
 # Then, after a full run (no arguments) that passed, it fuzzes every Fuzz…
-# target of the repository for PAYD_FUZZTIME each (default 5s), one
-# `go test -run '^$' -fuzz '^FuzzX$'` per target (go fuzzes one target per
-# invocation), and fails on any crash, printing where go saved the input.
+# target of the repository for PAYD_FUZZTIME each (default 5s) — the
+# equivalent of `go test -run '^$' -fuzz '^FuzzX$' -fuzztime T` per target
+# (go fuzzes one target per invocation) with one instrumented binary per
+# package — and fails on any crash, printing where the input was saved.
 #
 #   PAYD_FUZZTIME=0            no fuzzing
 #   PAYD_FUZZTIME=2m           fuzz longer (also after a narrowed run)
