@@ -65,10 +65,6 @@ ENV_FILE="$("${SERVICES[@]}" up "$NAME")"
 # shellcheck disable=SC1090
 source "$ENV_FILE"
 
-if [[ $# -eq 0 ]]; then
-	set -- ./...
-fi
-
 # Fuzz after a full run by default; after a narrowed one only when asked.
 FUZZ=0
 if [[ $# -eq 0 || -n "${PAYD_FUZZTIME:-}" || -n "${PAYD_FUZZ_ONLY:-}" ]]; then
