@@ -473,26 +473,9 @@ func (s *Server) handleReplacePayoutLines(w http.ResponseWriter, r *http.Request
 		s.writeError(w, r, err)
 		return
 	}
-	var req replaceLinesRequest
-	if err := decode(body, &req); err != nil {
+	lines, replace, err := decodeLines(body, po.Payment.Amount, s.cfg.MaxAmountMinor)
+	if err != nil {
 		s.writeError(w, r, err)
-		return
-	}
-	bad := map[string]string{}
-	replace := req.ReplaceLines == nil || *req.ReplaceLines
-	var lines []validLine
-	switch {
-	case req.Lines == nil:
-		bad["lines"] = "lines_required"
-	default:
-		var sum int64
-		lines, sum = checkLines(req.Lines, po.Payment.Amount.Currency, s.cfg.MaxAmountMinor, bad)
-		if _, done := bad["lines"]; !done && sum > po.Payment.Amount.Minor {
-			bad["lines"] = "lines_exceed_total_amount"
-		}
-	}
-	if len(bad) > 0 {
-		s.writeError(w, r, validation(bad))
 		return
 	}
 	fp := fingerprint(route, []any{id, lines, replace})
@@ -509,6 +492,31 @@ func (s *Server) handleReplacePayoutLines(w http.ResponseWriter, r *http.Request
 		}
 		return http.StatusOK, toPayout002(po), nil
 	}, nil)
+}
+
+// decodeLines parses and validates a PUT /v1/payouts/{id}/lines body for a
+// payout of total: any refusal is a 4xx *apiError (fuzzed).
+func decodeLines(body []byte, total payment.Money, maxAmount int64) (lines []validLine, replace bool, err error) {
+	var req replaceLinesRequest
+	if err := decode(body, &req); err != nil {
+		return nil, false, err
+	}
+	bad := map[string]string{}
+	replace = req.ReplaceLines == nil || *req.ReplaceLines
+	switch {
+	case req.Lines == nil:
+		bad["lines"] = "lines_required"
+	default:
+		var sum int64
+		lines, sum = checkLines(req.Lines, total.Currency, maxAmount, bad)
+		if _, done := bad["lines"]; !done && sum > total.Minor {
+			bad["lines"] = "lines_exceed_total_amount"
+		}
+	}
+	if len(bad) > 0 {
+		return nil, false, validation(bad)
+	}
+	return lines, replace, nil
 }
 
 // handleCancelPayout cancels a payout that has not gone to the bank yet:

@@ -4,7 +4,18 @@
 # Starts private PostgreSQL + Redis instances (scripts/services.sh, name
 # test-<pid>), runs `go test -race -count=1 -timeout 20m` against them
 # (./... unless arguments are given) and tears the instances down on exit.
-# The exit code is go test's.
+# Then, after a full run (no arguments) that passed, it fuzzes every Fuzz…
+# target of the repository for PAYD_FUZZTIME each (default 5s) — the
+# equivalent of `go test -run '^$' -fuzz '^FuzzX$' -fuzztime T` per target
+# (go fuzzes one target per invocation) with one instrumented binary per
+# package — and fails on any crash, printing where the input was saved.
+#
+#   PAYD_FUZZTIME=0            no fuzzing
+#   PAYD_FUZZTIME=2m           fuzz longer (also after a narrowed run)
+#   PAYD_FUZZ_ONLY=1           skip the go test phase, only fuzz
+#   PAYD_FUZZ_TARGETS=REGEX    fuzz only targets whose name matches
+#
+# The exit code is go test's, or 1 if a fuzz target failed.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -54,17 +65,95 @@ ENV_FILE="$("${SERVICES[@]}" up "$NAME")"
 # shellcheck disable=SC1090
 source "$ENV_FILE"
 
+# Fuzz after a full run by default; after a narrowed one only when asked.
+FUZZ=0
+if [[ $# -eq 0 || -n "${PAYD_FUZZTIME:-}" || -n "${PAYD_FUZZ_ONLY:-}" ]]; then
+	FUZZ=1
+fi
+FUZZTIME="${PAYD_FUZZTIME:-5s}"
+[[ "$FUZZTIME" == 0 || "$FUZZTIME" == 0s || "$FUZZTIME" == off ]] && FUZZ=0
+
 if [[ $# -eq 0 ]]; then
 	set -- ./...
 fi
 
-# go test in its own session/process group (so teardown can stop every test
-# binary), in the background so signals reach this script while it runs.
-set +e
-setsid go test -race -count=1 -timeout 20m "$@" </dev/null &
-GO_PID=$!
-wait "$GO_PID"
-rc=$?
-GO_PID=""
-set -e
-exit "$rc"
+# run_go runs go in its own session/process group (so teardown can stop
+# every test binary), in the background so signals reach this script.
+run_go() {
+	set +e
+	setsid go "$@" </dev/null &
+	GO_PID=$!
+	wait "$GO_PID"
+	local rc=$?
+	GO_PID=""
+	set -e
+	return "$rc"
+}
+
+rc=0
+if [[ -z "${PAYD_FUZZ_ONLY:-}" ]]; then
+	run_go test -race -count=1 -timeout 20m "$@" || rc=$?
+fi
+[[ $rc -eq 0 && $FUZZ -eq 1 ]] || exit "$rc"
+
+# Every Fuzz… target in tracked (or new, not ignored) test files: "dir name".
+fuzz_targets() {
+	git -C "$REPO_ROOT" ls-files --cached --others --exclude-standard -- '*_test.go' |
+		while read -r f; do
+			sed -n -E 's/^func (Fuzz[A-Za-z0-9_]+)\(.*/\1/p' "$f" | sed "s|^|./$(dirname "$f") |"
+		done | sort -u
+}
+
+mapfile -t TARGETS < <(fuzz_targets | { if [[ -n "${PAYD_FUZZ_TARGETS:-}" ]]; then awk -v re="$PAYD_FUZZ_TARGETS" '$2 ~ re'; else cat; fi; })
+[[ ${#TARGETS[@]} -gt 0 ]] || { echo "test.sh: no fuzz targets found" >&2; exit 1; }
+echo "test.sh: fuzzing ${#TARGETS[@]} targets for $FUZZTIME each"
+# One instrumented test binary per package (go test -c -fuzz), run once per
+# target from the package's directory: what `go test -fuzz` does, without
+# linking the binary again for every target.
+FUZZ_DIR="$PAYD_RUN_DIR/fuzz"
+mkdir -p "$FUZZ_DIR"
+FUZZ_LOG="$FUZZ_DIR/fuzz.log"
+GOCACHE_DIR="$(go env GOCACHE)"
+fuzz_start=$SECONDS
+failed=()
+built=""
+for entry in "${TARGETS[@]}"; do
+	read -r pkg target <<<"$entry"
+	bin="$FUZZ_DIR/$(echo "${pkg#./}" | tr / _).test"
+	if [[ " $built " != *" $pkg "* ]]; then
+		t0=$SECONDS
+		if ! run_go test -c -fuzz=. -o "$bin" "$pkg" >"$FUZZ_LOG" 2>&1; then
+			cat "$FUZZ_LOG" >&2
+			echo "test.sh: building the fuzz binary of $pkg failed" >&2
+			exit 1
+		fi
+		built="$built $pkg"
+		echo "test.sh: built $pkg for fuzzing in $((SECONDS - t0))s"
+	fi
+	importpath="$(go list -f '{{.ImportPath}}' "$pkg")"
+	t0=$SECONDS
+	set +e
+	(cd "$pkg" && setsid "$bin" -test.run='^$' -test.fuzz="^${target}\$" -test.fuzztime="$FUZZTIME" \
+		-test.fuzzcachedir="$GOCACHE_DIR/fuzz/$importpath" </dev/null >"$FUZZ_LOG" 2>&1) &
+	GO_PID=$!
+	wait "$GO_PID"
+	frc=$?
+	GO_PID=""
+	set -e
+	if [[ $frc -eq 0 ]]; then
+		execs="$(grep -oE 'execs: [0-9]+' "$FUZZ_LOG" | tail -1 | cut -d' ' -f2 || true)"
+		printf 'ok    %-24s %-12s %4ds  %s execs\n' "$target" "$pkg" "$((SECONDS - t0))" "${execs:-baseline only,}"
+	else
+		printf 'FAIL  %-24s %-12s %4ds\n' "$target" "$pkg" "$((SECONDS - t0))"
+		grep -v '^fuzz: elapsed' "$FUZZ_LOG" | tail -60
+		echo "test.sh: $target failed; the failing input is under $pkg/testdata/fuzz/$target/ (commit it as a regression seed once fixed);" \
+			"re-run: go test -run '$target' $pkg" >&2
+		failed+=("$target")
+	fi
+done
+echo "test.sh: fuzzing took $((SECONDS - fuzz_start))s"
+if [[ ${#failed[@]} -gt 0 ]]; then
+	echo "test.sh: fuzz targets failed: ${failed[*]}" >&2
+	exit 1
+fi
+exit 0

@@ -83,13 +83,34 @@ func (s *Store) Now() time.Time { return s.now() }
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 // Migrate applies the embedded migrations under a Postgres advisory lock, so
-// several processes starting at once apply each migration exactly once.
-func Migrate(ctx context.Context, url string) error {
+// several processes starting at once apply each migration exactly once. url
+// must connect as the role that owns the schema (PAYD_MIGRATE_DATABASE_URL):
+// a role without CREATE on schema public is refused with ErrNotOwner before
+// anything runs.
+//
+// Each appRole (the role the app connects as, PAYD_APP_DB_ROLE) is then
+// granted exactly what payd needs at run time — SELECT, INSERT, UPDATE,
+// DELETE on every table, USAGE and SELECT on every sequence, and the same by
+// default on tables and sequences later migrations create — and nothing
+// else: it owns nothing, so ALTER, DROP and TRUNCATE are refused (42501),
+// CREATE on schema public is revoked from PUBLIC, and the migration history
+// (goose_db_version) is read-only to it. The grants are idempotent and run
+// after every migrate, so a role added later is caught up by the next one.
+func Migrate(ctx context.Context, url string, appRoles ...string) error {
 	db, err := sql.Open("postgres", url)
 	if err != nil {
 		return fmt.Errorf("open postgres: %w", err)
 	}
 	defer db.Close()
+	var user string
+	var canCreate bool
+	if err := db.QueryRowContext(ctx, `SELECT current_user, has_schema_privilege('public', 'CREATE')`).Scan(&user, &canCreate); err != nil {
+		return fmt.Errorf("migrate: connect: %w", err)
+	}
+	if !canCreate {
+		return fmt.Errorf("%w: role %q has no CREATE on schema public; run `payd migrate` with "+
+			"PAYD_MIGRATE_DATABASE_URL naming the owner role (DATABASE_URL is the app role, which has no DDL rights)", ErrNotOwner, user)
+	}
 	locker, err := lock.NewPostgresSessionLocker()
 	if err != nil {
 		return fmt.Errorf("migration locker: %w", err)
@@ -100,7 +121,52 @@ func Migrate(ctx context.Context, url string) error {
 		return fmt.Errorf("migration provider: %w", err)
 	}
 	if _, err := p.Up(ctx); err != nil {
+		var pqe *pq.Error
+		if errors.As(err, &pqe) && pqe.Code == "42501" {
+			return fmt.Errorf("%w: role %q: %v; run migrations as the owner role (PAYD_MIGRATE_DATABASE_URL)", ErrNotOwner, user, err)
+		}
 		return fmt.Errorf("migrate: %w", err)
+	}
+	for _, role := range appRoles {
+		if role == "" || role == user {
+			continue
+		}
+		if err := grantApp(ctx, db, role); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ErrNotOwner: migrations were run as a role that may not change the schema.
+var ErrNotOwner = errors.New("migrate: not the schema owner")
+
+// grantApp gives role the run-time rights of the app and no DDL rights.
+func grantApp(ctx context.Context, db *sql.DB, role string) error {
+	var exists bool
+	if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, role).Scan(&exists); err != nil {
+		return fmt.Errorf("migrate: look up app role: %w", err)
+	}
+	if !exists {
+		return fmt.Errorf("migrate: app role %q (PAYD_APP_DB_ROLE) does not exist; create it first (CREATE ROLE %s LOGIN)", role, pq.QuoteIdentifier(role))
+	}
+	r := pq.QuoteIdentifier(role)
+	stmts := []string{
+		// PostgreSQL ≤ 14 lets every role create tables in public; the app must not.
+		`REVOKE CREATE ON SCHEMA public FROM PUBLIC`,
+		`GRANT USAGE ON SCHEMA public TO ` + r,
+		`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ` + r,
+		`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ` + r,
+		`ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO ` + r,
+		`ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO ` + r,
+		// the migration history is the owner's to write
+		`REVOKE INSERT, UPDATE, DELETE ON goose_db_version FROM ` + r,
+		`REVOKE ALL ON SEQUENCE goose_db_version_id_seq FROM ` + r,
+	}
+	for _, q := range stmts {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("migrate: grant to app role %q: %s: %w", role, q, err)
+		}
 	}
 	return nil
 }

@@ -16,15 +16,16 @@ import (
 func open(t *testing.T) (*store.Store, payment.Tenant) {
 	t.Helper()
 	ctx := context.Background()
-	url := testenv.PostgresURL(t)
-	if err := store.Migrate(ctx, url); err != nil {
+	owner, app := testenv.PostgresURLs(t)
+	if err := store.Migrate(ctx, owner, testenv.AppRole); err != nil {
 		t.Fatal(err)
 	}
 	// migrations run again are a no-op
-	if err := store.Migrate(ctx, url); err != nil {
+	if err := store.Migrate(ctx, owner, testenv.AppRole); err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(ctx, store.Config{URL: url, MaxOpenConns: 30}, nil)
+	// the store runs as the app role, without DDL rights (roles_test.go)
+	st, err := store.Open(ctx, store.Config{URL: app, MaxOpenConns: 30}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -642,10 +642,13 @@ func benchSpawn(ctx context.Context, cfg config, getenv func(string) string, o b
 			return nil, fmt.Errorf("bench: own executable: %w", err)
 		}
 	}
-	if err := store.Migrate(ctx, cfg.DatabaseURL); err != nil {
+	if err := cfg.migrate(ctx); err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, MaxOpenConns: 8, MaxIdleConns: 8}, nil)
+	// The bench's own connection is the owner's (PAYD_MIGRATE_DATABASE_URL,
+	// else DATABASE_URL): seeding ends with VACUUM (ANALYZE) and the insert
+	// baseline creates and drops a scratch table, which the app role may not.
+	st, err := store.Open(ctx, store.Config{URL: cfg.migrateURL(), MaxOpenConns: 8, MaxIdleConns: 8}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -686,7 +689,7 @@ func benchSpawn(ctx context.Context, cfg config, getenv func(string) string, o b
 	if o.baselines {
 		base = &baselines{}
 		progress("baseline: raw durable inserts, %d clients for %s …", o.c, o.baselineTime)
-		if ib, err := store.BenchInserts(ctx, cfg.DatabaseURL, o.c, o.baselineTime); err != nil {
+		if ib, err := store.BenchInserts(ctx, cfg.migrateURL(), o.c, o.baselineTime); err != nil {
 			base.Errors = append(base.Errors, err.Error())
 		} else {
 			base.Inserts = &ib

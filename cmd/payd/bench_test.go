@@ -21,9 +21,11 @@ import (
 	"github.com/payd/payd/payment"
 )
 
-// benchEnv is a getenv for run: a fresh database and Redis DB, nothing else.
+// benchEnv is a getenv for run: a fresh database (migrated as its owner,
+// payd as the app role, derived from DATABASE_URL's user) and Redis DB.
 func benchEnv(t *testing.T) func(string) string {
-	env := map[string]string{"DATABASE_URL": testenv.PostgresURL(t), "REDIS_URL": testenv.RedisURL(t)}
+	owner, app := testenv.PostgresURLs(t)
+	env := map[string]string{"DATABASE_URL": app, "PAYD_MIGRATE_DATABASE_URL": owner, "REDIS_URL": testenv.RedisURL(t)}
 	return func(k string) string { return env[k] }
 }
 

@@ -1,19 +1,29 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/caarlos0/env/v11"
 
 	"github.com/payd/payd/connector/sandbox"
+	"github.com/payd/payd/store"
 )
 
 // config is every setting payd reads, all from the environment. The README's
 // configuration table lists the same names, defaults and meanings.
 type config struct {
-	DatabaseURL   string `env:"DATABASE_URL" envDefault:"postgres://postgres@127.0.0.1:5432/payd?sslmode=disable"`
+	DatabaseURL string `env:"DATABASE_URL" envDefault:"postgres://postgres@127.0.0.1:5432/payd?sslmode=disable"`
+	// MigrateDatabaseURL connects as the schema's owner, for migrations;
+	// empty: DATABASE_URL (one role for both, as before the role split).
+	MigrateDatabaseURL string `env:"PAYD_MIGRATE_DATABASE_URL"`
+	// AppDBRole is granted the app's rights by every migrate; empty: the
+	// user of DATABASE_URL when it differs from the migrate URL's.
+	AppDBRole     string `env:"PAYD_APP_DB_ROLE"`
 	RedisURL      string `env:"REDIS_URL" envDefault:"redis://127.0.0.1:6379/0"`
 	Addr          string `env:"PAYD_ADDR" envDefault:":8080"`
 	AdminAddr     string `env:"PAYD_ADMIN_ADDR" envDefault:":8081"`
@@ -91,7 +101,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 }
 
 func envNames() []string {
-	return []string{"DATABASE_URL", "REDIS_URL", "PAYD_ADDR", "PAYD_ADMIN_ADDR", "PAYD_ADMIN_PASSWORD", "PAYD_LOG_LEVEL",
+	return []string{"DATABASE_URL", "PAYD_MIGRATE_DATABASE_URL", "PAYD_APP_DB_ROLE", "REDIS_URL", "PAYD_ADDR", "PAYD_ADMIN_ADDR", "PAYD_ADMIN_PASSWORD", "PAYD_LOG_LEVEL",
 		"PAYD_DB_MAX_CONNS", "PAYD_WORKER_CONCURRENCY", "PAYD_TASK_CHECK_INTERVAL", "PAYD_DELAYED_TASK_CHECK_INTERVAL",
 		"PAYD_TASK_RETENTION", "PAYD_SWEEP_INTERVAL", "PAYD_SWEEP_GRACE", "PAYD_SWEEP_LEASE", "PAYD_SHUTDOWN_TIMEOUT", "PAYD_GATEWAY_TIMEOUT",
 		"PAYD_RETRY_UNIT", "PAYD_SETTLE_POLL", "PAYD_RETURN_WINDOW", "PAYD_RATE_LIMIT", "PAYD_RATE_BURST",
@@ -99,6 +109,48 @@ func envNames() []string {
 		"PAYD_SANDBOX_SETTLE_DELAY", "PAYD_SANDBOX_RETURN_DELAY", "PAYD_SANDBOX_LATENCY", "PAYD_SANDBOX_FAULT_RATE",
 		"PAYD_SANDBOX_SEED", "PAYD_GATEWAY_NOTIFY_SECRET", "PAYD_GATEWAY_NOTIFY_TOLERANCE", "PAYD_SANDBOX_NOTIFY_URL",
 		"PAYD_SANDBOX_NOTIFY_COPIES", "PAYD_SANDBOX_NOTIFY_ORDER", "PAYD_SANDBOX_NOTIFY_DELAY", "PAYD_SANDBOX_NOTIFY_BATCH"}
+}
+
+// migrateURL is the URL migrations run on: the owner's.
+func (c config) migrateURL() string {
+	if c.MigrateDatabaseURL != "" {
+		return c.MigrateDatabaseURL
+	}
+	return c.DatabaseURL
+}
+
+// appRoles names the role migrate grants the app's rights to: PAYD_APP_DB_ROLE,
+// else DATABASE_URL's user when migrations run as another user.
+func (c config) appRoles() []string {
+	if c.AppDBRole != "" {
+		return []string{c.AppDBRole}
+	}
+	app, owner := urlUser(c.DatabaseURL), urlUser(c.migrateURL())
+	if app != "" && app != owner {
+		return []string{app}
+	}
+	return nil
+}
+
+// migrate applies the migrations as the owner and grants the app role.
+func (c config) migrate(ctx context.Context) error {
+	return store.Migrate(ctx, c.migrateURL(), c.appRoles()...)
+}
+
+// urlUser is the user a postgres:// URL or a key=value DSN connects as.
+func urlUser(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		if u.User != nil {
+			return u.User.Username()
+		}
+		return u.Query().Get("user")
+	}
+	for _, f := range strings.Fields(dsn) {
+		if k, v, ok := strings.Cut(f, "="); ok && k == "user" {
+			return strings.Trim(v, "'")
+		}
+	}
+	return ""
 }
 
 func (c config) logLevel() slog.Level {

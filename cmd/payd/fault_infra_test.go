@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -232,6 +233,26 @@ func (pg *faultPG) restartImmediate() {
 		pg.t.Fatalf("pg_ctl restart -m immediate: %v\n%s\n%s", err, out, logTail(b, 20))
 	}
 	pg.waitReady(60 * time.Second)
+}
+
+// appURL creates role (LOGIN, no other right) on the private cluster and
+// returns the URL of the same database as that role.
+func (pg *faultPG) appURL(role string) string {
+	pg.t.Helper()
+	db, err := sql.Open("postgres", pg.URL())
+	if err != nil {
+		pg.t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE ROLE ` + role + ` LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE`); err != nil {
+		pg.t.Fatalf("private postgres: create role %s: %v", role, err)
+	}
+	u, err := url.Parse(pg.URL())
+	if err != nil {
+		pg.t.Fatal(err)
+	}
+	u.User = url.User(role)
+	return u.String()
 }
 
 func (pg *faultPG) waitReady(d time.Duration) {

@@ -327,12 +327,14 @@ func startFaultClusterWith(t *testing.T, bin string, o faultOpts) *faultCluster 
 		}
 		t.Logf("process logs in %s", c.dir)
 	}
-	var dbURL, redisURL string
+	// migrations as the owner (dbURL), payd as the app role (appURL)
+	var dbURL, appURL, redisURL string
 	if o.privatePG {
 		c.pg = startFaultPG(t)
 		dbURL = c.pg.URL()
+		appURL = c.pg.appURL(testenv.AppRole)
 	} else {
-		dbURL = testenv.PostgresURL(t)
+		dbURL, appURL = testenv.PostgresURLs(t)
 	}
 	if o.privateRedis {
 		c.redisSrv = startFaultRedis(t)
@@ -351,7 +353,7 @@ func startFaultClusterWith(t *testing.T, bin string, o faultOpts) *faultCluster 
 		gatewayURL = "http://" + c.proxy.addr
 	}
 	c.env = []string{
-		"DATABASE_URL=" + dbURL, "REDIS_URL=" + redisURL, "PAYD_LOG_LEVEL=info",
+		"DATABASE_URL=" + appURL, "PAYD_MIGRATE_DATABASE_URL=" + dbURL, "PAYD_APP_DB_ROLE=" + testenv.AppRole, "REDIS_URL=" + redisURL, "PAYD_LOG_LEVEL=info",
 		"PAYD_ADDR=" + intakeAddr, "PAYD_ADMIN_ADDR=127.0.0.1:0", "PAYD_ADMIN_PASSWORD=",
 		"PAYD_DB_MAX_CONNS=12", "PAYD_SHUTDOWN_TIMEOUT=2s",
 		"PAYD_SANDBOX_ADDR=" + sandboxAddr, "PAYD_SANDBOX_URL=" + gatewayURL,

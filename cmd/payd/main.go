@@ -11,8 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-
-	"github.com/payd/payd/store"
 )
 
 func main() {
@@ -33,7 +31,8 @@ commands:
   worker     the asynq task handlers
   scheduler  periodic tasks (the sweeper)
   monitor    /metrics and the asynq monitor on the admin port (PAYD_ADMIN_ADDR)
-  migrate    apply the embedded SQL migrations
+  migrate    apply the embedded SQL migrations as the owner role (PAYD_MIGRATE_DATABASE_URL,
+             else DATABASE_URL) and grant the app role (PAYD_APP_DB_ROLE) its rights
   keys create --tenant NAME
              create a tenant (if new) and an API key; the key is the last line of stdout
   sandbox    the sandbox gateway as its own HTTP server (PAYD_SANDBOX_ADDR)
@@ -53,7 +52,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	switch cmd := args[1]; cmd {
 	case "migrate":
-		return store.Migrate(ctx, cfg.DatabaseURL)
+		return cfg.migrate(ctx)
 	case "keys":
 		return runKeys(ctx, cfg, args[2:], stdout)
 	case "sandbox":
@@ -61,7 +60,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	case "bench":
 		return runBench(ctx, cfg, getenv, args[2:], stdout)
 	case "all":
-		if err := store.Migrate(ctx, cfg.DatabaseURL); err != nil {
+		if err := cfg.migrate(ctx); err != nil {
 			return err
 		}
 		return serve(ctx, cfg, stdout, roleIntake, roleWorker, roleScheduler, roleMonitor)

@@ -187,11 +187,32 @@ func (d *deps) listenAndServe(ctx context.Context, name, addr string, h http.Han
 	return d.serveHTTP(ctx, name, ln, h)
 }
 
+// Limits of every payd HTTP server (intake, admin, sandbox) against slow
+// and hostile clients; README "HTTP limits" documents them and
+// TestSlowClients holds the intake server to them. A connection that has
+// not sent its request line and headers within httpReadHeaderTimeout, or
+// its whole request (body included) within httpReadTimeout, is closed; no
+// handler runs for the first, and a handler still reading the body of the
+// second gets a read error (400 body_unreadable). Handlers read the body
+// before they touch Postgres, so a slow body holds a goroutine and a socket,
+// never a database connection or an idempotency key.
+const (
+	httpReadHeaderTimeout = 5 * time.Second
+	httpReadTimeout       = 15 * time.Second
+	httpWriteTimeout      = 30 * time.Second
+	httpIdleTimeout       = 120 * time.Second
+	httpMaxHeaderBytes    = 64 << 10 // larger headers: 431
+)
+
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: httpReadHeaderTimeout, ReadTimeout: httpReadTimeout,
+		WriteTimeout: httpWriteTimeout, IdleTimeout: httpIdleTimeout, MaxHeaderBytes: httpMaxHeaderBytes,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+}
+
 // serveHTTP runs an HTTP server on ln until ctx ends, then drains it.
 func (d *deps) serveHTTP(ctx context.Context, name string, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
-		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
-		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
+	srv := newHTTPServer(h, d.log)
 	d.log.Info("listening", "server", name, "addr", ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -355,7 +376,7 @@ func runKeys(ctx context.Context, cfg config, args []string, stdout io.Writer) e
 	if *tenant == "" {
 		return errors.New("keys create: --tenant is required")
 	}
-	if err := store.Migrate(ctx, cfg.DatabaseURL); err != nil {
+	if err := cfg.migrate(ctx); err != nil {
 		return err
 	}
 	st, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, MaxOpenConns: 2}, nil)

@@ -38,14 +38,16 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Harness is payd in one process on real PostgreSQL and Redis: intake on an
+// Harness is payd in one process on real PostgreSQL and Redis, connected as
+// the app role (AppRole) after migrating as the owner: intake on an
 // httptest server, a worker serving every task type, the in-process
 // sandbox gateway, and two tenants with one key each.
 type Harness struct {
 	t         testing.TB
 	URL       string
 	Store     *store.Store
-	DBURL     string
+	DBURL     string // the database as its owner (migrations, test inspection)
+	AppDBURL  string // the same database as AppRole: what Store connects as
 	Redis     *redis.Client
 	RedisOpt  *redis.Options
 	Sandbox   *sandbox.Sandbox
@@ -63,11 +65,13 @@ type Harness struct {
 func Start(t testing.TB, o Options) *Harness {
 	t.Helper()
 	ctx := context.Background()
-	h := &Harness{t: t, DBURL: PostgresURL(t)}
-	if err := store.Migrate(ctx, h.DBURL); err != nil {
+	h := &Harness{t: t}
+	h.DBURL, h.AppDBURL = PostgresURLs(t)
+	if err := store.Migrate(ctx, h.DBURL, AppRole); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	st, err := store.Open(ctx, store.Config{URL: h.DBURL, MaxOpenConns: 40, MaxIdleConns: 40}, o.Now)
+	// payd runs as the app role, which has no DDL rights, as in production.
+	st, err := store.Open(ctx, store.Config{URL: h.AppDBURL, MaxOpenConns: 40, MaxIdleConns: 40}, o.Now)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

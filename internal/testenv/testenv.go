@@ -8,6 +8,10 @@
 //
 //	PAYD_TEST_DATABASE_URL  postgres://postgres@127.0.0.1:PORT/postgres?sslmode=disable
 //	PAYD_TEST_REDIS_URL     redis://127.0.0.1:PORT/0
+//
+// PAYD_TEST_DATABASE_URL must be able to create databases and roles: each
+// test database is created (and migrated) by it, and PostgresURLs/AppURL
+// return the same database as AppRole, the DML-only role payd runs as.
 package testenv
 
 import (
@@ -255,4 +259,55 @@ func randomHex(t testing.TB, n int) string {
 
 func redactURL(u *url.URL) string {
 	return fmt.Sprintf("%s://%s", u.Scheme, u.Host)
+}
+
+// AppRole is the role payd's components connect as in tests, as in
+// production: it owns nothing, and `store.Migrate(ctx, ownerURL, AppRole)`
+// grants it DML rights only. scripts/services.sh creates it; AppURL creates
+// it too when it is missing, so any server works.
+const AppRole = "payd_app"
+
+// PostgresURLs is PostgresURL plus the same database's URL as AppRole: run
+// migrations on owner (with AppRole as the role to grant) and payd on app.
+func PostgresURLs(t testing.TB) (owner, app string) {
+	t.Helper()
+	owner = PostgresURL(t)
+	return owner, AppURL(t, owner)
+}
+
+var appRoleOnce sync.Map // admin URL → struct{}: AppRole exists on that server
+
+// AppURL returns dbURL with its user replaced by AppRole, creating the role
+// (LOGIN, no other attribute) on the test server if it does not exist.
+func AppURL(t testing.TB, dbURL string) string {
+	t.Helper()
+	base := os.Getenv(EnvDatabaseURL)
+	if base == "" {
+		t.Fatalf("testenv: %s is not set: %s", EnvDatabaseURL, runMakeTest)
+	}
+	if _, ok := appRoleOnce.Load(base); !ok {
+		admin, err := adminDB(base)
+		if err != nil {
+			t.Fatalf("testenv: PostgreSQL: %v (%s)", err, runMakeTest)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		defer cancel()
+		// Several test binaries may race to create it: both errors mean it exists.
+		_, err = admin.ExecContext(ctx, `DO $$ BEGIN
+			IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '`+AppRole+`') THEN
+				CREATE ROLE `+AppRole+` LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;
+			END IF;
+		EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+		END $$`)
+		if err != nil {
+			t.Fatalf("testenv: create role %s: %v", AppRole, err)
+		}
+		appRoleOnce.Store(base, struct{}{})
+	}
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatalf("testenv: bad database URL: %v", err)
+	}
+	u.User = url.User(AppRole)
+	return u.String()
 }
