@@ -317,9 +317,10 @@ func TestBenchSpawnFigures(t *testing.T) {
 	if rep.Ratios.IntakeVsInserts <= 0 || rep.Ratios.TasksVsAsynq <= 0 {
 		t.Errorf("ratios = %+v, want both measured", rep.Ratios)
 	}
-	// create and submit at least, for every payment (ACH also settles)
-	if rep.Tasks == nil || rep.Tasks.PerPayment < 2 {
-		t.Errorf("tasks = %+v, want ≥ 2 per payment", rep.Tasks)
+	// create (which makes the first attempt) at least, for every payment;
+	// ACH also settles and declines may retry
+	if rep.Tasks == nil || rep.Tasks.PerPayment < 1 || rep.Tasks.Total < 40 {
+		t.Errorf("tasks = %+v, want ≥ 1 per payment", rep.Tasks)
 	}
 	if len(rep.Processes) != 1 || rep.Processes[0].Role != "all" || rep.Processes[0].CPUSeconds <= 0 || rep.Processes[0].PeakRSSMB <= 0 {
 		t.Errorf("processes = %+v, want payd all with CPU and RSS", rep.Processes)
