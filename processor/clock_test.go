@@ -12,19 +12,21 @@ import (
 	"github.com/payd/payd/processor"
 )
 
-// jumpClock is the store's clock, set off from the real one by an offset
-// that the test changes mid-run (an NTP step, a VM resumed, a bad host).
+// jumpClock is the host clock the store is given, set off from the real one
+// by an offset that the test changes mid-run (an NTP step, a VM resumed, a
+// bad host).
 type jumpClock struct{ offset atomic.Int64 }
 
 func (c *jumpClock) Now() time.Time           { return time.Now().Add(time.Duration(c.offset.Load())) }
 func (c *jumpClock) Set(offset time.Duration) { c.offset.Store(int64(offset)) }
 
 // TestClockJumps runs the real processor (asynq on real Redis, real
-// Postgres, the sweeper every 200 ms as the scheduler would) while the
-// store's clock, which every schedule is computed with, jumps an hour ahead,
-// back, and an hour behind. asynq keeps its own clock. Every payment must
-// still reach a final status within a bound, no payment is charged twice,
-// and every transition is audited and allowed.
+// Postgres, the sweeper every 200 ms as the scheduler would) while the host
+// clock given to the store jumps an hour ahead, back, and an hour behind.
+// asynq keeps its own clock. The store's clock follows Postgres' (dbClock),
+// so no schedule written during a jump may be an hour off; every payment
+// must still reach a final status within a bound, no payment is charged
+// twice, and every transition is audited and allowed.
 func TestClockJumps(t *testing.T) {
 	t.Parallel()
 	clk := &jumpClock{}
@@ -67,6 +69,16 @@ func TestClockJumps(t *testing.T) {
 		clk.Set(offset)
 		wave()
 		time.Sleep(400 * time.Millisecond)
+		// what is due is written on Postgres' clock, not the jumped one
+		var secs float64
+		if err := h.Store.DB().QueryRow(`SELECT COALESCE(EXTRACT(EPOCH FROM max(abs_gap)), 0) FROM (
+			SELECT greatest(next_step_at - clock_timestamp(), clock_timestamp() - next_step_at) AS abs_gap
+			FROM payments WHERE next_step IS NOT NULL) g`).Scan(&secs); err != nil {
+			t.Fatal(err)
+		}
+		if ahead := time.Duration(secs * float64(time.Second)); ahead > 10*time.Minute {
+			t.Errorf("host clock %v: a step is scheduled %v away from Postgres' now", offset, ahead)
+		}
 	}
 
 	const bound = 45 * time.Second // generous for a loaded 2-core machine

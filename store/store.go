@@ -37,10 +37,12 @@ type Store struct {
 	q     sqlx.ExtContext // preparedQ on db, or on tx inside InTx
 	tx    *sqlx.Tx
 	stmts *stmtCache
-	now   func() time.Time
+	now   func() time.Time // the dbClock's Now
+	stop  context.CancelFunc
 }
 
-// Open connects and pings. now is the injected clock (UTC is applied here).
+// Open connects and pings. now is the injected host clock (nil: time.Now);
+// the store's clock is it corrected to PostgreSQL's (see dbClock).
 func Open(ctx context.Context, cfg Config, now func() time.Time) (*Store, error) {
 	db, err := sqlx.Open("postgres", cfg.URL)
 	if err != nil {
@@ -62,13 +64,21 @@ func Open(ctx context.Context, cfg Config, now func() time.Time) (*Store, error)
 	if now == nil {
 		now = time.Now
 	}
+	clock := newDBClock(now)
+	if err := clock.sync(pctx, db.DB); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("read postgres clock: %w", err)
+	}
+	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+	go clock.run(bg, db.DB)
 	stmts := newStmtCache(db)
 	return &Store{db: db, q: preparedQ{ExtContext: db, cache: stmts}, stmts: stmts,
-		now: func() time.Time { return now().UTC() }}, nil
+		now: clock.Now, stop: stop}, nil
 }
 
-// Close closes the prepared statements and the pool.
+// Close stops the clock's resync, closes the prepared statements and the pool.
 func (s *Store) Close() error {
+	s.stop()
 	s.stmts.close()
 	return s.db.Close()
 }
@@ -181,7 +191,7 @@ func (s *Store) InTx(ctx context.Context, fn func(*Store) error) error {
 	if err != nil {
 		return translate(fmt.Errorf("begin: %w", err))
 	}
-	in := &Store{db: s.db, q: preparedQ{ExtContext: tx, tx: tx, cache: s.stmts}, tx: tx, stmts: s.stmts, now: s.now}
+	in := &Store{db: s.db, q: preparedQ{ExtContext: tx, tx: tx, cache: s.stmts}, tx: tx, stmts: s.stmts, now: s.now, stop: s.stop}
 	if err := fn(in); err != nil {
 		_ = tx.Rollback()
 		return err
