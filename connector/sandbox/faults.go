@@ -12,7 +12,8 @@ import (
 
 // Faults are the sandbox's injected faults, changeable while it runs (fault
 // tests turn them on and off on a `payd sandbox` process through
-// ControlHandler). New starts with Config's Latency and FaultRate.
+// ControlHandler). New starts with Config's Latency and FaultRate, and with
+// Notify set to NotifyConfig's delivery settings.
 type Faults struct {
 	// Latency is slept before every call is processed (see Config.Latency).
 	Latency time.Duration `json:"latency"`
@@ -28,14 +29,46 @@ type Faults struct {
 	// FaultRate is the probability of a transient gateway_503 before a call
 	// is processed (see Config.FaultRate).
 	FaultRate float64 `json:"fault_rate"`
+	// Notify is how notifications are delivered, when the sandbox sends
+	// them (NotifyConfig has a URL or a secret); without a notifier it is
+	// kept and has no effect.
+	Notify NotifyFaults `json:"notify"`
 }
 
-// SetFaults replaces the injected faults; calls already past a fault are not
-// affected.
+// NotifyFaults is how the sandbox delivers its notifications, changeable
+// while it runs: NotifyConfig's Copies, Order, Delay and Batch, and Drop.
+// A change applies to notifications not yet gathered into a batch; a batch
+// already held keeps the Delay it was flushed with.
+type NotifyFaults struct {
+	Copies int           `json:"copies"` // deliveries of every notification; 0 or 1: once
+	Order  NotifyOrder   `json:"order"`
+	Delay  time.Duration `json:"delay"`
+	Batch  time.Duration `json:"batch"`
+	// Drop loses every notification emitted while it is set (none is sent),
+	// as when a gateway's notifications are disabled or never arrive. Those
+	// already gathered or held back are still delivered.
+	Drop bool `json:"drop"`
+}
+
+// valid says whether n is a delivery the notifier can do.
+func (n NotifyFaults) valid() bool {
+	switch n.Order {
+	case NotifyInOrder, NotifyReversed, NotifyShuffled:
+	default:
+		return false
+	}
+	return n.Copies >= 0 && n.Copies <= maxNotifyCopies && n.Delay >= 0 && n.Batch >= 0
+}
+
+// SetFaults replaces the injected faults, notification delivery included;
+// calls already past a fault are not affected.
 func (s *Sandbox) SetFaults(f Faults) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.faults = f
-	s.mu.Unlock()
+	if s.notify != nil {
+		s.notify.setDelivery(f.Notify)
+	}
 }
 
 // Faults returns the injected faults.
@@ -50,7 +83,9 @@ func (s *Sandbox) Faults() Faults {
 //	GET /faults   → Faults
 //	PUT /faults   Faults → Faults
 //
-// (durations in nanoseconds). `payd sandbox` serves it; the in-process
+// (durations in nanoseconds). A PUT replaces every fault, notification
+// delivery included: a body without "notify" delivers each notification
+// once, in order, at once; GET first to change one fault only. `payd sandbox` serves it; the in-process
 // sandbox mounted on intake's public port never does.
 func (s *Sandbox) ControlHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -65,6 +100,11 @@ func (s *Sandbox) ControlHandler() http.Handler {
 		}
 		if f.Latency < 0 || f.SlowLatency < 0 || f.ResponseDelay < 0 || f.SlowRate < 0 || f.SlowRate > 1 || f.FaultRate < 0 || f.FaultRate > 1 {
 			writeError(w, r, http.StatusUnprocessableEntity, "invalid_request", "faults_out_of_range", "durations must be ≥ 0 and rates within [0, 1]", false)
+			return
+		}
+		if !f.Notify.valid() {
+			writeError(w, r, http.StatusUnprocessableEntity, "invalid_request", "notify_out_of_range",
+				"notify: copies within [0, 100], order empty, reversed or shuffled, delay and batch ≥ 0", false)
 			return
 		}
 		s.SetFaults(f)

@@ -53,6 +53,9 @@ type NotifyConfig struct {
 
 const notifyTries = 5
 
+// maxNotifyCopies bounds Copies (NotifyConfig and NotifyFaults).
+const maxNotifyCopies = 100
+
 type notifier struct {
 	cfg NotifyConfig
 	now func() time.Time
@@ -60,6 +63,7 @@ type notifier struct {
 	mu      sync.Mutex
 	url     string
 	pending []connector.Notification
+	drop    bool // NotifyFaults.Drop: emit sends nothing
 	batch   *time.Timer
 	timers  map[*time.Timer]bool
 	rng     *mrand.Rand
@@ -80,6 +84,14 @@ func newNotifier(cfg NotifyConfig, now func() time.Time, seed int64) *notifier {
 	s := uint64(seed)
 	return &notifier{cfg: cfg, now: now, url: cfg.URL, timers: map[*time.Timer]bool{},
 		rng: mrand.New(mrand.NewPCG(s^0x5bd1e995, s)), ctx: ctx, cancel: cancel}
+}
+
+// setDelivery applies NotifyFaults (SetFaults).
+func (n *notifier) setDelivery(f NotifyFaults) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.cfg.Copies = max(f.Copies, 1)
+	n.cfg.Order, n.cfg.Delay, n.cfg.Batch, n.drop = f.Order, f.Delay, f.Batch, f.Drop
 }
 
 // SetNotifyURL points notifications at url (for a receiver that starts
@@ -172,7 +184,7 @@ func (n *notifier) emit(typ, key, ref string, at time.Time) {
 		GatewayReference: ref, OccurredAt: at.UTC()}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.closed {
+	if n.closed || n.drop {
 		return
 	}
 	n.pending = append(n.pending, msg)
@@ -214,25 +226,25 @@ func (n *notifier) flushLocked() int {
 	case NotifyShuffled:
 		n.rng.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
 	}
-	url := n.url
+	url, delay := n.url, n.cfg.Delay
 	n.wg.Add(1)
-	go n.deliver(url, out)
+	go n.deliver(url, out, delay)
 	return len(batch)
 }
 
 // deliver posts a batch in order, each with a few retries, as a gateway
 // does; a notification that cannot be delivered is dropped (payd's polling
 // does not depend on it).
-func (n *notifier) deliver(url string, batch []connector.Notification) {
+func (n *notifier) deliver(url string, batch []connector.Notification, delay time.Duration) {
 	defer n.wg.Done()
 	if url == "" {
 		return
 	}
-	if n.cfg.Delay > 0 {
+	if delay > 0 {
 		select {
 		case <-n.ctx.Done():
 			return
-		case <-time.After(n.cfg.Delay):
+		case <-time.After(delay):
 		}
 	}
 	for _, m := range batch {

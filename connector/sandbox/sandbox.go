@@ -149,7 +149,8 @@ func New(cfg Config) *Sandbox {
 		fenced:  make(map[string]bool),
 		tries:   make(map[string]int),
 		refunds: make(map[string]*refundRecord),
-		faults:  Faults{Latency: cfg.Latency, FaultRate: cfg.FaultRate},
+		faults: Faults{Latency: cfg.Latency, FaultRate: cfg.FaultRate, Notify: NotifyFaults{Copies: cfg.Notify.Copies,
+			Order: cfg.Notify.Order, Delay: cfg.Notify.Delay, Batch: cfg.Notify.Batch}},
 	}
 }
 
