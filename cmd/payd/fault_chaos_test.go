@@ -14,6 +14,8 @@ package main
 //	gateway_5xx                 30 % of gateway calls answer 503
 //	gateway_slow                5 % of gateway calls take 3 s more (p99 of seconds)
 //	gateway_down                the TCP proxy in front of the sandbox closed: connection refused (default 12 s; PAYD_CHAOS_GATEWAY_DOWN)
+//	gateway_notifications       signed gateway notifications on, duplicated, shuffled or reversed, batched and delayed; forged, tampered and replayed ones posted (fault_notify_test.go)
+//	clock_jump                  host clock of a worker, the scheduler and intake +1h, back, -1h; then FLUSHALL with a worker and intake an hour ahead (fault_clock_test.go)
 //
 // Each run ends with the checker (I1–I5, refunds and invoice balances, which
 // window each worker kill hit) and a table line: faults injected, payments
@@ -22,7 +24,7 @@ package main
 //
 // By hand (PAYD_CHAOS_SEED picks the mix; it is printed):
 //
-//	PAYD_CHAOS_N=10000 PAYD_CHAOS_GATEWAY_DOWN=60s go test -count=1 -run 'Fault/mixed' -timeout 60m ./cmd/payd/ -v
+//	PAYD_CHAOS_N=10000 PAYD_CHAOS_GATEWAY_DOWN=60s go test -count=1 -run 'TestFault$/mixed$' -timeout 60m ./cmd/payd/ -v
 
 import (
 	"context"
@@ -63,7 +65,11 @@ type chaosFault struct {
 	name    string
 	needs   faultOpts
 	gateway bool // fails the gateway: payments may end degraded
-	run     func(r *chaosRun)
+	redis   bool // wipes, restarts or stops Redis: tasks are lost
+	// alone is the load's length when the fault runs on its own (it is
+	// injected at +2 s); 0 means 6 s
+	alone time.Duration
+	run   func(r *chaosRun)
 }
 
 func chaosFaults() []chaosFault {
@@ -72,13 +78,18 @@ func chaosFaults() []chaosFault {
 		{name: "kill_worker_in_gateway_call", run: chaosKillInGatewayCall},
 		{name: "kill_worker_after_charge", run: chaosKillAfterCharge},
 		{name: "kill_intake", run: chaosKillIntake},
-		{name: "redis_flushall", needs: faultOpts{privateRedis: true}, run: chaosRedisFlushAll},
-		{name: "redis_restart", needs: faultOpts{privateRedis: true}, run: chaosRedisRestart},
-		{name: "redis_sigstop", needs: faultOpts{privateRedis: true}, run: chaosRedisStop},
+		{name: "redis_flushall", needs: faultOpts{privateRedis: true}, redis: true, run: chaosRedisFlushAll},
+		{name: "redis_restart", needs: faultOpts{privateRedis: true}, redis: true, run: chaosRedisRestart},
+		{name: "redis_sigstop", needs: faultOpts{privateRedis: true}, redis: true, run: chaosRedisStop},
 		{name: "pg_restart", needs: faultOpts{privatePG: true}, run: chaosPGRestart},
 		{name: "gateway_5xx", gateway: true, run: chaosGateway5xx},
 		{name: "gateway_slow", gateway: true, run: chaosGatewaySlow},
 		{name: "gateway_down", needs: faultOpts{gatewayProxy: true}, gateway: true, run: chaosGatewayDown},
+		{name: "gateway_notifications", needs: faultOpts{notify: true}, alone: 12 * time.Second, run: chaosGatewayNotifications},
+		// a private PostgreSQL for its commit timestamps: the checker's
+		// times must not come from the clocks it jumps
+		{name: "clock_jump", needs: faultOpts{privateRedis: true, privatePG: true, clocks: true}, redis: true,
+			alone: 16 * time.Second, run: chaosClockJump},
 	}
 }
 
@@ -93,6 +104,7 @@ func chaosScenarios(bin string) []faultScenario {
 	scenarios := []faultScenario{{"mixed", func(t *testing.T) {
 		n := chaosEnvInt(t, "PAYD_CHAOS_N", 500)
 		// the schedule below takes about 20 s + max(35 s, 20 s + gateway down)
+		// (the third track, ≈ 28 s, fits in the first)
 		sched := 20*time.Second + max(35*time.Second, 20*time.Second+chaosDownFor(t))
 		spread := max(sched+5*time.Second, time.Duration(n)*time.Second/60)
 		runChaos(t, bin, "mixed", all, n, spread, func(r *chaosRun) {
@@ -103,11 +115,14 @@ func chaosScenarios(bin string) []faultScenario {
 				r.inject(byName[name])
 				time.Sleep(1500 * time.Millisecond)
 			}
-			// then infrastructure and gateway faults side by side
+			// then infrastructure, gateway, and notification and clock
+			// faults side by side (clock_jump's FLUSHALL waits while
+			// another track holds Redis stopped or restarting)
 			var wg sync.WaitGroup
 			for _, track := range [][]string{
 				{"kill_intake", "redis_flushall", "redis_restart", "pg_restart", "redis_sigstop"},
 				{"gateway_5xx", "gateway_slow", "gateway_down"},
+				{"gateway_notifications", "clock_jump"},
 			} {
 				wg.Add(1)
 				go func() {
@@ -121,12 +136,20 @@ func chaosScenarios(bin string) []faultScenario {
 			wg.Wait()
 		})
 	}}}
-	for _, name := range []string{"redis_sigstop", "pg_restart", "gateway_down", "kill_worker_after_charge",
-		"kill_worker_in_gateway_call", "kill_worker_before_commit", "gateway_slow", "redis_flushall",
-		"redis_restart", "kill_intake", "gateway_5xx"} {
+	for _, name := range []string{"redis_sigstop", "clock_jump", "pg_restart", "gateway_down", "gateway_notifications",
+		"kill_worker_after_charge", "kill_worker_in_gateway_call", "kill_worker_before_commit", "gateway_slow",
+		"redis_flushall", "redis_restart", "kill_intake", "gateway_5xx"} {
 		f := byName[name]
+		spread := f.alone
+		if spread == 0 {
+			spread = 6 * time.Second
+		}
+		n := int(spread / time.Second * 25) // 150 payments over the usual 6 s
+		if f.alone != 0 {
+			n = int(spread / time.Second * 20) // a longer load, a little lighter
+		}
 		scenarios = append(scenarios, faultScenario{name, func(t *testing.T) {
-			runChaos(t, bin, f.name, []chaosFault{f}, 150, 6*time.Second, func(r *chaosRun) {
+			runChaos(t, bin, f.name, []chaosFault{f}, n, spread, func(r *chaosRun) {
 				faultSleepUntil(r.l.start.Add(2 * time.Second))
 				r.inject(f)
 			})
@@ -150,6 +173,17 @@ type chaosRun struct {
 	refunds []*faultClientRecord
 	windows chaosWindows
 	workerN int
+	forged  chaosForged // what gateway_notifications posted
+
+	// the sandbox's faults, PUT as one (PUT /faults replaces them all):
+	// gw by the gateway faults, nf by the notification fault
+	fmu   sync.Mutex
+	gw    sandbox.Faults
+	nf    sandbox.NotifyFaults
+	nfEnv sandbox.NotifyFaults // the delivery the sandbox was started with
+	// redisMu is held by a fault while it has Redis wiped, restarting or
+	// stopped, so that another track's FLUSHALL does not run into it
+	redisMu sync.Mutex
 }
 
 type chaosEvent struct {
@@ -171,17 +205,25 @@ type chaosWindows struct {
 func runChaos(t *testing.T, bin, name string, faults []chaosFault, n int, spread time.Duration, schedule func(r *chaosRun)) {
 	seed := chaosSeed(t)
 	o := faultOpts{env: []string{"PAYD_GATEWAY_TIMEOUT=" + chaosGatewayTimeout.String()}}
-	gateway := false
+	gateway, redisFaults := false, false
 	for _, f := range faults {
 		o.privateRedis = o.privateRedis || f.needs.privateRedis
 		o.privatePG = o.privatePG || f.needs.privatePG
 		o.gatewayProxy = o.gatewayProxy || f.needs.gatewayProxy
+		o.notify = o.notify || f.needs.notify
+		o.clocks = o.clocks || f.needs.clocks
 		gateway = gateway || f.gateway
+		redisFaults = redisFaults || f.redis
 	}
 	c := startFaultClusterWith(t, bin, o)
 	counter := &faultCounter{t: t}
 	c.chk = counter
-	r := &chaosRun{t: t, c: c, seed: seed, workerN: 2}
+	r := &chaosRun{t: t, c: c, seed: seed, workerN: 2, gw: chaosNormal}
+	if o.notify {
+		// notifications are dropped until the gateway_notifications fault
+		r.nfEnv = r.readNotifyEnv()
+		r.setNotify(sandbox.NotifyFaults{Drop: true})
+	}
 	refundq := make(chan *faultClientRecord, n)
 	var refunders sync.WaitGroup
 	refunders.Add(4) // started once r.l is set, which they read
@@ -206,7 +248,18 @@ func runChaos(t *testing.T, bin, name string, faults []chaosFault, n int, spread
 	refundsOK := r.checkRefunds()
 	ms := checkMoney(c.chk, c.db, c.sandboxURL)
 	hits := r.checkWindows(faults)
-	r.table(name, s, ms, refundsOK, hits, counter.n.Load(), lastFault)
+	var extra []string
+	if o.notify {
+		n := r.checkNotifications(redisFaults)
+		r.mu.Lock()
+		extra = append(extra, n.String(r.forged))
+		r.mu.Unlock()
+	}
+	if o.clocks {
+		ahead, behind := clockSkewedRows(c)
+		extra = append(extra, fmt.Sprintf("audit rows stamped > 10 min off their commit time (written under a jumped clock): %d ahead, %d behind", ahead, behind))
+	}
+	r.table(name, s, ms, refundsOK, hits, counter.n.Load(), lastFault, extra)
 }
 
 // ---------------------------------------------------------------- load
@@ -383,8 +436,21 @@ func (r *chaosRun) replaceWorker() {
 	r.c.startWorker(name)
 }
 
+// setFaults sets the sandbox's gateway faults, keeping its notification
+// delivery as the notification fault left it.
 func (r *chaosRun) setFaults(f sandbox.Faults) {
 	r.t.Helper()
+	r.fmu.Lock()
+	defer r.fmu.Unlock()
+	r.gw = f
+	r.putFaultsLocked()
+}
+
+// putFaultsLocked PUTs gw with nf as the sandbox's faults; fmu is held.
+func (r *chaosRun) putFaultsLocked() {
+	r.t.Helper()
+	f := r.gw
+	f.Notify = r.nf
 	b, _ := json.Marshal(f)
 	req, _ := http.NewRequest(http.MethodPut, r.c.sandboxURL+"/faults", strings.NewReader(string(b)))
 	req.Header.Set("Content-Type", "application/json")
@@ -579,6 +645,8 @@ func chaosKillIntake(r *chaosRun) {
 }
 
 func chaosRedisFlushAll(r *chaosRun) {
+	r.redisMu.Lock()
+	defer r.redisMu.Unlock()
 	for i := range 2 {
 		if err := r.c.rdb.FlushAll(context.Background()).Err(); err != nil {
 			r.t.Fatalf("FLUSHALL: %v", err)
@@ -591,11 +659,15 @@ func chaosRedisFlushAll(r *chaosRun) {
 }
 
 func chaosRedisRestart(r *chaosRun) {
+	r.redisMu.Lock()
+	defer r.redisMu.Unlock()
 	r.c.redisSrv.restart()
 	r.note("redis_restart", "redis-server kill -9, started again empty on port %d", r.c.redisSrv.port)
 }
 
 func chaosRedisStop(r *chaosRun) {
+	r.redisMu.Lock()
+	defer r.redisMu.Unlock()
 	r.c.redisSrv.signal(syscall.SIGSTOP)
 	time.Sleep(chaosRedisStopFor)
 	r.c.redisSrv.signal(syscall.SIGCONT)
@@ -894,7 +966,7 @@ func (r *chaosRun) checkWindows(faults []chaosFault) map[string]string {
 }
 
 // table logs the run's figures as a markdown table row (docs/RELIABILITY.md).
-func (r *chaosRun) table(name string, s faultSummary, m chaosMoney, refunds int, hits map[string]string, violations int64, lastFault time.Time) {
+func (r *chaosRun) table(name string, s faultSummary, m chaosMoney, refunds int, hits map[string]string, violations int64, lastFault time.Time, extra []string) {
 	r.mu.Lock()
 	var names []string
 	for _, e := range r.events {
@@ -904,15 +976,30 @@ func (r *chaosRun) table(name string, s faultSummary, m chaosMoney, refunds int,
 	// Time to terminal after the last fault: for the payments accepted
 	// before it healed, from then to their last transition that is not a
 	// refund (refunds are asked for by clients later). Payments accepted
-	// after it are measured from their own acceptance.
+	// after it are measured from their own acceptance. Where the database
+	// keeps commit timestamps, a transition's time is when it committed and
+	// a payment's acceptance when its first audit row (written with the
+	// payment) committed: a process whose clock was jumped stamped its rows
+	// with that clock, and the figure must not be off by an hour.
 	toFinal, after := "— (not all final)", "—"
 	if s.final == s.payments {
 		var before, since sql.NullFloat64
-		err := r.c.db.QueryRow(`SELECT
+		q := `SELECT
 				EXTRACT(EPOCH FROM max(e.created_at) FILTER (WHERE p.created_at <= $1) - $1::timestamptz),
 				EXTRACT(EPOCH FROM max(e.created_at - p.created_at) FILTER (WHERE p.created_at > $1))
 			FROM payment_events e JOIN payments p ON p.id = e.payment_id
-			WHERE e.to_status NOT IN ('PARTIALLY_REFUNDED', 'REFUNDED')`, lastFault).Scan(&before, &since)
+			WHERE e.to_status NOT IN ('PARTIALLY_REFUNDED', 'REFUNDED')`
+		if r.c.commitTS {
+			q = `WITH ev AS (SELECT payment_id, from_status, to_status,
+					COALESCE(pg_xact_commit_timestamp(xmin), created_at) AS at FROM payment_events),
+				acc AS (SELECT payment_id, min(at) FILTER (WHERE from_status IS NULL) AS at FROM ev GROUP BY payment_id)
+			SELECT
+				EXTRACT(EPOCH FROM max(ev.at) FILTER (WHERE acc.at <= $1) - $1::timestamptz),
+				EXTRACT(EPOCH FROM max(ev.at - acc.at) FILTER (WHERE acc.at > $1))
+			FROM ev JOIN acc USING (payment_id)
+			WHERE ev.to_status NOT IN ('PARTIALLY_REFUNDED', 'REFUNDED')`
+		}
+		err := r.c.db.QueryRow(q, lastFault).Scan(&before, &since)
 		if err != nil {
 			r.t.Errorf("time to terminal: %v", err)
 		}
@@ -938,10 +1025,11 @@ func (r *chaosRun) table(name string, s faultSummary, m chaosMoney, refunds int,
 		"| %s | %d | %d: %s | %d | %d | %d | %d | %d | %d | %s |\n"+
 		"also: accepted after the last fault, max accept-to-terminal %s; degraded by gateway faults %d (FAILED after retries / REQUIRES_REVIEW), unacknowledged-but-committed %d, "+
 		"lost answers resolved by inquiry %d/%d, refunds %d (%d payments refunded, %s), invoices %d with %d lines, "+
-		"statuses %v; windows: %s",
+		"statuses %v; windows: %s%s",
 		name, r.seed, len(names), strings.Join(names, ", "), s.accepted, s.final, s.stuck, s.lost, s.doubleCharged, violations, toFinal,
 		after, s.degraded, s.unacknowledged, s.timeoutsByInquiry, s.timeouts, refunds, m.refundedPayments,
-		payment.FormatMajor(int64(m.refunded), "USD")+" USD", m.invoices, m.lines, s.statuses, strings.Join(windows, "; "))
+		payment.FormatMajor(int64(m.refunded), "USD")+" USD", m.invoices, m.lines, s.statuses, strings.Join(windows, "; "),
+		strings.Join(append([]string{""}, extra...), "; "))
 }
 
 // ---------------------------------------------------------------- config

@@ -135,7 +135,8 @@ func (r *faultRedis) signal(sig syscall.Signal) {
 // ---------------------------------------------------------------- postgres
 
 // faultPG is a private PostgreSQL cluster (initdb + pg_ctl on a free port),
-// set up like scripts/services.sh's: fsync on, 300 connections.
+// set up like scripts/services.sh's: fsync on, 300 connections; it also
+// keeps commit timestamps.
 type faultPG struct {
 	t     *testing.T
 	bin   string
@@ -180,7 +181,10 @@ func startFaultPG(t *testing.T) *faultPG {
 	}
 	pg.run("initdb", "-D", pg.data(), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C")
 	conf := fmt.Sprintf("\n# payd fault test (like scripts/services.sh)\nlisten_addresses = '127.0.0.1'\n"+
-		"unix_socket_directories = '%s'\nmax_connections = 300\nshared_buffers = 64MB\nfsync = on\n", root)
+		"unix_socket_directories = '%s'\nmax_connections = 300\nshared_buffers = 64MB\nfsync = on\n"+
+		// the checker times audit rows by their commit, not by the clock of
+		// the process that wrote them (fault_clock_test.go)
+		"track_commit_timestamp = on\n", root)
 	pg.run("sh", "-c", `printf '%s' "$1" >>"$2"`, "sh", conf, filepath.Join(pg.data(), "postgresql.conf"))
 	for try := 0; ; try++ {
 		pg.port = faultFreePort(t)

@@ -285,6 +285,15 @@ type faultCluster struct {
 	pg         *faultPG
 	proxy      *faultProxy
 	invoiceIDs []string // inv_fault_<i>'s id
+	// notifySecret signs the sandbox's gateway notifications (faultOpts.notify).
+	notifySecret string
+	// childBin, when set, is the test binary: intake, scheduler and workers
+	// run as its payd child (TestMain) with a clock file each (faultOpts.clocks).
+	childBin string
+	// commitTS: the database keeps commit timestamps (the private
+	// PostgreSQL), so the checker times events by when they committed,
+	// whatever the clock of the process that wrote them said.
+	commitTS bool
 
 	mu      sync.Mutex
 	procs   []*faultProc
@@ -309,11 +318,17 @@ func startFaultCluster(t *testing.T, bin string) *faultCluster {
 // faultOpts adds private infrastructure to a cluster, for the faults that
 // break it (fault_infra_test.go).
 type faultOpts struct {
-	privateRedis bool     // a redis-server of its own (FLUSHALL, restart, SIGSTOP)
-	privatePG    bool     // a PostgreSQL cluster of its own (restart -m immediate)
-	gatewayProxy bool     // payd reaches the sandbox through a TCP proxy (gateway down)
-	env          []string // extra or overriding payd environment
-	workers      int      // worker processes; 0 means 2
+	privateRedis bool // a redis-server of its own (FLUSHALL, restart, SIGSTOP)
+	privatePG    bool // a PostgreSQL cluster of its own (restart -m immediate)
+	gatewayProxy bool // payd reaches the sandbox through a TCP proxy (gateway down)
+	// notify: the sandbox posts signed gateway notifications to intake,
+	// delivered as faultNotifyEnv says (fault_notify_test.go)
+	notify bool
+	// clocks: intake, scheduler and workers run as payd children of the
+	// test binary whose host clocks the test can jump (fault_clock_test.go)
+	clocks  bool
+	env     []string // extra or overriding payd environment
+	workers int      // worker processes; 0 means 2
 }
 
 func startFaultClusterWith(t *testing.T, bin string, o faultOpts) *faultCluster {
@@ -362,6 +377,19 @@ func startFaultClusterWith(t *testing.T, bin string, o faultOpts) *faultCluster 
 		"PAYD_IDEMPOTENCY_LEASE=10s",
 		"PAYD_SETTLE_POLL=200ms", "PAYD_RETURN_WINDOW=2s",
 	}
+	if o.notify {
+		c.notifySecret = "whsec_fault_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		c.env = append(c.env, "PAYD_GATEWAY_NOTIFY_SECRET="+c.notifySecret,
+			"PAYD_SANDBOX_NOTIFY_URL="+c.intakeURL+"/v1/gateway/notifications")
+		c.env = append(c.env, faultNotifyEnv...)
+	}
+	if o.clocks {
+		exe, err := os.Executable()
+		if err != nil {
+			t.Fatalf("the test binary, to run as payd with a jumping clock: %v", err)
+		}
+		c.childBin = exe
+	}
 	c.env = append(c.env, o.env...) // later entries win in exec's environment
 
 	c.start("sandbox", "sandbox")
@@ -390,6 +418,7 @@ func startFaultClusterWith(t *testing.T, bin string, o faultOpts) *faultCluster 
 	db.SetMaxOpenConns(4)
 	t.Cleanup(func() { db.Close() })
 	c.db = db
+	c.commitTS = faultCommitTS(db)
 	opt, err := redis.ParseURL(redisURL)
 	if err != nil {
 		t.Fatalf("redis url: %v", err)
@@ -451,6 +480,8 @@ func (c *faultCluster) environ() []string {
 }
 
 // start runs a long-lived payd process; t.Cleanup kills its process group.
+// With faultOpts.clocks, intake, scheduler and workers are the test binary's
+// payd child, each reading its host clock's offset from its clock file.
 func (c *faultCluster) start(name string, args ...string) *faultProc {
 	c.t.Helper()
 	logPath := filepath.Join(c.dir, name+".log")
@@ -460,6 +491,10 @@ func (c *faultCluster) start(name string, args ...string) *faultProc {
 	}
 	cmd := exec.Command(c.bin, args...)
 	cmd.Env = c.environ()
+	if c.childBin != "" && len(args) > 0 && (args[0] == "intake" || args[0] == "worker" || args[0] == "scheduler") {
+		cmd = exec.Command(c.childBin, args...)
+		cmd.Env = append(c.environ(), envBenchChild+"=1", envTestClockFile+"="+c.clockFile(name))
+	}
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -992,8 +1027,14 @@ func checkInvariants(t faultT, db *sql.DB, ledger []sandbox.Charge, l *faultLoad
 	pays := map[string]*payRow{}
 	// a payment's client key: the load puts it in metadata (seed 001) or
 	// makes it the payout's external_payment_id (seed 002)
+	// when a payment last changed: its row's commit time if the database
+	// keeps them (a process whose clock jumped wrote updated_at), else updated_at
+	updated := "p.updated_at"
+	if faultCommitTS(db) {
+		updated = "COALESCE(pg_xact_commit_timestamp(p.xmin), p.updated_at)"
+	}
 	rows, err := db.Query(`SELECT p.id, p.status, p.method, p.payment_method_id, p.amount, COALESCE(p.next_step,''),
-		p.gateway_reference, COALESCE(p.metadata->>'fault_key', d.external_payment_id, ''), p.updated_at
+		p.gateway_reference, COALESCE(p.metadata->>'fault_key', d.external_payment_id, ''), ` + updated + `
 		FROM payments p LEFT JOIN payout_details d ON d.payment_id = p.id`)
 	if err != nil {
 		t.Fatalf("load payments: %v", err)
@@ -1260,6 +1301,13 @@ func checkInvariants(t faultT, db *sql.DB, ledger []sandbox.Charge, l *faultLoad
 	}
 	reportViolations(t, "I4: audit chain", chainBad)
 	return s
+}
+
+// faultCommitTS says whether the database keeps commit timestamps
+// (track_commit_timestamp, on in the private PostgreSQL).
+func faultCommitTS(db *sql.DB) bool {
+	var v string
+	return db.QueryRow(`SHOW track_commit_timestamp`).Scan(&v) == nil && v == "on"
 }
 
 // reportViolations fails the test with a count and the first few examples.

@@ -64,7 +64,7 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 
 func build(ctx context.Context, cfg config, stdout io.Writer) (*deps, error) {
 	d := &deps{cfg: cfg, log: newLogger(cfg, stdout)}
-	st, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, MaxOpenConns: cfg.DBMaxConns, MaxIdleConns: cfg.DBMaxConns}, nil)
+	st, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, MaxOpenConns: cfg.DBMaxConns, MaxIdleConns: cfg.DBMaxConns}, hostClock)
 	if err != nil {
 		return nil, err
 	}
