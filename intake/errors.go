@@ -100,7 +100,7 @@ func asAPIError(err error) *apiError {
 		return ae
 	case errors.Is(err, payment.ErrNotFound):
 		return errNotFound
-	case errors.Is(err, store.ErrIdemLost):
+	case errors.Is(err, store.ErrIdemInFlight):
 		return errInFlight
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return errUnavailable

@@ -3,13 +3,11 @@ package intake_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/payd/payd/intake"
 	"github.com/payd/payd/internal/testenv"
 )
 
@@ -91,44 +89,32 @@ func TestIdempotencyKeyConcurrent(t *testing.T) {
 	}
 }
 
-// TestIdempotencyKeyInFlight holds the first request inside its transaction
-// (a lock on invoices) so a duplicate deterministically finds it in flight.
+// TestIdempotencyKeyInFlight holds the first request inside its statement
+// (the test holds its invoice's row lock) so a duplicate deterministically
+// finds its key in flight.
 func TestIdempotencyKeyInFlight(t *testing.T) {
 	t.Parallel()
 	h := testenv.Start(t, testenv.Options{NoWorker: true})
-	ctx := context.Background()
-	invoice(t, h, h.KeyA, "inv_1", "USD", maxUSD) // before the table is locked
+	invoice(t, h, h.KeyA, "inv_1", "USD", maxUSD)
 	body := paymentBody(`12.5`, "USD", "CARD", "pm_card_visa")
 	hdr := map[string]string{"Idempotency-Key": "held-1"}
-
-	lock, err := h.Store.DB().BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Rollback()
-	if _, err := lock.ExecContext(ctx, `LOCK TABLE invoices IN ACCESS EXCLUSIVE MODE`); err != nil {
-		t.Fatal(err)
-	}
+	lock := holdInvoice(t, h, "inv_1")
 	done := make(chan testenv.Response, 1)
 	go func() { done <- h.Do("POST", "/v1/payments", h.KeyA, body, hdr) }()
-	waitFor(t, 10*time.Second, "the first request to claim its key", func() bool {
-		var state string
-		err := h.Store.DB().QueryRowContext(ctx, `SELECT state FROM idempotency_keys WHERE key = 'held-1'`).Scan(&state)
-		return err == nil && state == "in_flight"
-	})
+	waitFor(t, 10*time.Second, "the first request to take its key's lock", func() bool { return advisoryLocks(t, h) > 0 })
 
 	r := h.Do("POST", "/v1/payments", h.KeyA, body, hdr)
 	checkEnvelope(t, r, http.StatusConflict, "idempotent_request_in_flight")
 	if r.Header.Get("Retry-After") != "1" {
 		t.Errorf("Retry-After = %q, want 1", r.Header.Get("Retry-After"))
 	}
-	// A different body under the in-flight key is a mismatch, not a wait.
-	r = h.Do("POST", "/v1/payments", h.KeyA, paymentBody(`13`, "USD", "CARD", "pm_card_visa"), hdr)
-	checkEnvelope(t, r, http.StatusUnprocessableEntity, "idempotency_key_reused")
+	// A different body under the in-flight key: the key is busy (what it
+	// will hold is not known until the first commits), not a wait.
+	other := paymentBody(`13`, "USD", "CARD", "pm_card_visa")
+	r = h.Do("POST", "/v1/payments", h.KeyA, other, hdr)
+	checkEnvelope(t, r, http.StatusConflict, "idempotent_request_in_flight")
 
-	if err := lock.Rollback(); err != nil {
-		t.Fatal(err)
-	}
+	lock()
 	var first testenv.Response
 	select {
 	case first = <-done:
@@ -138,6 +124,9 @@ func TestIdempotencyKeyInFlight(t *testing.T) {
 	if first.Status != http.StatusCreated || first.Header.Get("Idempotent-Replayed") != "" {
 		t.Fatalf("first = %d replayed=%q %s", first.Status, first.Header.Get("Idempotent-Replayed"), first.Body)
 	}
+	// once it is known, the other body is a mismatch
+	r = h.Do("POST", "/v1/payments", h.KeyA, other, hdr)
+	checkEnvelope(t, r, http.StatusUnprocessableEntity, "idempotency_key_reused")
 	// "12.50" as a string is the same request as the number 12.5.
 	r = h.Do("POST", "/v1/payments", h.KeyA, paymentBody(`"12.50"`, "USD", "CARD", "pm_card_visa"), hdr)
 	if r.Status != http.StatusCreated || r.Header.Get("Idempotent-Replayed") != "true" || !bytes.Equal(r.Body, first.Body) {
@@ -293,61 +282,70 @@ func TestIdempotencyKeyRules(t *testing.T) {
 	})
 }
 
-// TestIdempotencyKeyOutlivesLease: a request stalled past its key's lease
-// may be taken over by a retry; the stalled one must then not commit too.
-// (Before the fix both committed: two payments for one key.)
-func TestIdempotencyKeyOutlivesLease(t *testing.T) {
+// TestIdempotencyKeyStalled: a request stalled for long (its statement
+// waits on a lock) keeps its key for as long as it runs; a retry meanwhile
+// is 409, never a second payment, and replays the answer once it is done.
+// (Under the earlier lease-based keys, a retry after the lease took the key
+// over, and both could commit.)
+func TestIdempotencyKeyStalled(t *testing.T) {
 	t.Parallel()
-	const lease = time.Second
-	h := testenv.Start(t, testenv.Options{NoWorker: true, Intake: intake.Config{IdempotencyLease: lease}})
-	ctx := context.Background()
-	invoice(t, h, h.KeyA, "inv_1", "USD", maxUSD) // before the table is locked
+	h := testenv.Start(t, testenv.Options{NoWorker: true})
+	invoice(t, h, h.KeyA, "inv_1", "USD", maxUSD)
 	body := paymentBody(`"5.00"`, "USD", "CARD", "pm_card_visa")
 	hdr := map[string]string{"Idempotency-Key": "stalled"}
-
-	lock, err := h.Store.DB().BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Rollback()
-	if _, err := lock.ExecContext(ctx, `LOCK TABLE invoices IN ACCESS EXCLUSIVE MODE`); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan testenv.Response, 2)
+	release := holdInvoice(t, h, "inv_1")
+	done := make(chan testenv.Response, 1)
 	go func() { done <- h.Do("POST", "/v1/payments", h.KeyA, body, hdr) }()
-	time.Sleep(lease + 200*time.Millisecond) // the first request's lease has run out
-	go func() { done <- h.Do("POST", "/v1/payments", h.KeyA, body, hdr) }()
-	time.Sleep(50 * time.Millisecond)
-	if err := lock.Rollback(); err != nil {
-		t.Fatal(err)
+	waitFor(t, 10*time.Second, "the first request to take its key's lock", func() bool { return advisoryLocks(t, h) > 0 })
+	time.Sleep(1500 * time.Millisecond)
+	for range 3 {
+		r := h.Do("POST", "/v1/payments", h.KeyA, body, hdr)
+		checkEnvelope(t, r, http.StatusConflict, "idempotent_request_in_flight")
 	}
-	var created []testenv.Response
-	for range 2 {
-		select {
-		case r := <-done:
-			switch r.Status {
-			case http.StatusCreated:
-				created = append(created, r)
-			case http.StatusServiceUnavailable:
-				e := envelope{}
-				if err := json.Unmarshal(r.Body, &e); err != nil || !e.Retryable || len(e.ErrorCodes) != 1 || e.ErrorCodes[0] != "dependency_unavailable" {
-					t.Errorf("503 body %s", r.Body)
-				}
-			default:
-				t.Errorf("status %d %s", r.Status, r.Body)
-			}
-		case <-time.After(15 * time.Second):
-			t.Fatal("a request never finished")
-		}
+	release()
+	var first testenv.Response
+	select {
+	case first = <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the stalled request never finished")
+	}
+	if first.Status != http.StatusCreated {
+		t.Fatalf("stalled request = %d %s", first.Status, first.Body)
+	}
+	r := h.Do("POST", "/v1/payments", h.KeyA, body, hdr)
+	if r.Status != http.StatusCreated || r.Header.Get("Idempotent-Replayed") != "true" || !bytes.Equal(r.Body, first.Body) {
+		t.Errorf("replay = %d %s", r.Status, r.Body)
 	}
 	if n := countPayments(t, h, h.TenantA); n != 1 {
 		t.Fatalf("%d payments for one Idempotency-Key, want 1", n)
 	}
-	if len(created) != 1 {
-		t.Fatalf("%d answers 201, want 1", len(created))
+}
+
+// holdInvoice locks an invoice's row (by external id) in a transaction of
+// the test's until the returned func is called.
+func holdInvoice(t *testing.T, h *testenv.Harness, externalID string) func() {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := h.Store.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	r := h.Do("POST", "/v1/payments", h.KeyA, body, hdr)
-	if r.Status != http.StatusCreated || r.Header.Get("Idempotent-Replayed") != "true" || !bytes.Equal(r.Body, created[0].Body) {
-		t.Errorf("replay = %d %s", r.Status, r.Body)
+	if _, err := tx.ExecContext(ctx, `SELECT id FROM invoices WHERE external_id = $1 FOR UPDATE`, externalID); err != nil {
+		t.Fatal(err)
 	}
+	var once sync.Once
+	release := func() { once.Do(func() { _ = tx.Rollback() }) }
+	t.Cleanup(release)
+	return release
+}
+
+// advisoryLocks counts the advisory locks held in the test's database.
+func advisoryLocks(t *testing.T, h *testenv.Harness) int {
+	t.Helper()
+	var n int
+	if err := h.Store.DB().QueryRow(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -227,10 +227,15 @@ func fingerprint(route string, v any) []byte {
 	return h.Sum(nil)
 }
 
-// handleCreatePayment records a payment, then enqueues its create step.
+// handleCreatePayment records a payment, then enqueues its create step. The
+// hot path is two steps: the invoice it pays, from a cache of invoice heads
+// (their id, tenant, currency and number never change), and one statement
+// that writes the payment, its line, its audit row and its Idempotency-Key
+// answer, shared with concurrent creates (store.CreatePayment).
 func (s *Server) handleCreatePayment(w http.ResponseWriter, r *http.Request) {
 	const route = "POST /v1/payments"
-	p := principal(r.Context())
+	ctx := r.Context()
+	p := principal(ctx)
 	body, err := s.readBody(w, r)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -247,49 +252,93 @@ func (s *Server) handleCreatePayment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fp := fingerprint(route, v)
-	s.idempotent(w, r, route, fp, func(ctx context.Context, tx *store.Store) (int, any, error) {
-		// destination_id names an invoice the tenant created first, by id or external id
-		inv, err := tx.InvoiceHead(ctx, p.TenantID, v.DestinationID)
-		if errors.Is(err, payment.ErrNotFound) {
-			return 0, nil, validation(map[string]string{"destination_id": "destination_id_not_found"})
+	k, ok := s.idemKey(w, r, route)
+	if !ok {
+		return
+	}
+	// destination_id names an invoice the tenant created first, by id or external id
+	inv, err := s.invoices.head(ctx, s.store, p.TenantID, v.DestinationID)
+	if err == nil {
+		err = invoiceTakes(inv, v.Amount.Currency)
+	}
+	if err != nil {
+		// a key already used answers as such, whatever else is wrong
+		if k == nil || !s.replayed(w, r, *k, fp) {
+			s.writeError(w, r, err)
 		}
-		if err != nil {
-			return 0, nil, err
-		}
-		if inv.Status == invoiceVoid {
-			return 0, nil, validation(map[string]string{"destination_id": "invoice_void"})
-		}
-		if inv.Currency != v.Amount.Currency {
-			return 0, nil, validation(map[string]string{"currency": "currency_mismatch"})
-		}
-		pay, err := tx.InsertPayment(ctx, store.NewPayment{
-			TenantID: p.TenantID, Surface: surfacePayments, Amount: v.Amount, Method: v.Method,
+		return
+	}
+	pc := store.PaymentCreate{
+		NewPayment: store.NewPayment{TenantID: p.TenantID, Surface: surfacePayments, Amount: v.Amount, Method: v.Method,
 			PaymentMethodID: v.PaymentMethodID, DestinationType: "INVOICE", DestinationID: v.DestinationID,
 			InvoiceID: inv.ID, IdempotencyKey: v.IdempotencyKey, Fingerprint: fp,
-			ProcessPayment: v.ProcessPayment, TrackAttempts: true, Metadata: v.Metadata, Actor: p.KeyID,
-		})
+			ProcessPayment: v.ProcessPayment, TrackAttempts: true, Metadata: v.Metadata, Actor: p.KeyID},
+		InvoiceNumber: inv.InvoiceNumber,
+		Respond: func(pay payment.Payment) (int, []byte, error) {
+			b, err := json.Marshal(toPayment001(pay))
+			return http.StatusCreated, b, err
+		},
+	}
+	if k != nil {
+		pc.Idem = &store.IdemWrite{Key: *k, Fingerprint: fp, TTL: s.cfg.IdempotencyTTL}
+	}
+	for try := 0; ; try++ {
+		res, err := s.store.CreatePayment(ctx, pc)
 		var ce *store.ConflictError
-		if errors.As(err, &ce) && v.IdempotencyKey != "" {
-			return 0, nil, &businessKeyConflict{key: v.IdempotencyKey, fingerprint: fp}
+		switch {
+		case errors.As(err, &ce) && v.IdempotencyKey != "" && ce.Constraint == "payments_tenant_id_idempotency_key_key":
+			s.replayBusinessKey(w, r, route, &businessKeyConflict{key: v.IdempotencyKey, fingerprint: fp})
+			return
+		case errors.Is(err, payment.ErrInvoiceOverApplied):
+			s.writeError(w, r, validation(map[string]string{"amount": "invoice_over_applied"}))
+			return
+		case err != nil:
+			s.writeError(w, r, err)
+			return
 		}
-		if err != nil {
-			return 0, nil, err
+		switch res.Outcome {
+		case store.KeyInFlight:
+			s.writeError(w, r, errInFlight)
+		case store.KeyUsed:
+			if s.replayed(w, r, *k, fp) {
+				return
+			}
+			// an expired record: forget it and run the request once more
+			if err := s.store.ForgetIdempotent(ctx, *k); err != nil || try > 0 {
+				s.writeError(w, r, errInFlight)
+				return
+			}
+			continue
+		case store.InvoiceRefused:
+			// the cached head is out of date (voided since): ask Postgres
+			s.invoices.forget(p.TenantID, v.DestinationID)
+			inv, err := s.invoices.head(ctx, s.store, p.TenantID, v.DestinationID)
+			if err == nil {
+				err = invoiceTakes(inv, v.Amount.Currency)
+			}
+			if err == nil {
+				err = errInFlight // changed again meanwhile; the client's retry will see it
+			}
+			s.writeError(w, r, err)
+		case store.Created:
+			s.metrics.PaymentsCreated.WithLabelValues(string(v.Method), surfacePayments).Inc()
+			s.answer(w, r, res.Code, res.Body, nil, func(ctx context.Context, _ any) {
+				s.enqueueStep(ctx, payment.StepCreate, res.Payment.ID, 1)
+			})
 		}
-		// the whole amount applies to the invoice, reserved until the payment succeeds
-		err = tx.ApplyNewLines(ctx, pay, []store.Line{{InvoiceID: inv.ID, AppliedAmount: v.Amount.Minor,
-			PaymentAmount: v.Amount.Minor, AppliedCurrency: v.Amount.Currency}})
-		if errors.Is(err, payment.ErrInvoiceOverApplied) {
-			return 0, nil, validation(map[string]string{"amount": "invoice_over_applied"})
-		}
-		if err != nil {
-			return 0, nil, err
-		}
-		return http.StatusCreated, toPayment001(pay), nil
-	}, func(ctx context.Context, resp any) {
-		pr := resp.(paymentResponse)
-		s.metrics.PaymentsCreated.WithLabelValues(pr.PaymentMethodType, surfacePayments).Inc()
-		s.enqueueStep(ctx, payment.StepCreate, pr.ID, 1)
-	})
+		return
+	}
+}
+
+// invoiceTakes refuses a seed-001 payment that its invoice cannot take.
+func invoiceTakes(inv store.Invoice, currency string) error {
+	switch {
+	case inv.Status == invoiceVoid:
+		return validation(map[string]string{"destination_id": "invoice_void"})
+	case inv.Currency != currency:
+		return validation(map[string]string{"currency": "currency_mismatch"})
+	}
+	return nil
 }
 
 // businessKeyConflict: the body's idempotency_key names an existing payment.

@@ -29,11 +29,11 @@ type Config struct {
 	RateLimit      int           // requests per second per tenant; 0 disables
 	RateBurst      int           // bucket size
 	IdempotencyTTL time.Duration // how long Idempotency-Key answers are kept
-	// IdempotencyLease is how long an in-flight key blocks duplicates before
-	// a crashed request's key may be taken over.
-	IdempotencyLease time.Duration
-	AuthCacheTTL     time.Duration
-	MaxAmountMinor   int64 // the largest amount accepted, in minor units
+	// TxTimeout bounds the database transaction of a POST; a request
+	// still waiting then records nothing and answers 503.
+	TxTimeout      time.Duration
+	AuthCacheTTL   time.Duration
+	MaxAmountMinor int64 // the largest amount accepted, in minor units
 	// Gateway notifications (gateway_notifications.go): the shared secrets
 	// that sign them (several during a rotation; none disables the route),
 	// the gateway they come from, the clock tolerance of their timestamps,
@@ -64,7 +64,9 @@ type Server struct {
 	log     *slog.Logger
 	cfg     Config
 	auth    *authCache
-	handler http.Handler
+	// invoices caches invoice heads for the payment create path.
+	invoices *invoiceHeads
+	handler  http.Handler
 	// notifySecrets are Config.NotifySecrets as keys; empty disables
 	// gateway notifications.
 	notifySecrets [][]byte
@@ -79,8 +81,8 @@ func NewServer(d Deps) *Server {
 	if c.IdempotencyTTL <= 0 {
 		c.IdempotencyTTL = 24 * time.Hour
 	}
-	if c.IdempotencyLease <= 0 {
-		c.IdempotencyLease = 30 * time.Second
+	if c.TxTimeout <= 0 {
+		c.TxTimeout = 15 * time.Second
 	}
 	if c.AuthCacheTTL <= 0 {
 		c.AuthCacheTTL = 30 * time.Second
@@ -104,7 +106,7 @@ func NewServer(d Deps) *Server {
 		d.Metrics = metrics.Discard()
 	}
 	s := &Server{store: d.Store, enqueue: d.Enqueue, redis: d.Redis, metrics: d.Metrics, log: d.Log, cfg: c,
-		auth: newAuthCache(c.AuthCacheTTL)}
+		auth: newAuthCache(c.AuthCacheTTL), invoices: newInvoiceHeads()}
 	for _, secret := range c.NotifySecrets {
 		if secret != "" {
 			s.notifySecrets = append(s.notifySecrets, []byte(secret))

@@ -276,3 +276,35 @@ func (e *Enqueuer) State(step payment.Step, id string, seq int) (TaskState, erro
 	}
 	return TaskWaiting, nil
 }
+
+// StepQueue is the queue a payment step's task runs on (step "refund": a
+// refund try's).
+func StepQueue(step payment.Step) string {
+	if t, ok := StepType(step); ok {
+		return specs[t].queue
+	}
+	return specs[TypePaymentRefund].queue
+}
+
+// Backlog is, per queue, how long its oldest pending task has waited (0
+// for an empty or unknown queue). A step that fell due less than that ago
+// is most likely still waiting its turn in the queue, not lost. It needs
+// Inspector.
+func (e *Enqueuer) Backlog() (map[string]time.Duration, error) {
+	out := make(map[string]time.Duration, len(Queues))
+	known, err := e.Inspector.Queues()
+	if err != nil {
+		return nil, fmt.Errorf("list queues: %w", err)
+	}
+	for _, q := range known {
+		if _, ours := Queues[q]; !ours {
+			continue
+		}
+		info, err := e.Inspector.GetQueueInfo(q)
+		if err != nil {
+			return nil, fmt.Errorf("inspect queue %s: %w", q, err)
+		}
+		out[q] = info.Latency
+	}
+	return out, nil
+}

@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"errors"
 
 	"github.com/hibiken/asynq"
 
@@ -20,6 +21,17 @@ func (p *Processor) create(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
+	// Most payments go to a gateway: the first attempt is claimed at once,
+	// with no read before it. The claim is the same guarded transaction a
+	// submit makes (on the create step's sequence), so a create that runs
+	// twice claims once; it claims only a payment bound for a gateway.
+	claim, err := p.Store.ClaimAttempt(ctx, pl.PaymentID, payment.StepCreate, pl.Seq, p.inquireAt(), actor)
+	if err == nil {
+		return p.attempt(ctx, claim)
+	}
+	if !errors.Is(err, payment.ErrStale) {
+		return err
+	}
 	pay, err := p.Store.PaymentHead(ctx, pl.PaymentID)
 	if err != nil {
 		return err
@@ -28,7 +40,6 @@ func (p *Processor) create(ctx context.Context, t *asynq.Task) error {
 		return payment.ErrStale
 	}
 	now := p.Store.Now()
-	var d decision
 	if pay.Surface == store.SurfacePayouts {
 		det, err := p.Store.PayoutDetailsOf(ctx, pay.ID)
 		if err != nil {
@@ -37,19 +48,12 @@ func (p *Processor) create(ctx context.Context, t *asynq.Task) error {
 		return p.record(ctx, pay, decidePayoutCreate(pay, det, now))
 	}
 	if !pay.ProcessPayment || pay.Method == payment.MethodOffline || pay.Method == payment.MethodCredits {
-		d.changes = []store.Change{
+		return p.record(ctx, pay, decision{changes: []store.Change{
 			{PaymentID: pay.ID, From: payment.StatusPending, To: payment.StatusProcessing, Reason: "recording without a gateway"},
 			{PaymentID: pay.ID, From: payment.StatusProcessing, To: payment.StatusSucceeded,
 				Reason: "recorded as paid (" + string(pay.Method) + ", process_payment=false)"},
-		}
-		return p.record(ctx, pay, d)
+		}})
 	}
-	// The first attempt is made here, not by a separate submit task: the
-	// claim is the same guarded transaction a submit makes (on the create
-	// step's sequence), so a create that runs twice claims once.
-	claim, err := p.Store.ClaimAttempt(ctx, pay.ID, payment.StepCreate, pay.StepSeq, p.inquireAt(), actor)
-	if err != nil {
-		return err
-	}
-	return p.attempt(ctx, claim)
+	// bound for a gateway, yet not claimed: another run claimed it just now
+	return payment.ErrStale
 }

@@ -115,9 +115,10 @@ func (p *Processor) Mux() *asynq.ServeMux {
 
 const actor = "worker"
 
-// record applies a decision in one transaction: the attempt's outcome, then
-// each payment change guarded on the sequence the previous one produced. It
-// then enqueues the follow-up step, after commit. A stale guard means
+// record applies a decision atomically: the attempt's outcome, then each
+// payment change guarded on the sequence the previous one produced (one
+// change: one statement, store.Record; more, or a payout: one transaction).
+// It then enqueues the follow-up step, after commit. A stale guard means
 // another run already recorded this step: nothing to do.
 func (p *Processor) record(ctx context.Context, pay payment.Payment, d decision) error {
 	seq := pay.StepSeq
@@ -130,24 +131,31 @@ func (p *Processor) record(ctx context.Context, pay payment.Payment, d decision)
 	// delay wins: a step that runs early is harmless (handlers are guarded
 	// and ask the gateway), one parked for an hour is not.
 	decidedAt := p.Store.Now()
-	err := p.Store.InTx(ctx, func(tx *store.Store) error {
-		if d.attempt != nil {
-			if err := tx.FinishAttempt(ctx, *d.attempt); err != nil {
-				return err
+	var err error
+	if len(d.changes) == 1 && pay.Surface != store.SurfacePayouts {
+		// the common case: one statement shared with concurrent records
+		c := d.changes[0]
+		c.Seq, c.Actor = pay.StepSeq, actor
+		seq, err = p.Store.Record(ctx, d.attempt, c)
+		last = c
+	} else {
+		err = p.Store.InTx(ctx, func(tx *store.Store) error {
+			s, att := pay.StepSeq, d.attempt
+			for _, c := range d.changes {
+				c.Seq, c.Actor = s, actor
+				next, err := tx.ApplyWith(ctx, att, c)
+				if err != nil {
+					return err
+				}
+				s, last, att = next, c, nil
 			}
-		}
-		s := pay.StepSeq
-		for _, c := range d.changes {
-			c.Seq, c.Actor = s, actor
-			next, err := tx.Apply(ctx, c)
-			if err != nil {
-				return err
+			seq = s
+			if att != nil { // an outcome with no change of the payment
+				return tx.FinishAttempt(ctx, *att)
 			}
-			s, last = next, c
-		}
-		seq = s
-		return nil
-	})
+			return nil
+		})
+	}
 	if err != nil {
 		return err
 	}

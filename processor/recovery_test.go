@@ -122,3 +122,60 @@ func waitSweeping(t *testing.T, h *testenv.Harness, id string) payment.Payment {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestSweepWaitsOutQueueBacklog: a step still waiting its turn behind a
+// queue's backlog is not swept (re-enqueueing it would only add work under
+// load); once the queue is gone (a Redis wipe), it is.
+func TestSweepWaitsOutQueueBacklog(t *testing.T) {
+	t.Parallel()
+	h := testenv.Start(t, testenv.Options{NoWorker: true, Processor: processor.Config{SweepGrace: 10 * time.Millisecond}})
+	ctx := context.Background()
+	first := h.CreatePayment("CARD", "pm_card_visa", "1.00") // its create task waits in the default queue
+	time.Sleep(1500 * time.Millisecond)                      // the queue's backlog: 1.5 s
+	second := h.CreatePayment("CARD", "pm_card_visa", "1.00")
+	time.Sleep(100 * time.Millisecond) // overdue by the grace, but younger than the backlog
+	swept := func() map[string]bool {
+		var rows []string
+		r, err := h.Store.DB().QueryContext(ctx, `SELECT id FROM payments WHERE swept`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		for r.Next() {
+			var id string
+			_ = r.Scan(&id)
+			rows = append(rows, id)
+		}
+		out := map[string]bool{}
+		for _, id := range rows {
+			out[id] = true
+		}
+		return out
+	}
+	if _, err := h.Processor.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := swept()
+	if got[second] {
+		t.Errorf("a step younger than its queue's backlog was swept")
+	}
+	if !got[first] {
+		// the oldest pending task itself fell due exactly a backlog ago: at the cutoff
+		t.Logf("the oldest step was not swept either (at the cutoff)")
+	}
+	if err := h.Redis.FlushDB(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Processor.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := swept(); !got[first] || !got[second] {
+		t.Fatalf("after the wipe, swept = %v; want both %s and %s", got, first, second)
+	}
+	h.StartWorker()
+	for _, id := range []string{first, second} {
+		if p := waitSweeping(t, h, id); p.Status != payment.StatusSucceeded || h.Sandbox.ChargesFor(id) != 1 {
+			t.Fatalf("%s: %s with %d charges", id, p.Status, h.Sandbox.ChargesFor(id))
+		}
+	}
+}

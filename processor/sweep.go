@@ -13,7 +13,11 @@ import (
 
 // Sweep re-enqueues every overdue step recorded in Postgres. It runs
 // periodically from the scheduler and once when a worker starts, so that
-// after a Redis wipe every payment still reaches a final status. For a step
+// after a Redis wipe every payment still reaches a final status. A step is
+// overdue SweepGrace after it fell due plus its queue's backlog (how long
+// the queue's oldest pending task has waited): under a backlog a due step
+// is waiting its turn, not lost, and sweeping it would only add work; after
+// a wipe the queues are empty and every overdue step is swept. For a step
 // it already swept once that is still due, it looks at the step's task: one
 // waiting in the queue is left alone; one archived or completed, or held by a
 // worker for longer than a lease (a dead worker's), gets a fresh task ID, so
@@ -25,9 +29,14 @@ func (p *Processor) Sweep(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	total := 0
+	backlog := p.backlog(ctx)
 	for {
 		now := p.Store.Now()
-		due, err := p.Store.ClaimDue(ctx, now.Add(-p.cfg.SweepGrace), p.cfg.SweepLease, p.cfg.SweepBatch)
+		before := store.DueBefore{}
+		for _, st := range []payment.Step{payment.StepCreate, payment.StepSubmit, payment.StepInquire, payment.StepSettle, store.StepRefund} {
+			before[st] = now.Add(-p.cfg.SweepGrace - backlog[jobs.StepQueue(st)])
+		}
+		due, err := p.Store.ClaimDue(ctx, before, p.cfg.SweepLease, p.cfg.SweepBatch)
 		if err != nil {
 			return total, fmt.Errorf("sweep: %w", err)
 		}
@@ -47,6 +56,20 @@ func (p *Processor) Sweep(ctx context.Context) (int, error) {
 		p.Log.InfoContext(ctx, "sweep re-enqueued overdue steps", "count", total)
 	}
 	return total, nil
+}
+
+// backlog reads each queue's backlog; when Redis cannot say (down,
+// frozen), none is assumed, so the sweep errs on the side of re-enqueueing.
+func (p *Processor) backlog(ctx context.Context) map[string]time.Duration {
+	if p.Enqueue.Inspector == nil {
+		return nil
+	}
+	b, err := p.Enqueue.Backlog()
+	if err != nil {
+		p.Log.WarnContext(ctx, "sweep: queue backlog unknown; sweeping every overdue step", "err", err)
+		return nil
+	}
+	return b
 }
 
 func (p *Processor) sweepOne(ctx context.Context, d store.Due, now time.Time) (int, error) {

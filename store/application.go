@@ -133,23 +133,6 @@ func (s *Store) ApplyLines(ctx context.Context, paymentID string, lines []Line, 
 	})
 }
 
-// ApplyNewLines applies the lines of a payment inserted earlier in the same
-// transaction: nobody else can see the row yet and it has no lines, so the
-// payment's row lock and the sum of its earlier lines are not needed.
-func (s *Store) ApplyNewLines(ctx context.Context, pay payment.Payment, lines []Line) error {
-	if s.tx == nil {
-		return errors.New("ApplyNewLines needs the transaction that inserted the payment")
-	}
-	var used int64
-	for _, l := range lines {
-		used += l.PaymentAmount
-	}
-	if used > pay.Amount.Minor {
-		return payment.ErrLinesExceedAmount
-	}
-	return s.insertLines(ctx, pay, lines)
-}
-
 // insertLines reserves (or records) each line on its invoice, in invoice id
 // order so concurrent payments never deadlock.
 func (s *Store) insertLines(ctx context.Context, pay payment.Payment, lines []Line) error {

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -84,47 +83,105 @@ func (s *Store) ClaimSubmit(ctx context.Context, paymentID string, seq int, inqu
 // ClaimAttempt is ClaimSubmit for a payment whose next step is step: the
 // create step claims the first attempt itself instead of scheduling a
 // separate submit. The claimed payment's Attempts hold only the new attempt.
+// On the create step only a payment that goes to a gateway is claimed
+// (payment.ErrStale otherwise: payouts and payments recorded without a
+// gateway take their own paths, see processor.create).
+//
+// Concurrent claims share one statement (group): the guarded update, the
+// attempt's intent and its audit row for every claimed payment, in one
+// round trip and one commit.
 func (s *Store) ClaimAttempt(ctx context.Context, paymentID string, step payment.Step, seq int, inquireAt time.Time, actor string) (Claim, error) {
-	var c Claim
-	err := s.InTx(ctx, func(tx *Store) error {
-		now := tx.now()
-		var r paymentRow
-		err := tx.q.QueryRowxContext(ctx, `
-			WITH p AS (
-				UPDATE payments SET status = 'PROCESSING', attempt_count = attempt_count + 1,
-					next_step = 'inquire', next_step_at = $3, step_seq = step_seq + 1, swept = false, updated_at = $4, updated_by = $5
-				WHERE id = $1 AND status = 'PENDING' AND next_step = $6 AND step_seq = $2
-				RETURNING *)
-			SELECT `+paymentColumns+` FROM p LEFT JOIN invoices i ON i.id = p.invoice_id`,
-			paymentID, seq, inquireAt.UTC(), now, actor, string(step)).StructScan(&r)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("claim %s %s@%d: %w", step, paymentID, seq, payment.ErrStale)
+	req := claimReq{PaymentID: paymentID, Step: string(step), Seq: seq, InquireAt: inquireAt.UTC(),
+		AttemptID: NewID(payment.PrefixAttempt), Actor: actor}
+	var res claimRes
+	var err error
+	if s.tx != nil {
+		var rs []claimRes
+		if rs, err = s.claimAttempts(ctx, []claimReq{req}); err == nil {
+			res = rs[0]
 		}
-		if err != nil {
-			return translate(fmt.Errorf("claim %s %s: %w", step, paymentID, err))
-		}
-		p := r.toPayment()
-		a := payment.Attempt{
-			ID: NewID(payment.PrefixAttempt), PaymentID: p.ID, TenantID: p.TenantID, Number: p.AttemptCount,
-			Status: payment.AttemptStarted, IdempotencyKey: payment.AttemptKey(p.ID, p.AttemptCount),
-			StartedAt: now, UpdatedAt: now, CreatedBy: actor,
-		}
-		// the intent and its audit row in one statement
-		_, err = tx.q.ExecContext(ctx, `
-			WITH a AS (
-				INSERT INTO payment_attempts (id, payment_id, tenant_id, attempt_number, status, idempotency_key, started_at, created_by, updated_at)
-				VALUES ($1,$2,$3,$4,'STARTED',$5,$6,$7,$6))
+	} else {
+		res, err = s.claims.do(ctx, req)
+	}
+	if err != nil {
+		return Claim{}, translate(fmt.Errorf("claim %s %s: %w", step, paymentID, err))
+	}
+	if !res.ok {
+		return Claim{}, fmt.Errorf("claim %s %s@%d: %w", step, paymentID, seq, payment.ErrStale)
+	}
+	return res.claim, nil
+}
+
+type claimReq struct {
+	PaymentID, Step string
+	Seq             int
+	InquireAt       time.Time
+	AttemptID       string
+	Actor           string
+}
+
+type claimRes struct {
+	claim Claim
+	ok    bool
+}
+
+// claimAttempts runs a batch of claims as one statement. A payment named
+// twice in one batch is claimed once; the other request finds it stale.
+func (s *Store) claimAttempts(ctx context.Context, reqs []claimReq) ([]claimRes, error) {
+	now := s.now()
+	n := len(reqs)
+	ids, steps, attempts, actors := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	seqs, inquire := make([]int64, n), make([]time.Time, n)
+	for i, r := range reqs {
+		ids[i], steps[i], seqs[i], inquire[i], attempts[i], actors[i] = r.PaymentID, r.Step, int64(r.Seq), r.InquireAt, r.AttemptID, r.Actor
+	}
+	var rows []struct {
+		paymentRow
+		AttemptID string `db:"claim_attempt_id"`
+	}
+	err := sqlx.SelectContext(ctx, s.q, &rows, `
+		WITH r AS (
+			SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[]::timestamptz[], $5::text[], $6::text[])
+				AS r(payment_id, step, seq, inquire_at, attempt_id, actor)),
+		p AS (
+			UPDATE payments SET status = 'PROCESSING', attempt_count = attempt_count + 1,
+				next_step = 'inquire', next_step_at = r.inquire_at, step_seq = step_seq + 1, swept = false,
+				updated_at = $7, updated_by = r.actor
+			FROM r
+			WHERE payments.id = r.payment_id AND payments.status = 'PENDING' AND payments.next_step = r.step
+			  AND payments.step_seq = r.seq
+			  AND (r.step <> 'create' OR (payments.surface <> 'payouts' AND payments.process_payment
+			       AND payments.method NOT IN ('OFFLINE', 'CREDITS')))
+			RETURNING payments.*, r.attempt_id AS claim_attempt_id, r.actor AS claim_actor),
+		a AS (
+			INSERT INTO payment_attempts (id, payment_id, tenant_id, attempt_number, status, idempotency_key, started_at, created_by, updated_at)
+			SELECT claim_attempt_id, id, tenant_id, attempt_count, 'STARTED', id || ':' || attempt_count, $7, claim_actor, $7 FROM p),
+		e AS (
 			INSERT INTO payment_events (payment_id, tenant_id, from_status, to_status, reason, attempt_number, actor, created_at)
-			VALUES ($2, $3, 'PENDING', 'PROCESSING', 'attempt started', $4, $7, $6)`,
-			a.ID, a.PaymentID, a.TenantID, a.Number, a.IdempotencyKey, now, actor)
-		if err != nil {
-			return translate(fmt.Errorf("record attempt intent %s: %w", a.IdempotencyKey, err))
+			SELECT id, tenant_id, 'PENDING', 'PROCESSING', 'attempt started', attempt_count, claim_actor, $7 FROM p)
+		SELECT `+paymentColumns+`, p.claim_attempt_id FROM p LEFT JOIN invoices i ON i.id = p.invoice_id`,
+		pq.Array(ids), pq.Array(steps), pq.Array(seqs), tsArray(inquire), pq.Array(attempts), pq.Array(actors), now)
+	if err != nil {
+		return nil, err
+	}
+	byAttempt := make(map[string]int, len(rows))
+	for i, r := range rows {
+		byAttempt[r.AttemptID] = i
+	}
+	out := make([]claimRes, n)
+	for i, r := range reqs {
+		j, ok := byAttempt[r.AttemptID]
+		if !ok {
+			continue
 		}
+		p := rows[j].toPayment()
+		a := payment.Attempt{ID: r.AttemptID, PaymentID: p.ID, TenantID: p.TenantID, Number: p.AttemptCount,
+			Status: payment.AttemptStarted, IdempotencyKey: payment.AttemptKey(p.ID, p.AttemptCount),
+			StartedAt: now, UpdatedAt: now, CreatedBy: r.Actor}
 		p.Attempts = []payment.Attempt{a}
-		c = Claim{Payment: p, Attempt: a}
-		return nil
-	})
-	return c, err
+		out[i] = claimRes{claim: Claim{Payment: p, Attempt: a}, ok: true}
+	}
+	return out, nil
 }
 
 // AttemptResult is the recorded outcome of an attempt.

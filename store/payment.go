@@ -160,6 +160,207 @@ func (s *Store) InsertPayment(ctx context.Context, np NewPayment) (payment.Payme
 	return r.toPayment(), nil
 }
 
+// PaymentCreate is a seed-001 payment with its one invoice line: its whole
+// amount reserved on the invoice it pays, in the invoice's currency.
+type PaymentCreate struct {
+	NewPayment
+	InvoiceNumber string // echoed in the payment as stored (intake knows it)
+	// Idem, if set, is stored with the payment; Respond fills its answer
+	// from the payment as it will be stored, before the statement runs.
+	Idem    *IdemWrite
+	Respond func(payment.Payment) (code int, body []byte, err error)
+}
+
+// CreateOutcome says what CreatePayment did.
+type CreateOutcome int
+
+const (
+	Created        CreateOutcome = iota // the payment, its line, audit row and answer are committed
+	KeyInFlight                         // another request holds the Idempotency-Key now: 409
+	KeyUsed                             // a record exists for the key: look it up (replay, mismatch, expired)
+	InvoiceRefused                      // the invoice is gone, void, another tenant's or in another currency
+)
+
+// CreateResult is the payment as stored and, when Respond was given, its answer.
+type CreateResult struct {
+	Outcome CreateOutcome
+	Payment payment.Payment
+	Code    int
+	Body    []byte
+}
+
+// CreatePayment records a new PENDING payment whose next step is create,
+// its creation audit row, its invoice line (the amount reserved on the
+// invoice under the invoice's row lock: the invoice's CHECK refuses an
+// over-application, *InvoiceOverAppliedError) and its Idempotency-Key
+// answer, all in one statement. Concurrent creates share the statement
+// (group): one round trip and one commit for all of them. A business key
+// (body idempotency_key) already used is a *ConflictError.
+func (s *Store) CreatePayment(ctx context.Context, pc PaymentCreate) (CreateResult, error) {
+	now := s.now().Truncate(time.Microsecond)
+	p := payment.Payment{ID: NewID(payment.PrefixPayment), TenantID: pc.TenantID, Surface: pc.Surface, Amount: pc.Amount,
+		Method: pc.Method, PaymentMethodID: pc.PaymentMethodID, DestinationType: pc.DestinationType,
+		DestinationID: pc.DestinationID, InvoiceID: pc.InvoiceID, InvoiceNumber: pc.InvoiceNumber,
+		IdempotencyKey: pc.IdempotencyKey, ProcessPayment: pc.ProcessPayment, TrackAttempts: pc.TrackAttempts,
+		Status: payment.StatusPending, NextStep: payment.StepCreate, NextStepAt: &now, StepSeq: 1,
+		Metadata: nonNil(pc.Metadata), CreatedBy: pc.Actor, UpdatedBy: pc.Actor, CreatedAt: now, UpdatedAt: now}
+	req := createReq{p: p, fingerprint: pc.Fingerprint, lineID: NewID(payment.PrefixLine)}
+	var res CreateResult
+	if pc.Respond != nil {
+		code, body, err := pc.Respond(p)
+		if err != nil {
+			return res, err
+		}
+		res.Code, res.Body = code, body
+		if pc.Idem != nil {
+			w := *pc.Idem
+			w.Code, w.Body = code, body
+			req.idem = &w
+		}
+	}
+	var out createRes
+	var err error
+	if s.tx != nil {
+		var rs []createRes
+		if rs, err = s.createPayments(ctx, []createReq{req}); err == nil {
+			out = rs[0]
+		}
+	} else {
+		out, err = s.creates.do(ctx, req)
+	}
+	if err != nil {
+		err = translate(err)
+		var ce *CheckError
+		if errors.As(err, &ce) && ce.Constraint == "invoice_balances" {
+			return res, &InvoiceOverAppliedError{InvoiceID: pc.InvoiceID}
+		}
+		return res, fmt.Errorf("create payment: %w", err)
+	}
+	res.Outcome, res.Payment = out.outcome, p
+	return res, nil
+}
+
+type createReq struct {
+	p           payment.Payment
+	fingerprint []byte
+	lineID      string
+	idem        *IdemWrite
+}
+
+type createRes struct{ outcome CreateOutcome }
+
+// createPayments runs a batch of creates as one statement. Each row takes
+// its key's advisory lock, is skipped if a record for its key exists, and
+// is written only if its invoice (locked in id order) is the tenant's, in
+// the payment's currency and not void; the invoices' reservations are
+// summed per invoice. A unique or CHECK violation of any row fails the
+// whole statement (the group then runs each row alone).
+func (s *Store) createPayments(ctx context.Context, reqs []createReq) ([]createRes, error) {
+	n := len(reqs)
+	var (
+		ids, tenants, surfaces, currencies, methods, pms, dtypes, dids, invoices = strs(n), strs(n), strs(n), strs(n), strs(n), strs(n), strs(n), strs(n), strs(n)
+		bkeys, metas, actors, created, lineIDs, routes, ikeys, iexpires          = strs(n), strs(n), strs(n), strs(n), strs(n), strs(n), strs(n), strs(n)
+		amounts, ilocks, icodes                                                  = make([]int64, n), make([]int64, n), make([]int64, n)
+		fps, ifps, ibodies                                                       = make([][]byte, n), make([][]byte, n), make([][]byte, n)
+		process, track                                                           = make([]bool, n), make([]bool, n)
+	)
+	for i, r := range reqs {
+		p := r.p
+		meta, err := json.Marshal(p.Metadata)
+		if err != nil {
+			return nil, fmt.Errorf("encode metadata: %w", err)
+		}
+		ids[i], tenants[i], surfaces[i], amounts[i], currencies[i] = p.ID, p.TenantID, p.Surface, p.Amount.Minor, p.Amount.Currency
+		methods[i], pms[i], dtypes[i], dids[i], invoices[i] = string(p.Method), p.PaymentMethodID, p.DestinationType, p.DestinationID, p.InvoiceID
+		bkeys[i], fps[i], process[i], track[i], metas[i], actors[i] = p.IdempotencyKey, r.fingerprint, p.ProcessPayment, p.TrackAttempts, string(meta), p.CreatedBy
+		created[i], lineIDs[i] = p.CreatedAt.Format(time.RFC3339Nano), r.lineID
+		ifps[i], ibodies[i] = []byte{}, []byte{}
+		if w := r.idem; w != nil {
+			routes[i], ikeys[i], ifps[i], ilocks[i], icodes[i], ibodies[i] = w.Key.Route, w.Key.Key, w.Fingerprint, w.Key.lockID(), int64(w.Code), w.Body
+			if w.TTL > 0 {
+				iexpires[i] = p.CreatedAt.Add(w.TTL).Format(time.RFC3339Nano)
+			}
+		}
+	}
+	var rows []struct {
+		Ord     int64 `db:"ord"`
+		Got     bool  `db:"got"`
+		Free    bool  `db:"free"`
+		Created bool  `db:"created"`
+	}
+	err := sqlx.SelectContext(ctx, s.q, &rows, `
+		WITH r AS (
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[],
+				$9::text[], $10::text[], $11::text[], $12::bytea[], $13::bool[], $14::bool[], $15::text[], $16::text[], $17::text[],
+				$18::text[], $19::text[], $20::text[], $21::bytea[], $22::int8[], $23::text[], $24::int8[], $25::bytea[])
+			WITH ORDINALITY AS r(id, tenant_id, surface, amount, currency, method, payment_method_id, destination_type,
+				destination_id, invoice_id, bkey, fingerprint, process_payment, track_attempts, metadata, actor, created_at,
+				line_id, route, ikey, ifp, ilock, iexpires, icode, ibody, ord)),
+		lk AS (SELECT ord, CASE WHEN ikey = '' THEN true ELSE pg_try_advisory_xact_lock(ilock) END AS got FROM r),
+		go AS (
+			SELECT r.* FROM r JOIN lk USING (ord)
+			LEFT JOIN idempotency_keys k ON k.tenant_id = r.tenant_id AND k.route = r.route AND k.key = r.ikey
+			WHERE lk.got AND k.key IS NULL),
+		li AS (
+			SELECT i.id, i.tenant_id, i.currency FROM (SELECT DISTINCT invoice_id FROM go) g
+			JOIN invoices i ON i.id = g.invoice_id
+			WHERE i.voided_at IS NULL
+			ORDER BY i.id FOR NO KEY UPDATE OF i),
+		ok AS (SELECT go.* FROM go JOIN li ON li.id = go.invoice_id AND li.tenant_id = go.tenant_id AND li.currency = go.currency),
+		iv AS (
+			UPDATE invoices i SET amount_reserved = i.amount_reserved + d.amount
+			FROM (SELECT invoice_id, sum(amount)::int8 AS amount FROM ok GROUP BY invoice_id) d
+			WHERE i.id = d.invoice_id),
+		p AS (
+			INSERT INTO payments (id, tenant_id, surface, amount, currency, method, payment_method_id,
+				destination_type, destination_id, invoice_id, idempotency_key, request_fingerprint,
+				process_payment, track_attempts, status, next_step, next_step_at, step_seq, metadata,
+				created_by, updated_by, created_at, updated_at)
+			SELECT id, tenant_id, surface, amount, currency, method, payment_method_id, destination_type, destination_id,
+				invoice_id, NULLIF(bkey, ''), fingerprint, process_payment, track_attempts, 'PENDING', 'create',
+				created_at::timestamptz, 1, metadata::jsonb, actor, actor, created_at::timestamptz, created_at::timestamptz
+			FROM ok ORDER BY ord),
+		e AS (
+			INSERT INTO payment_events (payment_id, tenant_id, from_status, to_status, reason, attempt_number, actor, created_at)
+			SELECT id, tenant_id, NULL, 'PENDING', 'created', 0, actor, created_at::timestamptz FROM ok ORDER BY ord),
+		a AS (
+			INSERT INTO payment_applications (id, tenant_id, payment_id, invoice_id, applied_amount, payment_amount,
+				applied_currency, remittance_label, state, released_amount, created_at)
+			SELECT line_id, tenant_id, id, invoice_id, amount, amount, currency, 'Invoice', 'reserved', 0, created_at::timestamptz
+			FROM ok),
+		k AS (
+			INSERT INTO idempotency_keys (tenant_id, route, key, fingerprint, state, owner, locked_until, expires_at, created_at,
+				response_code, response_body)
+			SELECT tenant_id, route, ikey, ifp, 'done', '', created_at::timestamptz, NULLIF(iexpires, '')::timestamptz,
+				created_at::timestamptz, icode, ibody
+			FROM ok WHERE ikey <> '')
+		SELECT lk.ord, lk.got, EXISTS (SELECT 1 FROM go WHERE go.ord = lk.ord) AS free,
+			EXISTS (SELECT 1 FROM ok WHERE ok.ord = lk.ord) AS created
+		FROM lk`,
+		pq.Array(ids), pq.Array(tenants), pq.Array(surfaces), pq.Array(amounts), pq.Array(currencies), pq.Array(methods),
+		pq.Array(pms), pq.Array(dtypes), pq.Array(dids), pq.Array(invoices), pq.Array(bkeys), pq.ByteaArray(fps),
+		pq.Array(process), pq.Array(track), pq.Array(metas), pq.Array(actors), pq.Array(created), pq.Array(lineIDs),
+		pq.Array(routes), pq.Array(ikeys), pq.ByteaArray(ifps), pq.Array(ilocks), pq.Array(iexpires), pq.Array(icodes),
+		pq.ByteaArray(ibodies))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]createRes, n)
+	for _, r := range rows {
+		o := InvoiceRefused
+		switch {
+		case !r.Got:
+			o = KeyInFlight
+		case !r.Free:
+			o = KeyUsed
+		case r.Created:
+			o = Created
+		}
+		out[r.Ord-1] = createRes{outcome: o}
+	}
+	return out, nil
+}
+
 func nonNil(m map[string]string) map[string]string {
 	if m == nil {
 		return map[string]string{}
@@ -354,66 +555,32 @@ type Change struct {
 }
 
 // Apply runs a Change and returns the new step sequence. payment.ErrStale
-// means the row had moved on: the caller's task is out of date.
+// means the row had moved on: the caller's task is out of date. It runs in
+// one transaction (the caller's, if any): the guarded update with its audit
+// row in one statement, then the invoice lines the transition moves.
 func (s *Store) Apply(ctx context.Context, c Change) (int, error) {
-	if c.From != c.To || c.Audit {
-		if _, err := payment.Next(c.From, c.To); err != nil {
-			return 0, err
-		}
-	}
-	now := s.now()
-	var step, stepAt any
-	if c.NextStep != payment.StepNone {
-		step, stepAt = string(c.NextStep), c.NextStepAt.UTC()
+	return s.ApplyWith(ctx, nil, c)
+}
+
+// ApplyWith is Apply that also records attempt's outcome, guarded with the
+// change: neither applies unless the payment is still in the observed state
+// and the attempt is still unfinished (STARTED or UNKNOWN).
+func (s *Store) ApplyWith(ctx context.Context, attempt *AttemptResult, c Change) (int, error) {
+	if err := checkChange(c); err != nil {
+		return 0, err
 	}
 	var seq int
-	var tenant string
-	audit := c.From != c.To || c.Audit
 	err := s.InTx(ctx, func(tx *Store) error {
-		// The guarded update and, when the status changes, its audit row, in
-		// one statement: the audit row exists exactly when the update applied.
-		err := tx.q.QueryRowxContext(ctx, `
-			WITH u AS (
-			UPDATE payments SET
-				status = $2,
-				next_step = CASE WHEN $19 THEN next_step ELSE $3 END,
-				next_step_at = CASE WHEN $19 THEN next_step_at ELSE $4 END,
-				step_seq = CASE WHEN $19 THEN step_seq ELSE step_seq + 1 END,
-				swept = CASE WHEN $19 THEN swept ELSE false END,
-				updated_at = $5, updated_by = $6,
-				gateway_reference = CASE WHEN $7 <> '' THEN $7 ELSE gateway_reference END,
-				error_code = CASE WHEN $8 <> '' THEN $8 ELSE error_code END,
-				error_message = CASE WHEN $9 <> '' THEN $9 ELSE error_message END,
-				return_code = CASE WHEN $10 <> '' THEN $10 ELSE return_code END,
-				action_url = CASE WHEN $20 <> '' THEN $20 WHEN $2 <> 'REQUIRES_ACTION' THEN '' ELSE action_url END,
-				expected_settlement_at = COALESCE($11, expected_settlement_at),
-				return_watch_until = COALESCE($12, return_watch_until),
-				settled_at = COALESCE(settled_at, $13),
-				refunded_amount = refunded_amount + $14,
-				refund_pending_amount = refund_pending_amount - $14 - $15,
-				succeeded_at = CASE WHEN $2 = 'SUCCEEDED' THEN COALESCE(succeeded_at, $5) ELSE succeeded_at END,
-				failed_at    = CASE WHEN $2 = 'FAILED' THEN COALESCE(failed_at, $5) ELSE failed_at END,
-				canceled_at  = CASE WHEN $2 = 'CANCELED' THEN COALESCE(canceled_at, $5) ELSE canceled_at END,
-				sent_at      = CASE WHEN $2 = 'SENT' THEN COALESCE(sent_at, $5) ELSE sent_at END,
-				returned_at  = CASE WHEN $2 = 'RETURNED' THEN COALESCE(returned_at, $5) ELSE returned_at END,
-				refunded_at  = CASE WHEN $2 IN ('REFUNDED','PARTIALLY_REFUNDED') AND $14 > 0 THEN $5 ELSE refunded_at END
-			WHERE id = $1 AND status = $16 AND ($17 OR step_seq = $18)
-			RETURNING step_seq, tenant_id),
-			e AS (
-				INSERT INTO payment_events (payment_id, tenant_id, from_status, to_status, reason, attempt_number, actor, created_at)
-				SELECT $1, tenant_id, $16, $2, $22, $23, $6, $5 FROM u WHERE $21)
-			SELECT step_seq, tenant_id FROM u`,
-			c.PaymentID, string(c.To), step, stepAt, now, c.Actor,
-			c.GatewayReference, c.ErrorCode, c.ErrorMessage, c.ReturnCode,
-			c.ExpectedSettlementAt, c.ReturnWatchUntil, c.SettledAt, c.RefundedDelta, c.RefundReleased,
-			string(c.From), c.AnySeq, c.Seq, c.KeepSchedule, c.ActionURL,
-			audit, c.Reason, c.Attempt).Scan(&seq, &tenant)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("apply %s→%s to %s: %w", c.From, c.To, c.PaymentID, payment.ErrStale)
-		}
+		res, err := tx.applyRows(ctx, []applyReq{{c: c, attempt: attempt}})
 		if err != nil {
 			return translate(fmt.Errorf("apply %s→%s to %s: %w", c.From, c.To, c.PaymentID, err))
 		}
+		if !res[0].ok {
+			return fmt.Errorf("apply %s→%s to %s: %w", c.From, c.To, c.PaymentID, payment.ErrStale)
+		}
+		seq = res[0].seq
+		// In its own statement, after the update: this statement's snapshot
+		// sees every line committed before the payment's row lock was ours.
 		if c.From != c.To || c.RefundedDelta > 0 {
 			return tx.settleLines(ctx, c)
 		}
@@ -421,6 +588,204 @@ func (s *Store) Apply(ctx context.Context, c Change) (int, error) {
 	})
 	return seq, err
 }
+
+// Record is ApplyWith for a payment of the seed-001 surface (not a
+// payout), run outside any transaction: concurrent records share one
+// statement (group) that also moves the payment's invoice lines. That is
+// safe because such a payment's lines never change but with a status
+// change of the payment itself, under its row lock: a record whose guard
+// still holds after waiting for that lock saw the lines as they are.
+// (A payout's lines may be replaced by PUT /v1/payouts/{id}/lines at any
+// time, without a transition; payouts use ApplyWith.)
+func (s *Store) Record(ctx context.Context, attempt *AttemptResult, c Change) (int, error) {
+	if err := checkChange(c); err != nil {
+		return 0, err
+	}
+	if s.tx != nil || c.RefundedDelta > 0 || c.RefundReleased > 0 {
+		return s.ApplyWith(ctx, attempt, c)
+	}
+	res, err := s.records.do(ctx, applyReq{c: c, attempt: attempt, lines: linesOf(c)})
+	if err != nil {
+		return 0, translate(fmt.Errorf("record %s→%s to %s: %w", c.From, c.To, c.PaymentID, err))
+	}
+	if !res.ok {
+		return 0, fmt.Errorf("record %s→%s to %s: %w", c.From, c.To, c.PaymentID, payment.ErrStale)
+	}
+	return res.seq, nil
+}
+
+func checkChange(c Change) error {
+	if c.From != c.To || c.Audit {
+		if _, err := payment.Next(c.From, c.To); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// linesOf is what a transition does to the payment's invoice lines when
+// the statement moves them (Record): count them as paid, or give them back.
+// Partial refunds release part of them in Go (releaseLines).
+func linesOf(c Change) string {
+	switch {
+	case c.From == c.To:
+		return ""
+	case c.To == payment.StatusSucceeded:
+		return "apply"
+	case c.To == payment.StatusFailed, c.To == payment.StatusCanceled, c.To == payment.StatusReturned:
+		return "release"
+	}
+	return ""
+}
+
+type applyReq struct {
+	c       Change
+	attempt *AttemptResult
+	// lines is what the statement itself does to the payment's invoice
+	// lines: "" (nothing: the caller settles them), "apply" or "release".
+	lines string
+}
+
+type applyRes struct {
+	seq int
+	ok  bool
+}
+
+// applyRows runs a batch of guarded changes as one statement: for each
+// row whose payment is still in the observed state (and whose attempt, if
+// any, is unfinished), the update, the attempt's outcome, the audit row
+// and, with lines set, the invoice lines and balances. Invoices are locked
+// in id order, as everywhere, so concurrent statements never deadlock on
+// them.
+func (s *Store) applyRows(ctx context.Context, reqs []applyReq) ([]applyRes, error) {
+	now := s.now()
+	n := len(reqs)
+	var (
+		ids, to, from, step, stepAt, actor, gref, ecode, emsg, rcode, aurl = strs(n), strs(n), strs(n), strs(n), strs(n), strs(n), strs(n), strs(n), strs(n), strs(n), strs(n)
+		expSettle, watch, settled, reason, lines                           = strs(n), strs(n), strs(n), strs(n), strs(n)
+		attID, attStatus, attClass, attCode, attMsg, attRef, attRetry      = strs(n), strs(n), strs(n), strs(n), strs(n), strs(n), strs(n)
+		seqs, attempt, refunded, released                                  = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		anySeq, keep, audit, block, attInq                                 = make([]bool, n), make([]bool, n), make([]bool, n), make([]bool, n), make([]bool, n)
+	)
+	ts := func(t *time.Time) string {
+		if t == nil {
+			return ""
+		}
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	for i, r := range reqs {
+		c := r.c
+		ids[i], to[i], from[i], seqs[i], anySeq[i], keep[i] = c.PaymentID, string(c.To), string(c.From), int64(c.Seq), c.AnySeq, c.KeepSchedule
+		if c.NextStep != payment.StepNone {
+			step[i], stepAt[i] = string(c.NextStep), ts(&c.NextStepAt)
+		}
+		actor[i], gref[i], ecode[i], emsg[i], rcode[i], aurl[i] = c.Actor, c.GatewayReference, c.ErrorCode, c.ErrorMessage, c.ReturnCode, c.ActionURL
+		expSettle[i], watch[i], settled[i] = ts(c.ExpectedSettlementAt), ts(c.ReturnWatchUntil), ts(c.SettledAt)
+		audit[i], reason[i], attempt[i] = c.From != c.To || c.Audit, c.Reason, int64(c.Attempt)
+		refunded[i], released[i] = c.RefundedDelta, c.RefundReleased
+		lines[i] = r.lines
+		block[i] = r.lines != "" && c.To == payment.StatusReturned && payment.ReturnBlocksAccount(c.ReturnCode)
+		if a := r.attempt; a != nil {
+			attID[i], attStatus[i], attClass[i], attCode[i] = a.AttemptID, string(a.Status), string(a.FailureClass), a.ErrorCode
+			attMsg[i], attRef[i], attRetry[i], attInq[i] = truncate(a.ErrorMessage, 500), a.GatewayReference, ts(a.NextRetryAt), a.CountInquiry
+		}
+	}
+	var rows []struct {
+		Ord int64 `db:"ord"`
+		Seq int   `db:"step_seq"`
+	}
+	err := sqlx.SelectContext(ctx, s.q, &rows, `
+		WITH r AS (
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::bool[], $6::bool[], $7::text[], $8::text[],
+				$9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[],
+				$18::int8[], $19::int8[], $20::bool[], $21::text[], $22::int8[], $23::text[], $24::bool[],
+				$25::text[], $26::text[], $27::text[], $28::text[], $29::text[], $30::text[], $31::text[], $32::bool[])
+			WITH ORDINALITY AS r(payment_id, to_status, from_status, seq, any_seq, keep, next_step, next_step_at,
+				actor, gref, ecode, emsg, rcode, aurl, exp_settle, watch, settled,
+				refunded, released, audit, reason, attempt, lines, block,
+				att_id, att_status, att_class, att_code, att_msg, att_ref, att_retry, att_inq, ord)),
+		u AS (
+			UPDATE payments p SET
+				status = r.to_status,
+				next_step = CASE WHEN r.keep THEN p.next_step ELSE NULLIF(r.next_step, '') END,
+				next_step_at = CASE WHEN r.keep THEN p.next_step_at ELSE NULLIF(r.next_step_at, '')::timestamptz END,
+				step_seq = CASE WHEN r.keep THEN p.step_seq ELSE p.step_seq + 1 END,
+				swept = CASE WHEN r.keep THEN p.swept ELSE false END,
+				updated_at = $33, updated_by = r.actor,
+				gateway_reference = CASE WHEN r.gref <> '' THEN r.gref ELSE p.gateway_reference END,
+				error_code = CASE WHEN r.ecode <> '' THEN r.ecode ELSE p.error_code END,
+				error_message = CASE WHEN r.emsg <> '' THEN r.emsg ELSE p.error_message END,
+				return_code = CASE WHEN r.rcode <> '' THEN r.rcode ELSE p.return_code END,
+				action_url = CASE WHEN r.aurl <> '' THEN r.aurl WHEN r.to_status <> 'REQUIRES_ACTION' THEN '' ELSE p.action_url END,
+				expected_settlement_at = COALESCE(NULLIF(r.exp_settle, '')::timestamptz, p.expected_settlement_at),
+				return_watch_until = COALESCE(NULLIF(r.watch, '')::timestamptz, p.return_watch_until),
+				settled_at = COALESCE(p.settled_at, NULLIF(r.settled, '')::timestamptz),
+				refunded_amount = p.refunded_amount + r.refunded,
+				refund_pending_amount = p.refund_pending_amount - r.refunded - r.released,
+				succeeded_at = CASE WHEN r.to_status = 'SUCCEEDED' THEN COALESCE(p.succeeded_at, $33) ELSE p.succeeded_at END,
+				failed_at    = CASE WHEN r.to_status = 'FAILED' THEN COALESCE(p.failed_at, $33) ELSE p.failed_at END,
+				canceled_at  = CASE WHEN r.to_status = 'CANCELED' THEN COALESCE(p.canceled_at, $33) ELSE p.canceled_at END,
+				sent_at      = CASE WHEN r.to_status = 'SENT' THEN COALESCE(p.sent_at, $33) ELSE p.sent_at END,
+				returned_at  = CASE WHEN r.to_status = 'RETURNED' THEN COALESCE(p.returned_at, $33) ELSE p.returned_at END,
+				refunded_at  = CASE WHEN r.to_status IN ('REFUNDED','PARTIALLY_REFUNDED') AND r.refunded > 0 THEN $33 ELSE p.refunded_at END
+			FROM r
+			WHERE p.id = r.payment_id AND p.status = r.from_status AND (r.any_seq OR p.step_seq = r.seq)
+			  AND (r.lines = '' OR p.surface <> 'payouts')
+			  AND (r.att_id = '' OR EXISTS (SELECT 1 FROM payment_attempts a
+			       WHERE a.id = r.att_id AND a.payment_id = p.id AND a.status IN ('STARTED', 'UNKNOWN')))
+			RETURNING r.*, p.step_seq, p.tenant_id),
+		f AS (
+			UPDATE payment_attempts a SET status = u.att_status, failure_class = u.att_class, error_code = u.att_code,
+				error_message = u.att_msg,
+				gateway_reference = CASE WHEN u.att_ref <> '' THEN u.att_ref ELSE a.gateway_reference END,
+				next_retry_at = NULLIF(u.att_retry, '')::timestamptz,
+				finished_at = CASE WHEN u.att_status IN ('SUCCEEDED', 'FAILED') THEN $33 END,
+				updated_at = $33, inquiry_count = a.inquiry_count + CASE WHEN u.att_inq THEN 1 ELSE 0 END
+			FROM u WHERE u.att_id <> '' AND a.id = u.att_id AND a.status IN ('STARTED', 'UNKNOWN')),
+		e AS (
+			INSERT INTO payment_events (payment_id, tenant_id, from_status, to_status, reason, attempt_number, actor, created_at)
+			SELECT payment_id, tenant_id, from_status, to_status, reason, attempt, actor, $33 FROM u WHERE audit ORDER BY ord),
+		la AS (
+			UPDATE payment_applications pa SET state = 'applied'
+			FROM u WHERE u.lines = 'apply' AND pa.payment_id = u.payment_id AND pa.state = 'reserved'
+			RETURNING pa.invoice_id, 0::int8 AS reserved, pa.applied_amount - pa.released_amount AS paid),
+		lr AS (
+			UPDATE payment_applications pa SET state = 'released', released_amount = pa.applied_amount
+			FROM (SELECT x.id, x.applied_amount - x.released_amount AS left_amount, x.state AS old_state
+			      FROM payment_applications x JOIN u ON u.lines = 'release' AND x.payment_id = u.payment_id
+			      WHERE x.state <> 'released' AND x.applied_amount > x.released_amount) o
+			WHERE pa.id = o.id
+			RETURNING pa.invoice_id, -o.left_amount AS reserved, CASE WHEN o.old_state = 'applied' THEN -o.left_amount ELSE 0 END AS paid),
+		d AS (
+			SELECT invoice_id, sum(reserved)::int8 AS reserved, sum(paid)::int8 AS paid
+			FROM (SELECT * FROM la UNION ALL SELECT * FROM lr) m GROUP BY invoice_id),
+		li AS (SELECT i.id FROM d JOIN invoices i ON i.id = d.invoice_id ORDER BY i.id FOR NO KEY UPDATE OF i),
+		iv AS (
+			UPDATE invoices i SET amount_reserved = i.amount_reserved + d.reserved, amount_paid = i.amount_paid + d.paid
+			FROM d JOIN li ON li.id = d.invoice_id WHERE i.id = d.invoice_id),
+		b AS (
+			INSERT INTO blocked_accounts (tenant_id, account_fingerprint, return_code, payment_id, created_at)
+			SELECT pd.tenant_id, pd.account_fingerprint, u.rcode, pd.payment_id, $33
+			FROM payout_details pd JOIN u ON u.block AND pd.payment_id = u.payment_id
+			ON CONFLICT DO NOTHING)
+		SELECT ord, step_seq FROM u`,
+		pq.Array(ids), pq.Array(to), pq.Array(from), pq.Array(seqs), pq.Array(anySeq), pq.Array(keep), pq.Array(step), pq.Array(stepAt),
+		pq.Array(actor), pq.Array(gref), pq.Array(ecode), pq.Array(emsg), pq.Array(rcode), pq.Array(aurl),
+		pq.Array(expSettle), pq.Array(watch), pq.Array(settled),
+		pq.Array(refunded), pq.Array(released), pq.Array(audit), pq.Array(reason), pq.Array(attempt), pq.Array(lines), pq.Array(block),
+		pq.Array(attID), pq.Array(attStatus), pq.Array(attClass), pq.Array(attCode), pq.Array(attMsg), pq.Array(attRef), pq.Array(attRetry),
+		pq.Array(attInq), now)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]applyRes, n)
+	for _, r := range rows {
+		out[r.Ord-1] = applyRes{seq: r.Seq, ok: true}
+	}
+	return out, nil
+}
+
+func strs(n int) []string { return make([]string, n) }
 
 // PaymentState is a payment's status and when it entered it.
 type PaymentState struct {

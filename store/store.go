@@ -29,6 +29,7 @@ type Config struct {
 	URL          string
 	MaxOpenConns int
 	MaxIdleConns int
+	Batch        Batch
 }
 
 // Store runs queries on a pool or, inside InTx, on one transaction.
@@ -39,6 +40,23 @@ type Store struct {
 	stmts *stmtCache
 	now   func() time.Time // the dbClock's Now
 	stop  context.CancelFunc
+	*groups
+}
+
+// groups are the store's batched statements (batch.go), shared by every
+// Store derived from one Open.
+type groups struct {
+	claims  *group[claimReq, claimRes]
+	records *group[applyReq, applyRes]
+	creates *group[createReq, createRes]
+}
+
+// Batch sizes the groups: up to maxRows requests share a statement, and up
+// to runners statements of a kind run at once (0: the defaults).
+type Batch struct {
+	MaxRows int
+	Runners int
+	Timeout time.Duration // bound on one batched statement (0: 15 s)
 }
 
 // Open connects and pings. now is the injected host clock (nil: time.Now);
@@ -72,8 +90,23 @@ func Open(ctx context.Context, cfg Config, now func() time.Time) (*Store, error)
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	go clock.run(bg, db.DB)
 	stmts := newStmtCache(db)
-	return &Store{db: db, q: preparedQ{ExtContext: db, cache: stmts}, stmts: stmts,
-		now: clock.Now, stop: stop}, nil
+	st := &Store{db: db, q: preparedQ{ExtContext: db, cache: stmts}, stmts: stmts, now: clock.Now, stop: stop}
+	b := cfg.Batch
+	if b.MaxRows <= 0 {
+		b.MaxRows = 64
+	}
+	if b.Runners <= 0 {
+		b.Runners = 4
+	}
+	if b.Timeout <= 0 {
+		b.Timeout = 15 * time.Second
+	}
+	st.groups = &groups{
+		claims:  newGroup(b, st.claimAttempts),
+		records: newGroup(b, st.applyRows),
+		creates: newGroup(b, st.createPayments),
+	}
+	return st, nil
 }
 
 // Close stops the clock's resync, closes the prepared statements and the pool.
@@ -191,7 +224,7 @@ func (s *Store) InTx(ctx context.Context, fn func(*Store) error) error {
 	if err != nil {
 		return translate(fmt.Errorf("begin: %w", err))
 	}
-	in := &Store{db: s.db, q: preparedQ{ExtContext: tx, tx: tx, cache: s.stmts}, tx: tx, stmts: s.stmts, now: s.now, stop: s.stop}
+	in := &Store{db: s.db, q: preparedQ{ExtContext: tx, tx: tx, cache: s.stmts}, tx: tx, stmts: s.stmts, now: s.now, stop: s.stop, groups: s.groups}
 	if err := fn(in); err != nil {
 		_ = tx.Rollback()
 		return err

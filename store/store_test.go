@@ -202,45 +202,98 @@ func TestRefundsNeverExceedCaptured(t *testing.T) {
 	}
 }
 
+// TestIdempotencyKeys: a key's lock is held for its request's transaction
+// only, its answer is stored with the request's effects (or not at all),
+// and only an expired record may be replaced.
 func TestIdempotencyKeys(t *testing.T) {
 	t.Parallel()
 	st, tn := open(t)
 	ctx := context.Background()
 	k := store.IdemKey{TenantID: tn.ID, Route: "POST /x", Key: "k1"}
 	fp, other := []byte("fp1"), []byte("fp2")
-	rec, err := st.BeginIdempotent(ctx, k, fp, 200*time.Millisecond, time.Hour)
-	if err != nil || rec.State != store.IdemNew {
-		t.Fatalf("first: %+v %v", rec, err)
+	if rec, err := st.LookupIdempotent(ctx, k, fp); err != nil || rec.State != store.IdemNew {
+		t.Fatalf("fresh key: %+v %v", rec, err)
 	}
-	stalled := rec.Owner
-	if rec, _ = st.BeginIdempotent(ctx, k, fp, time.Second, time.Hour); rec.State != store.IdemInFlight {
-		t.Fatalf("duplicate in flight: %+v", rec)
+	// the first request holds the key inside its transaction
+	held := make(chan struct{})
+	release := make(chan struct{})
+	firstDone := make(chan error, 1)
+	go func() {
+		firstDone <- st.InTx(ctx, func(tx *store.Store) error {
+			if err := tx.LockIdempotent(ctx, k); err != nil {
+				return err
+			}
+			close(held)
+			<-release
+			return tx.PutIdempotent(ctx, store.IdemWrite{Key: k, Fingerprint: fp, TTL: time.Hour, Code: 201, Body: []byte(`{"id":"x"}`)})
+		})
+	}()
+	<-held
+	// a duplicate meanwhile finds it in flight, and stores nothing
+	err := st.InTx(ctx, func(tx *store.Store) error { return tx.LockIdempotent(ctx, k) })
+	if !errors.Is(err, store.ErrIdemInFlight) {
+		t.Fatalf("duplicate in flight: %v", err)
 	}
-	if rec, _ = st.BeginIdempotent(ctx, k, other, time.Second, time.Hour); rec.State != store.IdemMismatch {
-		t.Fatalf("other body: %+v", rec)
+	if rec, _ := st.LookupIdempotent(ctx, k, fp); rec.State != store.IdemNew {
+		t.Fatalf("uncommitted answer visible: %+v", rec)
 	}
-	// the owner died: after the lease a retry of the same request takes over
-	time.Sleep(300 * time.Millisecond)
-	if rec, _ = st.BeginIdempotent(ctx, k, fp, time.Second, time.Hour); rec.State != store.IdemNew {
-		t.Fatalf("takeover after lease: %+v", rec)
-	}
-	// the stalled first request can no longer complete or release the key
-	if err := st.CompleteIdempotent(ctx, k, stalled, 201, []byte(`{"id":"stale"}`)); !errors.Is(err, store.ErrIdemLost) {
-		t.Fatalf("stalled owner completed: %v", err)
-	}
-	if err := st.ReleaseIdempotent(ctx, k, stalled); err != nil {
+	close(release)
+	if err := <-firstDone; err != nil {
 		t.Fatal(err)
 	}
-	if err := st.CompleteIdempotent(ctx, k, rec.Owner, 201, []byte(`{"id":"x"}`)); err != nil {
-		t.Fatal(err)
-	}
-	rec, _ = st.BeginIdempotent(ctx, k, fp, time.Second, time.Hour)
+	rec, _ := st.LookupIdempotent(ctx, k, fp)
 	if rec.State != store.IdemReplay || rec.Code != 201 || string(rec.Body) != `{"id":"x"}` {
 		t.Fatalf("replay: %+v", rec)
 	}
+	if rec, _ = st.LookupIdempotent(ctx, k, other); rec.State != store.IdemMismatch {
+		t.Fatalf("other body: %+v", rec)
+	}
+	// a live record is never replaced
+	err = st.InTx(ctx, func(tx *store.Store) error {
+		return tx.PutIdempotent(ctx, store.IdemWrite{Key: k, Fingerprint: other, TTL: time.Hour, Code: 201, Body: []byte(`{}`)})
+	})
+	if !errors.Is(err, store.ErrIdemTaken) {
+		t.Fatalf("live record replaced: %v", err)
+	}
+	// a request that fails stores nothing: its key stays free
+	k2 := store.IdemKey{TenantID: tn.ID, Route: "POST /x", Key: "k2"}
+	_ = st.InTx(ctx, func(tx *store.Store) error {
+		if err := tx.LockIdempotent(ctx, k2); err != nil {
+			return err
+		}
+		if err := tx.PutIdempotent(ctx, store.IdemWrite{Key: k2, Fingerprint: fp, Code: 201, Body: []byte(`{}`)}); err != nil {
+			return err
+		}
+		return errors.New("the request failed after storing its answer")
+	})
+	if rec, _ = st.LookupIdempotent(ctx, k2, fp); rec.State != store.IdemNew {
+		t.Fatalf("rolled-back answer stored: %+v", rec)
+	}
+	// an expired record reads as free, and may be replaced or forgotten
+	if _, err := st.DB().Exec(`UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE key = 'k1'`); err != nil {
+		t.Fatal(err)
+	}
+	if rec, _ = st.LookupIdempotent(ctx, k, other); rec.State != store.IdemNew {
+		t.Fatalf("expired record: %+v", rec)
+	}
+	err = st.InTx(ctx, func(tx *store.Store) error {
+		return tx.PutIdempotent(ctx, store.IdemWrite{Key: k, Fingerprint: other, TTL: time.Hour, Code: 200, Body: []byte(`{"id":"y"}`)})
+	})
+	if err != nil {
+		t.Fatalf("replacing an expired record: %v", err)
+	}
+	if rec, _ = st.LookupIdempotent(ctx, k, other); rec.State != store.IdemReplay || string(rec.Body) != `{"id":"y"}` {
+		t.Fatalf("after replacing: %+v", rec)
+	}
+	if err := st.ForgetIdempotent(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	if rec, _ = st.LookupIdempotent(ctx, k, other); rec.State != store.IdemReplay {
+		t.Fatalf("a live record was forgotten: %+v", rec)
+	}
 	// another tenant's key with the same string is its own
 	tb, _ := st.CreateTenant(ctx, "other")
-	if rec, _ = st.BeginIdempotent(ctx, store.IdemKey{TenantID: tb.ID, Route: k.Route, Key: k.Key}, other, time.Second, time.Hour); rec.State != store.IdemNew {
+	if rec, _ = st.LookupIdempotent(ctx, store.IdemKey{TenantID: tb.ID, Route: k.Route, Key: k.Key}, other); rec.State != store.IdemNew {
 		t.Fatalf("other tenant: %+v", rec)
 	}
 }
@@ -262,7 +315,7 @@ func TestClaimDue(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			due, err := st.ClaimDue(ctx, future, 2*time.Hour, 20)
+			due, err := st.ClaimDue(ctx, store.AllDueBefore(future), 2*time.Hour, 20)
 			if err != nil {
 				t.Error(err)
 			}
@@ -278,11 +331,11 @@ func TestClaimDue(t *testing.T) {
 	if total.Load() != 50 {
 		t.Fatalf("claimed %d, want 50 exactly once", total.Load())
 	}
-	due, err := st.ClaimDue(ctx, future, time.Minute, 100)
+	due, err := st.ClaimDue(ctx, store.AllDueBefore(future), time.Minute, 100)
 	if err != nil || len(due) != 0 {
 		t.Fatalf("claimed again within the lease: %d %v", len(due), err)
 	}
-	due, err = st.ClaimDue(ctx, future.Add(2*time.Hour), time.Minute, 100)
+	due, err = st.ClaimDue(ctx, store.AllDueBefore(future.Add(2*time.Hour)), time.Minute, 100)
 	if err != nil || len(due) != 50 || !due[0].Swept || due[0].Seq != 1 {
 		t.Fatalf("second claim: %d %v %+v", len(due), err, due)
 	}

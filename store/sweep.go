@@ -23,13 +23,38 @@ type Due struct {
 	Swept bool
 }
 
-// ClaimDue takes up to limit overdue steps (due before dueBefore) for the
-// sweeper. It pushes each claimed row's due time out by lease and marks it
-// swept in the same short statement (FOR UPDATE SKIP LOCKED, so concurrent
-// sweepers split the work) and commits before any enqueue: no row lock is
-// held while Redis is called.
-func (s *Store) ClaimDue(ctx context.Context, dueBefore time.Time, lease time.Duration, limit int) ([]Due, error) {
+// DueBefore is the sweeper's cutoff per step (payment.StepCreate …, and
+// StepRefund for refund tries): a step due before its cutoff is overdue.
+type DueBefore map[payment.Step]time.Time
+
+// StepRefund names a refund's try in DueBefore.
+const StepRefund payment.Step = "refund"
+
+// AllDueBefore is the same cutoff for every step.
+func AllDueBefore(t time.Time) DueBefore {
+	return DueBefore{payment.StepCreate: t, payment.StepSubmit: t, payment.StepInquire: t, payment.StepSettle: t, StepRefund: t}
+}
+
+// ClaimDue takes up to limit overdue steps (due before their step's cutoff)
+// for the sweeper. It pushes each claimed row's due time out by lease and
+// marks it swept in the same short statement (FOR UPDATE SKIP LOCKED, so
+// concurrent sweepers split the work) and commits before any enqueue: no
+// row lock is held while Redis is called. A step without a cutoff is not
+// claimed.
+func (s *Store) ClaimDue(ctx context.Context, before DueBefore, lease time.Duration, limit int) ([]Due, error) {
 	now := s.now()
+	cut := func(st payment.Step) time.Time {
+		if t, ok := before[st]; ok {
+			return t.UTC()
+		}
+		return time.Time{}.UTC() // nothing is due before the year 1
+	}
+	latest := time.Time{}
+	for _, t := range before {
+		if t.After(latest) {
+			latest = t
+		}
+	}
 	var rows []struct {
 		ID    string `db:"id"`
 		Step  string `db:"next_step"`
@@ -40,9 +65,12 @@ func (s *Store) ClaimDue(ctx context.Context, dueBefore time.Time, lease time.Du
 		UPDATE payments p SET next_step_at = $3, swept = true
 		FROM (SELECT id, swept FROM payments
 		      WHERE next_step IS NOT NULL AND next_step_at <= $1
+		        AND next_step_at <= CASE next_step WHEN 'create' THEN $4::timestamptz WHEN 'submit' THEN $5::timestamptz
+		            WHEN 'inquire' THEN $6::timestamptz WHEN 'settle' THEN $7::timestamptz END
 		      ORDER BY next_step_at LIMIT $2 FOR UPDATE SKIP LOCKED) d
 		WHERE p.id = d.id
-		RETURNING p.id, p.next_step, p.step_seq, d.swept`, dueBefore.UTC(), limit, now.Add(lease))
+		RETURNING p.id, p.next_step, p.step_seq, d.swept`, latest.UTC(), limit, now.Add(lease),
+		cut(payment.StepCreate), cut(payment.StepSubmit), cut(payment.StepInquire), cut(payment.StepSettle))
 	if err != nil {
 		return nil, translate(fmt.Errorf("claim due payments: %w", err))
 	}
@@ -60,7 +88,7 @@ func (s *Store) ClaimDue(ctx context.Context, dueBefore time.Time, lease time.Du
 		FROM (SELECT id, swept FROM refunds WHERE next_at IS NOT NULL AND next_at <= $1
 		      ORDER BY next_at LIMIT $2 FOR UPDATE SKIP LOCKED) d
 		WHERE r.id = d.id
-		RETURNING r.id, r.step_seq, d.swept`, dueBefore.UTC(), limit, now.Add(lease))
+		RETURNING r.id, r.step_seq, d.swept`, cut(StepRefund), limit, now.Add(lease))
 	if err != nil {
 		return nil, translate(fmt.Errorf("claim due refunds: %w", err))
 	}

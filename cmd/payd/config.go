@@ -31,6 +31,8 @@ type config struct {
 	LogLevel      string `env:"PAYD_LOG_LEVEL" envDefault:"info"`
 
 	DBMaxConns        int           `env:"PAYD_DB_MAX_CONNS" envDefault:"40"`
+	DBBatchMax        int           `env:"PAYD_DB_BATCH_MAX" envDefault:"64"`
+	DBBatchRunners    int           `env:"PAYD_DB_BATCH_RUNNERS" envDefault:"4"`
 	WorkerConcurrency int           `env:"PAYD_WORKER_CONCURRENCY" envDefault:"32"`
 	TaskCheck         time.Duration `env:"PAYD_TASK_CHECK_INTERVAL" envDefault:"20ms"`
 	DelayedTaskCheck  time.Duration `env:"PAYD_DELAYED_TASK_CHECK_INTERVAL" envDefault:"250ms"`
@@ -45,11 +47,11 @@ type config struct {
 	SettlePoll     time.Duration `env:"PAYD_SETTLE_POLL" envDefault:"1m"`
 	ReturnWindow   time.Duration `env:"PAYD_RETURN_WINDOW" envDefault:"72h"`
 
-	RateLimit        int           `env:"PAYD_RATE_LIMIT" envDefault:"2000"`
-	RateBurst        int           `env:"PAYD_RATE_BURST" envDefault:"4000"`
-	MaxBodyBytes     int64         `env:"PAYD_MAX_BODY_BYTES" envDefault:"65536"`
-	IdempotencyTTL   time.Duration `env:"PAYD_IDEMPOTENCY_TTL" envDefault:"24h"`
-	IdempotencyLease time.Duration `env:"PAYD_IDEMPOTENCY_LEASE" envDefault:"30s"`
+	RateLimit      int           `env:"PAYD_RATE_LIMIT" envDefault:"2000"`
+	RateBurst      int           `env:"PAYD_RATE_BURST" envDefault:"4000"`
+	MaxBodyBytes   int64         `env:"PAYD_MAX_BODY_BYTES" envDefault:"65536"`
+	IdempotencyTTL time.Duration `env:"PAYD_IDEMPOTENCY_TTL" envDefault:"24h"`
+	TxTimeout      time.Duration `env:"PAYD_TX_TIMEOUT" envDefault:"15s"`
 
 	SandboxURL         string        `env:"PAYD_SANDBOX_URL"`
 	SandboxAddr        string        `env:"PAYD_SANDBOX_ADDR" envDefault:":8090"`
@@ -102,10 +104,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 
 func envNames() []string {
 	return []string{"DATABASE_URL", "PAYD_MIGRATE_DATABASE_URL", "PAYD_APP_DB_ROLE", "REDIS_URL", "PAYD_ADDR", "PAYD_ADMIN_ADDR", "PAYD_ADMIN_PASSWORD", "PAYD_LOG_LEVEL",
-		"PAYD_DB_MAX_CONNS", "PAYD_WORKER_CONCURRENCY", "PAYD_TASK_CHECK_INTERVAL", "PAYD_DELAYED_TASK_CHECK_INTERVAL",
+		"PAYD_DB_MAX_CONNS", "PAYD_DB_BATCH_MAX", "PAYD_DB_BATCH_RUNNERS", "PAYD_WORKER_CONCURRENCY", "PAYD_TASK_CHECK_INTERVAL", "PAYD_DELAYED_TASK_CHECK_INTERVAL",
 		"PAYD_TASK_RETENTION", "PAYD_SWEEP_INTERVAL", "PAYD_SWEEP_GRACE", "PAYD_SWEEP_LEASE", "PAYD_SHUTDOWN_TIMEOUT", "PAYD_GATEWAY_TIMEOUT",
 		"PAYD_RETRY_UNIT", "PAYD_SETTLE_POLL", "PAYD_RETURN_WINDOW", "PAYD_RATE_LIMIT", "PAYD_RATE_BURST",
-		"PAYD_MAX_BODY_BYTES", "PAYD_IDEMPOTENCY_TTL", "PAYD_IDEMPOTENCY_LEASE", "PAYD_SANDBOX_URL", "PAYD_SANDBOX_ADDR", "PAYD_SANDBOX_PUBLIC_URL",
+		"PAYD_MAX_BODY_BYTES", "PAYD_IDEMPOTENCY_TTL", "PAYD_TX_TIMEOUT", "PAYD_SANDBOX_URL", "PAYD_SANDBOX_ADDR", "PAYD_SANDBOX_PUBLIC_URL",
 		"PAYD_SANDBOX_SETTLE_DELAY", "PAYD_SANDBOX_RETURN_DELAY", "PAYD_SANDBOX_LATENCY", "PAYD_SANDBOX_FAULT_RATE",
 		"PAYD_SANDBOX_SEED", "PAYD_GATEWAY_NOTIFY_SECRET", "PAYD_GATEWAY_NOTIFY_TOLERANCE", "PAYD_SANDBOX_NOTIFY_URL",
 		"PAYD_SANDBOX_NOTIFY_COPIES", "PAYD_SANDBOX_NOTIFY_ORDER", "PAYD_SANDBOX_NOTIFY_DELAY", "PAYD_SANDBOX_NOTIFY_BATCH"}

@@ -64,7 +64,8 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 
 func build(ctx context.Context, cfg config, stdout io.Writer) (*deps, error) {
 	d := &deps{cfg: cfg, log: newLogger(cfg, stdout)}
-	st, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, MaxOpenConns: cfg.DBMaxConns, MaxIdleConns: cfg.DBMaxConns}, hostClock)
+	st, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, MaxOpenConns: cfg.DBMaxConns, MaxIdleConns: cfg.DBMaxConns,
+		Batch: store.Batch{MaxRows: cfg.DBBatchMax, Runners: cfg.DBBatchRunners, Timeout: cfg.TxTimeout}}, hostClock)
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +233,7 @@ func (d *deps) serveHTTP(ctx context.Context, name string, ln net.Listener, h ht
 func (d *deps) runIntake(ctx context.Context) error {
 	api := intake.NewServer(intake.Deps{Store: d.store, Enqueue: d.enqueue, Redis: d.rdb, Metrics: d.metrics, Log: d.log,
 		Config: intake.Config{MaxBodyBytes: d.cfg.MaxBodyBytes, RateLimit: d.cfg.RateLimit, RateBurst: d.cfg.RateBurst,
-			IdempotencyTTL: d.cfg.IdempotencyTTL, IdempotencyLease: d.cfg.IdempotencyLease,
+			IdempotencyTTL: d.cfg.IdempotencyTTL, TxTimeout: d.cfg.TxTimeout,
 			NotifySecrets: d.cfg.NotifySecrets, NotifyTolerance: d.cfg.NotifyTolerance}})
 	var h http.Handler = api
 	if d.sandbox != nil {
