@@ -1,0 +1,99 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestGroupBatches: concurrent callers share statements, each gets its own
+// result, a lone caller runs at once, and a statement that fails as a whole
+// is run again row by row so only the request at fault sees the error.
+func TestGroupBatches(t *testing.T) {
+	t.Parallel()
+	var statements, rows, maxRows atomic.Int64
+	errBad := errors.New("row 13 violates a constraint")
+	exec := func(_ context.Context, reqs []int) ([]string, error) {
+		statements.Add(1)
+		rows.Add(int64(len(reqs)))
+		for {
+			m := maxRows.Load()
+			if int64(len(reqs)) <= m || maxRows.CompareAndSwap(m, int64(len(reqs))) {
+				break
+			}
+		}
+		time.Sleep(2 * time.Millisecond) // a round trip
+		out := make([]string, len(reqs))
+		for i, r := range reqs {
+			if r == 13 {
+				return nil, errBad
+			}
+			out[i] = fmt.Sprint("done ", r)
+		}
+		return out, nil
+	}
+	g := newGroup(Batch{MaxRows: 16, Runners: 2, Timeout: time.Second}, exec)
+
+	// alone: one statement of one row
+	if got, err := g.do(context.Background(), 1); err != nil || got != "done 1" {
+		t.Fatalf("lone call = %q, %v", got, err)
+	}
+	if statements.Load() != 1 || rows.Load() != 1 {
+		t.Fatalf("lone call took %d statements, %d rows", statements.Load(), rows.Load())
+	}
+
+	statements.Store(0)
+	rows.Store(0)
+	const n = 200
+	var wg sync.WaitGroup
+	results := make([]string, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = g.do(context.Background(), i)
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		switch {
+		case i == 13:
+			if !errors.Is(errs[i], errBad) {
+				t.Errorf("request 13: %q, %v; want its own error", results[i], errs[i])
+			}
+		case errs[i] != nil || results[i] != fmt.Sprint("done ", i):
+			t.Errorf("request %d: %q, %v", i, results[i], errs[i])
+		}
+	}
+	if maxRows.Load() > 16 {
+		t.Errorf("a statement of %d rows, over the bound of 16", maxRows.Load())
+	}
+	// 200 calls through 2 runners of 2 ms statements: far fewer statements
+	// than calls (plus the row-by-row rerun of the batch that held 13)
+	if s := statements.Load(); s >= n/2 {
+		t.Errorf("%d statements for %d calls: not batched", s, n)
+	}
+	t.Logf("%d calls in %d statements (%d rows run, largest statement %d rows)", n, statements.Load(), rows.Load(), maxRows.Load())
+
+	// and the runners are given back: a later lone call runs at once
+	statements.Store(0)
+	if got, err := g.do(context.Background(), 7); err != nil || got != "done 7" || statements.Load() != 1 {
+		t.Fatalf("call after the storm = %q, %v (%d statements)", got, err, statements.Load())
+	}
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(time.Millisecond) {
+		g.mu.Lock()
+		running, pending := g.running, len(g.pending)
+		g.mu.Unlock()
+		if running == 0 && pending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("idle group holds %d runners and %d pending calls", running, pending)
+		}
+	}
+}
