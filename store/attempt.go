@@ -148,7 +148,8 @@ func (s *Store) claimAttempts(ctx context.Context, reqs []claimReq) ([]claimRes,
 				next_step = 'inquire', next_step_at = r.inquire_at, step_seq = step_seq + 1, swept = false,
 				updated_at = $7, updated_by = r.actor
 			FROM r
-			WHERE payments.id = r.payment_id AND payments.status = 'PENDING' AND payments.next_step = r.step
+			WHERE payments.id = r.payment_id AND payments.id = ANY ($1::text[])
+			  AND payments.status = 'PENDING' AND payments.next_step = r.step
 			  AND payments.step_seq = r.seq
 			  AND (r.step <> 'create' OR (payments.surface <> 'payouts' AND payments.process_payment
 			       AND payments.method NOT IN ('OFFLINE', 'CREDITS')))
@@ -159,7 +160,8 @@ func (s *Store) claimAttempts(ctx context.Context, reqs []claimReq) ([]claimRes,
 		e AS (
 			INSERT INTO payment_events (payment_id, tenant_id, from_status, to_status, reason, attempt_number, actor, created_at)
 			SELECT id, tenant_id, 'PENDING', 'PROCESSING', 'attempt started', attempt_count, claim_actor, $7 FROM p)
-		SELECT `+paymentColumns+`, p.claim_attempt_id FROM p LEFT JOIN invoices i ON i.id = p.invoice_id`,
+		SELECT `+paymentColumns+`, p.claim_attempt_id FROM p
+		LEFT JOIN invoices i ON i.id = p.invoice_id AND i.id = ANY (ARRAY(SELECT invoice_id FROM p))`,
 		pq.Array(ids), pq.Array(steps), pq.Array(seqs), tsArray(inquire), pq.Array(attempts), pq.Array(actors), now)
 	if err != nil {
 		return nil, err

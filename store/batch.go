@@ -18,16 +18,23 @@ import (
 // whole (a CHECK or unique violation of one row, a deadlock) is run again
 // row by row, so only the request at fault sees the error.
 //
+// Few statements in flight make batches large: Runners (default 1) per
+// group. A statement that is slow (waiting on a row lock held by a long
+// transaction) must not hold up every request behind it, so a request that
+// has waited Stall for a runner gets one of its own, up to MaxRunners.
+//
 // The cost model behind it (pgbench on the 2-core machine, docs/BENCHMARKS.md):
 // a round trip costs ~30-40 µs of CPU and a commit ~60 µs more, while a row
 // in a multi-row statement costs ~2 µs.
 type group[Req, Res any] struct {
 	// exec runs reqs as one statement and returns one result per request,
 	// in order; it must be atomic (one statement, or one transaction).
-	exec    func(ctx context.Context, reqs []Req) ([]Res, error)
-	max     int           // rows per statement
-	runners int           // statements in flight at once
-	timeout time.Duration // bound on one statement
+	exec       func(ctx context.Context, reqs []Req) ([]Res, error)
+	max        int           // rows per statement
+	runners    int           // statements in flight at once, normally
+	maxRunners int           // … and when they stall
+	stall      time.Duration // how long a request waits before it runs beside a stalled statement
+	timeout    time.Duration // bound on one statement
 
 	mu      sync.Mutex
 	pending []*groupCall[Req, Res]
@@ -35,14 +42,16 @@ type group[Req, Res any] struct {
 }
 
 type groupCall[Req, Res any] struct {
-	req  Req
-	res  Res
-	err  error
-	done chan struct{}
+	req   Req
+	res   Res
+	err   error
+	taken bool // in a batch already (under group.mu)
+	done  chan struct{}
 }
 
 func newGroup[Req, Res any](b Batch, exec func(context.Context, []Req) ([]Res, error)) *group[Req, Res] {
-	return &group[Req, Res]{exec: exec, max: b.MaxRows, runners: b.Runners, timeout: b.Timeout}
+	return &group[Req, Res]{exec: exec, max: b.MaxRows, runners: b.Runners, maxRunners: max(b.MaxRunners, b.Runners),
+		stall: b.Stall, timeout: b.Timeout}
 }
 
 // do runs req in the next batch and waits for its result. The statement
@@ -60,6 +69,24 @@ func (g *group[Req, Res]) do(ctx context.Context, req Req) (Res, error) {
 	g.mu.Unlock()
 	if lead {
 		g.lead(ctx)
+	} else if g.stall > 0 && g.maxRunners > g.runners {
+		t := time.NewTimer(g.stall)
+		select {
+		case <-c.done:
+			t.Stop()
+			return c.res, c.err
+		case <-t.C:
+		}
+		// the statements in flight are slow: run beside them
+		g.mu.Lock()
+		lead = !c.taken && g.running < g.maxRunners
+		if lead {
+			g.running++
+		}
+		g.mu.Unlock()
+		if lead {
+			g.lead(ctx)
+		}
 	}
 	<-c.done
 	return c.res, c.err
@@ -93,6 +120,9 @@ func (g *group[Req, Res]) take() []*groupCall[Req, Res] {
 	}
 	n := min(len(g.pending), g.max)
 	batch := g.pending[:n:n]
+	for _, c := range batch {
+		c.taken = true
+	}
 	g.pending = append([]*groupCall[Req, Res](nil), g.pending[n:]...)
 	return batch
 }

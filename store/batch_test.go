@@ -36,7 +36,7 @@ func TestGroupBatches(t *testing.T) {
 		}
 		return out, nil
 	}
-	g := newGroup(Batch{MaxRows: 16, Runners: 2, Timeout: time.Second}, exec)
+	g := newGroup(Batch{MaxRows: 16, Runners: 2, MaxRunners: 2, Timeout: time.Second}, exec)
 
 	// alone: one statement of one row
 	if got, err := g.do(context.Background(), 1); err != nil || got != "done 1" {
@@ -95,5 +95,38 @@ func TestGroupBatches(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("idle group holds %d runners and %d pending calls", running, pending)
 		}
+	}
+}
+
+// TestGroupStall: a statement stuck on a lock does not hold up the requests
+// behind it: after Stall they run in a statement of their own.
+func TestGroupStall(t *testing.T) {
+	t.Parallel()
+	stuck := make(chan struct{})
+	exec := func(_ context.Context, reqs []int) ([]int, error) {
+		for _, r := range reqs {
+			if r == 0 {
+				<-stuck // the first request waits on a row lock held elsewhere
+			}
+		}
+		return reqs, nil
+	}
+	g := newGroup(Batch{MaxRows: 16, Runners: 1, MaxRunners: 2, Stall: 10 * time.Millisecond, Timeout: time.Second}, exec)
+	first := make(chan int, 1)
+	go func() { r, _ := g.do(context.Background(), 0); first <- r }()
+	time.Sleep(20 * time.Millisecond)
+	done := make(chan int, 1)
+	go func() { r, _ := g.do(context.Background(), 1); done <- r }()
+	select {
+	case r := <-done:
+		if r != 1 {
+			t.Fatalf("second request = %d", r)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("a request waited behind a stuck statement")
+	}
+	close(stuck)
+	if r := <-first; r != 0 {
+		t.Fatalf("first request = %d", r)
 	}
 }

@@ -297,20 +297,21 @@ func (s *Store) createPayments(ctx context.Context, reqs []createReq) ([]createR
 				destination_id, invoice_id, bkey, fingerprint, process_payment, track_attempts, metadata, actor, created_at,
 				line_id, route, ikey, ifp, ilock, iexpires, icode, ibody, ord)),
 		lk AS (SELECT ord, CASE WHEN ikey = '' THEN true ELSE pg_try_advisory_xact_lock(ilock) END AS got FROM r),
-		go AS (
-			SELECT r.* FROM r JOIN lk USING (ord)
-			LEFT JOIN idempotency_keys k ON k.tenant_id = r.tenant_id AND k.route = r.route AND k.key = r.ikey
-			WHERE lk.got AND k.key IS NULL),
+		kx AS (
+			SELECT r.*, lk.got, r.ikey <> '' AND (SELECT true FROM idempotency_keys k
+				WHERE k.tenant_id = r.tenant_id AND k.route = r.route AND k.key = r.ikey) IS NOT NULL AS used
+			FROM r JOIN lk USING (ord)),
+		go AS (SELECT * FROM kx WHERE got AND NOT used),
 		li AS (
 			SELECT i.id, i.tenant_id, i.currency FROM (SELECT DISTINCT invoice_id FROM go) g
 			JOIN invoices i ON i.id = g.invoice_id
-			WHERE i.voided_at IS NULL
+			WHERE i.id = ANY ($10::text[]) AND i.voided_at IS NULL
 			ORDER BY i.id FOR NO KEY UPDATE OF i),
 		ok AS (SELECT go.* FROM go JOIN li ON li.id = go.invoice_id AND li.tenant_id = go.tenant_id AND li.currency = go.currency),
 		iv AS (
 			UPDATE invoices i SET amount_reserved = i.amount_reserved + d.amount
 			FROM (SELECT invoice_id, sum(amount)::int8 AS amount FROM ok GROUP BY invoice_id) d
-			WHERE i.id = d.invoice_id),
+			WHERE i.id = d.invoice_id AND i.id = ANY ($10::text[])),
 		p AS (
 			INSERT INTO payments (id, tenant_id, surface, amount, currency, method, payment_method_id,
 				destination_type, destination_id, invoice_id, idempotency_key, request_fingerprint,
@@ -729,10 +730,11 @@ func (s *Store) applyRows(ctx context.Context, reqs []applyReq) ([]applyRes, err
 				returned_at  = CASE WHEN r.to_status = 'RETURNED' THEN COALESCE(p.returned_at, $33) ELSE p.returned_at END,
 				refunded_at  = CASE WHEN r.to_status IN ('REFUNDED','PARTIALLY_REFUNDED') AND r.refunded > 0 THEN $33 ELSE p.refunded_at END
 			FROM r
-			WHERE p.id = r.payment_id AND p.status = r.from_status AND (r.any_seq OR p.step_seq = r.seq)
+			WHERE p.id = r.payment_id AND p.id = ANY ($1::text[])
+			  AND p.status = r.from_status AND (r.any_seq OR p.step_seq = r.seq)
 			  AND (r.lines = '' OR p.surface <> 'payouts')
 			  AND (r.att_id = '' OR EXISTS (SELECT 1 FROM payment_attempts a
-			       WHERE a.id = r.att_id AND a.payment_id = p.id AND a.status IN ('STARTED', 'UNKNOWN')))
+			       WHERE a.id = r.att_id AND a.id = ANY ($25::text[]) AND a.payment_id = p.id AND a.status IN ('STARTED', 'UNKNOWN')))
 			RETURNING r.*, p.step_seq, p.tenant_id),
 		f AS (
 			UPDATE payment_attempts a SET status = u.att_status, failure_class = u.att_class, error_code = u.att_code,
@@ -741,32 +743,36 @@ func (s *Store) applyRows(ctx context.Context, reqs []applyReq) ([]applyRes, err
 				next_retry_at = NULLIF(u.att_retry, '')::timestamptz,
 				finished_at = CASE WHEN u.att_status IN ('SUCCEEDED', 'FAILED') THEN $33 END,
 				updated_at = $33, inquiry_count = a.inquiry_count + CASE WHEN u.att_inq THEN 1 ELSE 0 END
-			FROM u WHERE u.att_id <> '' AND a.id = u.att_id AND a.status IN ('STARTED', 'UNKNOWN')),
+			FROM u WHERE u.att_id <> '' AND a.id = u.att_id AND a.id = ANY ($25::text[]) AND a.status IN ('STARTED', 'UNKNOWN')),
 		e AS (
 			INSERT INTO payment_events (payment_id, tenant_id, from_status, to_status, reason, attempt_number, actor, created_at)
 			SELECT payment_id, tenant_id, from_status, to_status, reason, attempt, actor, $33 FROM u WHERE audit ORDER BY ord),
 		la AS (
 			UPDATE payment_applications pa SET state = 'applied'
-			FROM u WHERE u.lines = 'apply' AND pa.payment_id = u.payment_id AND pa.state = 'reserved'
+			FROM u WHERE u.lines = 'apply' AND pa.payment_id = u.payment_id AND pa.payment_id = ANY ($1::text[])
+			  AND pa.state = 'reserved'
 			RETURNING pa.invoice_id, 0::int8 AS reserved, pa.applied_amount - pa.released_amount AS paid),
 		lr AS (
 			UPDATE payment_applications pa SET state = 'released', released_amount = pa.applied_amount
 			FROM (SELECT x.id, x.applied_amount - x.released_amount AS left_amount, x.state AS old_state
 			      FROM payment_applications x JOIN u ON u.lines = 'release' AND x.payment_id = u.payment_id
-			      WHERE x.state <> 'released' AND x.applied_amount > x.released_amount) o
-			WHERE pa.id = o.id
+			      WHERE x.payment_id = ANY ($1::text[]) AND x.state <> 'released' AND x.applied_amount > x.released_amount) o
+			WHERE pa.id = o.id AND pa.payment_id = ANY ($1::text[])
 			RETURNING pa.invoice_id, -o.left_amount AS reserved, CASE WHEN o.old_state = 'applied' THEN -o.left_amount ELSE 0 END AS paid),
 		d AS (
 			SELECT invoice_id, sum(reserved)::int8 AS reserved, sum(paid)::int8 AS paid
 			FROM (SELECT * FROM la UNION ALL SELECT * FROM lr) m GROUP BY invoice_id),
-		li AS (SELECT i.id FROM d JOIN invoices i ON i.id = d.invoice_id ORDER BY i.id FOR NO KEY UPDATE OF i),
+		li AS (
+			SELECT i.id FROM d JOIN invoices i ON i.id = d.invoice_id
+			WHERE i.id = ANY (ARRAY(SELECT invoice_id FROM d)) ORDER BY i.id FOR NO KEY UPDATE OF i),
 		iv AS (
 			UPDATE invoices i SET amount_reserved = i.amount_reserved + d.reserved, amount_paid = i.amount_paid + d.paid
-			FROM d JOIN li ON li.id = d.invoice_id WHERE i.id = d.invoice_id),
+			FROM d JOIN li ON li.id = d.invoice_id
+			WHERE i.id = d.invoice_id AND i.id = ANY (ARRAY(SELECT invoice_id FROM d))),
 		b AS (
 			INSERT INTO blocked_accounts (tenant_id, account_fingerprint, return_code, payment_id, created_at)
 			SELECT pd.tenant_id, pd.account_fingerprint, u.rcode, pd.payment_id, $33
-			FROM payout_details pd JOIN u ON u.block AND pd.payment_id = u.payment_id
+			FROM payout_details pd JOIN u ON u.block AND pd.payment_id = u.payment_id AND pd.payment_id = ANY ($1::text[])
 			ON CONFLICT DO NOTHING)
 		SELECT ord, step_seq FROM u`,
 		pq.Array(ids), pq.Array(to), pq.Array(from), pq.Array(seqs), pq.Array(anySeq), pq.Array(keep), pq.Array(step), pq.Array(stepAt),

@@ -11,6 +11,8 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -54,15 +56,17 @@ type groups struct {
 // Batch sizes the groups: up to maxRows requests share a statement, and up
 // to runners statements of a kind run at once (0: the defaults).
 type Batch struct {
-	MaxRows int
-	Runners int
-	Timeout time.Duration // bound on one batched statement (0: 15 s)
+	MaxRows    int
+	Runners    int           // statements of a kind in flight at once (0: 1)
+	MaxRunners int           // … when they stall (0: 8)
+	Stall      time.Duration // a request waiting this long runs beside stalled statements (0: 5 ms)
+	Timeout    time.Duration // bound on one batched statement (0: 15 s)
 }
 
 // Open connects and pings. now is the injected host clock (nil: time.Now);
 // the store's clock is it corrected to PostgreSQL's (see dbClock).
 func Open(ctx context.Context, cfg Config, now func() time.Time) (*Store, error) {
-	db, err := sqlx.Open("postgres", cfg.URL)
+	db, err := sqlx.Open("postgres", withSessionSettings(cfg.URL))
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
@@ -96,7 +100,13 @@ func Open(ctx context.Context, cfg Config, now func() time.Time) (*Store, error)
 		b.MaxRows = 64
 	}
 	if b.Runners <= 0 {
-		b.Runners = 4
+		b.Runners = 1
+	}
+	if b.MaxRunners <= 0 {
+		b.MaxRunners = 8
+	}
+	if b.Stall <= 0 {
+		b.Stall = 5 * time.Millisecond
 	}
 	if b.Timeout <= 0 {
 		b.Timeout = 15 * time.Second
@@ -107,6 +117,37 @@ func Open(ctx context.Context, cfg Config, now func() time.Time) (*Store, error)
 		creates: newGroup(b, st.createPayments),
 	}
 	return st, nil
+}
+
+// sessionSettings are set on every connection of the pool (unless the URL
+// sets them). enable_seqscan = off: every statement of payd reads by key
+// through an index, and its hot statements are prepared once and run with
+// a cached generic plan; a plan made while a table was still small (a new
+// deployment, before autovacuum has analyzed it) would otherwise keep
+// scanning the whole table long after it has grown — seen as a payments
+// table scanned by every batch, throughput falling by half within a minute.
+// With sequential scans priced out, a plan reads by index whatever the
+// table's size was when it was made. A statement with no index to use
+// still runs (as a sequential scan).
+var sessionSettings = map[string]string{"enable_seqscan": "off"}
+
+func withSessionSettings(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		q := u.Query()
+		for k, v := range sessionSettings {
+			if !q.Has(k) {
+				q.Set(k, v)
+			}
+		}
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	for k, v := range sessionSettings { // key=value form
+		if !strings.Contains(dsn, k+"=") {
+			dsn += " " + k + "=" + v
+		}
+	}
+	return dsn
 }
 
 // Close stops the clock's resync, closes the prepared statements and the pool.

@@ -347,3 +347,29 @@ func TestClaimDue(t *testing.T) {
 		t.Fatalf("second rearm of the same sequence: %v", err)
 	}
 }
+
+// TestSessionSettings: payd's connections price sequential scans out (a
+// cached plan must read by index however small a table was when it was
+// planned), unless DATABASE_URL says otherwise.
+func TestSessionSettings(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	owner, app := testenv.PostgresURLs(t)
+	if err := store.Migrate(ctx, owner, testenv.AppRole); err != nil {
+		t.Fatal(err)
+	}
+	for url, want := range map[string]string{app: "off", app + "&enable_seqscan=on": "on"} {
+		st, err := store.Open(ctx, store.Config{URL: url}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		if err := st.DB().QueryRowContext(ctx, `SHOW enable_seqscan`).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		if got != want {
+			t.Errorf("enable_seqscan = %s, want %s (URL ends %q)", got, want, url[len(url)-25:])
+		}
+	}
+}

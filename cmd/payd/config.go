@@ -32,7 +32,7 @@ type config struct {
 
 	DBMaxConns        int           `env:"PAYD_DB_MAX_CONNS" envDefault:"40"`
 	DBBatchMax        int           `env:"PAYD_DB_BATCH_MAX" envDefault:"64"`
-	DBBatchRunners    int           `env:"PAYD_DB_BATCH_RUNNERS" envDefault:"4"`
+	DBBatchRunners    int           `env:"PAYD_DB_BATCH_RUNNERS" envDefault:"1"`
 	WorkerConcurrency int           `env:"PAYD_WORKER_CONCURRENCY" envDefault:"32"`
 	TaskCheck         time.Duration `env:"PAYD_TASK_CHECK_INTERVAL" envDefault:"20ms"`
 	DelayedTaskCheck  time.Duration `env:"PAYD_DELAYED_TASK_CHECK_INTERVAL" envDefault:"250ms"`
