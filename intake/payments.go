@@ -195,12 +195,21 @@ func checkText(p *string, required bool, max int) string {
 	if utf8.RuneCountInString(*p) > max {
 		return "too_long"
 	}
-	for _, r := range *p {
-		if r < 0x20 || r == 0x7f || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) || r == utf8.RuneError {
-			return "invalid_characters"
-		}
+	if badChars(*p) {
+		return "invalid_characters"
 	}
 	return ""
+}
+
+// badChars reports control characters, bidirectional overrides and
+// isolates (which make text display other than it reads) and invalid UTF-8.
+func badChars(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) || r == utf8.RuneError {
+			return true
+		}
+	}
+	return false
 }
 
 func checkMetadata(m map[string]string) string {
@@ -213,6 +222,10 @@ func checkMetadata(m map[string]string) string {
 		}
 		if utf8.RuneCountInString(v) > 500 {
 			return "metadata_value_too_long"
+		}
+		// values are free text: tabs and line breaks are fine in them
+		if badChars(k) || badChars(strings.NewReplacer("\t", "", "\n", "", "\r", "").Replace(v)) {
+			return "metadata_invalid_characters"
 		}
 	}
 	return ""

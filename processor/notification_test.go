@@ -15,6 +15,7 @@ import (
 	"github.com/payd/payd/internal/testenv"
 	"github.com/payd/payd/payment"
 	"github.com/payd/payd/processor"
+	"github.com/payd/payd/store"
 )
 
 const notifySecret = "whsec_test_gateway_notifications"
@@ -455,5 +456,49 @@ func TestNotificationsOffWithoutSecret(t *testing.T) {
 	r := postNotification(h, body, signed(body))
 	if codes, _ := r.JSON(t)["error_codes"].([]any); r.Status != http.StatusNotFound || len(codes) != 1 || codes[0] != "route_not_found" {
 		t.Fatalf("%d %s", r.Status, r.Body)
+	}
+}
+
+// TestNotificationTaskLostIsSwept: a notification recorded whose task was
+// lost (Redis wiped right after intake stored it) is acted on by the
+// sweeper: the payment waiting an hour for its next inquiry succeeds now.
+func TestNotificationTaskLostIsSwept(t *testing.T) {
+	t.Parallel()
+	h := notifyHarness(t, sandbox.NotifyConfig{Hold: true}) // the sandbox's own notifications never arrive
+	ctx := context.Background()
+	id := h.CreatePayment("CARD", "pm_card_timeout_after_charge", "9.99")
+	var key string
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		p, _ := h.Store.GetPayment(ctx, "", id)
+		if a, ok := lastAttemptOf(p); ok && a.Status == payment.AttemptUnknown && p.NextStep == payment.StepInquire &&
+			p.NextStepAt.After(time.Now().Add(50*time.Minute)) {
+			key = a.IdempotencyKey
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("payment not UNKNOWN: %s", p.Status)
+		}
+	}
+	// stored, as intake does, but its task never enqueued
+	if _, _, err := h.Store.RecordNotification(ctx, store.Notification{Gateway: "sandbox", ID: "ntf_lost_1",
+		Type: connector.NotifyChargeSucceeded, IdempotencyKey: key, OccurredAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(700 * time.Millisecond) // past the sweep grace
+	if _, err := h.Processor.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p := waitStatus(t, h, id, payment.StatusSucceeded, 15*time.Second)
+	if len(p.Attempts) != 1 || h.Sandbox.ChargesFor(id) != 1 {
+		t.Fatalf("%d attempts, %d charges; want 1, 1", len(p.Attempts), h.Sandbox.ChargesFor(id))
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		n, err := h.Store.GetNotification(ctx, "sandbox", "ntf_lost_1")
+		if err == nil && n.ProcessedAt != nil && n.Outcome == "checked" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("notification %+v, %v", n, err)
+		}
 	}
 }

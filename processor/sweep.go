@@ -52,10 +52,29 @@ func (p *Processor) Sweep(ctx context.Context) (int, error) {
 			break
 		}
 	}
+	n, err := p.sweepNotifications(ctx, p.Store.Now().Add(-p.cfg.SweepGrace-backlog[jobs.QueueCritical]))
+	total += n
 	if total > 0 {
 		p.Log.InfoContext(ctx, "sweep re-enqueued overdue steps", "count", total)
 	}
-	return total, nil
+	return total, err
+}
+
+// sweepNotifications enqueues again the notifications received before
+// `before` and not acted on: their task was lost with Redis. A task still
+// queued (its TaskID exists) makes the enqueue a no-op.
+func (p *Processor) sweepNotifications(ctx context.Context, before time.Time) (int, error) {
+	refs, err := p.Store.UnprocessedNotifications(ctx, before, p.cfg.SweepBatch)
+	if err != nil {
+		return 0, fmt.Errorf("sweep: %w", err)
+	}
+	for _, r := range refs {
+		if err := p.Enqueue.Notification(ctx, r.Gateway, r.ID); err != nil {
+			return 0, fmt.Errorf("sweep notification %s/%s: %w", r.Gateway, r.ID, err)
+		}
+		p.Metrics.SweeperEnqueued.WithLabelValues("notification").Inc()
+	}
+	return len(refs), nil
 }
 
 // backlog reads each queue's backlog; when Redis cannot say (down,

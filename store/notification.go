@@ -151,3 +151,21 @@ func (s *Store) FindAttempt(ctx context.Context, idempotencyKey, reference strin
 	}
 	return AttemptRef{PaymentID: r.PaymentID, Number: r.Number}, nil
 }
+
+// NotificationRef names a stored notification.
+type NotificationRef struct {
+	Gateway string `db:"gateway"`
+	ID      string `db:"notification_id"`
+}
+
+// UnprocessedNotifications lists up to limit notifications received before
+// `before` and not acted on yet, oldest first, for the sweeper.
+func (s *Store) UnprocessedNotifications(ctx context.Context, before time.Time, limit int) ([]NotificationRef, error) {
+	var out []NotificationRef
+	err := sqlx.SelectContext(ctx, s.q, &out, `SELECT gateway, notification_id FROM gateway_notifications
+		WHERE processed_at IS NULL AND received_at < $1 ORDER BY received_at LIMIT $2`, before.UTC(), limit)
+	if err != nil {
+		return nil, translate(fmt.Errorf("unprocessed notifications: %w", err))
+	}
+	return out, nil
+}
