@@ -95,7 +95,9 @@ func (s *Server) authenticate(h http.Handler) http.Handler {
 	})
 }
 
-// allow applies the per-tenant token bucket kept in Redis. If Redis cannot
+// allow applies the per-tenant token bucket kept in Redis. Tokens are
+// taken from it a few at a time (rateLeases), so a busy tenant costs one
+// Redis round trip per chunk rather than per request. If Redis cannot
 // answer, the request is let through: taking payments matters more than
 // throttling them, and Postgres is the source of truth.
 func (s *Server) allow(w http.ResponseWriter, r *http.Request, p store.Principal) bool {
@@ -103,22 +105,67 @@ func (s *Server) allow(w http.ResponseWriter, r *http.Request, p store.Principal
 		return true
 	}
 	lim := redis_rate.Limit{Rate: s.cfg.RateLimit, Burst: max(s.cfg.RateBurst, 1), Period: time.Second}
-	ctx, cancel := context.WithTimeout(r.Context(), 250*time.Millisecond)
-	defer cancel()
-	res, err := s.limiter.Allow(ctx, "payd:rate:"+p.TenantID, lim)
-	if err != nil {
-		s.log.WarnContext(r.Context(), "rate limiter unavailable; allowing", "err", err)
-		return true
+	l := s.leases.of(p.TenantID)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if l.tokens == 0 || now.After(l.expires) {
+		ctx, cancel := context.WithTimeout(r.Context(), 250*time.Millisecond)
+		res, err := s.limiter.AllowAtMost(ctx, "payd:rate:"+p.TenantID, lim, leaseChunk(lim))
+		cancel()
+		if err != nil {
+			s.log.WarnContext(r.Context(), "rate limiter unavailable; allowing", "err", err)
+			return true
+		}
+		l.tokens, l.expires, l.last = res.Allowed, now.Add(leaseTTL), res
 	}
 	h := w.Header()
 	h.Set("RateLimit-Limit", strconv.Itoa(lim.Burst))
-	h.Set("RateLimit-Remaining", strconv.Itoa(res.Remaining))
-	h.Set("RateLimit-Reset", strconv.Itoa(int((res.ResetAfter+time.Second-1)/time.Second)))
-	if res.Allowed > 0 {
+	h.Set("RateLimit-Remaining", strconv.Itoa(l.last.Remaining+max(l.tokens-1, 0)))
+	h.Set("RateLimit-Reset", strconv.Itoa(int((l.last.ResetAfter+time.Second-1)/time.Second)))
+	if l.tokens > 0 {
+		l.tokens--
 		return true
 	}
-	retry := int((res.RetryAfter + time.Second - 1) / time.Second)
+	retry := int((l.last.RetryAfter + time.Second - 1) / time.Second)
 	s.writeError(w, r, &apiError{Status: http.StatusTooManyRequests, Type: typeRateLimited, Codes: []string{"rate_limited"},
 		Message: "too many requests for this tenant; retry after the Retry-After delay", Retryable: true, RetryAfter: max(retry, 1)})
 	return false
+}
+
+// Tokens taken from the shared bucket and not used within leaseTTL are
+// dropped, so a process never holds more than a chunk (1/50 of a second's
+// rate, at most 50) it may not need: the tenant's rate is enforced across
+// processes to within a chunk per process per second.
+const leaseTTL = time.Second
+
+func leaseChunk(l redis_rate.Limit) int {
+	return max(1, min(l.Rate/50, l.Burst, 50))
+}
+
+// rateLeases are the tokens each tenant's requests draw from.
+type rateLeases struct {
+	mu sync.Mutex
+	m  map[string]*rateLease
+}
+
+type rateLease struct {
+	mu      sync.Mutex
+	tokens  int // taken from Redis, not used yet
+	expires time.Time
+	last    *redis_rate.Result // Redis's last answer, for the RateLimit-* headers
+}
+
+func (rl *rateLeases) of(tenant string) *rateLease {
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	if rl.m == nil || len(rl.m) > 10000 {
+		rl.m = map[string]*rateLease{}
+	}
+	l, ok := rl.m[tenant]
+	if !ok {
+		l = &rateLease{}
+		rl.m[tenant] = l
+	}
+	return l
 }

@@ -2,6 +2,7 @@ package intake_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -709,6 +711,61 @@ func TestRateLimit(t *testing.T) {
 	// The bucket refills.
 	time.Sleep(1200 * time.Millisecond)
 	checkEnvelope(t, h.Do("GET", "/v1/payments/pay_none", h.KeyA, nil, nil), http.StatusNotFound, "resource_not_found")
+}
+
+// TestRateLimitLeased: at a rate high enough that tokens are taken from
+// Redis in chunks, concurrent requests are still held to the bucket: no
+// more pass than the burst plus what the rate refills (plus one chunk
+// dropped or leased), and the limiter asks Redis fewer times than it
+// answers requests.
+func TestRateLimitLeased(t *testing.T) {
+	t.Parallel()
+	const rate, burst = 500, 100 // chunks of 10
+	h := testenv.Start(t, testenv.Options{NoWorker: true, RateLimit: rate, RateBurst: burst})
+	calls := func() int {
+		info, err := h.Redis.Info(context.Background(), "commandstats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, line := range strings.Split(info, "\n") {
+			if strings.HasPrefix(line, "cmdstat_evalsha:") {
+				fmt.Sscanf(strings.TrimPrefix(line, "cmdstat_evalsha:"), "calls=%d", &n)
+			}
+		}
+		return n
+	}
+	before := calls()
+	const n = 400
+	var allowed, limited atomic.Int32
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range n / 8 {
+				switch r := h.Do("GET", "/v1/payments/pay_none", h.KeyA, nil, nil); r.Status {
+				case http.StatusNotFound:
+					allowed.Add(1)
+				case http.StatusTooManyRequests:
+					limited.Add(1)
+				default:
+					t.Errorf("%d %s", r.Status, r.Body)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if most := burst + int(elapsed.Seconds()*rate) + 10; int(allowed.Load()) > most {
+		t.Errorf("%d of %d allowed in %s, want at most %d", allowed.Load(), n, elapsed, most)
+	}
+	// other tests share the Redis server: its call count only bounds ours from above
+	if got := calls() - before; got >= n {
+		t.Errorf("%d Redis calls for %d requests: tokens not leased", got, n)
+	}
+	t.Logf("%d allowed, %d limited in %s", allowed.Load(), limited.Load(), elapsed)
 }
 
 func TestHealth(t *testing.T) {

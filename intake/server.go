@@ -66,6 +66,7 @@ type Server struct {
 	auth    *authCache
 	// invoices caches invoice heads for the payment create path.
 	invoices *invoiceHeads
+	leases   rateLeases
 	handler  http.Handler
 	// notifySecrets are Config.NotifySecrets as keys; empty disables
 	// gateway notifications.
