@@ -799,6 +799,23 @@ type PaymentState struct {
 	Since  time.Time // created_at of the audit row that moved it into Status
 }
 
+// PaymentStatuses reads the status of many payments at once (any tenant),
+// by primary key only: the cheap poll of a load driver.
+func (s *Store) PaymentStatuses(ctx context.Context, ids []string) (map[string]payment.Status, error) {
+	var rows []struct {
+		ID     string `db:"id"`
+		Status string `db:"status"`
+	}
+	if err := sqlx.SelectContext(ctx, s.q, &rows, `SELECT id, status FROM payments WHERE id = ANY($1)`, pq.Array(ids)); err != nil {
+		return nil, translate(fmt.Errorf("payment statuses: %w", err))
+	}
+	out := make(map[string]payment.Status, len(rows))
+	for _, r := range rows {
+		out[r.ID] = payment.Status(r.Status)
+	}
+	return out, nil
+}
+
 // PaymentStates reads the status of many payments at once (any tenant), for
 // load drivers and checkers.
 func (s *Store) PaymentStates(ctx context.Context, ids []string) (map[string]PaymentState, error) {

@@ -755,7 +755,7 @@ func benchSpawn(ctx context.Context, cfg config, getenv func(string) string, o b
 		}
 		return errors.Join(errs...)
 	}
-	t := &target{base: "http://" + addr, key: secret, observe: dbObserver{st}, died: w.died, diedErr: w.err, ledgerRequired: true}
+	t := &target{base: "http://" + addr, key: secret, observe: newDBObserver(st), died: w.died, diedErr: w.err, ledgerRequired: true}
 	mode := "spawn"
 	var h hooks
 	var bl *backlog
