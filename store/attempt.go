@@ -93,16 +93,7 @@ func (s *Store) ClaimSubmit(ctx context.Context, paymentID string, seq int, inqu
 func (s *Store) ClaimAttempt(ctx context.Context, paymentID string, step payment.Step, seq int, inquireAt time.Time, actor string) (Claim, error) {
 	req := claimReq{PaymentID: paymentID, Step: string(step), Seq: seq, InquireAt: inquireAt.UTC(),
 		AttemptID: NewID(payment.PrefixAttempt), Actor: actor}
-	var res claimRes
-	var err error
-	if s.tx != nil {
-		var rs []claimRes
-		if rs, err = s.claimAttempts(ctx, []claimReq{req}); err == nil {
-			res = rs[0]
-		}
-	} else {
-		res, err = s.claims.do(ctx, req)
-	}
+	res, err := one(ctx, s, s.claims, (*Store).claimAttempts, req)
 	if err != nil {
 		return Claim{}, translate(fmt.Errorf("claim %s %s: %w", step, paymentID, err))
 	}

@@ -168,6 +168,21 @@ func (g *group[Req, Res]) run(ctx context.Context, batch []*groupCall[Req, Res])
 	}
 }
 
+// one runs req through g or, inside a transaction, as a statement of its
+// own on that transaction (a batch may not join a caller's transaction).
+func one[Req, Res any](ctx context.Context, s *Store, g *group[Req, Res],
+	exec func(*Store, context.Context, []Req) ([]Res, error), req Req) (Res, error) {
+	if s.tx == nil {
+		return g.do(ctx, req)
+	}
+	rs, err := exec(s, ctx, []Req{req})
+	if err != nil {
+		var zero Res
+		return zero, err
+	}
+	return rs[0], nil
+}
+
 // tsArray passes times as a text[] for `$n::timestamptz[]` (or, with
 // NULLIF(x, ”), nullable ones: the zero time is sent as ”).
 func tsArray(ts []time.Time) pq.StringArray {

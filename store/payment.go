@@ -218,16 +218,7 @@ func (s *Store) CreatePayment(ctx context.Context, pc PaymentCreate) (CreateResu
 			req.idem = &w
 		}
 	}
-	var out createRes
-	var err error
-	if s.tx != nil {
-		var rs []createRes
-		if rs, err = s.createPayments(ctx, []createReq{req}); err == nil {
-			out = rs[0]
-		}
-	} else {
-		out, err = s.creates.do(ctx, req)
-	}
+	out, err := one(ctx, s, s.creates, (*Store).createPayments, req)
 	if err != nil {
 		err = translate(err)
 		var ce *CheckError
@@ -572,14 +563,14 @@ func (s *Store) ApplyWith(ctx context.Context, attempt *AttemptResult, c Change)
 	}
 	var seq int
 	err := s.InTx(ctx, func(tx *Store) error {
-		res, err := tx.applyRows(ctx, []applyReq{{c: c, attempt: attempt}})
+		res, err := one(ctx, tx, tx.records, (*Store).applyRows, applyReq{c: c, attempt: attempt})
 		if err != nil {
 			return translate(fmt.Errorf("apply %s→%s to %s: %w", c.From, c.To, c.PaymentID, err))
 		}
-		if !res[0].ok {
+		if !res.ok {
 			return fmt.Errorf("apply %s→%s to %s: %w", c.From, c.To, c.PaymentID, payment.ErrStale)
 		}
-		seq = res[0].seq
+		seq = res.seq
 		// In its own statement, after the update: this statement's snapshot
 		// sees every line committed before the payment's row lock was ours.
 		if c.From != c.To || c.RefundedDelta > 0 {
