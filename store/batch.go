@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -147,7 +148,7 @@ func (g *group[Req, Res]) run(ctx context.Context, batch []*groupCall[Req, Res])
 		reqs[i] = c.req
 	}
 	res, err := g.exec(ctx, reqs)
-	if err != nil && len(batch) > 1 {
+	if err != nil && len(batch) > 1 && spoiledByRow(err) {
 		// one row spoiled the statement: each request on its own
 		for _, c := range batch {
 			r, err := g.exec(ctx, []Req{c.req})
@@ -166,6 +167,17 @@ func (g *group[Req, Res]) run(ctx context.Context, batch []*groupCall[Req, Res])
 		c.err = err
 		close(c.done)
 	}
+}
+
+// spoiledByRow reports an error that one row can cause and running the
+// rows one by one avoids (a CHECK, unique or foreign-key violation, a
+// deadlock). A lost connection or a deadline is not: the statement may have
+// committed without its answer reaching us, and running its rows again
+// could repeat what is not idempotent; every request gets the error.
+func spoiledByRow(err error) bool {
+	t := translate(err)
+	return !errors.Is(t, ErrUnavailable) && !errors.Is(t, context.DeadlineExceeded) && !errors.Is(t, context.Canceled) ||
+		errors.Is(t, errDeadlock)
 }
 
 // one runs req through g or, inside a transaction, as a statement of its

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/lib/pq"
 )
 
 // TestGroupBatches: concurrent callers share statements, each gets its own
@@ -16,7 +18,7 @@ import (
 func TestGroupBatches(t *testing.T) {
 	t.Parallel()
 	var statements, rows, maxRows atomic.Int64
-	errBad := errors.New("row 13 violates a constraint")
+	errBad := &pq.Error{Code: "23514", Message: "row 13 violates a constraint"}
 	exec := func(_ context.Context, reqs []int) ([]string, error) {
 		statements.Add(1)
 		rows.Add(int64(len(reqs)))
@@ -63,7 +65,8 @@ func TestGroupBatches(t *testing.T) {
 	for i := range n {
 		switch {
 		case i == 13:
-			if !errors.Is(errs[i], errBad) {
+			var pe *pq.Error
+			if !errors.As(errs[i], &pe) || pe != errBad {
 				t.Errorf("request 13: %q, %v; want its own error", results[i], errs[i])
 			}
 		case errs[i] != nil || results[i] != fmt.Sprint("done ", i):
@@ -128,5 +131,44 @@ func TestGroupStall(t *testing.T) {
 	close(stuck)
 	if r := <-first; r != 0 {
 		t.Fatalf("first request = %d", r)
+	}
+}
+
+// TestGroupNoRerunAfterLostConnection: a statement that failed with its
+// connection (it may have committed) is not run again row by row: every
+// request gets the error, and nothing runs twice.
+func TestGroupNoRerunAfterLostConnection(t *testing.T) {
+	t.Parallel()
+	var runs atomic.Int64
+	gate := make(chan struct{})
+	exec := func(_ context.Context, reqs []int) ([]int, error) {
+		runs.Add(1)
+		if len(reqs) > 1 {
+			return nil, errors.New("read tcp: connection reset by peer")
+		}
+		<-gate // the first, lone request holds the runner while the rest queue
+		return reqs, nil
+	}
+	g := newGroup(Batch{MaxRows: 16, Runners: 1, MaxRunners: 1, Timeout: time.Second}, exec)
+	var wg sync.WaitGroup
+	errs := make([]error, 6)
+	for i := range 6 {
+		wg.Add(1)
+		go func() { defer wg.Done(); _, errs[i] = g.do(context.Background(), i) }()
+		if i == 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(gate)
+	wg.Wait()
+	failed := 0
+	for _, err := range errs {
+		if err != nil {
+			failed++
+		}
+	}
+	if failed != 5 || runs.Load() != 2 {
+		t.Fatalf("%d requests failed in %d statements; want the 5 of the lost batch failed in 2 statements, none run again", failed, runs.Load())
 	}
 }

@@ -280,6 +280,9 @@ func (s *Store) InTx(ctx context.Context, fn func(*Store) error) error {
 // transaction could not complete; callers answer 503 or retry.
 var ErrUnavailable = errors.New("database unavailable")
 
+// errDeadlock marks a deadlock (also ErrUnavailable): nothing committed.
+var errDeadlock = errors.New("deadlock")
+
 // translate maps driver errors to payment sentinels, by SQLSTATE code only.
 func translate(err error) error {
 	if err == nil {
@@ -295,7 +298,9 @@ func translate(err error) error {
 			return &ConflictError{Constraint: pqe.Constraint, Err: err}
 		case "23514": // check_violation
 			return &CheckError{Constraint: pqe.Constraint, Err: err}
-		case "40001", "40P01": // serialization failure, deadlock
+		case "40P01": // deadlock: retry
+			return fmt.Errorf("%w: %w: %v", ErrUnavailable, errDeadlock, err)
+		case "40001": // serialization failure: retry
 			return fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 		if pqe.Code.Class() == "08" || pqe.Code.Class() == "57" || pqe.Code.Class() == "53" {
