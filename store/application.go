@@ -290,12 +290,14 @@ func (s *Store) releaseLines(ctx context.Context, paymentID string, amount int64
 
 // settleLines keeps invoice balances in step with a payment's transition,
 // in the transition's own transaction.
+// The rule (which transition moves lines how) is linesOf and
+// Change.blocksAccount, shared with the batched statement of Record.
 func (s *Store) settleLines(ctx context.Context, c Change) error {
-	switch {
-	case c.To == payment.StatusSucceeded && c.From != payment.StatusSucceeded:
+	switch linesOf(c) {
+	case "apply":
 		return s.markLinesApplied(ctx, c.PaymentID)
-	case c.To == payment.StatusReturned:
-		if payment.ReturnBlocksAccount(c.ReturnCode) {
+	case "release":
+		if c.blocksAccount() {
 			// the beneficiary account is closed or does not exist: no more payouts to it
 			if _, err := s.q.ExecContext(ctx, `
 				INSERT INTO blocked_accounts (tenant_id, account_fingerprint, return_code, payment_id, created_at)
@@ -305,9 +307,8 @@ func (s *Store) settleLines(ctx context.Context, c Change) error {
 			}
 		}
 		return s.releaseLines(ctx, c.PaymentID, -1, false)
-	case c.To == payment.StatusFailed, c.To == payment.StatusCanceled:
-		return s.releaseLines(ctx, c.PaymentID, -1, false)
-	case c.RefundedDelta > 0:
+	}
+	if c.RefundedDelta > 0 {
 		return s.releaseLines(ctx, c.PaymentID, c.RefundedDelta, false)
 	}
 	return nil

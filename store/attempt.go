@@ -122,9 +122,9 @@ func (s *Store) claimAttempts(ctx context.Context, reqs []claimReq) ([]claimRes,
 	now := s.now()
 	n := len(reqs)
 	ids, steps, attempts, actors := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	seqs, inquire := make([]int64, n), make([]time.Time, n)
+	seqs, inquire := make([]int64, n), make([]string, n)
 	for i, r := range reqs {
-		ids[i], steps[i], seqs[i], inquire[i], attempts[i], actors[i] = r.PaymentID, r.Step, int64(r.Seq), r.InquireAt, r.AttemptID, r.Actor
+		ids[i], steps[i], seqs[i], inquire[i], attempts[i], actors[i] = r.PaymentID, r.Step, int64(r.Seq), pgTime(r.InquireAt), r.AttemptID, r.Actor
 	}
 	var rows []struct {
 		paymentRow
@@ -153,7 +153,7 @@ func (s *Store) claimAttempts(ctx context.Context, reqs []claimReq) ([]claimRes,
 			SELECT id, tenant_id, 'PENDING', 'PROCESSING', 'attempt started', attempt_count, claim_actor, $7 FROM p)
 		SELECT `+paymentColumns+`, p.claim_attempt_id FROM p
 		LEFT JOIN invoices i ON i.id = p.invoice_id AND i.id = ANY (ARRAY(SELECT invoice_id FROM p))`,
-		pq.Array(ids), pq.Array(steps), pq.Array(seqs), tsArray(inquire), pq.Array(attempts), pq.Array(actors), now)
+		pq.Array(ids), pq.Array(steps), pq.Array(seqs), pq.Array(inquire), pq.Array(attempts), pq.Array(actors), now)
 	if err != nil {
 		return nil, err
 	}

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"sync"
 	"time"
-
-	"github.com/lib/pq"
 )
 
 // A group runs the hot statements of concurrent callers together: one
@@ -195,14 +193,19 @@ func one[Req, Res any](ctx context.Context, s *Store, g *group[Req, Res],
 	return rs[0], nil
 }
 
-// tsArray passes times as a text[] for `$n::timestamptz[]` (or, with
-// NULLIF(x, ”), nullable ones: the zero time is sent as ”).
-func tsArray(ts []time.Time) pq.StringArray {
-	out := make(pq.StringArray, len(ts))
-	for i, t := range ts {
-		if !t.IsZero() {
-			out[i] = t.UTC().Format(time.RFC3339Nano)
-		}
+// pgTime is a time as the text a batch statement's `$n::text[]` carries
+// and casts (`x::timestamptz`, or `NULLIF(x, ”)::timestamptz` when it may
+// be absent): the zero time, or a nil one, is ”.
+func pgTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
 	}
-	return out
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func pgTimeP(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return pgTime(*t)
 }

@@ -264,12 +264,12 @@ func (s *Store) createPayments(ctx context.Context, reqs []createReq) ([]createR
 		ids[i], tenants[i], surfaces[i], amounts[i], currencies[i] = p.ID, p.TenantID, p.Surface, p.Amount.Minor, p.Amount.Currency
 		methods[i], pms[i], dtypes[i], dids[i], invoices[i] = string(p.Method), p.PaymentMethodID, p.DestinationType, p.DestinationID, p.InvoiceID
 		bkeys[i], fps[i], process[i], track[i], metas[i], actors[i] = p.IdempotencyKey, r.fingerprint, p.ProcessPayment, p.TrackAttempts, string(meta), p.CreatedBy
-		created[i], lineIDs[i] = p.CreatedAt.Format(time.RFC3339Nano), r.lineID
+		created[i], lineIDs[i] = pgTime(p.CreatedAt), r.lineID
 		ifps[i], ibodies[i] = []byte{}, []byte{}
 		if w := r.idem; w != nil {
 			routes[i], ikeys[i], ifps[i], ilocks[i], icodes[i], ibodies[i] = w.Key.Route, w.Key.Key, w.Fingerprint, w.Key.lockID(), int64(w.Code), w.Body
 			if w.TTL > 0 {
-				iexpires[i] = p.CreatedAt.Add(w.TTL).Format(time.RFC3339Nano)
+				iexpires[i] = pgTime(p.CreatedAt.Add(w.TTL))
 			}
 		}
 	}
@@ -630,6 +630,11 @@ func linesOf(c Change) string {
 	return ""
 }
 
+// blocksAccount: a return that closes the beneficiary account to payouts.
+func (c Change) blocksAccount() bool {
+	return c.To == payment.StatusReturned && payment.ReturnBlocksAccount(c.ReturnCode)
+}
+
 type applyReq struct {
 	c       Change
 	attempt *AttemptResult
@@ -659,27 +664,21 @@ func (s *Store) applyRows(ctx context.Context, reqs []applyReq) ([]applyRes, err
 		seqs, attempt, refunded, released                                  = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 		anySeq, keep, audit, block, attInq                                 = make([]bool, n), make([]bool, n), make([]bool, n), make([]bool, n), make([]bool, n)
 	)
-	ts := func(t *time.Time) string {
-		if t == nil {
-			return ""
-		}
-		return t.UTC().Format(time.RFC3339Nano)
-	}
 	for i, r := range reqs {
 		c := r.c
 		ids[i], to[i], from[i], seqs[i], anySeq[i], keep[i] = c.PaymentID, string(c.To), string(c.From), int64(c.Seq), c.AnySeq, c.KeepSchedule
 		if c.NextStep != payment.StepNone {
-			step[i], stepAt[i] = string(c.NextStep), ts(&c.NextStepAt)
+			step[i], stepAt[i] = string(c.NextStep), pgTime(c.NextStepAt)
 		}
 		actor[i], gref[i], ecode[i], emsg[i], rcode[i], aurl[i] = c.Actor, c.GatewayReference, c.ErrorCode, c.ErrorMessage, c.ReturnCode, c.ActionURL
-		expSettle[i], watch[i], settled[i] = ts(c.ExpectedSettlementAt), ts(c.ReturnWatchUntil), ts(c.SettledAt)
+		expSettle[i], watch[i], settled[i] = pgTimeP(c.ExpectedSettlementAt), pgTimeP(c.ReturnWatchUntil), pgTimeP(c.SettledAt)
 		audit[i], reason[i], attempt[i] = c.From != c.To || c.Audit, c.Reason, int64(c.Attempt)
 		refunded[i], released[i] = c.RefundedDelta, c.RefundReleased
 		lines[i] = r.lines
-		block[i] = r.lines != "" && c.To == payment.StatusReturned && payment.ReturnBlocksAccount(c.ReturnCode)
+		block[i] = r.lines != "" && c.blocksAccount()
 		if a := r.attempt; a != nil {
 			attID[i], attStatus[i], attClass[i], attCode[i] = a.AttemptID, string(a.Status), string(a.FailureClass), a.ErrorCode
-			attMsg[i], attRef[i], attRetry[i], attInq[i] = truncate(a.ErrorMessage, 500), a.GatewayReference, ts(a.NextRetryAt), a.CountInquiry
+			attMsg[i], attRef[i], attRetry[i], attInq[i] = truncate(a.ErrorMessage, 500), a.GatewayReference, pgTimeP(a.NextRetryAt), a.CountInquiry
 		}
 	}
 	var rows []struct {
