@@ -28,7 +28,7 @@ const (
 	// CardUnknown charges, then its answer is lost, and every later call
 	// about its key (Charge, Inquire, Void) times out too, until
 	// Faults.AnswerUnknown is set: a gateway that never says what happened.
-	CardUnknown = "pm_card_unknown"
+	CardUnknown            = "pm_card_unknown"
 	BankAccountSettles     = "123456789" // also as "ba_123456789"
 	BankAccountReturnedR01 = "10001"     // 100XX settles, then is returned with RXX
 	BankAccountInvalid     = "111111111" // any account starting 11111111 is refused
