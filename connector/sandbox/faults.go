@@ -29,6 +29,13 @@ type Faults struct {
 	// FaultRate is the probability of a transient gateway_503 before a call
 	// is processed (see Config.FaultRate).
 	FaultRate float64 `json:"fault_rate"`
+	// VoidDown makes every Void fail with a transient gateway_unavailable
+	// (a 503 over HTTP) before it is processed (MaybeProcessed false): a
+	// gateway unreachable while payd cancels.
+	VoidDown bool `json:"void_down"`
+	// AnswerUnknown makes the sandbox answer, truthfully, the calls about
+	// pm_card_unknown keys, which time out while it is false.
+	AnswerUnknown bool `json:"answer_unknown"`
 	// Notify is how notifications are delivered, when the sandbox sends
 	// them (NotifyConfig has a URL or a secret); without a notifier it is
 	// kept and has no effect.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/payd/payd/connector"
 	"github.com/payd/payd/payment"
@@ -51,6 +52,8 @@ func (s *Sandbox) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /charges", s.handleCharge)
 	mux.HandleFunc("GET /charges/{key}", s.handleInquire)
+	mux.HandleFunc("POST /charges/{key}/void", s.handleVoid)
+	mux.HandleFunc("GET /entries", s.handleEntries)
 	mux.HandleFunc("GET /settlements/{reference}", s.handleSettlement)
 	mux.HandleFunc("POST /refunds", s.handleRefund)
 	mux.HandleFunc("GET /ledger", s.handleLedger)
@@ -72,6 +75,50 @@ func (s *Sandbox) handleCharge(w http.ResponseWriter, r *http.Request) {
 func (s *Sandbox) handleInquire(w http.ResponseWriter, r *http.Request) {
 	res, err := s.Inquire(r.Context(), r.PathValue("key"))
 	writeResult(w, r, res, err)
+}
+
+func (s *Sandbox) handleVoid(w http.ResponseWriter, r *http.Request) {
+	res, err := s.Void(r.Context(), r.PathValue("key"))
+	writeResult(w, r, res, err)
+}
+
+// handleEntries answers List: from and to are RFC 3339 times (either may be
+// absent), cursor the next of the previous page, limit a count.
+func (s *Sandbox) handleEntries(w http.ResponseWriter, r *http.Request) {
+	var q connector.ListQuery
+	qs := r.URL.Query()
+	for _, f := range []struct {
+		name string
+		to   *time.Time
+	}{{"from", &q.From}, {"to", &q.To}} {
+		if v := qs.Get(f.name); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				writeError(w, r, http.StatusBadRequest, "invalid_request", "invalid_"+f.name, f.name+" must be an RFC 3339 time", false)
+				return
+			}
+			*f.to = t.UTC()
+		}
+	}
+	if v := qs.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeError(w, r, http.StatusBadRequest, "invalid_request", "invalid_limit", "limit must be a count ≥ 0", false)
+			return
+		}
+		q.Limit = n
+	}
+	q.Cursor = qs.Get("cursor")
+	page, err := s.List(r.Context(), q)
+	if err != nil {
+		writeResult(w, r, connector.Result{}, err)
+		return
+	}
+	body := listBody{Entries: make([]entryBody, 0, len(page.Entries)), Next: page.Next}
+	for _, e := range page.Entries {
+		body.Entries = append(body.Entries, entryBodyOf(e))
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 func (s *Sandbox) handleSettlement(w http.ResponseWriter, r *http.Request) {
@@ -135,6 +182,14 @@ func writeResult(w http.ResponseWriter, r *http.Request, res connector.Result, e
 		return
 	}
 	ge := connector.AsError(err)
+	switch {
+	case errors.Is(err, errBadQuery):
+		writeError(w, r, http.StatusBadRequest, "invalid_request", ge.Code, ge.Error(), false)
+		return
+	case ge.Class == payment.FailureTransient && !ge.MaybeProcessed:
+		writeError(w, r, http.StatusServiceUnavailable, errorTypeUnavailable, ge.Code, ge.Error(), true)
+		return
+	}
 	switch ge.Class {
 	case payment.FailureTransient:
 		writeError(w, r, http.StatusServiceUnavailable, "gateway_error", ge.Code, ge.Error(), true)
