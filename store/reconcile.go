@@ -23,6 +23,9 @@ const (
 	FindingChargeForReview = "charge_for_review"
 	// a charge under a key no attempt of payd has
 	FindingUnknownCharge = "unknown_charge"
+	// a charge under the key of an attempt payd holds as not charged, while
+	// another attempt of the payment charged: the customer paid twice
+	FindingExtraCharge = "extra_charge"
 	// a charge whose amount or currency is not its payment's
 	FindingAmountMismatch = "amount_mismatch"
 	// an attempt payd records as charged that the gateway has no charge for

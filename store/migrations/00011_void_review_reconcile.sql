@@ -34,8 +34,8 @@ CREATE TABLE reconciliation_findings (
     id            bigserial PRIMARY KEY,
     gateway       text NOT NULL,
     kind          text NOT NULL CHECK (kind IN ('charge_after_close', 'charge_for_review', 'unknown_charge',
-                      'amount_mismatch', 'attempt_without_charge', 'unknown_refund', 'refund_mismatch',
-                      'refund_unrecorded')),
+                      'extra_charge', 'amount_mismatch', 'attempt_without_charge', 'unknown_refund',
+                      'refund_mismatch', 'refund_unrecorded')),
     reference     text NOT NULL,  -- the gateway's charge or refund reference, or payd's attempt key
     payment_id    text NOT NULL DEFAULT '',
     tenant_id     text NOT NULL DEFAULT '',
