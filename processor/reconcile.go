@@ -22,15 +22,6 @@ const reconcileSlice = time.Hour
 // last one is long gone (the scheduler was down).
 const reconcileMaxWindow = 7 * 24 * time.Hour
 
-// ReconcileReport is what one reconciliation run found.
-type ReconcileReport struct {
-	Run      store.ReconcileRun
-	Charges  int             // gateway charges compared
-	Refunds  int             // gateway refunds compared
-	Findings []store.Finding // found, or seen again, in this run
-	New      int             // of which new
-}
-
 // reconcileTask is the reconcile task: the scheduler's (a zero window: from
 // where the last run ended to a grace before now) or an operator's.
 func (p *Processor) reconcileTask(ctx context.Context, t *asynq.Task) error {
@@ -85,8 +76,8 @@ func (p *Processor) ReconcileWindow(ctx context.Context) (time.Time, time.Time, 
 // not ask for, a charge payd records that the gateway lacks) is left open
 // for an operator. Charges of payments still in flight are left to the
 // engine, which asks the gateway itself.
-func (p *Processor) Reconcile(ctx context.Context, from, to time.Time, actorName string) (ReconcileReport, error) {
-	rep := ReconcileReport{}
+func (p *Processor) Reconcile(ctx context.Context, from, to time.Time, actorName string) (store.ReconcileReport, error) {
+	rep := store.ReconcileReport{}
 	run, err := p.Store.StartReconcileRun(ctx, p.cfg.GatewayName, from, to, actorName)
 	if err != nil {
 		p.Metrics.ReconciliationRuns.WithLabelValues("error").Inc()
@@ -110,7 +101,7 @@ func (p *Processor) Reconcile(ctx context.Context, from, to time.Time, actorName
 	return rep, nil
 }
 
-func (p *Processor) reconcileSlice(ctx context.Context, from, to time.Time, rep *ReconcileReport) error {
+func (p *Processor) reconcileSlice(ctx context.Context, from, to time.Time, rep *store.ReconcileReport) error {
 	charged := map[string]bool{} // keys the gateway charged in the slice
 	q := connector.ListQuery{From: from, To: to, Limit: connector.MaxListLimit}
 	for {
@@ -170,7 +161,7 @@ func (p *Processor) reconcileSlice(ctx context.Context, from, to time.Time, rep 
 	return nil
 }
 
-func (p *Processor) reconcileCharges(ctx context.Context, charges []connector.LedgerEntry, rep *ReconcileReport) error {
+func (p *Processor) reconcileCharges(ctx context.Context, charges []connector.LedgerEntry, rep *store.ReconcileReport) error {
 	if len(charges) == 0 {
 		return nil
 	}
@@ -191,7 +182,7 @@ func (p *Processor) reconcileCharges(ctx context.Context, charges []connector.Le
 	return nil
 }
 
-func (p *Processor) reconcileCharge(ctx context.Context, e connector.LedgerEntry, atts map[string]store.ChargedAttempt, rep *ReconcileReport) error {
+func (p *Processor) reconcileCharge(ctx context.Context, e connector.LedgerEntry, atts map[string]store.ChargedAttempt, rep *store.ReconcileReport) error {
 	f := store.Finding{Reference: e.Reference, PaymentID: e.PaymentID, Amount: e.Amount.Minor, Currency: e.Amount.Currency}
 	ca, ok := atts[e.IdempotencyKey]
 	if !ok {
@@ -266,7 +257,7 @@ func (p *Processor) reconcileCharge(ctx context.Context, e connector.LedgerEntry
 	return nil
 }
 
-func (p *Processor) reconcileRefunds(ctx context.Context, refunds []connector.LedgerEntry, rep *ReconcileReport) error {
+func (p *Processor) reconcileRefunds(ctx context.Context, refunds []connector.LedgerEntry, rep *store.ReconcileReport) error {
 	if len(refunds) == 0 {
 		return nil
 	}
@@ -303,7 +294,7 @@ func (p *Processor) reconcileRefunds(ctx context.Context, refunds []connector.Le
 }
 
 // find records a finding, counts a new one, and adds it to the report.
-func (p *Processor) find(ctx context.Context, rep *ReconcileReport, f store.Finding) {
+func (p *Processor) find(ctx context.Context, rep *store.ReconcileReport, f store.Finding) {
 	f.Gateway = p.cfg.GatewayName
 	stored, fresh, err := p.Store.RecordFinding(ctx, f)
 	if err != nil {

@@ -38,6 +38,10 @@ const (
 	FindingRefundUnrecorded = "refund_unrecorded"
 )
 
+// FindingKinds lists every kind, for gauges that show each one.
+var FindingKinds = []string{FindingChargeAfterClose, FindingChargeForReview, FindingUnknownCharge, FindingExtraCharge,
+	FindingAmountMismatch, FindingAttemptWithoutCharge, FindingUnknownRefund, FindingRefundMismatch, FindingRefundUnrecorded}
+
 // Finding statuses.
 const (
 	FindingOpen     = "open"     // for an operator
@@ -165,6 +169,15 @@ type ReconcileRun struct {
 	Gateway  string
 	From, To time.Time
 	Actor    string
+}
+
+// ReconcileReport is what one reconciliation run found.
+type ReconcileReport struct {
+	Run      ReconcileRun
+	Charges  int       // gateway charges compared
+	Refunds  int       // gateway refunds compared
+	Findings []Finding // found, or seen again, in this run
+	New      int       // of which new
 }
 
 // StartReconcileRun records that a run over [from, to) began.

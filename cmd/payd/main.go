@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/payd/payd/cli"
 )
 
 func main() {
@@ -19,8 +21,17 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "payd:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
+}
+
+// exitCode: an operator command's own code (package cli), 2 for a usage
+// error, else 1.
+func exitCode(err error) int {
+	if errors.Is(err, errUsage) {
+		return cli.ExitUsage
+	}
+	return cli.ExitCode(err)
 }
 
 const usage = `usage: payd <command>
@@ -36,6 +47,10 @@ commands:
   keys create --tenant NAME
              create a tenant (if new) and an API key; the key is the last line of stdout
   sandbox    the sandbox gateway as its own HTTP server (PAYD_SANDBOX_ADDR)
+  payments review | resolve ID (--succeeded|--failed) --reason TEXT --operator NAME [--force]
+             payments in REQUIRES_REVIEW and their audited resolution (payd payments -h)
+  reconcile [--since 24h] | findings | resolve-finding ID
+             compare the gateway's ledger with payd's records now (payd reconcile -h)
   bench      load driver and benchmark: -addr URL -key SECRET, or --spawn (payd as child processes); bench -h for flags
 `
 
@@ -57,6 +72,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return runKeys(ctx, cfg, args[2:], stdout)
 	case "sandbox":
 		return runSandbox(ctx, cfg, stdout)
+	case "payments", "reconcile":
+		return cli.Run(ctx, args[1:], operatorEnv(cfg), stdout, stdout)
 	case "bench":
 		return runBench(ctx, cfg, getenv, args[2:], stdout)
 	case "all":

@@ -141,7 +141,8 @@ func (d *deps) processor() *processor.Processor {
 	c := d.cfg
 	return processor.New(processor.Deps{Store: d.store, Gateway: d.gateway, Enqueue: d.enqueue, Metrics: d.metrics, Log: d.log,
 		Config: processor.Config{GatewayTimeout: c.GatewayTimeout, SettlePoll: c.SettlePoll, ReturnWindow: c.ReturnWindow,
-			SweepGrace: c.SweepGrace, SweepLease: c.SweepLease, Policy: payment.DefaultRetryPolicy(c.RetryUnit)}})
+			SweepGrace: c.SweepGrace, SweepLease: c.SweepLease, Policy: payment.DefaultRetryPolicy(c.RetryUnit),
+			GatewayName: c.gatewayName(), ReconcileGrace: c.ReconcileGrace}})
 }
 
 // serve runs the given roles until ctx ends, then shuts each down gracefully.
@@ -293,6 +294,16 @@ func (d *deps) runScheduler(ctx context.Context) error {
 	}
 	if _, err := s.Register(fmt.Sprintf("@every %s", d.cfg.SweepInterval), t); err != nil {
 		return fmt.Errorf("scheduler: %w", err)
+	}
+	if d.cfg.ReconcileInterval > 0 {
+		// each run reconciles from where the last one ended
+		rt, err := jobs.NewReconcileTask(jobs.ReconcilePayload{})
+		if err != nil {
+			return err
+		}
+		if _, err := s.Register(fmt.Sprintf("@every %s", d.cfg.ReconcileInterval), rt); err != nil {
+			return fmt.Errorf("scheduler: %w", err)
+		}
 	}
 	if err := s.Start(); err != nil {
 		return fmt.Errorf("scheduler: %w", err)

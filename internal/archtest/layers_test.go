@@ -23,6 +23,7 @@ var layer = map[string]int{
 	"store":     1,
 	"intake":    2,
 	"processor": 2,
+	"cli":       2, // operator commands; cmd wires the processor's reconciliation into them
 	"cmd":       3,
 }
 
