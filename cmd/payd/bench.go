@@ -29,6 +29,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"runtime"
 	"slices"
@@ -93,7 +94,7 @@ func parseBenchFlags(args []string, out io.Writer) (benchOptions, error) {
 	fs.StringVar(&o.expect, "expect", "", "canonical status every payment must reach (default: what the sandbox does with -pm; without -mix)")
 	fs.StringVar(&o.mix, "mix", "", "classes and weights, e.g. card=90,declined=5,ach=5; classes: "+strings.Join(mixClassNames(), ", "))
 	fs.DurationVar(&o.timeout, "timeout", 120*time.Second, "bound on the whole run: seeding, baselines, posting and waiting")
-	fs.StringVar(&o.sandboxURL, "sandbox", "", "with -addr: sandbox base URL whose ledger is checked (default ADDR/sandbox, the in-process sandbox of payd all)")
+	fs.StringVar(&o.sandboxURL, "sandbox", "", "with -addr: sandbox base URL whose ledger is checked: a payd sandbox's URL, or payd all's admin port with its password, http://admin:PASSWORD@HOST:8081/sandbox (default: not checked)")
 	fs.StringVar(&o.jsonPath, "json", "", "write the figures (and the per-second series) as JSON to this file")
 	fs.StringVar(&o.chartPath, "chart", "", "draw the per-second series as a PNG into this file")
 	fs.StringVar(&o.replot, "replot", "", "draw -chart from the series of this -json report, and run nothing")
@@ -769,9 +770,12 @@ func benchSpawn(ctx context.Context, cfg config, getenv func(string) string, o b
 		if _, err := start("all", "all"); err != nil {
 			return nil, err
 		}
-		sb := t.base + "/sandbox"
-		t.ledger = func(ctx context.Context) ([]sandbox.Charge, error) { return readLedger(ctx, hc, sb) }
-		t.ledgerSource = "payd all's in-process sandbox at " + sb
+		// the in-process sandbox's ledger is an operator route: on the
+		// admin port of payd all, behind its basic auth
+		sb := &url.URL{Scheme: "http", Host: over["PAYD_ADMIN_ADDR"], Path: "/sandbox"}
+		t.ledgerSource = "payd all's in-process sandbox at " + sb.String()
+		sb.User = url.UserPassword("admin", over["PAYD_ADMIN_PASSWORD"])
+		t.ledger = func(ctx context.Context) ([]sandbox.Charge, error) { return readLedger(ctx, hc, sb.String()) }
 	} else {
 		mode = "spawn-backlog"
 		sbAddr, err := freeLoopback()
@@ -921,15 +925,20 @@ func machineInfo(ctx context.Context, cfg config, st *store.Store) machine {
 	return m
 }
 
-// remoteTarget is a payd someone else runs. Its ledger is read from -sandbox,
-// by default the in-process sandbox that `payd all` mounts at /sandbox/.
+// remoteTarget is a payd someone else runs. Its ledger is read from -sandbox
+// when given: the in-process sandbox's ledger is on payd's admin port behind
+// its password (http://admin:PASSWORD@host:8081/sandbox), never on the public
+// one, so there is no default. The password is never printed.
 func remoteTarget(o benchOptions, hc *http.Client) *target {
-	sb := o.sandboxURL
-	if sb == "" {
-		sb = o.addr + "/sandbox"
+	t := &target{base: o.addr, key: o.key, observe: apiObserver{hc: hc, base: o.addr, key: o.key, c: o.c}}
+	if sb := o.sandboxURL; sb != "" {
+		t.ledgerSource = sb
+		if u, err := url.Parse(sb); err == nil {
+			t.ledgerSource = u.Redacted()
+		}
+		t.ledger = func(ctx context.Context) ([]sandbox.Charge, error) { return readLedger(ctx, hc, sb) }
 	}
-	return &target{base: o.addr, key: o.key, observe: apiObserver{hc: hc, base: o.addr, key: o.key, c: o.c},
-		ledger: func(ctx context.Context) ([]sandbox.Charge, error) { return readLedger(ctx, hc, sb) }, ledgerSource: sb}
+	return t
 }
 
 // ---------------------------------------------------------------- posting

@@ -353,21 +353,27 @@ func (a apiObserver) timeline(ctx context.Context, id string) (observation, bool
 
 // readLedger reads a sandbox's ledger (GET base/ledger) with no size limit:
 // the gateway client caps its responses, and a long run's ledger is larger.
+// A base with user info (payd's admin port) is sent as basic auth and never
+// appears in an error.
 func readLedger(ctx context.Context, hc *http.Client, base string) ([]sandbox.Charge, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/ledger", nil)
-	resp, err := hc.Do(req)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/ledger", nil)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox ledger: the sandbox URL does not parse")
+	}
+	shown := req.URL.Redacted()
+	resp, err := hc.Do(req) // net/http sends the URL's user info as basic auth and strips it from errors
 	if err != nil {
 		return nil, fmt.Errorf("sandbox ledger: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("sandbox ledger: GET %s/ledger: %s", base, resp.Status)
+		return nil, fmt.Errorf("sandbox ledger: GET %s: %s", shown, resp.Status)
 	}
 	var body struct {
 		Charges []sandbox.Charge `json:"charges"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return nil, fmt.Errorf("sandbox ledger: decode GET %s/ledger: %w", base, err)
+		return nil, fmt.Errorf("sandbox ledger: decode GET %s: %w", shown, err)
 	}
 	return body.Charges, nil
 }
