@@ -24,18 +24,18 @@ func paymentsCommand(open Opener, stdout io.Writer) *cobra.Command {
 
 // reviewItem is one payment in review as `payments review --json` prints it.
 type reviewItem struct {
-	ID           string           `json:"id"`
-	TenantID     string           `json:"tenant_id"`
-	Amount       string           `json:"amount"`
-	Currency     string           `json:"currency"`
-	Method       string           `json:"method"`
-	InReviewFor  string           `json:"in_review_for"`
-	Since        time.Time        `json:"since"`
-	NextInquiry  *time.Time       `json:"next_inquiry_at"`
-	LastAnswer   string           `json:"last_answer"`
-	Attempts     []reviewAttempt  `json:"attempts"`
-	InvoiceID    string           `json:"invoice_id,omitempty"`
-	Metadata     map[string]string `json:"metadata,omitempty"`
+	ID          string            `json:"id"`
+	TenantID    string            `json:"tenant_id"`
+	Amount      string            `json:"amount"`
+	Currency    string            `json:"currency"`
+	Method      string            `json:"method"`
+	InReviewFor string            `json:"in_review_for"`
+	Since       time.Time         `json:"since"`
+	NextInquiry *time.Time        `json:"next_inquiry_at"`
+	LastAnswer  string            `json:"last_answer"`
+	Attempts    []reviewAttempt   `json:"attempts"`
+	InvoiceID   string            `json:"invoice_id,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
 }
 
 type reviewAttempt struct {

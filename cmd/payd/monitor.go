@@ -16,10 +16,10 @@ import (
 // at scrape time. Register it in one process only (the monitor role): every
 // scrape reads Redis and Postgres.
 type queueCollector struct {
-	insp    *asynq.Inspector
-	store   *store.Store
-	tasks   *prometheus.Desc
-	latency *prometheus.Desc
+	insp     *asynq.Inspector
+	store    *store.Store
+	tasks    *prometheus.Desc
+	latency  *prometheus.Desc
 	overdue  *prometheus.Desc
 	review   *prometheus.Desc
 	findings *prometheus.Desc

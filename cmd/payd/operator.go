@@ -67,4 +67,3 @@ func (a adminAuth) RoundTrip(r *http.Request) (*http.Response, error) {
 	r.SetBasicAuth("admin", a.password)
 	return a.next.RoundTrip(r)
 }
-
