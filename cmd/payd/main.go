@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -36,7 +37,8 @@ commands:
   keys create --tenant NAME
              create a tenant (if new) and an API key; the key is the last line of stdout
   sandbox    the sandbox gateway as its own HTTP server (PAYD_SANDBOX_ADDR)
-  bench      load driver and benchmark: -addr URL -key SECRET, or --spawn (payd as child processes); bench -h for flags
+
+The load driver and benchmark is its own command: paydbench (-h for flags).
 `
 
 var errUsage = errors.New("see usage")
@@ -58,7 +60,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	case "sandbox":
 		return runSandbox(ctx, cfg, stdout)
 	case "bench":
-		return runBench(ctx, cfg, getenv, args[2:], stdout)
+		// It moved out of the server binary, with its chart libraries.
+		return fmt.Errorf("bench is now its own command, with the same flags: %s", strings.Join(append([]string{"paydbench"}, args[2:]...), " "))
 	case "all":
 		if err := cfg.migrate(ctx); err != nil {
 			return err
