@@ -201,27 +201,44 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // the observer saw (obs) and the sandbox's ledger, and runs the checks.
 func fillReport(rep *Report, subs []submission, postSeconds float64, obs map[string]observation, p plan,
 	ledger []sandbox.Charge, ledgerErr error, ledgerSource string) {
-	classes := p.classes
-	in := &rep.Intake
-	in.Seconds = postSeconds
-	var lat, ttf []time.Duration
-	var first, last time.Time
-	fin := &rep.Final
-	fin.Statuses = map[string]int{}
-	cls := make([]classReport, len(classes))
-	clsTTF := make([][]time.Duration, len(classes))
-	for k, c := range classes {
-		cls[k] = classReport{Name: c.Name, Expect: string(c.Expect), Statuses: map[string]int{}}
+	t := count(rep, subs, postSeconds, obs, p)
+	addChecks(rep, t, subs, obs, p, ledger, ledgerErr, ledgerSource)
+	rep.Classes, rep.Currencies = t.classes, t.currencies
+	rep.Pass = true
+	for _, c := range rep.Checks {
+		if c.Result == "FAIL" {
+			rep.Pass = false
+		}
 	}
-	curs := make([]currencyReport, len(p.currencies))
-	curIndex := map[string]int{}
-	curLat := make([][]time.Duration, len(p.currencies))
-	curTTF := make([][]time.Duration, len(p.currencies))
+}
+
+// tally is the run counted per class of -mix and per currency.
+type tally struct {
+	classes    []classReport
+	currencies []currencyReport
+	currency   map[string]int // index into currencies
+	wrong      []string       // "id status" of final payments in another status than their class expects
+}
+
+// count fills the intake and end-to-end figures and the series, and
+// counts the run per class and per currency.
+func count(rep *Report, subs []submission, postSeconds float64, obs map[string]observation, p plan) *tally {
+	t := &tally{classes: make([]classReport, len(p.classes)), currencies: make([]currencyReport, len(p.currencies)),
+		currency: map[string]int{}}
+	for k, c := range p.classes {
+		t.classes[k] = classReport{Name: c.Name, Expect: string(c.Expect), Statuses: map[string]int{}}
+	}
 	for k, c := range p.currencies {
-		curs[k] = currencyReport{Currency: c}
-		curIndex[c] = k
+		t.currencies[k] = currencyReport{Currency: c}
+		t.currency[c] = k
 	}
-	var wrong []string
+	in, fin := &rep.Intake, &rep.Final
+	in.Seconds = postSeconds
+	fin.Statuses = map[string]int{}
+	var lat, ttf []time.Duration
+	clsTTF := make([][]time.Duration, len(p.classes))
+	curLat, curTTF := make([][]time.Duration, len(p.currencies)), make([][]time.Duration, len(p.currencies))
+	var first, last time.Time
 	var acc, comp []timed
 	for _, s := range subs {
 		in.Retries += max(s.tries-1, 0)
@@ -236,9 +253,9 @@ func fillReport(rep *Report, subs []submission, postSeconds float64, obs map[str
 			in.RejectCodes[s.failure]++
 			continue
 		}
-		sc, cr := classes[s.class], &cls[s.class]
-		k := curIndex[s.currency]
-		cur := &curs[k]
+		sc, cr := p.classes[s.class], &t.classes[s.class]
+		k := t.currency[s.currency]
+		cur := &t.currencies[k]
 		in.Accepted++
 		cr.Accepted++
 		cur.Accepted++
@@ -271,7 +288,7 @@ func fillReport(rep *Report, subs []submission, postSeconds float64, obs map[str
 		fin.Statuses[string(o.Status)]++
 		cr.Statuses[string(o.Status)]++
 		if o.Status != sc.Expect {
-			wrong = append(wrong, s.id+" "+string(o.Status))
+			t.wrong = append(t.wrong, s.id+" "+string(o.Status))
 			cr.Wrong++
 			cur.Wrong++
 		}
@@ -297,7 +314,20 @@ func fillReport(rep *Report, subs []submission, postSeconds float64, obs map[str
 		}
 	}
 	rep.Series = buildSeries(first, acc, comp)
+	for k := range t.classes {
+		t.classes[k].TimeToFinal = distOf(clsTTF[k])
+	}
+	for k := range t.currencies {
+		t.currencies[k].Latency, t.currencies[k].TimeToFinal = distOf(curLat[k]), distOf(curTTF[k])
+	}
+	return t
+}
 
+// addChecks runs the checks that fail a run: every request accepted, every
+// accepted payment final, each in the status its class expects, and the
+// ledger (checkLedger).
+func addChecks(rep *Report, t *tally, subs []submission, obs map[string]observation, p plan,
+	ledger []sandbox.Charge, ledgerErr error, ledgerSource string) {
 	add := func(name string, ok bool, detail string) {
 		res := "PASS"
 		if !ok {
@@ -305,52 +335,41 @@ func fillReport(rep *Report, subs []submission, postSeconds float64, obs map[str
 		}
 		rep.Checks = append(rep.Checks, check{Name: name, Result: res, Detail: detail})
 	}
+	in, fin := &rep.Intake, &rep.Final
 	add("accepted", in.Rejected == 0, fmt.Sprintf("%d/%d requests accepted%s", in.Accepted, rep.N,
 		counts(" (not accepted: ", in.RejectCodes, ")")))
 	add("no lost payment", fin.NotFinal == 0, fmt.Sprintf("%d/%d accepted payments final, %d not final%s", fin.Final, in.Accepted,
 		fin.NotFinal, counts(" (left in: ", fin.NotFinalStatuses, ")")))
-	want := string(classes[0].Expect)
-	if len(classes) > 1 {
+	want := string(p.classes[0].Expect)
+	if len(p.classes) > 1 {
 		var parts []string
-		for _, c := range cls {
+		for _, c := range t.classes {
 			parts = append(parts, fmt.Sprintf("%s %d/%d %s", c.Name, c.Final-c.Wrong, c.Final, c.Expect))
 		}
 		want = "as expected (" + strings.Join(parts, ", ") + ")"
 	}
-	add("final status", len(wrong) == 0, fmt.Sprintf("%d/%d final payments %s%s", fin.Final-len(wrong), fin.Final, want, examples(wrong)))
+	add("final status", len(t.wrong) == 0, fmt.Sprintf("%d/%d final payments %s%s", fin.Final-len(t.wrong), fin.Final, want,
+		examples(t.wrong)))
 
 	lg := &rep.Ledger
 	lg.DoubleCharged, lg.Missing, lg.Unexpected, lg.WrongAmount = []string{}, []string{}, []string{}, []string{}
 	if ledgerErr != nil {
 		lg.Unavailable = ledgerErr.Error()
 		rep.Checks = append(rep.Checks, check{Name: "ledger", Result: "SKIP", Detail: "sandbox ledger unavailable: " + ledgerErr.Error()})
-	} else {
-		lg.Source = ledgerSource
-		checkLedger(rep, subs, obs, classes, cls, curs, curIndex, ledger)
-		// A run in one currency of small amounts says nothing of amounts
-		// unless one was wrong, as before -currencies and -amounts.
-		amounts := ""
-		if len(lg.WrongAmount) > 0 || rep.money != "" {
-			amounts = fmt.Sprintf(", %d charged another amount or currency%s", len(lg.WrongAmount), examples(lg.WrongAmount))
-		}
-		add("ledger", len(lg.DoubleCharged)+len(lg.Missing)+len(lg.Unexpected)+len(lg.WrongAmount) == 0,
-			fmt.Sprintf("%d charges (%s): %d double-charged%s, %d succeeded without a charge%s, %d charged but not succeeded%s%s",
-				lg.Charges, ledgerSource, len(lg.DoubleCharged), examples(lg.DoubleCharged), len(lg.Missing), examples(lg.Missing),
-				len(lg.Unexpected), examples(lg.Unexpected), amounts))
+		return
 	}
-	for k := range cls {
-		cls[k].TimeToFinal = distOf(clsTTF[k])
+	lg.Source = ledgerSource
+	checkLedger(rep, t, subs, obs, p.classes, ledger)
+	// A run in USD of small amounts says nothing of amounts unless one was
+	// wrong, as before -currencies and -amounts.
+	amounts := ""
+	if len(lg.WrongAmount) > 0 || rep.money != "" {
+		amounts = fmt.Sprintf(", %d charged another amount or currency%s", len(lg.WrongAmount), examples(lg.WrongAmount))
 	}
-	for k := range curs {
-		curs[k].Latency, curs[k].TimeToFinal = distOf(curLat[k]), distOf(curTTF[k])
-	}
-	rep.Classes, rep.Currencies = cls, curs
-	rep.Pass = true
-	for _, c := range rep.Checks {
-		if c.Result == "FAIL" {
-			rep.Pass = false
-		}
-	}
+	add("ledger", len(lg.DoubleCharged)+len(lg.Missing)+len(lg.Unexpected)+len(lg.WrongAmount) == 0,
+		fmt.Sprintf("%d charges (%s): %d double-charged%s, %d succeeded without a charge%s, %d charged but not succeeded%s%s",
+			lg.Charges, ledgerSource, len(lg.DoubleCharged), examples(lg.DoubleCharged), len(lg.Missing), examples(lg.Missing),
+			len(lg.Unexpected), examples(lg.Unexpected), amounts))
 }
 
 // checkLedger compares the sandbox's charges for the bench's payments with
@@ -360,8 +379,7 @@ func fillReport(rep *Report, subs []submission, postSeconds float64, obs map[str
 // the amount and currency the payment was posted with. REQUIRES_REVIEW is
 // left to an operator, and a payment that is not final is reported by
 // another check.
-func checkLedger(rep *Report, subs []submission, obs map[string]observation, classes []scenario, cls []classReport,
-	curs []currencyReport, curIndex map[string]int, ledger []sandbox.Charge) {
+func checkLedger(rep *Report, t *tally, subs []submission, obs map[string]observation, classes []scenario, ledger []sandbox.Charge) {
 	charges := map[string][]sandbox.Charge{}
 	for _, c := range ledger {
 		charges[c.PaymentID] = append(charges[c.PaymentID], c)
@@ -371,10 +389,10 @@ func checkLedger(rep *Report, subs []submission, obs map[string]observation, cla
 		if s.id == "" {
 			continue
 		}
-		sc, cur := classes[s.class], &curs[curIndex[s.currency]]
+		sc, cls, cur := classes[s.class], &t.classes[s.class], &t.currencies[t.currency[s.currency]]
 		got := len(charges[s.id])
 		lg.Charges += got
-		cls[s.class].Charges += got
+		cls.Charges += got
 		cur.Charges += got
 		wrongAmount := false
 		for _, c := range charges[s.id] {
@@ -387,7 +405,7 @@ func checkLedger(rep *Report, subs []submission, obs map[string]observation, cla
 		}
 		if got > 1 {
 			lg.DoubleCharged = append(lg.DoubleCharged, s.id)
-			cls[s.class].DoubleCharged++
+			cls.DoubleCharged++
 			continue
 		}
 		o, ok := obs[s.id]
@@ -438,6 +456,9 @@ func examples(ids []string) string {
 	return " [" + strings.Join(ids[:min(len(ids), 3)], ", ") + more + "]"
 }
 
+// printReport writes the text report. Its first line still says "payd
+// bench", as it did before the bench left the payd binary, so that reports
+// of either compare line by line.
 func printReport(w io.Writer, r *Report) {
 	var mix []string
 	for _, c := range r.Mix {

@@ -3,7 +3,7 @@
 // is the only importer of sqlx and lib/pq, and payment imports only the
 // standard library. The benchmark (bench, layer 2 beside intake and
 // processor) is imported by cmd/paydbench only and is the only importer of
-// the chart libraries, so the payd binary links neither (TestServerDeps).
+// the chart libraries, so the payd binary links neither (TestServerLinksNoBench).
 package archtest
 
 import (
@@ -113,9 +113,9 @@ func TestLayers(t *testing.T) {
 // through it LaTeX, PDF, SVG and font packages).
 var chartDeps = regexp.MustCompile(`gonum|latex|pdf|font|svg`)
 
-// TestServerDeps: the payd binary links nothing of the benchmark: not the
+// TestServerLinksNoBench: the payd binary links nothing of the benchmark: not the
 // bench package, not its chart libraries.
-func TestServerDeps(t *testing.T) {
+func TestServerLinksNoBench(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", module+"/cmd/payd").Output()
 	if err != nil {
 		t.Fatal(err)
