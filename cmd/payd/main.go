@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/payd/payd/cli"
@@ -51,7 +52,8 @@ commands:
              payments in REQUIRES_REVIEW and their audited resolution (payd payments -h)
   reconcile [--since 24h] | findings | resolve-finding ID
              compare the gateway's ledger with payd's records now (payd reconcile -h)
-  bench      load driver and benchmark: -addr URL -key SECRET, or --spawn (payd as child processes); bench -h for flags
+
+The load driver and benchmark is its own command: paydbench (-h for flags).
 `
 
 var errUsage = errors.New("see usage")
@@ -75,7 +77,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	case "payments", "reconcile":
 		return cli.Run(ctx, args[1:], operatorEnv(cfg), stdout, stdout)
 	case "bench":
-		return runBench(ctx, cfg, getenv, args[2:], stdout)
+		// It moved out of the server binary, with its chart libraries.
+		return fmt.Errorf("bench is now its own command, with the same flags: %s", strings.Join(append([]string{"paydbench"}, args[2:]...), " "))
 	case "all":
 		if err := cfg.migrate(ctx); err != nil {
 			return err

@@ -54,7 +54,7 @@ type deps struct {
 	reg     *prometheus.Registry
 	metrics *metrics.Metrics
 	// intakeLn, when set, is the listener intake serves on instead of
-	// listening on cfg.Addr itself (payd bench --spawn binds a free port).
+	// listening on cfg.Addr itself (slowclient_test.go binds a free port).
 	intakeLn net.Listener
 	// adminLn, likewise, is the admin port's listener when set (tests).
 	adminLn net.Listener

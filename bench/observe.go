@@ -1,186 +1,27 @@
-package main
+package bench
 
-// payd bench over HTTP: invoices, payments, and watching them finish.
+// Waiting for payments to be final (from Postgres with --spawn, through the
+// API otherwise), the sandbox's ledger, and asynq's counters of payd's
+// queues.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/payd/payd/connector/sandbox"
+	"github.com/payd/payd/jobs"
 	"github.com/payd/payd/payment"
 	"github.com/payd/payd/store"
 )
-
-// ---------------------------------------------------------------- posting
-
-// benchAmount is what every bench payment pays, in USD cents (wire "12.50").
-const benchAmount = 1250
-
-// createInvoice creates an invoice due exactly n bench payments, retried
-// like a payment under one Idempotency-Key, and returns its id.
-func createInvoice(ctx context.Context, hc *http.Client, t *target, ext string, n int) (string, error) {
-	b, _ := json.Marshal(map[string]any{"external_id": ext, "currency": "USD",
-		"amount_due": payment.FormatMajor(int64(n)*benchAmount, "USD")})
-	var last string
-	for try := 1; try <= maxTries; try++ {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, t.base+"/v1/invoices", bytes.NewReader(b))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("x-api-key", t.key)
-		req.Header.Set("Idempotency-Key", ext)
-		resp, err := hc.Do(req)
-		if err != nil {
-			last = err.Error()
-		} else {
-			data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-			resp.Body.Close()
-			last = resp.Status + ": " + strings.TrimSpace(string(data))
-			switch {
-			case resp.StatusCode == http.StatusCreated || resp.StatusCode == http.StatusOK:
-				var inv struct {
-					ID string `json:"id"`
-				}
-				if json.Unmarshal(data, &inv) == nil && validID(inv.ID) {
-					return inv.ID, nil
-				}
-				return "", fmt.Errorf("bench: create invoice: no id in %s", data)
-			case resp.StatusCode != http.StatusConflict && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode < 500:
-				return "", fmt.Errorf("bench: create invoice: %s", last)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return "", fmt.Errorf("bench: create invoice (%s): %w", last, context.Cause(ctx))
-		case <-time.After(min(25*time.Millisecond<<(try-1), 2*time.Second)):
-		}
-	}
-	return "", fmt.Errorf("bench: create invoice: %s", last)
-}
-
-// submission is one payment the bench asked for.
-type submission struct {
-	class    int           // index of its scenario in the mix
-	start    time.Time     // first try
-	latency  time.Duration // of the try that was accepted
-	accepted time.Time     // when the accepted answer arrived
-	id       string        // empty unless accepted
-	tries    int
-	replayed bool
-	failure  string // why it was never accepted: last HTTP status or "network"
-}
-
-const maxTries = 8
-
-func postOne(ctx context.Context, hc *http.Client, t *target, sc scenario, inv, key string) submission {
-	body := map[string]any{"amount": payment.FormatMajor(benchAmount, "USD"), "currency": "USD", "destination_id": inv,
-		"destination_type": "INVOICE", "payment_method_type": string(sc.Method)}
-	if sc.PM != "" {
-		body["payment_method_id"] = sc.PM
-	}
-	b, _ := json.Marshal(body)
-	s := submission{start: time.Now()}
-	for s.tries < maxTries {
-		if ctx.Err() != nil {
-			if s.failure == "" {
-				s.failure = "not sent"
-			}
-			return s
-		}
-		s.tries++
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, t.base+"/v1/payments", bytes.NewReader(b))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("x-api-key", t.key)
-		req.Header.Set("Idempotency-Key", key)
-		tryStart := time.Now()
-		resp, err := hc.Do(req)
-		var wait time.Duration
-		if err != nil {
-			s.failure = "network"
-		} else {
-			data, rerr := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-			resp.Body.Close()
-			s.failure = strconv.Itoa(resp.StatusCode)
-			switch {
-			case rerr != nil:
-				s.failure = "network"
-			case resp.StatusCode == http.StatusCreated || resp.StatusCode == http.StatusOK:
-				var p struct {
-					ID string `json:"id"`
-				}
-				if json.Unmarshal(data, &p) == nil && validID(p.ID) {
-					s.accepted = time.Now()
-					s.latency, s.id, s.failure = s.accepted.Sub(tryStart), p.ID, ""
-					s.replayed = resp.Header.Get("Idempotent-Replayed") == "true"
-					return s
-				}
-				s.failure = "bad body"
-				return s
-			case resp.StatusCode == http.StatusConflict || resp.StatusCode == http.StatusTooManyRequests ||
-				resp.StatusCode >= 500:
-				if sec, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && sec > 0 {
-					wait = time.Duration(sec) * time.Second
-				}
-			default: // refused: retrying the same request cannot help
-				return s
-			}
-		}
-		if wait == 0 {
-			wait = min(25*time.Millisecond<<(s.tries-1), 2*time.Second)
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
-		}
-	}
-	return s
-}
-
-// validID accepts the ids payd hands out (prefix_hex); anything else would
-// not be safe in the observers' queries.
-func validID(id string) bool {
-	if id == "" || len(id) > 100 {
-		return false
-	}
-	for _, r := range id {
-		if !(r == '_' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-			return false
-		}
-	}
-	return true
-}
-
-func waitReady(ctx context.Context, hc *http.Client, base string) error {
-	var last string
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
-		resp, err := hc.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = resp.Status
-		} else {
-			last = err.Error()
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("bench: %s/readyz not ready (%s): %w", base, last, context.Cause(ctx))
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// ---------------------------------------------------------------- waiting
 
 // observation is a payment's canonical status and when it entered it (the
 // created_at of its latest audit row into that status).
@@ -376,4 +217,39 @@ func readLedger(ctx context.Context, hc *http.Client, base string) ([]sandbox.Ch
 		return nil, fmt.Errorf("sandbox ledger: decode GET %s: %w", shown, err)
 	}
 	return body.Charges, nil
+}
+
+// processedTotals sums asynq's lifetime processed counters (succeeded plus
+// failed tries) of payd's queues.
+func processedTotals(insp *asynq.Inspector) (map[string]int, error) {
+	// A queue asynq has never seen has no stats (and an error of asynq's
+	// internal type): ask only about the queues that exist.
+	exist, err := insp.Queues()
+	if err != nil {
+		return nil, fmt.Errorf("queues: %w", err)
+	}
+	out := map[string]int{}
+	for q := range jobs.Queues {
+		out[q] = 0
+		if !slices.Contains(exist, q) {
+			continue
+		}
+		info, err := insp.GetQueueInfo(q)
+		if err != nil {
+			return out, fmt.Errorf("queue %s: %w", q, err)
+		}
+		out[q] = info.ProcessedTotal
+	}
+	return out, nil
+}
+
+// queuedTasks counts tasks waiting in payd's queues (pending, scheduled, retry).
+func queuedTasks(insp *asynq.Inspector) int {
+	var n int
+	for q := range jobs.Queues {
+		if info, err := insp.GetQueueInfo(q); err == nil {
+			n += info.Pending + info.Scheduled + info.Retry
+		}
+	}
+	return n
 }
