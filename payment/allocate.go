@@ -36,11 +36,13 @@ func Allocate(total int64, weights []int64) ([]int64, error) {
 	if len(weights) == 0 {
 		return nil, fmt.Errorf("allocate: no weights: %w", ErrInvalidWeights)
 	}
-	var sum uint64
 	for i, w := range weights {
 		if w < 0 {
 			return nil, fmt.Errorf("allocate: weight %d is negative (%d): %w", i, w, ErrInvalidWeights)
 		}
+	}
+	var sum uint64
+	for _, w := range weights {
 		var carry uint64
 		if sum, carry = bits.Add64(sum, uint64(w), 0); carry != 0 {
 			return nil, fmt.Errorf("allocate: the weights sum past 2^64: %w", ErrOverflow)
