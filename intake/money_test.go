@@ -124,6 +124,52 @@ func TestLargeAmountsEndToEnd(t *testing.T) {
 	}
 }
 
+// TestPayoutFXLineRange: an FX line's amount in the payout's currency is
+// converted exactly (math/big), rounded half up, up to the largest amounts;
+// a conversion past int64 is refused as too large (it used to come back as
+// -1 and be refused as too small).
+func TestPayoutFXLineRange(t *testing.T) {
+	t.Parallel()
+	h := testenv.Start(t, testenv.Options{NoWorker: true})
+	for _, c := range []struct {
+		name, total, invoiceCur, applied, rate, code string
+		want                                         int64 // the line's amount in USD cents
+	}{
+		{"past int64", "100.00", "JPY", "100000000000000", "0.000000000001", "applied_amount_too_large", 0},
+		{"past the API's limit", "100.00", "JPY", "99999999999999", "0.5", "applied_amount_too_large", 0},
+		{"below one unit", "100.00", "JPY", "1", "999999999999", "applied_amount_too_small", 0},
+		{"below half a unit", "100.00", "JPY", "1", "200.000000000001", "applied_amount_too_small", 0},
+		{"the largest, from JPY", "1000000000000.00", "JPY", "100000000000000", "100", "", 1e14},
+		{"the largest, from BHD", "1000000000000.00", "BHD", "100000000000.000", "0.1", "", 1e14},
+		{"a third, half up", "100.00", "JPY", "1", "3", "", 33},       // 33.33… cents
+		{"two thirds, half up", "100.00", "JPY", "2", "3", "", 67},    // 66.66… cents
+		{"half a cent rounds up", "100.00", "JPY", "1", "200", "", 1}, // 0.5 cent
+		{"half a cent from BHD", "100.00", "BHD", "0.005", "1", "", 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			inv := payoutInvoice(t, h, h.TenantA, c.invoiceCur, 1e14)
+			body := payoutBody(map[string]any{"total_amount": c.total, "lines": []any{map[string]any{"invoice_token": inv,
+				"applied_amount": c.applied, "applied_currency": c.invoiceCur, "fx_rate_line": c.rate}}})
+			r := h.Do("POST", "/v1/payouts", h.KeyA, body, nil)
+			if c.code != "" {
+				if e := checkEnvelope(t, r, http.StatusUnprocessableEntity, c.code); e.Fields["lines[0].applied_amount"] != c.code {
+					t.Errorf("fields %v, want lines[0].applied_amount: %s", e.Fields, c.code)
+				}
+				return
+			}
+			id := jsonObj(t, r, http.StatusCreated)["id"].(string)
+			ls, err := h.Store.Lines(t.Context(), []string{id})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l := ls[id]; len(l) != 1 || l[0].PaymentAmount != c.want {
+				t.Errorf("lines %+v, want one of %d cents", l, c.want)
+			}
+		})
+	}
+}
+
 // num is a JSON number's text (responses are decoded with UseNumber).
 func num(v any) string {
 	if n, ok := v.(json.Number); ok {
