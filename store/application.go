@@ -377,7 +377,9 @@ func (s *Store) settleLines(ctx context.Context, c Change) error {
 		}
 		return s.releaseLines(ctx, c.PaymentID, false)
 	}
-	if c.RefundedDelta > 0 {
+	if c.RefundedDelta > 0 && c.From != payment.StatusCanceled && c.From != payment.StatusFailed {
+		// (a refund of a charge that landed after a cancel gives nothing
+		// back to the invoices: the cancel released the lines)
 		return s.releaseRefunded(ctx, c.PaymentID)
 	}
 	return nil
