@@ -124,11 +124,16 @@ func (s *Store) ApplyLines(ctx context.Context, paymentID string, lines []Line, 
 				return err
 			}
 		}
+		// Refunds were carved out of the lines of a payment that succeeded
+		// and was refunded (a late charge refunded after a cancel or a
+		// failure was not: those lines were released whole).
+		carved := pay.RefundedAmount > 0 && (pay.Status == payment.StatusSucceeded ||
+			pay.Status == payment.StatusPartiallyRefunded || pay.Status == payment.StatusRefunded)
 		// Each sum is of amounts of at most 1e14 (the API's limit) or of
 		// lines that passed this check: numeric in SQL, no overflow.
 		var used int64
 		if err := tx.q.QueryRowxContext(ctx, `SELECT COALESCE(sum(payment_amount), 0)::int8 FROM payment_applications
-			WHERE payment_id = $1 AND (state <> 'released' OR $2::int8 > 0)`, paymentID, pay.RefundedAmount).Scan(&used); err != nil {
+			WHERE payment_id = $1 AND (state <> 'released' OR $2)`, paymentID, carved).Scan(&used); err != nil {
 			return translate(fmt.Errorf("sum lines: %w", err))
 		}
 		for _, l := range lines {
@@ -140,7 +145,7 @@ func (s *Store) ApplyLines(ctx context.Context, paymentID string, lines []Line, 
 		if err := tx.insertLines(ctx, pay, lines); err != nil {
 			return err
 		}
-		if pay.RefundedAmount > 0 {
+		if carved {
 			return tx.releaseRefunded(ctx, paymentID)
 		}
 		return nil
