@@ -1,6 +1,7 @@
 package intake
 
 import (
+	"math"
 	"math/big"
 	"net/url"
 	"strconv"
@@ -761,7 +762,8 @@ func rateText(r *big.Rat) string {
 
 // convert turns minor units of one currency (exponent fromExp) into minor
 // units of another (toExp) at rate units of the first per unit of the
-// second, rounding half up.
+// second, rounding half up, exactly (math/big). A result past int64 is
+// math.MaxInt64, which every amount limit refuses as too large.
 func convert(minor int64, fromExp, toExp int, rate *big.Rat) int64 {
 	q := new(big.Rat).SetInt64(minor)
 	q.Quo(q, rate)
@@ -770,7 +772,7 @@ func convert(minor int64, fromExp, toExp int, rate *big.Rat) int64 {
 	q.Add(q, big.NewRat(1, 2))
 	n := new(big.Int).Quo(q.Num(), q.Denom())
 	if !n.IsInt64() {
-		return -1
+		return math.MaxInt64 // not -1: that read as "too small"
 	}
 	return n.Int64()
 }

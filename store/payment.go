@@ -622,7 +622,7 @@ func checkChange(c Change) error {
 
 // linesOf is what a transition does to the payment's invoice lines when
 // the statement moves them (Record): count them as paid, or give them back.
-// Partial refunds release part of them in Go (releaseLines).
+// Refunds release part of them in Go (releaseRefunded).
 func linesOf(c Change) string {
 	switch {
 	case c.From == c.To:
