@@ -360,7 +360,7 @@ type payeeResponse struct {
 	Amount     json.Number `json:"amount"`
 }
 
-func toInvoiceResponse(inv store.Invoice) invoiceResponse {
+func toInvoiceResponse(inv payment.Invoice) invoiceResponse {
 	major := func(minor int64) json.Number { return json.Number(payment.FormatMajor(minor, inv.Currency)) }
 	out := invoiceResponse{ID: inv.ID, ExternalID: inv.ExternalID, InvoiceNumber: inv.InvoiceNumber, Currency: inv.Currency,
 		AmountDue: major(inv.AmountDue), AmountPaid: major(inv.AmountPaid), AmountRemaining: major(max(inv.AmountRemaining(), 0)),

@@ -297,9 +297,8 @@ func (s *Server) handleCreatePayment(w http.ResponseWriter, r *http.Request) {
 	}
 	for try := 0; ; try++ {
 		res, err := s.store.CreatePayment(ctx, pc)
-		var ce *store.ConflictError
 		switch {
-		case errors.As(err, &ce) && v.IdempotencyKey != "" && ce.Constraint == "payments_tenant_id_idempotency_key_key":
+		case errors.Is(err, payment.ErrBusinessKeyTaken) && v.IdempotencyKey != "":
 			s.replayBusinessKey(w, r, route, &businessKeyConflict{key: v.IdempotencyKey, fingerprint: fp})
 			return
 		case errors.Is(err, payment.ErrInvoiceOverApplied):
@@ -344,7 +343,7 @@ func (s *Server) handleCreatePayment(w http.ResponseWriter, r *http.Request) {
 }
 
 // invoiceTakes refuses a seed-001 payment that its invoice cannot take.
-func invoiceTakes(inv store.Invoice, currency string) error {
+func invoiceTakes(inv payment.Invoice, currency string) error {
 	switch {
 	case inv.Status == invoiceVoid:
 		return validation(map[string]string{"destination_id": "invoice_void"})

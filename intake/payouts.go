@@ -161,7 +161,7 @@ type lineResponse struct {
 	CreatedAt        string       `json:"created_at"`
 }
 
-func toPayout002(po store.Payout) payoutResponse {
+func toPayout002(po payment.Payout) payoutResponse {
 	p, d := po.Payment, po.Details
 	var f payoutFields
 	_ = json.Unmarshal(d.Details, &f)
@@ -216,7 +216,7 @@ func toPayout002(po store.Payout) payoutResponse {
 	return out
 }
 
-func toLine002(l store.Line) lineResponse {
+func toLine002(l payment.Line) lineResponse {
 	status := l.State
 	if l.State != "released" && l.ReleasedAmount > 0 && l.ReleasedAmount == l.AppliedAmount {
 		status = "released"
@@ -257,10 +257,10 @@ func nonEmptyStr(s, fallback string) string {
 }
 
 // storeLines converts validated lines for the store.
-func storeLines(ls []validLine) []store.Line {
-	out := make([]store.Line, len(ls))
+func storeLines(ls []validLine) []payment.Line {
+	out := make([]payment.Line, len(ls))
 	for i, l := range ls {
-		out[i] = store.Line{InvoiceID: l.InvoiceID, AppliedAmount: l.AppliedAmount, PaymentAmount: l.PaymentAmount,
+		out[i] = payment.Line{InvoiceID: l.InvoiceID, AppliedAmount: l.AppliedAmount, PaymentAmount: l.PaymentAmount,
 			AppliedCurrency: l.AppliedCurrency, FXRate: l.FXRate, FXAt: l.FXAt, DiscountAmount: l.DiscountAmount,
 			DiscountCurrency: l.DiscountCurrency, FeeAmount: l.FeeAmount, FeeCurrency: l.FeeCurrency,
 			RemittanceLabel: l.RemittanceLabel, RemittanceValue: l.RemittanceValue, Notes: l.Notes}
@@ -300,7 +300,7 @@ func checkInvoices(ctx context.Context, tx *store.Store, tenantID string, ls []v
 
 // linesError turns the store's refusal of lines into a 422 naming the line.
 func linesError(err error, ls []validLine) error {
-	var oe *store.InvoiceOverAppliedError
+	var oe *payment.InvoiceOverAppliedError
 	switch {
 	case errors.As(err, &oe):
 		for i, l := range ls {
@@ -368,7 +368,7 @@ func (s *Server) handleCreatePayout(w http.ResponseWriter, r *http.Request) {
 			return 0, nil, err
 		}
 		pay, err := tx.InsertPayout(ctx, np)
-		var exists *store.PayoutExistsError
+		var exists *payment.PayoutExistsError
 		switch {
 		case errors.As(err, &exists):
 			if string(exists.Fingerprint) != string(fp) {

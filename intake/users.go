@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/payd/payd/payment"
 	"github.com/payd/payd/store"
 )
 
@@ -80,7 +81,7 @@ func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request) {
 	}
 	rw := &replayWriter{ResponseWriter: w}
 	s.idempotent(rw, r, route, fingerprint(route, v), func(ctx context.Context, tx *store.Store) (int, any, error) {
-		u, created, err := tx.CreateUser(ctx, store.User{TenantID: p.TenantID, ExternalID: v.ExternalID, Name: v.Name,
+		u, created, err := tx.CreateUser(ctx, payment.User{TenantID: p.TenantID, ExternalID: v.ExternalID, Name: v.Name,
 			Email: v.Email, Metadata: v.Metadata})
 		if err != nil {
 			return 0, nil, err
@@ -125,7 +126,7 @@ type userResponse struct {
 	CreatedAt  string            `json:"created_at"`
 }
 
-func toUserResponse(u store.User) userResponse {
+func toUserResponse(u payment.User) userResponse {
 	meta := u.Metadata
 	if meta == nil {
 		meta = map[string]string{}
