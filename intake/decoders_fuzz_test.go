@@ -161,7 +161,7 @@ func FuzzDecodePayoutLines(f *testing.F) {
 		acceptedObject[replaceLinesRequest](t, body)
 		var sum int64
 		for _, l := range lines {
-			if _, ok := invoiceID(l.InvoiceID); !ok || l.AppliedAmount <= 0 || l.PaymentAmount <= 0 ||
+			if _, ok := payment.InvoiceIDFromToken(l.InvoiceID); !ok || l.AppliedAmount <= 0 || l.PaymentAmount <= 0 ||
 				!payment.KnownCurrency(l.AppliedCurrency) || (l.AppliedCurrency != cur && l.FXRate == "") {
 				t.Fatalf("accepted line %+v on a %s payout", l, cur)
 			}

@@ -81,54 +81,11 @@ type replaceLinesRequest struct {
 	ReplaceLines *bool         `json:"replace_lines"`
 }
 
-// Seed 002 statuses.
-const (
-	status002Initiated  = "INITIATED"
-	status002Processing = "PROCESSING"
-	status002Sent       = "SENT"
-	status002Settled    = "SETTLED"
-	status002Returned   = "RETURNED"
-	status002Failed     = "FAILED"
-	status002Canceled   = "CANCELED"
-	status002Paid       = "PAID"
-)
-
 var methods002 = map[string]payment.Method{
 	"ACH": payment.MethodACH, "WIRE": payment.MethodWire, "SEPA": payment.MethodSEPA, "SWIFT": payment.MethodSWIFT,
 	"RTP": payment.MethodRTP, "CHECK": payment.MethodCheck, "CARD": payment.MethodCard,
 	"VIRTUAL_CARD": payment.MethodVirtualCard, "PAYPAL": payment.MethodPayPal, "OTHER": payment.MethodOther,
 }
-
-// timesAllowed lists, per status given on create, the lifecycle times that
-// can be known at that point: a payout that is only SENT has no settled_at.
-var timesAllowed = func() map[string]map[string]bool {
-	set := func(fields ...string) map[string]bool {
-		m := map[string]bool{}
-		for _, f := range fields {
-			m[f] = true
-		}
-		return m
-	}
-	sent := []string{"scheduled_at", "submitted_at", "expected_settlement_at", "sent_at", "check_mailed_at"}
-	settled := append(append([]string(nil), sent...), "settled_at", "check_cleared_at")
-	return map[string]map[string]bool{
-		status002Initiated:  set("scheduled_at"),
-		status002Processing: set("scheduled_at", "submitted_at", "expected_settlement_at"),
-		status002Sent:       set(sent...),
-		status002Settled:    set(settled...),
-		status002Paid:       set(settled...),
-		status002Returned:   set(append(settled, "returned_at")...),
-		status002Failed:     set(sent...),
-		status002Canceled:   set("scheduled_at", "submitted_at"),
-	}
-}()
-
-// pastTimes may not lie in the future: they record what already happened.
-var pastTimes = map[string]bool{"submitted_at": true, "sent_at": true, "settled_at": true, "returned_at": true,
-	"check_mailed_at": true, "check_cleared_at": true}
-
-// clockSkew is how far a past time may be ahead of our clock.
-const clockSkew = 5 * time.Minute
 
 // maxLines bounds the lines of one request.
 const maxLines = 100
@@ -183,14 +140,14 @@ type payoutFields struct {
 // validPayout is a create request that passed validation, normalized; its
 // JSON form is the request fingerprint.
 type validPayout struct {
-	ExternalPaymentID string         `json:"external_payment_id"`
-	ExternalSource    string         `json:"external_source"`
-	Status            string         `json:"status"`
-	Method            payment.Method `json:"method"`
-	Amount            payment.Money  `json:"total_amount"`
-	Fields            payoutFields   `json:"fields"`
-	Lines             []validLine    `json:"lines"`
-	ReplaceLines      bool           `json:"replace_lines"`
+	ExternalPaymentID string               `json:"external_payment_id"`
+	ExternalSource    string               `json:"external_source"`
+	Status            payment.PayoutStatus `json:"status"`
+	Method            payment.Method       `json:"method"`
+	Amount            payment.Money        `json:"total_amount"`
+	Fields            payoutFields         `json:"fields"`
+	Lines             []validLine          `json:"lines"`
+	ReplaceLines      bool                 `json:"replace_lines"`
 }
 
 // validLine is a line that passed validation. Whether its invoice is the
@@ -211,53 +168,29 @@ type validLine struct {
 	Notes            string     `json:"notes,omitempty"`
 }
 
-// imported reports whether the payout was made elsewhere and is only
-// recorded (any status on create but INITIATED).
-func (v validPayout) imported() bool { return v.Status != status002Initiated }
-
 // live reports whether payd sends the payout through the gateway.
-func (v validPayout) live() bool { return !v.imported() && v.Method.BankRail() }
+func (v validPayout) live() bool { return !v.Status.Imported() && v.Method.BankRail() }
 
-// accountKey is the beneficiary account the gateway pays: the IBAN for
-// SEPA (or when no account number is given), else the account number.
-func (f payoutFields) accountKey(m payment.Method) string {
-	if f.BeneficiaryIBAN != "" && (m == payment.MethodSEPA || f.BeneficiaryAccount == "") {
-		return f.BeneficiaryIBAN
-	}
-	return f.BeneficiaryAccount
+// beneficiary is who the payout pays.
+func (f payoutFields) beneficiary() payment.Beneficiary {
+	return payment.Beneficiary{Name: f.BeneficiaryName, BankCountry: f.BeneficiaryBankCountry, SwiftBIC: f.BeneficiarySwiftBIC,
+		IBAN: f.BeneficiaryIBAN, Account: f.BeneficiaryAccount, Routing: f.BeneficiaryRouting}
 }
 
-// accountField names the request field that holds accountKey.
+// accountField names the request field that holds the account the gateway
+// pays.
 func (f payoutFields) accountField(m payment.Method) string {
-	if f.BeneficiaryIBAN != "" && (m == payment.MethodSEPA || f.BeneficiaryAccount == "") {
+	if f.beneficiary().PaysIBAN(m) {
 		return "beneficiary_iban"
 	}
 	return "beneficiary_account"
-}
-
-// fingerprint identifies the account the gateway pays (accountKey) for
-// blocking after returns (payment.AccountFingerprint); "" when none is
-// named. Without a routing number the BIC stands for the bank, so equal
-// account numbers at two banks stay apart.
-func (f payoutFields) fingerprint(m payment.Method) string {
-	if f.accountField(m) == "beneficiary_iban" {
-		return payment.AccountFingerprint("", "", f.BeneficiaryIBAN)
-	}
-	if f.BeneficiaryAccount == "" {
-		return ""
-	}
-	routing := f.BeneficiaryRouting
-	if routing == "" {
-		routing = f.BeneficiarySwiftBIC
-	}
-	return payment.AccountFingerprint(routing, f.BeneficiaryAccount, "")
 }
 
 // valid checks a create request at now and returns one error code per bad
 // field.
 func (req createPayoutRequest) valid(now time.Time, maxAmount int64) (validPayout, map[string]string) {
 	bad := map[string]string{}
-	v := validPayout{ExternalSource: "UNKNOWN", Status: status002Initiated, ReplaceLines: true}
+	v := validPayout{ExternalSource: "UNKNOWN", Status: payment.PayoutInitiated, ReplaceLines: true}
 
 	v.ExternalPaymentID = str(req.ExternalPaymentID)
 	if code := checkText(req.ExternalPaymentID, true, 255); code != "" {
@@ -270,8 +203,8 @@ func (req createPayoutRequest) valid(now time.Time, maxAmount int64) (validPayou
 		}
 	}
 	if req.Status != nil && *req.Status != "" {
-		v.Status = *req.Status
-		if timesAllowed[v.Status] == nil {
+		v.Status = payment.PayoutStatus(*req.Status)
+		if !v.Status.Known() {
 			bad["status"] = "status_invalid"
 		}
 	}
@@ -292,8 +225,7 @@ func (req createPayoutRequest) valid(now time.Time, maxAmount int64) (validPayou
 		bad["currency"] = "currency_invalid"
 	case !payment.KnownCurrency(cur):
 		bad["currency"] = "currency_unknown"
-	case (m == payment.MethodACH || m == payment.MethodRTP) && cur != "USD",
-		m == payment.MethodSEPA && cur != "EUR":
+	case m.RailCurrency() != "" && cur != m.RailCurrency():
 		bad["currency"] = "currency_not_supported_for_method"
 	}
 	curOK := cur != "" && isUpperAlpha3(cur) && payment.KnownCurrency(cur)
@@ -312,7 +244,7 @@ func (req createPayoutRequest) valid(now time.Time, maxAmount int64) (validPayou
 	f.checkTimes(req, v.Status, now, bad)
 	f.checkReferences(req, m, v.Status, bad)
 	f.checkParties(req, m, bad)
-	if ok && !v.imported() && m.BankRail() {
+	if ok && !v.Status.Imported() && m.BankRail() {
 		f.checkRequired(m, bad)
 	}
 
@@ -332,49 +264,33 @@ func (req createPayoutRequest) valid(now time.Time, maxAmount int64) (validPayou
 // checkTimes parses every lifecycle time, refuses one the status cannot
 // know yet or one in the future that records the past, and checks their
 // order.
-func (f *payoutFields) checkTimes(req createPayoutRequest, status string, now time.Time, bad map[string]string) {
-	allowed := timesAllowed[status]
-	parse := func(name string, p *string, into **time.Time) {
+func (f *payoutFields) checkTimes(req createPayoutRequest, status payment.PayoutStatus, now time.Time, bad map[string]string) {
+	given := map[payment.PayoutTime]time.Time{}
+	parse := func(k payment.PayoutTime, p *string, into **time.Time) {
+		name := string(k)
 		t, code := parseTime(p)
+		if code == "" && t != nil {
+			code = status.CheckTime(k, *t, now)
+		}
 		switch {
 		case code != "":
 			bad[name] = name + "_" + code
-		case t == nil:
-		case allowed != nil && !allowed[name]:
-			bad[name] = name + "_not_allowed_for_status"
-		case pastTimes[name] && t.After(now.Add(clockSkew)):
-			bad[name] = name + "_in_future"
-		case name == "scheduled_at" && t.After(now.AddDate(1, 0, 0)):
-			bad[name] = "scheduled_at_too_far"
-		default:
+		case t != nil:
 			*into = t
+			given[k] = *t
 		}
 	}
-	parse("scheduled_at", req.ScheduledAt, &f.ScheduledAt)
-	parse("submitted_at", req.SubmittedAt, &f.SubmittedAt)
-	parse("sent_at", req.SentAt, &f.SentAt)
-	parse("expected_settlement_at", req.ExpectedSettlementAt, &f.ExpectedSettlementAt)
-	parse("settled_at", req.SettledAt, &f.SettledAt)
-	parse("returned_at", req.ReturnedAt, &f.ReturnedAt)
-	parse("check_mailed_at", req.CheckMailedAt, &f.CheckMailedAt)
-	parse("check_cleared_at", req.CheckClearedAt, &f.CheckClearedAt)
-	// later times may not precede earlier ones
-	order := []struct {
-		later, earlier   string
-		laterT, earlierT *time.Time
-	}{
-		{"sent_at", "submitted_at", f.SentAt, f.SubmittedAt},
-		{"expected_settlement_at", "sent_at", f.ExpectedSettlementAt, f.SentAt},
-		{"settled_at", "sent_at", f.SettledAt, f.SentAt},
-		{"returned_at", "settled_at", f.ReturnedAt, f.SettledAt},
-		{"returned_at", "sent_at", f.ReturnedAt, f.SentAt},
-		{"check_cleared_at", "check_mailed_at", f.CheckClearedAt, f.CheckMailedAt},
-	}
-	for _, o := range order {
-		if o.laterT != nil && o.earlierT != nil && o.laterT.Before(*o.earlierT) {
-			if _, done := bad[o.later]; !done {
-				bad[o.later] = o.later + "_before_" + o.earlier
-			}
+	parse(payment.PayoutScheduledAt, req.ScheduledAt, &f.ScheduledAt)
+	parse(payment.PayoutSubmittedAt, req.SubmittedAt, &f.SubmittedAt)
+	parse(payment.PayoutSentAt, req.SentAt, &f.SentAt)
+	parse(payment.PayoutExpectedSettlementAt, req.ExpectedSettlementAt, &f.ExpectedSettlementAt)
+	parse(payment.PayoutSettledAt, req.SettledAt, &f.SettledAt)
+	parse(payment.PayoutReturnedAt, req.ReturnedAt, &f.ReturnedAt)
+	parse(payment.PayoutCheckMailedAt, req.CheckMailedAt, &f.CheckMailedAt)
+	parse(payment.PayoutCheckClearedAt, req.CheckClearedAt, &f.CheckClearedAt)
+	for later, earlier := range payment.PayoutTimesOutOfOrder(given) {
+		if _, done := bad[string(later)]; !done {
+			bad[string(later)] = string(later) + "_before_" + string(earlier)
 		}
 	}
 }
@@ -398,7 +314,7 @@ func parseTime(p *string) (*time.Time, string) {
 
 // checkReferences checks the rail references: each belongs to one method
 // and has that rail's format.
-func (f *payoutFields) checkReferences(req createPayoutRequest, m payment.Method, status string, bad map[string]string) {
+func (f *payoutFields) checkReferences(req createPayoutRequest, m payment.Method, status payment.PayoutStatus, bad map[string]string) {
 	text := func(name string, p *string, max int, into *string) bool {
 		if code := checkText(p, false, max); code != "" {
 			bad[name] = name + "_" + code
@@ -418,21 +334,20 @@ func (f *payoutFields) checkReferences(req createPayoutRequest, m payment.Method
 		}
 		return given
 	}
-	if onlyFor("ach_trace_number", text("ach_trace_number", req.ACHTraceNumber, 15, &f.ACHTraceNumber), payment.MethodACH) &&
-		(len(f.ACHTraceNumber) != 15 || !allDigits(f.ACHTraceNumber)) {
-		bad["ach_trace_number"] = "ach_trace_number_invalid"
-	}
-	if onlyFor("sepa_end_to_end_id", text("sepa_end_to_end_id", req.SEPAEndToEndID, 35, &f.SEPAEndToEndID), payment.MethodSEPA) &&
-		!sepaID(f.SEPAEndToEndID) {
-		bad["sepa_end_to_end_id"] = "sepa_end_to_end_id_invalid"
-	}
-	if onlyFor("rtp_trace_id", text("rtp_trace_id", req.RTPTraceID, 35, &f.RTPTraceID), payment.MethodRTP) &&
-		!printableID(f.RTPTraceID) {
-		bad["rtp_trace_id"] = "rtp_trace_id_invalid"
-	}
-	if onlyFor("check_number", text("check_number", req.CheckNumber, 15, &f.CheckNumber), payment.MethodCheck) &&
-		!allDigits(f.CheckNumber) {
-		bad["check_number"] = "check_number_invalid"
+	for _, ref := range []struct {
+		r    payment.RailReference
+		p    *string
+		into *string
+	}{
+		{payment.ACHTraceNumber, req.ACHTraceNumber, &f.ACHTraceNumber},
+		{payment.SEPAEndToEndID, req.SEPAEndToEndID, &f.SEPAEndToEndID},
+		{payment.RTPTraceID, req.RTPTraceID, &f.RTPTraceID},
+		{payment.CheckNumber, req.CheckNumber, &f.CheckNumber},
+	} {
+		name := string(ref.r)
+		if onlyFor(name, text(name, ref.p, ref.r.MaxLen(), ref.into), ref.r.Rail()) && !ref.r.Valid(*ref.into) {
+			bad[name] = name + "_invalid"
+		}
 	}
 	onlyFor("check_mailed_at", f.CheckMailedAt != nil, payment.MethodCheck)
 	onlyFor("check_cleared_at", f.CheckClearedAt != nil, payment.MethodCheck)
@@ -440,8 +355,7 @@ func (f *payoutFields) checkReferences(req createPayoutRequest, m payment.Method
 		f.CheckStopPayment = req.CheckStopPayment
 		// a stopped check is never paid: only an outcome that paid nothing
 		// can carry a stop payment
-		if *req.CheckStopPayment && status != status002Canceled && status != status002Failed && status != status002Returned &&
-			timesAllowed[status] != nil {
+		if *req.CheckStopPayment && !status.AllowsStopPayment() {
 			bad["check_stop_payment"] = "check_stop_payment_not_allowed_for_status"
 			f.CheckStopPayment = nil
 		}
@@ -478,7 +392,7 @@ func (f *payoutFields) checkParties(req createPayoutRequest, m payment.Method, b
 
 	f.BeneficiaryBankCountry = country("beneficiary_bank_country", req.BeneficiaryBankCountry, bad)
 	f.PayerBankCountry = country("payer_bank_country", req.PayerBankCountry, bad)
-	if (m == payment.MethodACH || m == payment.MethodRTP) && f.BeneficiaryBankCountry != "" && f.BeneficiaryBankCountry != "US" {
+	if m.USOnly() && f.BeneficiaryBankCountry != "" && f.BeneficiaryBankCountry != "US" {
 		bad["beneficiary_bank_country"] = "beneficiary_bank_country_not_supported_for_method"
 	}
 
@@ -507,42 +421,20 @@ func (f *payoutFields) checkParties(req createPayoutRequest, m payment.Method, b
 			f.BeneficiaryIBAN = iban
 		}
 	}
-	// US rails and US banks use ABA routing numbers and numeric accounts.
-	usRail := m == payment.MethodACH || m == payment.MethodRTP || m == payment.MethodWire
-	f.BeneficiaryRouting = routing("beneficiary_routing", req.BeneficiaryRouting,
-		f.BeneficiaryBankCountry == "US" || (f.BeneficiaryBankCountry == "" && usRail), bad)
-	f.PayerRouting = routing("payer_routing", req.PayerRouting,
-		f.PayerBankCountry == "US" || (f.PayerBankCountry == "" && usRail), bad)
-	f.BeneficiaryAccount = account("beneficiary_account", req.BeneficiaryAccount,
-		f.BeneficiaryBankCountry == "US" || (f.BeneficiaryBankCountry == "" && usRail), bad)
-	f.PayerAccount = account("payer_account", req.PayerAccount,
-		f.PayerBankCountry == "US" || (f.PayerBankCountry == "" && usRail), bad)
+	beneficiaryUS := payment.USBank(f.BeneficiaryBankCountry, m)
+	payerUS := payment.USBank(f.PayerBankCountry, m)
+	f.BeneficiaryRouting = routing("beneficiary_routing", req.BeneficiaryRouting, beneficiaryUS, bad)
+	f.PayerRouting = routing("payer_routing", req.PayerRouting, payerUS, bad)
+	f.BeneficiaryAccount = account("beneficiary_account", req.BeneficiaryAccount, beneficiaryUS, bad)
+	f.PayerAccount = account("payer_account", req.PayerAccount, payerUS, bad)
 }
 
 // checkRequired names what a bank needs to send a payout on rail m.
 func (f *payoutFields) checkRequired(m payment.Method, bad map[string]string) {
-	need := func(name, value string) {
-		if _, done := bad[name]; !done && value == "" {
+	for _, name := range f.beneficiary().Missing(m) {
+		if _, done := bad[name]; !done {
 			bad[name] = name + "_required"
 		}
-	}
-	need("beneficiary_name", f.BeneficiaryName)
-	switch m {
-	case payment.MethodACH, payment.MethodRTP:
-		need("beneficiary_account", f.BeneficiaryAccount)
-		need("beneficiary_routing", f.BeneficiaryRouting)
-	case payment.MethodWire:
-		need("beneficiary_account", f.BeneficiaryAccount+f.BeneficiaryIBAN)
-		need("beneficiary_routing", f.BeneficiaryRouting+f.BeneficiarySwiftBIC)
-	case payment.MethodSEPA:
-		need("beneficiary_iban", f.BeneficiaryIBAN)
-	case payment.MethodSWIFT:
-		need("beneficiary_swift_bic", f.BeneficiarySwiftBIC)
-		need("beneficiary_account", f.BeneficiaryAccount+f.BeneficiaryIBAN)
-	case payment.MethodCheck:
-		// the payee's account: the bank matches the deposited check to it
-		// (and the sandbox decides the outcome by it)
-		need("beneficiary_account", f.BeneficiaryAccount)
 	}
 }
 
@@ -562,42 +454,27 @@ func country(name string, p *string, bad map[string]string) string {
 	return ""
 }
 
-// routing validates a routing number: an ABA number with its checksum in
-// the US, else up to 34 letters and digits (sort codes, transit numbers).
+// routing validates a routing number (payment.CheckRouting).
 func routing(name string, p *string, us bool, bad map[string]string) string {
 	r := str(p)
 	if r == "" {
 		return ""
 	}
-	if us {
-		if code := payment.CheckABA(r); code != "" {
-			bad[name] = name + "_" + code
-			return ""
-		}
-		return r
-	}
-	if len(r) > 34 || !alnumID(r) {
-		bad[name] = name + "_invalid"
+	if code := payment.CheckRouting(r, us); code != "" {
+		bad[name] = name + "_" + code
 		return ""
 	}
 	return r
 }
 
-// account validates an account number: 4 to 17 digits in the US, else up
-// to 34 letters and digits (ISO 13616's limit).
+// account validates an account number (payment.ValidAccountNumber).
 func account(name string, p *string, us bool, bad map[string]string) string {
 	a := str(p)
-	switch {
-	case a == "":
+	if a != "" && !payment.ValidAccountNumber(a, us) {
+		bad[name] = name + "_invalid"
 		return ""
-	case us && (len(a) < 4 || len(a) > 17 || !allDigits(a)):
-		bad[name] = name + "_invalid"
-	case len(a) > 34 || !alnumID(a):
-		bad[name] = name + "_invalid"
-	default:
-		return a
 	}
-	return ""
+	return a
 }
 
 // checkLines validates lines against the payout's currency (empty when the
@@ -614,7 +491,7 @@ func checkLines(reqs []lineRequest, payoutCur string, maxAmount int64, bad map[s
 		at := func(f string) string { return "lines[" + strconv.Itoa(i) + "]." + f }
 		v := validLine{RemittanceLabel: "Invoice"}
 		tok := str(l.InvoiceToken)
-		switch id, ok := invoiceID(tok); {
+		switch id, ok := payment.InvoiceIDFromToken(tok); {
 		case tok == "":
 			bad[at("invoice_token")] = "invoice_token_required"
 		case !ok:
@@ -651,7 +528,7 @@ func checkLines(reqs []lineRequest, payoutCur string, maxAmount int64, bad map[s
 			bad[at("fx_rate_line")] = "fx_rate_line_required"
 		}
 		if fx != nil && fxCode == "" {
-			v.FXRate = rateText(fx)
+			v.FXRate = payment.FormatRate(fx)
 		}
 		if t, code := parseTime(l.FXAtLine); code != "" {
 			bad[at("fx_at_line")] = "fx_at_line_" + code
@@ -685,7 +562,7 @@ func checkLines(reqs []lineRequest, payoutCur string, maxAmount int64, bad map[s
 			if cur != payoutCur && fx != nil {
 				rate = fx
 			}
-			v.PaymentAmount = convert(v.AppliedAmount, aexp, exp, rate)
+			v.PaymentAmount = payment.ConvertMinor(v.AppliedAmount, aexp, exp, rate)
 			switch {
 			case cur != payoutCur && fx == nil:
 			case v.PaymentAmount <= 0:
@@ -727,9 +604,8 @@ func sideAmount(at func(string) string, amountName, curName string, d decimal, c
 	return &minor, cur
 }
 
-// parseRate reads fx_rate_line: a positive decimal with at most 12 digits
-// on each side of the point (the column is numeric(24,12)), as a JSON
-// number or a string. nil when absent.
+// parseRate reads fx_rate_line (payment.ParseRate), as a JSON number or a
+// string. nil when absent.
 func parseRate(d decimal) (*big.Rat, string) {
 	switch {
 	case !d.Set || d.IsNul:
@@ -737,108 +613,7 @@ func parseRate(d decimal) (*big.Rat, string) {
 	case d.Kind != 'n' && d.Kind != 's':
 		return nil, "invalid_type"
 	}
-	intg, frac, hasPoint := strings.Cut(d.Raw, ".")
-	if intg == "" || len(intg) > 12 || !allDigits(intg) || (len(intg) > 1 && intg[0] == '0') ||
-		(hasPoint && (frac == "" || len(frac) > 12 || !allDigits(frac))) {
-		return nil, "invalid"
-	}
-	r, ok := new(big.Rat).SetString(d.Raw)
-	if !ok {
-		return nil, "invalid"
-	}
-	if r.Sign() <= 0 {
-		return nil, "must_be_positive"
-	}
-	return r, ""
-}
-
-// rateText writes a rate as the shortest exact decimal (it has at most 12
-// decimals by parseRate).
-func rateText(r *big.Rat) string {
-	s := strings.TrimRight(r.FloatString(12), "0")
-	return strings.TrimSuffix(s, ".")
-}
-
-// convert turns minor units of one currency (exponent fromExp) into minor
-// units of another (toExp) at rate units of the first per unit of the
-// second, rounding half up.
-func convert(minor int64, fromExp, toExp int, rate *big.Rat) int64 {
-	q := new(big.Rat).SetInt64(minor)
-	q.Quo(q, rate)
-	q.Mul(q, new(big.Rat).SetFrac(pow10(toExp), pow10(fromExp)))
-	// round half up: floor(q + 1/2)
-	q.Add(q, big.NewRat(1, 2))
-	n := new(big.Int).Quo(q.Num(), q.Denom())
-	if !n.IsInt64() {
-		return -1
-	}
-	return n.Int64()
-}
-
-func pow10(n int) *big.Int { return new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(n)), nil) }
-
-// invoiceID reads an invoice_token: the invoice id (inv_ and 32 hex
-// digits) or the UUID it is made of, in its hyphenated form as the seed
-// shows it or in its 32-digit simple form.
-func invoiceID(tok string) (string, bool) {
-	h, ok := strings.CutPrefix(tok, payment.PrefixInvoice)
-	if !ok && len(tok) == 36 && tok[8] == '-' && tok[13] == '-' && tok[18] == '-' && tok[23] == '-' {
-		h = strings.ReplaceAll(tok, "-", "")
-	}
-	if len(h) != 32 {
-		return "", false
-	}
-	h = strings.ToLower(h)
-	for i := 0; i < len(h); i++ {
-		if !(h[i] >= '0' && h[i] <= '9' || h[i] >= 'a' && h[i] <= 'f') {
-			return "", false
-		}
-	}
-	return payment.PrefixInvoice + h, true
-}
-
-// invoiceToken is the UUID form of an invoice id, as seed 002 shows it.
-func invoiceToken(id string) string {
-	h, ok := strings.CutPrefix(id, payment.PrefixInvoice)
-	if !ok || len(h) != 32 {
-		return id
-	}
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}
-
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
-}
-
-func alnumID(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z') {
-			return false
-		}
-	}
-	return s != ""
-}
-
-// sepaID checks a SEPA identifier: the SEPA character set (Latin letters,
-// digits, / - ? : ( ) . , ' + and space), never starting or ending with '/'
-// and never containing "//".
-func sepaID(s string) bool {
-	if s == "" || s[0] == '/' || s[len(s)-1] == '/' || strings.Contains(s, "//") {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || strings.IndexByte("/-?:().,'+ ", c) >= 0) {
-			return false
-		}
-	}
-	return true
+	return payment.ParseRate(d.Raw)
 }
 
 // printableID is visible ASCII without spaces.

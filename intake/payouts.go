@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/payd/payd/payment"
 	"github.com/payd/payd/store"
@@ -27,24 +26,24 @@ import (
 // fully refunded came back like a return.
 var payoutStatuses = []struct {
 	canonical  payment.Status
-	rail, paid string
+	rail, paid payment.PayoutStatus
 }{
-	{payment.StatusPending, status002Initiated, status002Initiated},
-	{payment.StatusProcessing, status002Processing, status002Processing},
-	{payment.StatusRequiresAction, status002Processing, status002Processing},
-	{payment.StatusRequiresReview, status002Processing, status002Processing},
-	{payment.StatusSent, status002Sent, status002Sent},
-	{payment.StatusSucceeded, status002Settled, status002Paid},
-	{payment.StatusPartiallyRefunded, status002Settled, status002Paid},
-	{payment.StatusRefunded, status002Returned, status002Returned},
-	{payment.StatusReturned, status002Returned, status002Returned},
-	{payment.StatusFailed, status002Failed, status002Failed},
-	{payment.StatusCanceled, status002Canceled, status002Canceled},
+	{payment.StatusPending, payment.PayoutInitiated, payment.PayoutInitiated},
+	{payment.StatusProcessing, payment.PayoutProcessing, payment.PayoutProcessing},
+	{payment.StatusRequiresAction, payment.PayoutProcessing, payment.PayoutProcessing},
+	{payment.StatusRequiresReview, payment.PayoutProcessing, payment.PayoutProcessing},
+	{payment.StatusSent, payment.PayoutSent, payment.PayoutSent},
+	{payment.StatusSucceeded, payment.PayoutSettled, payment.PayoutPaid},
+	{payment.StatusPartiallyRefunded, payment.PayoutSettled, payment.PayoutPaid},
+	{payment.StatusRefunded, payment.PayoutReturned, payment.PayoutReturned},
+	{payment.StatusReturned, payment.PayoutReturned, payment.PayoutReturned},
+	{payment.StatusFailed, payment.PayoutFailed, payment.PayoutFailed},
+	{payment.StatusCanceled, payment.PayoutCanceled, payment.PayoutCanceled},
 }
 
 // recordedAsPaid reports whether a payout shows PAID rather than SETTLED.
 func recordedAsPaid(m payment.Method, importedStatus string) bool {
-	return importedStatus == status002Paid || !m.BankRail()
+	return payment.PayoutStatus(importedStatus) == payment.PayoutPaid || !m.BankRail()
 }
 
 // payoutStatus maps a payout's canonical status to seed 002's vocabulary.
@@ -52,9 +51,9 @@ func payoutStatus(st payment.Status, m payment.Method, importedStatus string) st
 	for _, row := range payoutStatuses {
 		if row.canonical == st {
 			if recordedAsPaid(m, importedStatus) {
-				return row.paid
+				return string(row.paid)
 			}
-			return row.rail
+			return string(row.rail)
 		}
 	}
 	return string(st)
@@ -63,9 +62,10 @@ func payoutStatus(st payment.Status, m payment.Method, importedStatus string) st
 // statuses002 inverts the table for list filters: the canonical statuses
 // shown as v, and whether only paid (true) or only rail-settled (false)
 // payouts show it (nil: either).
-func statuses002(v string) ([]payment.Status, *bool) {
+func statuses002(name string) ([]payment.Status, *bool) {
 	var out []payment.Status
 	inRail, inPaid := false, false
+	v := payment.PayoutStatus(name)
 	for _, row := range payoutStatuses {
 		if row.rail == v || row.paid == v {
 			out = append(out, row.canonical)
@@ -221,13 +221,13 @@ func toLine002(l payment.Line) lineResponse {
 	if l.State != "released" && l.ReleasedAmount > 0 && l.ReleasedAmount == l.AppliedAmount {
 		status = "released"
 	}
-	out := lineResponse{ID: l.ID, InvoiceToken: invoiceToken(l.InvoiceID), InvoiceID: l.InvoiceID,
+	out := lineResponse{ID: l.ID, InvoiceToken: payment.InvoiceToken(l.InvoiceID), InvoiceID: l.InvoiceID,
 		AppliedAmount: json.Number(payment.FormatMajor(l.AppliedAmount, l.AppliedCurrency)), AppliedCurrency: l.AppliedCurrency,
 		FXAtLine: tsp(l.FXAt), DiscountCurrency: strp(l.DiscountCurrency), FeeCurrencyLine: strp(l.FeeCurrency),
 		RemittanceLabel: l.RemittanceLabel, RemittanceValue: strp(l.RemittanceValue), Notes: strp(l.Notes),
 		Status: status, CreatedAt: ts(l.CreatedAt)}
 	if l.FXRate != "" {
-		n := json.Number(trimRate(l.FXRate))
+		n := json.Number(payment.TrimRate(l.FXRate))
 		out.FXRateLine = &n
 	}
 	if l.DiscountAmount != nil {
@@ -239,14 +239,6 @@ func toLine002(l payment.Line) lineResponse {
 		out.FeeAmountLine = &n
 	}
 	return out
-}
-
-// trimRate writes numeric(24,12) text without trailing zeros.
-func trimRate(s string) string {
-	if !strings.Contains(s, ".") {
-		return s
-	}
-	return strings.TrimSuffix(strings.TrimRight(s, "0"), ".")
 }
 
 func nonEmptyStr(s, fallback string) string {
@@ -343,21 +335,22 @@ func (s *Server) handleCreatePayout(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	beneficiary := v.Fields.beneficiary()
 	np := store.NewPayout{
 		Payment: store.NewPayment{TenantID: p.TenantID, Amount: v.Amount, Method: v.Method,
-			PaymentMethodID: v.Fields.accountKey(v.Method), DestinationType: "BANK_ACCOUNT", Fingerprint: fp,
+			PaymentMethodID: beneficiary.AccountKey(v.Method), DestinationType: "BANK_ACCOUNT", Fingerprint: fp,
 			ProcessPayment: v.live(), TrackAttempts: true, Actor: p.KeyID},
 		ExternalPaymentID: v.ExternalPaymentID, ExternalSource: v.ExternalSource,
-		AccountFingerprint: v.Fields.fingerprint(v.Method), Details: details, Lines: storeLines(v.Lines),
+		AccountFingerprint: beneficiary.AccountFingerprint(v.Method), Details: details, Lines: storeLines(v.Lines),
 		SentAt: v.Fields.SentAt, ExpectedSettlementAt: v.Fields.ExpectedSettlementAt,
 		SettledAt: v.Fields.SettledAt, ReturnedAt: v.Fields.ReturnedAt,
 	}
 	if !v.Method.BankRail() {
 		np.Payment.PaymentMethodID, np.Payment.DestinationType = "", ""
 	}
-	if v.imported() {
-		np.ImportedStatus = v.Status
-		if (v.Status == status002Paid || v.Status == status002Settled) && np.SettledAt == nil {
+	if v.Status.Imported() {
+		np.ImportedStatus = string(v.Status)
+		if (v.Status == payment.PayoutPaid || v.Status == payment.PayoutSettled) && np.SettledAt == nil {
 			np.SettledAt = &now // the seed: PAID or SETTLED without settled_at is settled now
 		}
 	}
