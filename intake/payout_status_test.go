@@ -16,7 +16,7 @@ func TestPayoutStatusTable(t *testing.T) {
 	seed := map[payment.PayoutStatus]bool{"INITIATED": true, "PROCESSING": true, "SENT": true, "SETTLED": true, "RETURNED": true,
 		"FAILED": true, "CANCELED": true, "PAID": true}
 	seen := map[payment.Status]int{}
-	for _, row := range payoutStatuses {
+	for _, row := range payoutStatusNames {
 		seen[row.canonical]++
 		if !seed[row.rail] || !seed[row.paid] {
 			t.Errorf("%s maps to %q / %q, not seed 002 statuses", row.canonical, row.rail, row.paid)
@@ -48,7 +48,7 @@ func TestPayoutStatusTable(t *testing.T) {
 		}
 	}
 	// every bank rail settles; every other method is paid
-	for name, m := range methods002 {
+	for name, m := range payoutMethods {
 		got := payoutStatus(payment.StatusSucceeded, m, "")
 		if (got == "SETTLED") != m.BankRail() || (got == "PAID") == m.BankRail() {
 			t.Errorf("%s succeeded → %s", name, got)
@@ -78,7 +78,7 @@ func TestPayoutStatusFilter(t *testing.T) {
 		"PENDING":    {nil, nil},
 	}
 	for v, want := range cases {
-		st, paid := statuses002(v)
+		st, paid := payoutStatusesNamed(v)
 		if d := cmp.Diff(want.statuses, st); d != "" {
 			t.Errorf("%s statuses (-want +got):\n%s", v, d)
 		}

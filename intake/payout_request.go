@@ -1,9 +1,7 @@
 package intake
 
 import (
-	"math/big"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -13,82 +11,24 @@ import (
 )
 
 // Validation of seed 002's PaymentCreateRequest: every field, and the rules a
-// bank applies before it accepts a payout. Each violation is one error code
-// on its field (DESIGN.md §5); a field breaking several rules reports the
-// first.
+// bank applies before it accepts a payout (payment's rail rules). Each
+// violation is one error code on its field (DESIGN.md §5); a field breaking
+// several rules reports the first. Lines are checked in payout_lines.go.
 
 // createPayoutRequest is seed 002's PaymentCreateRequest, field by field.
 // Times are strings so that a bad one is reported as such, not as a type
 // error; null is the same as absent.
 type createPayoutRequest struct {
-	ExternalPaymentID      *string       `json:"external_payment_id"`
-	ExternalSource         *string       `json:"external_source"`
-	Status                 *string       `json:"status"`
-	Method                 *string       `json:"method"`
-	TotalAmount            decimal       `json:"total_amount"`
-	Currency               *string       `json:"currency"`
-	ScheduledAt            *string       `json:"scheduled_at"`
-	SubmittedAt            *string       `json:"submitted_at"`
-	SentAt                 *string       `json:"sent_at"`
-	ExpectedSettlementAt   *string       `json:"expected_settlement_at"`
-	SettledAt              *string       `json:"settled_at"`
-	ReturnedAt             *string       `json:"returned_at"`
-	PaymentReference       *string       `json:"payment_reference"`
-	BankReference          *string       `json:"bank_reference"`
-	ACHTraceNumber         *string       `json:"ach_trace_number"`
-	SEPAEndToEndID         *string       `json:"sepa_end_to_end_id"`
-	RTPTraceID             *string       `json:"rtp_trace_id"`
-	CheckNumber            *string       `json:"check_number"`
-	CheckMailedAt          *string       `json:"check_mailed_at"`
-	CheckClearedAt         *string       `json:"check_cleared_at"`
-	CheckStopPayment       *bool         `json:"check_stop_payment"`
-	BeneficiaryName        *string       `json:"beneficiary_name"`
-	BeneficiaryBankName    *string       `json:"beneficiary_bank_name"`
-	BeneficiaryBankCountry *string       `json:"beneficiary_bank_country"`
-	BeneficiarySwiftBIC    *string       `json:"beneficiary_swift_bic"`
-	BeneficiaryIBAN        *string       `json:"beneficiary_iban"`
-	BeneficiaryAccount     *string       `json:"beneficiary_account"`
-	BeneficiaryRouting     *string       `json:"beneficiary_routing"`
-	PayerBankName          *string       `json:"payer_bank_name"`
-	PayerBankCountry       *string       `json:"payer_bank_country"`
-	PayerAccount           *string       `json:"payer_account"`
-	PayerRouting           *string       `json:"payer_routing"`
-	RemittanceMemo         *string       `json:"remittance_memo"`
-	RemittanceAdviceURL    *string       `json:"remittance_advice_url"`
-	Lines                  []lineRequest `json:"lines"`
-	ReplaceLines           *bool         `json:"replace_lines"`
-}
-
-// lineRequest is one element of seed 002's lines.
-type lineRequest struct {
-	InvoiceToken     *string `json:"invoice_token"`
-	AppliedAmount    decimal `json:"applied_amount"`
-	AppliedCurrency  *string `json:"applied_currency"`
-	FXRateLine       decimal `json:"fx_rate_line"`
-	FXAtLine         *string `json:"fx_at_line"`
-	DiscountAmount   decimal `json:"discount_amount"`
-	DiscountCurrency *string `json:"discount_currency"`
-	FeeAmountLine    decimal `json:"fee_amount_line"`
-	FeeCurrencyLine  *string `json:"fee_currency_line"`
-	RemittanceLabel  *string `json:"remittance_label"`
-	RemittanceValue  *string `json:"remittance_value"`
-	Notes            *string `json:"notes"`
-}
-
-// replaceLinesRequest is the body of PUT /v1/payouts/{id}/lines.
-type replaceLinesRequest struct {
+	ExternalPaymentID *string `json:"external_payment_id"`
+	ExternalSource    *string `json:"external_source"`
+	Status            *string `json:"status"`
+	Method            *string `json:"method"`
+	TotalAmount       decimal `json:"total_amount"`
+	Currency          *string `json:"currency"`
+	payoutSharedFields
 	Lines        []lineRequest `json:"lines"`
 	ReplaceLines *bool         `json:"replace_lines"`
 }
-
-var methods002 = map[string]payment.Method{
-	"ACH": payment.MethodACH, "WIRE": payment.MethodWire, "SEPA": payment.MethodSEPA, "SWIFT": payment.MethodSWIFT,
-	"RTP": payment.MethodRTP, "CHECK": payment.MethodCheck, "CARD": payment.MethodCard,
-	"VIRTUAL_CARD": payment.MethodVirtualCard, "PAYPAL": payment.MethodPayPal, "OTHER": payment.MethodOther,
-}
-
-// maxLines bounds the lines of one request.
-const maxLines = 100
 
 // bankCountries is every ISO 3166-1 alpha-2 code, from
 // github.com/biter777/countries, less the withdrawn AN and YU; XK (Kosovo),
@@ -148,24 +88,8 @@ type validPayout struct {
 	Fields            payoutFields         `json:"fields"`
 	Lines             []validLine          `json:"lines"`
 	ReplaceLines      bool                 `json:"replace_lines"`
-}
-
-// validLine is a line that passed validation. Whether its invoice is the
-// tenant's, in its currency, is checked against the database.
-type validLine struct {
-	InvoiceID        string     `json:"invoice_id"`
-	AppliedAmount    int64      `json:"applied_amount"` // minor units of AppliedCurrency
-	AppliedCurrency  string     `json:"applied_currency"`
-	PaymentAmount    int64      `json:"payment_amount"` // the same in minor units of the payout's currency
-	FXRate           string     `json:"fx_rate_line,omitempty"`
-	FXAt             *time.Time `json:"fx_at_line,omitempty"`
-	DiscountAmount   *int64     `json:"discount_amount,omitempty"`
-	DiscountCurrency string     `json:"discount_currency,omitempty"`
-	FeeAmount        *int64     `json:"fee_amount_line,omitempty"`
-	FeeCurrency      string     `json:"fee_currency_line,omitempty"`
-	RemittanceLabel  string     `json:"remittance_label"`
-	RemittanceValue  string     `json:"remittance_value,omitempty"`
-	Notes            string     `json:"notes,omitempty"`
+	// at is when the request was checked.
+	at time.Time
 }
 
 // live reports whether payd sends the payout through the gateway.
@@ -186,11 +110,11 @@ func (f payoutFields) accountField(m payment.Method) string {
 	return "beneficiary_account"
 }
 
-// valid checks a create request at now and returns one error code per bad
+// valid checks a create request now and returns one error code per bad
 // field.
-func (req createPayoutRequest) valid(now time.Time, maxAmount int64) (validPayout, map[string]string) {
+func (req createPayoutRequest) valid(lim limits) (validPayout, map[string]string) {
 	bad := map[string]string{}
-	v := validPayout{ExternalSource: "UNKNOWN", Status: payment.PayoutInitiated, ReplaceLines: true}
+	v := validPayout{ExternalSource: "UNKNOWN", Status: payment.PayoutInitiated, ReplaceLines: true, at: lim.now()}
 
 	v.ExternalPaymentID = str(req.ExternalPaymentID)
 	if code := checkText(req.ExternalPaymentID, true, 255); code != "" {
@@ -208,7 +132,7 @@ func (req createPayoutRequest) valid(now time.Time, maxAmount int64) (validPayou
 			bad["status"] = "status_invalid"
 		}
 	}
-	m, ok := methods002[str(req.Method)]
+	m, ok := payoutMethods[str(req.Method)]
 	switch {
 	case str(req.Method) == "":
 		bad["method"] = "method_required"
@@ -218,30 +142,27 @@ func (req createPayoutRequest) valid(now time.Time, maxAmount int64) (validPayou
 	v.Method = m
 
 	cur := strings.ToUpper(str(req.Currency))
+	curCode := checkCurrency(cur)
 	switch {
-	case cur == "":
-		bad["currency"] = "currency_required"
-	case !isUpperAlpha3(cur):
-		bad["currency"] = "currency_invalid"
-	case !payment.KnownCurrency(cur):
-		bad["currency"] = "currency_unknown"
+	case curCode != "":
+		bad["currency"] = curCode
 	case m.RailCurrency() != "" && cur != m.RailCurrency():
 		bad["currency"] = "currency_not_supported_for_method"
 	}
-	curOK := cur != "" && isUpperAlpha3(cur) && payment.KnownCurrency(cur)
+	curOK := curCode == ""
 	switch {
 	case curOK:
-		if minor, code := parseAmount(req.TotalAmount, cur, maxAmount, false); code != "" {
+		if minor, code := parseAmount(req.TotalAmount, cur, lim.maxAmount, false); code != "" {
 			bad["total_amount"] = "total_" + code
 		} else {
 			v.Amount = payment.Money{Minor: minor, Currency: cur}
 		}
-	case !req.TotalAmount.Set || req.TotalAmount.IsNul:
+	case req.TotalAmount.absent():
 		bad["total_amount"] = "total_amount_required"
 	}
 
 	f := &v.Fields
-	f.checkTimes(req, v.Status, now, bad)
+	f.checkTimes(req, v.Status, v.at, bad)
 	f.checkReferences(req, m, v.Status, bad)
 	f.checkParties(req, m, bad)
 	if ok && !v.Status.Imported() && m.BankRail() {
@@ -249,7 +170,7 @@ func (req createPayoutRequest) valid(now time.Time, maxAmount int64) (validPayou
 	}
 
 	if req.Lines != nil {
-		lines, sum := checkLines(req.Lines, v.Amount.Currency, maxAmount, bad)
+		lines, sum := checkLines(req.Lines, v.Amount.Currency, lim.maxAmount, bad)
 		v.Lines = lines
 		if _, amountBad := bad["total_amount"]; !amountBad && curOK && sum > v.Amount.Minor {
 			bad["lines"] = "lines_exceed_total_amount"
@@ -477,158 +398,9 @@ func account(name string, p *string, us bool, bad map[string]string) string {
 	return a
 }
 
-// checkLines validates lines against the payout's currency (empty when the
-// currency itself is bad) and returns them with the sum of their amounts in
-// that currency.
-func checkLines(reqs []lineRequest, payoutCur string, maxAmount int64, bad map[string]string) ([]validLine, int64) {
-	if len(reqs) > maxLines {
-		bad["lines"] = "lines_too_many"
-		return nil, 0
-	}
-	out := make([]validLine, 0, len(reqs))
-	var sum int64
-	for i, l := range reqs {
-		at := func(f string) string { return "lines[" + strconv.Itoa(i) + "]." + f }
-		v := validLine{RemittanceLabel: "Invoice"}
-		tok := str(l.InvoiceToken)
-		switch id, ok := payment.InvoiceIDFromToken(tok); {
-		case tok == "":
-			bad[at("invoice_token")] = "invoice_token_required"
-		case !ok:
-			bad[at("invoice_token")] = "invoice_token_invalid"
-		default:
-			v.InvoiceID = id
-		}
-		cur := payoutCur
-		if c := str(l.AppliedCurrency); c != "" {
-			cur = strings.ToUpper(c)
-			if !isUpperAlpha3(cur) || !payment.KnownCurrency(cur) {
-				bad[at("applied_currency")] = "applied_currency_invalid"
-				cur = ""
-			}
-		}
-		v.AppliedCurrency = cur
-		if cur != "" {
-			if minor, code := parseAmount(l.AppliedAmount, cur, maxAmount, false); code != "" {
-				bad[at("applied_amount")] = "applied_" + code
-			} else {
-				v.AppliedAmount = minor
-			}
-		} else if !l.AppliedAmount.Set || l.AppliedAmount.IsNul {
-			bad[at("applied_amount")] = "applied_amount_required"
-		}
-		fx, fxCode := parseRate(l.FXRateLine)
-		switch {
-		case fxCode != "":
-			bad[at("fx_rate_line")] = "fx_rate_line_" + fxCode
-		case payoutCur == "" || cur == "":
-		case cur == payoutCur && fx != nil && fx.Cmp(big.NewRat(1, 1)) != 0:
-			bad[at("fx_rate_line")] = "fx_rate_line_mismatch"
-		case cur != payoutCur && fx == nil:
-			bad[at("fx_rate_line")] = "fx_rate_line_required"
-		}
-		if fx != nil && fxCode == "" {
-			v.FXRate = payment.FormatRate(fx)
-		}
-		if t, code := parseTime(l.FXAtLine); code != "" {
-			bad[at("fx_at_line")] = "fx_at_line_" + code
-		} else {
-			v.FXAt = t
-		}
-		v.DiscountAmount, v.DiscountCurrency = sideAmount(at, "discount_amount", "discount_currency", l.DiscountAmount,
-			l.DiscountCurrency, cur, maxAmount, bad)
-		v.FeeAmount, v.FeeCurrency = sideAmount(at, "fee_amount_line", "fee_currency_line", l.FeeAmountLine,
-			l.FeeCurrencyLine, cur, maxAmount, bad)
-		for _, t := range []struct {
-			name string
-			p    *string
-			max  int
-			into *string
-		}{
-			{"remittance_label", l.RemittanceLabel, 50, &v.RemittanceLabel},
-			{"remittance_value", l.RemittanceValue, 140, &v.RemittanceValue},
-			{"notes", l.Notes, 1000, &v.Notes},
-		} {
-			if code := checkText(t.p, false, t.max); code != "" {
-				bad[at(t.name)] = t.name + "_" + code
-			} else if str(t.p) != "" {
-				*t.into = str(t.p)
-			}
-		}
-		if v.AppliedAmount > 0 && payoutCur != "" {
-			exp, _ := payment.CurrencyExponent(payoutCur)
-			aexp, _ := payment.CurrencyExponent(cur)
-			rate := big.NewRat(1, 1)
-			if cur != payoutCur && fx != nil {
-				rate = fx
-			}
-			v.PaymentAmount = payment.ConvertMinor(v.AppliedAmount, aexp, exp, rate)
-			switch {
-			case cur != payoutCur && fx == nil:
-			case v.PaymentAmount <= 0:
-				bad[at("applied_amount")] = "applied_amount_too_small"
-			case v.PaymentAmount > maxAmount:
-				bad[at("applied_amount")] = "applied_amount_too_large"
-			default:
-				sum += v.PaymentAmount
-			}
-		}
-		out = append(out, v)
-	}
-	return out, sum
-}
-
-// sideAmount validates a line's discount or fee: zero or more, in its own
-// currency (default the line's).
-func sideAmount(at func(string) string, amountName, curName string, d decimal, c *string, lineCur string,
-	maxAmount int64, bad map[string]string) (*int64, string) {
-	cur := lineCur
-	if s := str(c); s != "" {
-		cur = strings.ToUpper(s)
-		if !isUpperAlpha3(cur) || !payment.KnownCurrency(cur) {
-			bad[at(curName)] = curName + "_invalid"
-			return nil, ""
-		}
-	}
-	if !d.Set || d.IsNul {
-		return nil, ""
-	}
-	if cur == "" {
-		return nil, "" // the line's currency is already refused
-	}
-	minor, code := parseAmount(d, cur, maxAmount, true)
-	if code != "" {
-		bad[at(amountName)] = strings.TrimSuffix(amountName, "_line") + strings.TrimPrefix(code, "amount")
-		return nil, ""
-	}
-	return &minor, cur
-}
-
-// parseRate reads fx_rate_line (payment.ParseRate), as a JSON number or a
-// string. nil when absent.
-func parseRate(d decimal) (*big.Rat, string) {
-	switch {
-	case !d.Set || d.IsNul:
-		return nil, ""
-	case d.Kind != 'n' && d.Kind != 's':
-		return nil, "invalid_type"
-	}
-	return payment.ParseRate(d.Raw)
-}
-
-// printableID is visible ASCII without spaces.
-func printableID(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x21 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return s != ""
-}
-
 // adviceURL accepts an absolute http(s) URL of at most 2048 characters.
 func adviceURL(s string) bool {
-	if len(s) > 2048 || !printableID(s) {
+	if len(s) > 2048 || !printable(s) {
 		return false
 	}
 	u, err := url.Parse(s)
