@@ -15,8 +15,11 @@ ARGS ?=
 
 all: build
 
+# payd (the server) and paydbench (the load driver and benchmark; it starts
+# bin/payd with --spawn).
 build:
 	$(GO) build -o bin/payd ./cmd/payd
+	$(GO) build -o bin/paydbench ./cmd/paydbench
 
 test:
 	bash scripts/test.sh $(ARGS)

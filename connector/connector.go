@@ -30,6 +30,19 @@ type Gateway interface {
 	Settlement(ctx context.Context, reference string) (Result, error)
 	// Refund returns money from a captured charge; idempotent by key.
 	Refund(ctx context.Context, req RefundRequest) (Result, error)
+	// Void cancels what an attempt left pending at the gateway: a customer action (3-D Secure)
+	// not yet completed, or an authorization not yet captured. Idempotent by the attempt's key.
+	// Once it answers StatusVoided the gateway never captures or completes that attempt.
+	// A key the gateway never saw is fenced (as by Inquire) and answers StatusNotFound.
+	// An attempt already captured answers StatusSucceeded with its Reference: money moved
+	// and only a refund gives it back. A bank-rail payment cannot be voided: its current
+	// status is answered. An error only when there was no usable answer (*Error).
+	Void(ctx context.Context, idempotencyKey string) (Result, error)
+	// List returns the gateway's own records of money movement created in [From, To):
+	// charges that moved money (captured card charges, bank payments sent, whatever became
+	// of them since) and refunds, oldest first, a page at a time. Reconciliation compares
+	// them with payd's attempts and refunds.
+	List(ctx context.Context, q ListQuery) (ListPage, error)
 }
 
 // ChargeRequest asks a gateway to move money.
@@ -60,6 +73,7 @@ const (
 	StatusSettled        ResultStatus = "settled"         // bank payment settled
 	StatusReturned       ResultStatus = "returned"        // bank payment returned after settling
 	StatusNotFound       ResultStatus = "not_found"       // inquiry: never charged, key now fenced
+	StatusVoided         ResultStatus = "voided"          // the pending action or authorization was canceled: nothing charged, ever
 )
 
 // Result is a gateway's answer.
@@ -73,6 +87,51 @@ type Result struct {
 	SettleAt     time.Time // for StatusSent: when the rail is expected to settle
 	SettledAt    time.Time // for StatusSettled and StatusReturned
 	ReturnedAt   time.Time // for StatusReturned
+}
+
+// List page sizes: a ListQuery.Limit of 0 asks for DefaultListLimit; a
+// gateway answers at most MaxListLimit entries a page.
+const (
+	DefaultListLimit = 100
+	MaxListLimit     = 1000
+)
+
+// ListQuery asks a gateway for its records created in [From, To). A zero
+// From means from the beginning, a zero To means no upper bound. Cursor is the
+// Next of the previous page ("" for the first page), with the same From and
+// To; Limit 0 means DefaultListLimit, and more than MaxListLimit is capped.
+type ListQuery struct {
+	From, To time.Time
+	Cursor   string
+	Limit    int
+}
+
+// ListPage is one page of a gateway's records, oldest first (by CreatedAt,
+// then Reference). Next is the cursor of the following page, "" when there
+// are no more.
+type ListPage struct {
+	Entries []LedgerEntry
+	Next    string
+}
+
+// EntryKind says what a LedgerEntry records.
+type EntryKind string
+
+const (
+	EntryCharge EntryKind = "charge"
+	EntryRefund EntryKind = "refund"
+)
+
+// LedgerEntry is one record of money movement at the gateway.
+type LedgerEntry struct {
+	Kind            EntryKind
+	Reference       string // the gateway's id of the charge or refund
+	IdempotencyKey  string // payd's key: the attempt key of a charge, the refund id of a refund
+	PaymentID       string // as payd sent it
+	ChargeReference string // for a refund: the charge it refunds
+	Amount          payment.Money
+	Status          ResultStatus // a charge's current status (succeeded, sent, settled, returned); a refund's (succeeded)
+	CreatedAt       time.Time
 }
 
 // Error is a gateway call that produced no usable answer.

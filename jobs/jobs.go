@@ -25,6 +25,8 @@ const (
 	TypePaymentInquire = "payment:inquire"
 	TypePaymentSettle  = "payment:settle"
 	TypePaymentRefund  = "payment:refund"
+	TypePaymentVoid    = "payment:void"
+	TypeReconcile      = "reconcile"
 	TypeSweep          = "sweep"
 )
 
@@ -52,7 +54,10 @@ var specs = map[string]spec{
 	TypePaymentInquire: {QueueCritical, 10, 60 * time.Second},
 	TypePaymentSettle:  {QueueDefault, 10, 30 * time.Second},
 	TypePaymentRefund:  {QueueCritical, 10, 60 * time.Second},
-	TypeSweep:          {QueueLow, 0, 60 * time.Second},
+	TypePaymentVoid:    {QueueCritical, 10, 60 * time.Second},
+	// a run pages through a day of the gateway's ledger
+	TypeReconcile: {QueueLow, 3, 10 * time.Minute},
+	TypeSweep:     {QueueLow, 0, 60 * time.Second},
 	// a hint: polling still resolves the payment if every try fails
 	TypeGatewayNotification: {QueueCritical, 5, 60 * time.Second},
 }
@@ -85,6 +90,8 @@ func StepType(step payment.Step) (string, bool) {
 		return TypePaymentInquire, true
 	case payment.StepSettle:
 		return TypePaymentSettle, true
+	case payment.StepVoid:
+		return TypePaymentVoid, true
 	}
 	return "", false
 }
@@ -122,6 +129,29 @@ func NewStepTask(step payment.Step, paymentID string, seq int, at time.Time, ret
 // NewRefundTask builds the task for a refund try.
 func NewRefundTask(refundID string, seq int, at time.Time, retention time.Duration) (*asynq.Task, error) {
 	return newTask(TypePaymentRefund, RefundPayload{RefundID: refundID, Seq: seq}, TaskID(TypePaymentRefund, refundID, seq), at, retention)
+}
+
+// ReconcilePayload names the window of the gateway's ledger a reconcile
+// run compares; both zero means the periodic window (from where the last
+// run ended to shortly before now).
+type ReconcilePayload struct {
+	From time.Time `json:"from,omitzero"`
+	To   time.Time `json:"to,omitzero"`
+}
+
+// NewReconcileTask builds a reconcile task (the scheduler's, with a zero
+// window, or an operator's).
+func NewReconcileTask(p ReconcilePayload) (*asynq.Task, error) {
+	return newTask(TypeReconcile, p, "", time.Time{}, 0)
+}
+
+// ParseReconcile decodes a reconcile payload.
+func ParseReconcile(t *asynq.Task) (ReconcilePayload, error) {
+	var p ReconcilePayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil || (!p.To.IsZero() && !p.To.After(p.From)) {
+		return p, fmt.Errorf("%s: %w", t.Type(), ErrBadPayload)
+	}
+	return p, nil
 }
 
 // NewSweepTask builds the periodic sweep task.

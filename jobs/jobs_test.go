@@ -24,7 +24,12 @@ func TestGoldenPayloads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for file, task := range map[string]*asynq.Task{"step.json": step, "refund.json": refund} {
+	reconcile, err := NewReconcileTask(ReconcilePayload{From: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
+		To: time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for file, task := range map[string]*asynq.Task{"step.json": step, "refund.json": refund, "reconcile.json": reconcile} {
 		path := "testdata/" + file
 		if os.Getenv("PAYD_UPDATE_GOLDEN") == "1" {
 			if err := os.WriteFile(path, task.Payload(), 0o644); err != nil {
@@ -45,6 +50,17 @@ func TestGoldenPayloads(t *testing.T) {
 	}
 	if p, err := ParseRefund(asynq.NewTask(TypePaymentRefund, mustRead(t, "testdata/refund.json"))); err != nil || p != (RefundPayload{RefundID: "re_0123", Seq: 2}) {
 		t.Errorf("refund golden decodes to %+v, %v", p, err)
+	}
+	if p, err := ParseReconcile(asynq.NewTask(TypeReconcile, mustRead(t, "testdata/reconcile.json"))); err != nil ||
+		!p.From.Equal(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)) || !p.To.Equal(time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("reconcile golden decodes to %+v, %v", p, err)
+	}
+	// the scheduler's run names no window
+	if p, err := ParseReconcile(asynq.NewTask(TypeReconcile, []byte(`{}`))); err != nil || !p.From.IsZero() || !p.To.IsZero() {
+		t.Errorf("empty reconcile payload decodes to %+v, %v", p, err)
+	}
+	if _, err := ParseReconcile(asynq.NewTask(TypeReconcile, []byte(`{"from":"2026-12-02T00:00:00Z","to":"2026-12-01T00:00:00Z"}`))); !errors.Is(err, asynq.SkipRetry) {
+		t.Errorf("a window that ends before it starts decodes: %v", err)
 	}
 }
 

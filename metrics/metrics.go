@@ -26,6 +26,13 @@ type Metrics struct {
 	// gateway notifications (hints): received by intake, then acted on by a worker
 	GatewayNotifications      *prometheus.CounterVec // type, outcome
 	GatewayNotificationChecks *prometheus.CounterVec // type, outcome
+	// voids at the gateway (cancel, expiry), charges that landed for a
+	// payment payd held as not charged, reconciliation and review
+	Voids                  *prometheus.CounterVec // reason (cancel, expiry), outcome
+	LateCharges            *prometheus.CounterVec // source (void, notification, reconciliation)
+	ReconciliationFindings *prometheus.CounterVec // kind: new findings only
+	ReconciliationRuns     *prometheus.CounterVec // result (ok, error)
+	ReviewResolutions      *prometheus.CounterVec // to (SUCCEEDED, FAILED), by (inquiry, operator, reconciliation)
 }
 
 // New registers every collector on reg.
@@ -64,10 +71,29 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "payd_gateway_notification_checks_total",
 			Help: "What workers did with received gateway notifications: checked (asked the gateway now), stale, unknown_payment, other_attempt, nothing_due."},
 			[]string{"type", "outcome"}),
+		Voids: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payd_voids_total",
+			Help: "Voids at the gateway of a payment awaiting a customer action, by reason (cancel, expiry) and outcome (voided, charged, unknown, gave_up)."},
+			[]string{"reason", "outcome"}),
+		LateCharges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payd_late_charges_total",
+			Help: "Charges that landed for a payment payd held as not charged, each refunded, by what found them."},
+			[]string{"source"}),
+		ReconciliationFindings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payd_reconciliation_findings_total",
+			Help: "New reconciliation findings: differences between the gateway's ledger and payd's records, by kind."},
+			[]string{"kind"}),
+		ReconciliationRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payd_reconciliation_runs_total", Help: "Reconciliation runs by result (ok, error)."}, []string{"result"}),
+		ReviewResolutions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payd_review_resolutions_total",
+			Help: "Payments that left REQUIRES_REVIEW, by status and by what resolved them (inquiry, operator, reconciliation)."},
+			[]string{"to", "by"}),
 	}
 	reg.MustRegister(m.PaymentsCreated, m.Transitions, m.AttemptOutcomes, m.AttemptLatency, m.TimeToTerminal,
 		m.IdempotentReplays, m.SweeperEnqueued, m.Enqueues, m.HTTPRequests, m.HTTPLatency, m.TaskOutcomes,
-		m.GatewayNotifications, m.GatewayNotificationChecks)
+		m.GatewayNotifications, m.GatewayNotificationChecks, m.Voids, m.LateCharges, m.ReconciliationFindings,
+		m.ReconciliationRuns, m.ReviewResolutions)
 	return m
 }
 

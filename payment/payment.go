@@ -43,6 +43,10 @@ const (
 	StepSubmit  Step = "submit"
 	StepInquire Step = "inquire"
 	StepSettle  Step = "settle"
+	// StepVoid cancels, at the gateway, the customer action a payment
+	// awaits, before the payment is canceled (the merchant asked) or fails
+	// (the action expired).
+	StepVoid Step = "void"
 )
 
 // Payment is the canonical payment row, shared by every API surface.
@@ -86,7 +90,10 @@ type Payment struct {
 	SettledAt            *time.Time
 	ReturnedAt           *time.Time
 	ReturnWatchUntil     *time.Time
-	Attempts             []Attempt
+	// CancelRequestedAt is set when the merchant canceled the payment while
+	// it awaited a customer action: its void step then cancels it.
+	CancelRequestedAt *time.Time
+	Attempts          []Attempt
 }
 
 // AttemptStatus is the state of one try at the gateway.
@@ -170,10 +177,20 @@ type Refund struct {
 	Status           RefundStatus
 	GatewayReference string
 	ErrorMessage     string
-	StepSeq          int
-	CreatedAt        time.Time
-	FinishedAt       *time.Time
+	// ChargeReference is the charge the refund gives back; empty for the
+	// payment's own (its GatewayReference). A charge that landed after
+	// the payment was canceled or failed is refunded by reference.
+	ChargeReference string
+	StepSeq         int
+	CreatedAt       time.Time
+	FinishedAt      *time.Time
 }
+
+// RefundReasonChargeAfterCancel is the reason of the refund payd starts by
+// itself for a charge that landed for a payment it holds as not charged
+// (canceled or failed): a 3-D Secure challenge completed after the cancel,
+// a charge found by an inquiry, a notification or reconciliation.
+const RefundReasonChargeAfterCancel = "charge_after_cancel"
 
 // Tenant owns API keys and every object.
 type Tenant struct {

@@ -20,8 +20,13 @@ type RetryPolicy struct {
 	Card map[FailureClass]RetryRule
 	Bank map[FailureClass]RetryRule
 	// Inquiries are the delays between inquiries of an UNKNOWN attempt;
-	// after the last one the payment goes to REQUIRES_REVIEW.
+	// after the last one the payment goes to REQUIRES_REVIEW. Voids whose
+	// outcome is unknown are tried again on the same schedule.
 	Inquiries []time.Duration
+	// ReviewInquiries are the delays between the slow inquiries of a
+	// payment in REQUIRES_REVIEW (hours to days): the first gateway answer
+	// resolves it. After the last one only an operator resolves it.
+	ReviewInquiries []time.Duration
 	// ActionTimeout bounds how long a payment waits for a customer action.
 	ActionTimeout time.Duration
 	// ActionPoll is how often a payment awaiting action is inquired.
@@ -49,7 +54,10 @@ func DefaultRetryPolicy(unit time.Duration) RetryPolicy {
 			FailureTransient:   {MaxAttempts: 5, Base: 5 * unit, Max: 300 * unit},
 			FailureUnknown:     {MaxAttempts: 5, Base: 5 * unit, Max: 300 * unit},
 		},
-		Inquiries:     []time.Duration{unit, 2 * unit, 5 * unit, 15 * unit, 30 * unit, 60 * unit, 300 * unit, 900 * unit},
+		Inquiries: []time.Duration{unit, 2 * unit, 5 * unit, 15 * unit, 30 * unit, 60 * unit, 300 * unit, 900 * unit},
+		// about a week in all: 1 h, 2 h, 4 h, 8 h, 12 h, then daily
+		ReviewInquiries: []time.Duration{3600 * unit, 7200 * unit, 14400 * unit, 28800 * unit, 43200 * unit,
+			86400 * unit, 86400 * unit, 86400 * unit, 86400 * unit, 86400 * unit},
 		ActionTimeout: 900 * unit,
 		ActionPoll:    2 * unit,
 	}
@@ -103,8 +111,19 @@ func Backoff(r RetryRule, n int, key string) time.Duration {
 // NextInquiry returns when to inquire again after `done` inquiries, or false
 // when the schedule is exhausted and the payment needs review.
 func (p RetryPolicy) NextInquiry(done int, now time.Time) (time.Time, bool) {
-	if done >= len(p.Inquiries) {
+	if done < 0 || done >= len(p.Inquiries) {
 		return time.Time{}, false
 	}
 	return now.Add(p.Inquiries[done]), true
+}
+
+// NextReviewInquiry returns when to inquire again about a payment in
+// review after `done` inquiries in all (the regular schedule's included),
+// or false when only an operator can resolve it now.
+func (p RetryPolicy) NextReviewInquiry(done int, now time.Time) (time.Time, bool) {
+	i := max(done-len(p.Inquiries), 0)
+	if i >= len(p.ReviewInquiries) {
+		return time.Time{}, false
+	}
+	return now.Add(p.ReviewInquiries[i]), true
 }

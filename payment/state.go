@@ -55,6 +55,12 @@ var transitions = map[Status][]Status{
 	StatusRequiresReview:    {StatusSucceeded, StatusFailed},
 }
 
+// An audit row whose from and to are the same status is a note, not a
+// transition: it records something that happened to a payment without
+// changing its status (a cancel requested while a void runs, a charge that
+// landed after the payment was canceled and its refund). Notes are allowed in
+// every status; a transition table lookup is only for moves.
+
 // CanTransition reports whether the lifecycle allows moving from one status to
 // another.
 func CanTransition(from, to Status) bool {

@@ -16,6 +16,10 @@ type decision struct {
 	attempt *store.AttemptResult
 	changes []store.Change
 	outcome string // metrics label: succeeded, declined, sent, requires_action, unknown, not_found, …
+	// lateCharge, when set, is a charge that landed for a payment the
+	// changes leave as not charged: recorded and refunded in the same
+	// transaction (store.RecordLateCharge).
+	lateCharge *store.LateCharge
 }
 
 // decide maps a gateway answer about attempt a of payment p (PROCESSING or
@@ -75,10 +79,24 @@ func decide(p payment.Payment, a payment.Attempt, res connector.Result, gerr err
 		}
 		d.attempt = &store.AttemptResult{AttemptID: a.ID, Status: payment.AttemptUnknown, FailureClass: payment.FailureUnknown,
 			ErrorCode: ge.Code, ErrorMessage: "no answer from the gateway (" + ge.Code + "); outcome unknown, inquiring", CountInquiry: inquiry}
-		if from == payment.StatusRequiresAction && now.Before(a.StartedAt.Add(pol.ActionTimeout)) {
+		if from == payment.StatusRequiresAction {
 			d.attempt = nil // still waiting for the customer; the gateway did not answer this poll
-			d.changes = append(d.changes, store.Change{PaymentID: p.ID, From: from, To: from,
-				NextStep: payment.StepInquire, NextStepAt: now.Add(pol.ActionPoll)})
+			if now.Before(a.StartedAt.Add(pol.ActionTimeout)) {
+				d.changes = append(d.changes, store.Change{PaymentID: p.ID, From: from, To: from,
+					NextStep: payment.StepInquire, NextStepAt: now.Add(pol.ActionPoll)})
+				return d
+			}
+			d.outcome = "action_expired"
+			d.changes = append(d.changes, expireAction(p, a, now))
+			return d
+		}
+		if from == payment.StatusRequiresReview {
+			// the slow schedule: the next answer resolves it, else an operator
+			c := store.Change{PaymentID: p.ID, From: from, To: from}
+			if at, ok := pol.NextReviewInquiry(done, now); ok {
+				c.NextStep, c.NextStepAt = payment.StepInquire, at
+			}
+			d.changes = append(d.changes, c)
 			return d
 		}
 		if at, ok := pol.NextInquiry(done, now); ok {
@@ -87,10 +105,17 @@ func decide(p payment.Payment, a payment.Attempt, res connector.Result, gerr err
 			return d
 		}
 		toProcessing("action outcome unknown")
-		d.changes = append(d.changes, store.Change{PaymentID: p.ID, From: from, To: payment.StatusRequiresReview,
+		review := store.Change{PaymentID: p.ID, From: from, To: payment.StatusRequiresReview,
 			Attempt: a.Number, ErrorCode: "outcome_unknown", ErrorMessage: "gateway outcome unknown after inquiries",
-			Reason: fmt.Sprintf("attempt %d outcome unknown after %d inquiries", a.Number, done)})
+			Reason: fmt.Sprintf("attempt %d outcome unknown after %d inquiries: in review, inquired on a slow schedule", a.Number, done)}
+		if at, ok := pol.NextReviewInquiry(done, now); ok {
+			review.NextStep, review.NextStepAt = payment.StepInquire, at
+		}
+		d.changes = append(d.changes, review)
 		return d
+	}
+	if from == payment.StatusRequiresReview {
+		return decideReview(p, a, res, pol, now)
 	}
 
 	switch res.Status {
@@ -135,11 +160,10 @@ func decide(p payment.Payment, a payment.Attempt, res connector.Result, gerr err
 				NextStep: payment.StepInquire, NextStepAt: now.Add(pol.ActionPoll)})
 			return d
 		}
+		// the customer did not act in time: void the action at the gateway
+		// before the payment fails, so it can never complete later
 		d.outcome = "action_expired"
-		finish(payment.AttemptFailed, payment.FailureHardDecline, "action_expired", "customer action not completed in time", res.Reference)
-		d.changes = append(d.changes, store.Change{PaymentID: p.ID, From: from, To: payment.StatusFailed,
-			ErrorCode: "action_expired", ErrorMessage: "customer action not completed in time", Attempt: a.Number,
-			Reason: fmt.Sprintf("attempt %d: customer action expired", a.Number)})
+		d.changes = append(d.changes, expireAction(p, a, now))
 	case connector.StatusDeclined:
 		d.outcome = "declined"
 		class := res.FailureClass
@@ -150,6 +174,9 @@ func decide(p payment.Payment, a payment.Attempt, res connector.Result, gerr err
 	case connector.StatusNotFound:
 		d.outcome = "not_found"
 		notCharged(payment.FailureUnknown, "not_charged", "inquiry confirmed the attempt was not charged", "")
+	case connector.StatusVoided:
+		d.outcome = "voided"
+		notCharged(payment.FailureUnknown, "voided", "the gateway voided the attempt: not charged", res.Reference)
 	default:
 		// settled/returned are not answers to a charge; treat as unknown
 		d.outcome = "unexpected"
@@ -159,6 +186,57 @@ func decide(p payment.Payment, a payment.Attempt, res connector.Result, gerr err
 		d.changes = append(d.changes, store.Change{PaymentID: p.ID, From: from, To: from, NextStep: payment.StepInquire, NextStepAt: at})
 	}
 	return d
+}
+
+// expireAction schedules the void of a customer action that was not
+// completed in time; the void step then fails the payment (payment_void.go).
+func expireAction(p payment.Payment, a payment.Attempt, now time.Time) store.Change {
+	return store.Change{PaymentID: p.ID, From: payment.StatusRequiresAction, To: payment.StatusRequiresAction,
+		NextStep: payment.StepVoid, NextStepAt: now, Attempt: a.Number, Audit: true,
+		Reason: fmt.Sprintf("attempt %d: customer action not completed in time; voiding it at the gateway", a.Number)}
+}
+
+// decideReview maps a gateway answer about the attempt of a payment in
+// REQUIRES_REVIEW (its slow inquiries) to a decision. A charge resolves it
+// as SUCCEEDED, a confirmation that nothing was charged as FAILED (no new
+// attempt follows a review); an answer that says neither (still sent, an
+// action pending) waits for the next slow inquiry.
+func decideReview(p payment.Payment, a payment.Attempt, res connector.Result, pol payment.RetryPolicy, now time.Time) decision {
+	d := decision{outcome: "review_" + string(res.Status)}
+	from := payment.StatusRequiresReview
+	finish := func(st payment.AttemptStatus, class payment.FailureClass, code, msg string) {
+		d.attempt = &store.AttemptResult{AttemptID: a.ID, Status: st, FailureClass: class, ErrorCode: code,
+			ErrorMessage: msg, GatewayReference: res.Reference, CountInquiry: true}
+	}
+	switch res.Status {
+	case connector.StatusSucceeded, connector.StatusSettled:
+		finish(payment.AttemptSucceeded, "", "", "")
+		d.changes = append(d.changes, store.Change{PaymentID: p.ID, From: from, To: payment.StatusSucceeded,
+			GatewayReference: res.Reference, Attempt: a.Number,
+			Reason: fmt.Sprintf("attempt %d charged (found by inquiry while in review)", a.Number)})
+	case connector.StatusDeclined, connector.StatusNotFound, connector.StatusVoided, connector.StatusReturned:
+		code := nonEmpty(res.Code, string(res.Status))
+		finish(payment.AttemptFailed, nonEmptyClass(res.FailureClass), code, nonEmpty(res.Message, "the gateway says it was not charged"))
+		d.changes = append(d.changes, store.Change{PaymentID: p.ID, From: from, To: payment.StatusFailed,
+			Attempt: a.Number, ErrorCode: code, ErrorMessage: nonEmpty(res.Message, "not charged (found by inquiry while in review)"),
+			Reason: fmt.Sprintf("attempt %d not charged (%s, found by inquiry while in review)", a.Number, code)})
+	default:
+		finish(payment.AttemptUnknown, payment.FailureUnknown, "review_"+string(res.Status),
+			"the gateway's answer ("+string(res.Status)+") settles nothing yet")
+		c := store.Change{PaymentID: p.ID, From: from, To: from}
+		if at, ok := pol.NextReviewInquiry(a.InquiryCount+1, now); ok {
+			c.NextStep, c.NextStepAt = payment.StepInquire, at
+		}
+		d.changes = append(d.changes, c)
+	}
+	return d
+}
+
+func nonEmptyClass(c payment.FailureClass) payment.FailureClass {
+	if c == "" {
+		return payment.FailureHardDecline
+	}
+	return c
 }
 
 func nonEmpty(s, fallback string) string {

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/payd/payd/connector"
 	"github.com/payd/payd/payment"
 )
@@ -111,5 +113,53 @@ func TestDecideRetriesBounded(t *testing.T) {
 	d := decide(p, payment.Attempt{ID: "a", Number: max}, connector.Result{Status: connector.StatusDeclined, FailureClass: payment.FailureSoftDecline}, nil, false, pol, time.Now())
 	if d.changes[0].To != payment.StatusFailed {
 		t.Fatalf("attempt %d of %d: %s, want FAILED", max, max, d.changes[0].To)
+	}
+}
+
+// TestDecideSettlement: a rail that reports a return with a settlement date
+// settled first: payd records both (SENT → SUCCEEDED → RETURNED), however
+// late its first check comes; a return with no settlement (before the money
+// arrived) goes from SENT straight to RETURNED.
+func TestDecideSettlement(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	sent := payment.Payment{ID: "pay_1", Method: payment.MethodACH, Status: payment.StatusSent, AttemptCount: 1,
+		StepSeq: 4, GatewayReference: "ch_x", NextStep: payment.StepSettle}
+	settled := sent
+	settled.Status = payment.StatusSucceeded
+	cases := []struct {
+		name string
+		p    payment.Payment
+		res  connector.Result
+		want []payment.Status
+	}{
+		{"settled", sent, connector.Result{Status: connector.StatusSettled, SettledAt: now}, []payment.Status{payment.StatusSucceeded}},
+		{"returned after settling, seen at once", sent, connector.Result{Status: connector.StatusReturned, Code: "R01",
+			SettledAt: now.Add(-time.Second), ReturnedAt: now}, []payment.Status{payment.StatusSucceeded, payment.StatusReturned}},
+		{"returned before settling", sent, connector.Result{Status: connector.StatusReturned, Code: "R03", ReturnedAt: now},
+			[]payment.Status{payment.StatusReturned}},
+		{"returned inside the watch window", settled, connector.Result{Status: connector.StatusReturned, Code: "R01",
+			SettledAt: now.Add(-time.Hour), ReturnedAt: now}, []payment.Status{payment.StatusReturned}},
+		{"still sent", sent, connector.Result{Status: connector.StatusSent}, []payment.Status{payment.StatusSent}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := decideSettlement(c.p, c.res, now, time.Minute, time.Hour)
+			var got []payment.Status
+			from := c.p.Status
+			for _, ch := range d.changes {
+				if ch.From != from {
+					t.Errorf("change from %s, want from %s (chained)", ch.From, from)
+				}
+				if ch.From != ch.To && !payment.CanTransition(ch.From, ch.To) {
+					t.Errorf("%s → %s is not allowed", ch.From, ch.To)
+				}
+				got = append(got, ch.To)
+				from = ch.To
+			}
+			if diff := cmp.Diff(c.want, got); diff != "" {
+				t.Errorf("statuses (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 
 	"github.com/hibiken/asynq"
 
@@ -89,6 +90,10 @@ func (p *Processor) checkNotified(ctx context.Context, att store.AttemptRef) (st
 	if err != nil {
 		return "", err
 	}
+	if pay.Status == payment.StatusCanceled || pay.Status == payment.StatusFailed {
+		// payd holds it as not charged: a charge notified now is a late one
+		return p.checkLateCharge(ctx, pay, att.Number, "notification")
+	}
 	if att.Number != pay.AttemptCount {
 		// an inquiry of the current attempt on the strength of a
 		// notification about another could fence a charge still in flight
@@ -104,6 +109,10 @@ func (p *Processor) checkNotified(ctx context.Context, att store.AttemptRef) (st
 			return "nothing_due", nil // imported: no rail reference to ask about
 		}
 		step, typ = p.settle, jobs.TypePaymentSettle
+	case payment.StepVoid:
+		// a cancel or an expiry is voiding the action: void now, so a
+		// challenge completed meanwhile is refunded at once
+		step, typ = p.void, jobs.TypePaymentVoid
 	default:
 		return "nothing_due", nil
 	}
@@ -119,4 +128,44 @@ func (p *Processor) checkNotified(ctx context.Context, att store.AttemptRef) (st
 		return "", err
 	}
 	return "checked", nil
+}
+
+// checkLateCharge asks the gateway about attempt n of a payment payd holds
+// as not charged (canceled or failed), on the strength of a hint that it
+// charged (a notification, reconciliation). A charge the gateway confirms is
+// recorded and refunded (store.RecordLateCharge; once per charge, however
+// often it is found). Outcomes: late_charge (refund started), refunded
+// already (recorded before), nothing_due (the gateway says not charged).
+func (p *Processor) checkLateCharge(ctx context.Context, pay payment.Payment, n int, source string) (string, error) {
+	var att payment.Attempt
+	for _, a := range pay.Attempts {
+		if a.Number == n {
+			att = a
+		}
+	}
+	if att.ID == "" {
+		return "", fmt.Errorf("attempt %d of %s: %w", n, pay.ID, errNoAttempt)
+	}
+	if att.Status == payment.AttemptSucceeded {
+		return "refunded_already", nil
+	}
+	gctx, cancel := p.gatewayCtx(ctx)
+	res, err := p.Gateway.Inquire(gctx, att.IdempotencyKey)
+	cancel()
+	if err != nil {
+		return "", fmt.Errorf("inquire late charge of %s: %w", att.IdempotencyKey, err) // retried
+	}
+	if res.Status != connector.StatusSucceeded {
+		return "nothing_due", nil
+	}
+	r, fresh, err := p.Store.RecordLateCharge(ctx, store.LateCharge{PaymentID: pay.ID, AttemptKey: att.IdempotencyKey,
+		Reference: res.Reference, Amount: pay.Amount, Source: source, Actor: actor})
+	if err != nil {
+		return "", err
+	}
+	if !fresh {
+		return "refunded_already", nil
+	}
+	p.startLateRefund(ctx, source, r)
+	return "late_charge", nil
 }

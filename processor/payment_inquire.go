@@ -12,7 +12,8 @@ import (
 
 // inquire asks the gateway what happened to the current attempt, by its
 // idempotency key: after an unknown outcome, after a worker died mid-attempt,
-// and while a customer action is awaited. It never charges.
+// while a customer action is awaited, and on a slow schedule while the
+// payment is in review (the first answer resolves it). It never charges.
 func (p *Processor) inquire(ctx context.Context, t *asynq.Task) error {
 	pl, err := jobs.ParseStep(t)
 	if err != nil {
@@ -23,7 +24,8 @@ func (p *Processor) inquire(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	if pay.NextStep != payment.StepInquire || pay.StepSeq != pl.Seq ||
-		(pay.Status != payment.StatusProcessing && pay.Status != payment.StatusRequiresAction) {
+		(pay.Status != payment.StatusProcessing && pay.Status != payment.StatusRequiresAction &&
+			pay.Status != payment.StatusRequiresReview) {
 		return payment.ErrStale
 	}
 	att, ok := lastAttempt(pay)
@@ -41,5 +43,15 @@ func (p *Processor) inquire(ctx context.Context, t *asynq.Task) error {
 	p.Metrics.AttemptOutcomes.WithLabelValues(string(pay.Method), "inquiry_"+d.outcome).Inc()
 	p.Metrics.AttemptLatency.WithLabelValues(string(pay.Method), "inquiry_"+d.outcome).Observe(time.Since(start).Seconds())
 	p.Log.InfoContext(ctx, "inquiry", "payment_id", pay.ID, "attempt", att.Number, "outcome", d.outcome)
-	return p.record(ctx, pay, d)
+	if err := p.record(ctx, pay, d); err != nil {
+		return err
+	}
+	if pay.Status == payment.StatusRequiresReview {
+		for _, c := range d.changes {
+			if c.From != c.To {
+				p.Metrics.ReviewResolutions.WithLabelValues(string(c.To), "inquiry").Inc()
+			}
+		}
+	}
+	return nil
 }

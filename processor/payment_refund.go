@@ -34,7 +34,18 @@ func (p *Processor) refund(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	res := connector.Result{Status: connector.StatusSucceeded}
-	if pay.Status != payment.StatusSucceeded && pay.Status != payment.StatusPartiallyRefunded {
+	// the refund of a charge that landed after the payment was canceled or
+	// failed gives that charge back, whatever the payment's status
+	late := r.Reason == payment.RefundReasonChargeAfterCancel && r.ChargeReference != ""
+	if late {
+		gctx, cancel := p.gatewayCtx(ctx)
+		res, err = p.Gateway.Refund(gctx, connector.RefundRequest{IdempotencyKey: r.ID, PaymentID: pay.ID,
+			GatewayReference: r.ChargeReference, Amount: payment.Money{Minor: r.Amount, Currency: r.Currency}})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("refund %s: %w", r.ID, err) // idempotent by key: retrying is safe
+		}
+	} else if pay.Status != payment.StatusSucceeded && pay.Status != payment.StatusPartiallyRefunded {
 		// the payment left the refundable states (returned): release the reservation
 		res = connector.Result{Status: connector.StatusDeclined, Code: "payment_not_refundable",
 			Message: "the payment is " + string(pay.Status) + " and can no longer be refunded"}
@@ -58,8 +69,25 @@ func (p *Processor) refund(ctx context.Context, t *asynq.Task) error {
 			if err := tx.FinishRefund(ctx, r.ID, r.StepSeq, payment.RefundFailed, res.Reference, nonEmpty(res.Message, res.Code)); err != nil {
 				return err
 			}
-			_, err := tx.Apply(ctx, store.Change{PaymentID: pay.ID, From: cur.Status, To: cur.Status, AnySeq: true,
-				KeepSchedule: true, RefundReleased: r.Amount, Actor: actor})
+			c := store.Change{PaymentID: pay.ID, From: cur.Status, To: cur.Status, AnySeq: true,
+				KeepSchedule: true, RefundReleased: r.Amount, Actor: actor}
+			if late {
+				// the gateway still holds the money: said in the timeline, and
+				// reconciliation keeps it open for an operator
+				c.Audit, c.Reason = true, fmt.Sprintf("refund %s of the late charge %s failed (%s): the gateway still holds it",
+					r.ID, r.ChargeReference, nonEmpty(res.Message, res.Code))
+			}
+			_, err := tx.Apply(ctx, c)
+			return err
+		}
+		if late {
+			if err := tx.FinishRefund(ctx, r.ID, r.StepSeq, payment.RefundSucceeded, res.Reference, ""); err != nil {
+				return err
+			}
+			_, err = tx.Apply(ctx, store.Change{PaymentID: pay.ID, From: cur.Status, To: cur.Status, AnySeq: true,
+				KeepSchedule: true, Audit: true, RefundedDelta: r.Amount, Actor: actor,
+				Reason: fmt.Sprintf("refund %s of the late charge %s (%s %s) succeeded", r.ID, r.ChargeReference,
+					payment.FormatMajor(r.Amount, r.Currency), r.Currency)})
 			return err
 		}
 		if err := tx.FinishRefund(ctx, r.ID, r.StepSeq, payment.RefundSucceeded, res.Reference, ""); err != nil {

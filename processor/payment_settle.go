@@ -70,11 +70,22 @@ func decideSettlement(pay payment.Payment, res connector.Result, now time.Time, 
 	case connector.StatusReturned:
 		why := "returned by the receiving bank with " + res.Code + ": " + payment.ReturnReason(res.Code)
 		var settled *time.Time
+		from := pay.Status
 		if !res.SettledAt.IsZero() {
 			s := res.SettledAt
 			settled = &s
+			if from == payment.StatusSent {
+				// it settled before it was returned, though payd learns of
+				// both at once (its check came after the return): the
+				// settlement is recorded first, so the invoice and the
+				// audit trail show what the rail did
+				d.changes = append(d.changes, store.Change{PaymentID: pay.ID, From: payment.StatusSent,
+					To: payment.StatusSucceeded, SettledAt: settled, Attempt: pay.AttemptCount,
+					Reason: "settled on the " + string(pay.Method) + " rail"})
+				from = payment.StatusSucceeded
+			}
 		}
-		d.changes = append(d.changes, store.Change{PaymentID: pay.ID, From: pay.Status, To: payment.StatusReturned,
+		d.changes = append(d.changes, store.Change{PaymentID: pay.ID, From: from, To: payment.StatusReturned,
 			SettledAt: settled, ReturnCode: res.Code, ErrorCode: "returned_" + res.Code,
 			ErrorMessage: why, Attempt: pay.AttemptCount, Reason: why})
 	default: // still sent: look again when it is due

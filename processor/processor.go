@@ -41,6 +41,13 @@ type Config struct {
 	SweepGrace, SweepLease time.Duration
 	SweepBatch             int
 	Policy                 payment.RetryPolicy
+	// GatewayName names the gateway in reconciliation findings and runs.
+	GatewayName string
+	// ReconcileGrace keeps the newest part of the gateway's ledger out of
+	// the periodic reconciliation window: payments there may still be in
+	// flight. ReconcileOverlap is how far each periodic run reaches back
+	// before where the last one ended.
+	ReconcileGrace, ReconcileOverlap time.Duration
 }
 
 // Deps are what the handlers use.
@@ -83,6 +90,15 @@ func New(d Deps) *Processor {
 	if c.SweepBatch <= 0 {
 		c.SweepBatch = 500
 	}
+	if c.GatewayName == "" {
+		c.GatewayName = "sandbox"
+	}
+	if c.ReconcileGrace <= 0 {
+		c.ReconcileGrace = c.GatewayTimeout + c.InquiryGrace + time.Minute
+	}
+	if c.ReconcileOverlap <= 0 {
+		c.ReconcileOverlap = 10 * time.Minute
+	}
 	if c.Policy.Card == nil {
 		c.Policy = payment.DefaultRetryPolicy(time.Second)
 	}
@@ -105,6 +121,8 @@ func (p *Processor) Mux() *asynq.ServeMux {
 	mux.Handle(jobs.TypePaymentInquire, p.wrap(jobs.TypePaymentInquire, p.inquire))
 	mux.Handle(jobs.TypePaymentSettle, p.wrap(jobs.TypePaymentSettle, p.settle))
 	mux.Handle(jobs.TypePaymentRefund, p.wrap(jobs.TypePaymentRefund, p.refund))
+	mux.Handle(jobs.TypePaymentVoid, p.wrap(jobs.TypePaymentVoid, p.void))
+	mux.Handle(jobs.TypeReconcile, p.wrap(jobs.TypeReconcile, p.reconcileTask))
 	mux.Handle(jobs.TypeGatewayNotification, p.wrap(jobs.TypeGatewayNotification, p.notification))
 	mux.Handle(jobs.TypeSweep, p.wrap(jobs.TypeSweep, func(ctx context.Context, _ *asynq.Task) error {
 		_, err := p.Sweep(ctx)
@@ -132,7 +150,9 @@ func (p *Processor) record(ctx context.Context, pay payment.Payment, d decision)
 	// and ask the gateway), one parked for an hour is not.
 	decidedAt := p.Store.Now()
 	var err error
-	if len(d.changes) == 1 && pay.Surface != store.SurfacePayouts {
+	var late payment.Refund
+	var lateFresh bool
+	if len(d.changes) == 1 && pay.Surface != store.SurfacePayouts && d.lateCharge == nil {
 		// the common case: one statement shared with concurrent records
 		c := d.changes[0]
 		c.Seq, c.Actor = pay.StepSeq, actor
@@ -151,7 +171,14 @@ func (p *Processor) record(ctx context.Context, pay payment.Payment, d decision)
 			}
 			seq = s
 			if att != nil { // an outcome with no change of the payment
-				return tx.FinishAttempt(ctx, *att)
+				if err := tx.FinishAttempt(ctx, *att); err != nil {
+					return err
+				}
+			}
+			if d.lateCharge != nil {
+				var err error
+				late, lateFresh, err = tx.RecordLateCharge(ctx, *d.lateCharge)
+				return err
 			}
 			return nil
 		})
@@ -160,10 +187,25 @@ func (p *Processor) record(ctx context.Context, pay payment.Payment, d decision)
 		return err
 	}
 	p.observe(pay, d.changes)
+	if lateFresh {
+		p.startLateRefund(ctx, d.lateCharge.Source, late)
+	}
 	if last.NextStep != payment.StepNone {
 		p.follow(ctx, last.NextStep, pay.ID, seq, min(last.NextStepAt.Sub(decidedAt), time.Until(last.NextStepAt)))
 	}
 	return nil
+}
+
+// startLateRefund enqueues, after its commit, the refund of a charge that
+// landed for a payment payd held as not charged. A failed enqueue is
+// logged: the refund row is due and the sweeper enqueues it.
+func (p *Processor) startLateRefund(ctx context.Context, source string, r payment.Refund) {
+	p.Metrics.LateCharges.WithLabelValues(source).Inc()
+	p.Log.WarnContext(ctx, "a charge landed for a payment held as not charged; refunding it",
+		"payment_id", r.PaymentID, "refund_id", r.ID, "source", source)
+	if err := p.Enqueue.Refund(ctx, r.ID, r.StepSeq, time.Time{}); err != nil {
+		p.Log.WarnContext(ctx, "enqueue late charge refund failed; the sweeper will recover it", "refund_id", r.ID, "err", err)
+	}
 }
 
 // observe feeds the business metrics after a commit.

@@ -33,7 +33,8 @@ func (p *Processor) Sweep(ctx context.Context) (int, error) {
 	for {
 		now := p.Store.Now()
 		before := store.DueBefore{}
-		for _, st := range []payment.Step{payment.StepCreate, payment.StepSubmit, payment.StepInquire, payment.StepSettle, store.StepRefund} {
+		for _, st := range []payment.Step{payment.StepCreate, payment.StepSubmit, payment.StepInquire, payment.StepSettle,
+			payment.StepVoid, store.StepRefund} {
 			before[st] = now.Add(-p.cfg.SweepGrace - backlog[jobs.StepQueue(st)])
 		}
 		due, err := p.Store.ClaimDue(ctx, before, p.cfg.SweepLease, p.cfg.SweepBatch)

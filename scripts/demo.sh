@@ -86,7 +86,7 @@ export PAYD_ADMIN_PASSWORD
 PAYD_ADMIN_PASSWORD="$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')"
 export PAYD_SANDBOX_SETTLE_DELAY=2s PAYD_SANDBOX_RETURN_DELAY=2s PAYD_RETRY_UNIT=100ms
 export PAYD_SETTLE_POLL=500ms PAYD_RETURN_WINDOW=6s PAYD_SHUTDOWN_TIMEOUT=5s
-unset PAYD_SANDBOX_URL || true # the in-process sandbox, whose ledger payd all serves at /sandbox/ledger
+unset PAYD_SANDBOX_URL || true # the in-process sandbox, whose ledger payd all serves on the admin port at /sandbox/ledger
 BASE="http://$PAYD_ADDR"
 
 bin/payd migrate
@@ -191,7 +191,11 @@ done
 for i in "${!IDS[@]}"; do
 	api GET "/v1/invoices/demo-inv-$RUN_ID-$i" >"$WORK/invoice.$i.json" || true
 done
-curl -sS --max-time 10 "$BASE/sandbox/ledger" >"$WORK/ledger.json" || echo '{"charges": []}' >"$WORK/ledger.json"
+# The sandbox's ledger is an operator route: on the admin port, behind its
+# basic auth (the password goes to curl on stdin, not on its command line).
+printf 'user = "admin:%s"\n' "$PAYD_ADMIN_PASSWORD" |
+	curl -sS --max-time 10 -K - "http://$PAYD_ADMIN_ADDR/sandbox/ledger" >"$WORK/ledger.json" ||
+	echo '{"charges": []}' >"$WORK/ledger.json"
 # Inquiries are counted on the attempt rows; the API shows their effect, the
 # database their number.
 for i in "${!IDS[@]}"; do

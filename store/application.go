@@ -277,7 +277,9 @@ func (s *Store) settleLines(ctx context.Context, c Change) error {
 		}
 		return s.releaseLines(ctx, c.PaymentID, -1, false)
 	}
-	if c.RefundedDelta > 0 {
+	if c.RefundedDelta > 0 && c.From != payment.StatusCanceled && c.From != payment.StatusFailed {
+		// (a refund of a charge that landed after a cancel gives nothing
+		// back to the invoices: the cancel released the lines)
 		return s.releaseLines(ctx, c.PaymentID, c.RefundedDelta, false)
 	}
 	return nil

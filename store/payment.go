@@ -22,7 +22,7 @@ const paymentColumns = `p.id, p.tenant_id, p.surface, p.amount, p.currency, p.me
 	p.step_seq, p.attempt_count, p.refunded_amount, p.refund_pending_amount, p.gateway_reference,
 	p.error_code, p.error_message, p.return_code, p.action_url, p.metadata, p.created_by, p.updated_by,
 	p.created_at, p.updated_at, p.succeeded_at, p.failed_at, p.refunded_at, p.canceled_at, p.sent_at,
-	p.expected_settlement_at, p.settled_at, p.returned_at, p.return_watch_until`
+	p.expected_settlement_at, p.settled_at, p.returned_at, p.return_watch_until, p.cancel_requested_at`
 
 const paymentFrom = ` FROM payments p LEFT JOIN invoices i ON i.id = p.invoice_id `
 
@@ -67,6 +67,7 @@ type paymentRow struct {
 	SettledAt            sql.NullTime `db:"settled_at"`
 	ReturnedAt           sql.NullTime `db:"returned_at"`
 	ReturnWatchUntil     sql.NullTime `db:"return_watch_until"`
+	CancelRequestedAt    sql.NullTime `db:"cancel_requested_at"`
 }
 
 func tp(t sql.NullTime) *time.Time {
@@ -94,6 +95,7 @@ func (r paymentRow) toPayment() payment.Payment {
 		SucceededAt: tp(r.SucceededAt), FailedAt: tp(r.FailedAt), RefundedAt: tp(r.RefundedAt),
 		CanceledAt: tp(r.CanceledAt), SentAt: tp(r.SentAt), ExpectedSettlementAt: tp(r.ExpectedSettlementAt),
 		SettledAt: tp(r.SettledAt), ReturnedAt: tp(r.ReturnedAt), ReturnWatchUntil: tp(r.ReturnWatchUntil),
+		CancelRequestedAt: tp(r.CancelRequestedAt),
 	}
 	if len(r.Metadata) > 0 {
 		_ = json.Unmarshal(r.Metadata, &p.Metadata)
@@ -536,8 +538,8 @@ type Change struct {
 	ErrorMessage     string // set when not empty
 	ReturnCode       string // set when not empty
 	ActionURL        string // set when not empty; cleared when the status leaves REQUIRES_ACTION
-	// Audit writes an audit row even when From == To (a further partial
-	// refund); the pair must still be in the lifecycle table.
+	// Audit writes an audit row even when From == To: a further partial
+	// refund, or a note (payment/state.go) with Reason.
 	Audit                bool
 	ExpectedSettlementAt *time.Time
 	ReturnWatchUntil     *time.Time
@@ -607,10 +609,13 @@ func (s *Store) Record(ctx context.Context, attempt *AttemptResult, c Change) (i
 }
 
 func checkChange(c Change) error {
-	if c.From != c.To || c.Audit {
+	if c.From != c.To {
 		if _, err := payment.Next(c.From, c.To); err != nil {
 			return err
 		}
+	}
+	if !c.From.Valid() {
+		return &payment.TransitionError{From: c.From, To: c.To}
 	}
 	return nil
 }

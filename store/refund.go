@@ -22,18 +22,19 @@ type refundRow struct {
 	Status           string       `db:"status"`
 	GatewayReference string       `db:"gateway_reference"`
 	ErrorMessage     string       `db:"error_message"`
+	ChargeReference  string       `db:"charge_reference"`
 	StepSeq          int          `db:"step_seq"`
 	CreatedAt        time.Time    `db:"created_at"`
 	FinishedAt       sql.NullTime `db:"finished_at"`
 }
 
 const refundColumns = `id, payment_id, tenant_id, amount, currency, reason, status, gateway_reference,
-	error_message, step_seq, created_at, finished_at`
+	error_message, charge_reference, step_seq, created_at, finished_at`
 
 func (r refundRow) toRefund() payment.Refund {
 	return payment.Refund{ID: r.ID, PaymentID: r.PaymentID, TenantID: r.TenantID, Amount: r.Amount, Currency: r.Currency,
 		Reason: r.Reason, Status: payment.RefundStatus(r.Status), GatewayReference: r.GatewayReference,
-		ErrorMessage: r.ErrorMessage, StepSeq: r.StepSeq, CreatedAt: r.CreatedAt.UTC(), FinishedAt: tp(r.FinishedAt)}
+		ErrorMessage: r.ErrorMessage, ChargeReference: r.ChargeReference, StepSeq: r.StepSeq, CreatedAt: r.CreatedAt.UTC(), FinishedAt: tp(r.FinishedAt)}
 }
 
 // CreateRefund reserves amount of a captured payment for a refund and records

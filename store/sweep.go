@@ -32,7 +32,8 @@ const StepRefund payment.Step = "refund"
 
 // AllDueBefore is the same cutoff for every step.
 func AllDueBefore(t time.Time) DueBefore {
-	return DueBefore{payment.StepCreate: t, payment.StepSubmit: t, payment.StepInquire: t, payment.StepSettle: t, StepRefund: t}
+	return DueBefore{payment.StepCreate: t, payment.StepSubmit: t, payment.StepInquire: t, payment.StepSettle: t,
+		payment.StepVoid: t, StepRefund: t}
 }
 
 // ClaimDue takes up to limit overdue steps (due before their step's cutoff)
@@ -66,11 +67,11 @@ func (s *Store) ClaimDue(ctx context.Context, before DueBefore, lease time.Durat
 		FROM (SELECT id, swept FROM payments
 		      WHERE next_step IS NOT NULL AND next_step_at <= $1
 		        AND next_step_at <= CASE next_step WHEN 'create' THEN $4::timestamptz WHEN 'submit' THEN $5::timestamptz
-		            WHEN 'inquire' THEN $6::timestamptz WHEN 'settle' THEN $7::timestamptz END
+		            WHEN 'inquire' THEN $6::timestamptz WHEN 'settle' THEN $7::timestamptz WHEN 'void' THEN $8::timestamptz END
 		      ORDER BY next_step_at LIMIT $2 FOR UPDATE SKIP LOCKED) d
 		WHERE p.id = d.id
 		RETURNING p.id, p.next_step, p.step_seq, d.swept`, latest.UTC(), limit, now.Add(lease),
-		cut(payment.StepCreate), cut(payment.StepSubmit), cut(payment.StepInquire), cut(payment.StepSettle))
+		cut(payment.StepCreate), cut(payment.StepSubmit), cut(payment.StepInquire), cut(payment.StepSettle), cut(payment.StepVoid))
 	if err != nil {
 		return nil, translate(fmt.Errorf("claim due payments: %w", err))
 	}

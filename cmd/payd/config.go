@@ -46,6 +46,10 @@ type config struct {
 	RetryUnit      time.Duration `env:"PAYD_RETRY_UNIT" envDefault:"1s"`
 	SettlePoll     time.Duration `env:"PAYD_SETTLE_POLL" envDefault:"1m"`
 	ReturnWindow   time.Duration `env:"PAYD_RETURN_WINDOW" envDefault:"72h"`
+	// reconciliation with the gateway: how often the scheduler runs it (0:
+	// never), and how recent a charge must be to be left to the engine
+	ReconcileInterval time.Duration `env:"PAYD_RECONCILE_INTERVAL" envDefault:"10m"`
+	ReconcileGrace    time.Duration `env:"PAYD_RECONCILE_GRACE" envDefault:"2m"`
 
 	RateLimit      int           `env:"PAYD_RATE_LIMIT" envDefault:"2000"`
 	RateBurst      int           `env:"PAYD_RATE_BURST" envDefault:"4000"`
@@ -96,6 +100,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if c.SandboxNotifyCopies < 1 || c.SandboxNotifyCopies > 100 || c.NotifyTolerance <= 0 {
 		return c, fmt.Errorf("config: PAYD_SANDBOX_NOTIFY_COPIES must be 1..100 and PAYD_GATEWAY_NOTIFY_TOLERANCE positive")
 	}
+	if c.ReconcileInterval < 0 || c.ReconcileGrace < 0 {
+		return c, fmt.Errorf("config: PAYD_RECONCILE_INTERVAL and PAYD_RECONCILE_GRACE must not be negative")
+	}
 	if c.GatewayTimeout <= 0 || c.WorkerConcurrency <= 0 {
 		return c, fmt.Errorf("config: PAYD_GATEWAY_TIMEOUT and PAYD_WORKER_CONCURRENCY must be positive")
 	}
@@ -106,12 +113,16 @@ func envNames() []string {
 	return []string{"DATABASE_URL", "PAYD_MIGRATE_DATABASE_URL", "PAYD_APP_DB_ROLE", "REDIS_URL", "PAYD_ADDR", "PAYD_ADMIN_ADDR", "PAYD_ADMIN_PASSWORD", "PAYD_LOG_LEVEL",
 		"PAYD_DB_MAX_CONNS", "PAYD_DB_BATCH_MAX", "PAYD_DB_BATCH_RUNNERS", "PAYD_WORKER_CONCURRENCY", "PAYD_TASK_CHECK_INTERVAL", "PAYD_DELAYED_TASK_CHECK_INTERVAL",
 		"PAYD_TASK_RETENTION", "PAYD_SWEEP_INTERVAL", "PAYD_SWEEP_GRACE", "PAYD_SWEEP_LEASE", "PAYD_SHUTDOWN_TIMEOUT", "PAYD_GATEWAY_TIMEOUT",
-		"PAYD_RETRY_UNIT", "PAYD_SETTLE_POLL", "PAYD_RETURN_WINDOW", "PAYD_RATE_LIMIT", "PAYD_RATE_BURST",
+		"PAYD_RETRY_UNIT", "PAYD_SETTLE_POLL", "PAYD_RETURN_WINDOW", "PAYD_RECONCILE_INTERVAL", "PAYD_RECONCILE_GRACE", "PAYD_RATE_LIMIT", "PAYD_RATE_BURST",
 		"PAYD_MAX_BODY_BYTES", "PAYD_IDEMPOTENCY_TTL", "PAYD_TX_TIMEOUT", "PAYD_SANDBOX_URL", "PAYD_SANDBOX_ADDR", "PAYD_SANDBOX_PUBLIC_URL",
 		"PAYD_SANDBOX_SETTLE_DELAY", "PAYD_SANDBOX_RETURN_DELAY", "PAYD_SANDBOX_LATENCY", "PAYD_SANDBOX_FAULT_RATE",
 		"PAYD_SANDBOX_SEED", "PAYD_GATEWAY_NOTIFY_SECRET", "PAYD_GATEWAY_NOTIFY_TOLERANCE", "PAYD_SANDBOX_NOTIFY_URL",
 		"PAYD_SANDBOX_NOTIFY_COPIES", "PAYD_SANDBOX_NOTIFY_ORDER", "PAYD_SANDBOX_NOTIFY_DELAY", "PAYD_SANDBOX_NOTIFY_BATCH"}
 }
+
+// gatewayName names the gateway payd charges through, in reconciliation
+// findings: there is one, the sandbox (in process or at PAYD_SANDBOX_URL).
+func (c config) gatewayName() string { return "sandbox" }
 
 // migrateURL is the URL migrations run on: the owner's.
 func (c config) migrateURL() string {

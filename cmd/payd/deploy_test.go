@@ -56,6 +56,11 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	m.HTTPRequests.WithLabelValues("r", "200").Inc()
 	m.HTTPLatency.WithLabelValues("r").Observe(0.01)
 	m.TaskOutcomes.WithLabelValues("payment:submit", "ok").Inc()
+	m.Voids.WithLabelValues("cancel", "voided").Inc()
+	m.LateCharges.WithLabelValues("void").Inc()
+	m.ReconciliationFindings.WithLabelValues("unknown_charge").Inc()
+	m.ReconciliationRuns.WithLabelValues("ok").Inc()
+	m.ReviewResolutions.WithLabelValues("SUCCEEDED", "operator").Inc()
 	reg.MustRegister(newQueueCollector(insp, st))
 	fams, err := reg.Gather()
 	if err != nil {
@@ -69,7 +74,8 @@ func exportedMetrics(t *testing.T) map[string]bool {
 			names[n+"_bucket"], names[n+"_sum"], names[n+"_count"] = true, true, true
 		}
 	}
-	for _, want := range []string{"payd_queue_tasks", "payd_queue_latency_seconds", "payd_payments_overdue"} {
+	for _, want := range []string{"payd_queue_tasks", "payd_queue_latency_seconds", "payd_payments_overdue",
+		"payd_payments_in_review", "payd_reconciliation_findings_open"} {
 		if !names[want] {
 			t.Fatalf("the monitor does not export %s", want)
 		}

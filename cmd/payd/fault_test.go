@@ -493,7 +493,7 @@ func (c *faultCluster) start(name string, args ...string) *faultProc {
 	cmd.Env = c.environ()
 	if c.childBin != "" && len(args) > 0 && (args[0] == "intake" || args[0] == "worker" || args[0] == "scheduler") {
 		cmd = exec.Command(c.childBin, args...)
-		cmd.Env = append(c.environ(), envBenchChild+"=1", envTestClockFile+"="+c.clockFile(name))
+		cmd.Env = append(c.environ(), envTestChild+"=1", envTestClockFile+"="+c.clockFile(name))
 	}
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -10,7 +10,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+
+	"github.com/payd/payd/cli"
 )
 
 func main() {
@@ -19,8 +22,17 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "payd:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
+}
+
+// exitCode: an operator command's own code (package cli), 2 for a usage
+// error, else 1.
+func exitCode(err error) int {
+	if errors.Is(err, errUsage) {
+		return cli.ExitUsage
+	}
+	return cli.ExitCode(err)
 }
 
 const usage = `usage: payd <command>
@@ -36,7 +48,12 @@ commands:
   keys create --tenant NAME
              create a tenant (if new) and an API key; the key is the last line of stdout
   sandbox    the sandbox gateway as its own HTTP server (PAYD_SANDBOX_ADDR)
-  bench      load driver and benchmark: -addr URL -key SECRET, or --spawn (payd as child processes); bench -h for flags
+  payments review | resolve ID (--succeeded|--failed) --reason TEXT --operator NAME [--force]
+             payments in REQUIRES_REVIEW and their audited resolution (payd payments -h)
+  reconcile [--since 24h] | findings | resolve-finding ID
+             compare the gateway's ledger with payd's records now (payd reconcile -h)
+
+The load driver and benchmark is its own command: paydbench (-h for flags).
 `
 
 var errUsage = errors.New("see usage")
@@ -57,8 +74,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return runKeys(ctx, cfg, args[2:], stdout)
 	case "sandbox":
 		return runSandbox(ctx, cfg, stdout)
+	case "payments", "reconcile":
+		return cli.Run(ctx, args[1:], operatorEnv(cfg), stdout, stdout)
 	case "bench":
-		return runBench(ctx, cfg, getenv, args[2:], stdout)
+		// It moved out of the server binary, with its chart libraries.
+		return fmt.Errorf("bench is now its own command, with the same flags: %s", strings.Join(append([]string{"paydbench"}, args[2:]...), " "))
 	case "all":
 		if err := cfg.migrate(ctx); err != nil {
 			return err

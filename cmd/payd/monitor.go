@@ -16,12 +16,14 @@ import (
 // at scrape time. Register it in one process only (the monitor role): every
 // scrape reads Redis and Postgres.
 type queueCollector struct {
-	insp    *asynq.Inspector
-	store   *store.Store
-	tasks   *prometheus.Desc
-	latency *prometheus.Desc
-	overdue *prometheus.Desc
-	up      *prometheus.Desc
+	insp     *asynq.Inspector
+	store    *store.Store
+	tasks    *prometheus.Desc
+	latency  *prometheus.Desc
+	overdue  *prometheus.Desc
+	review   *prometheus.Desc
+	findings *prometheus.Desc
+	up       *prometheus.Desc
 }
 
 func newQueueCollector(insp *asynq.Inspector, st *store.Store) *queueCollector {
@@ -31,6 +33,10 @@ func newQueueCollector(insp *asynq.Inspector, st *store.Store) *queueCollector {
 			"Age of the oldest pending task in each queue.", []string{"queue"}, nil),
 		overdue: prometheus.NewDesc("payd_payments_overdue",
 			"Payments and refunds whose next step is overdue by more than a minute.", nil, nil),
+		review: prometheus.NewDesc("payd_payments_in_review",
+			"Payments in REQUIRES_REVIEW, by how long they have been there (under_1h, 1h_to_24h, over_24h).", []string{"age"}, nil),
+		findings: prometheus.NewDesc("payd_reconciliation_findings_open",
+			"Reconciliation findings open for an operator, by kind.", []string{"kind"}, nil),
 		up: prometheus.NewDesc("payd_monitor_source_up", "Whether the monitor could read a source (redis, postgres).", []string{"source"}, nil),
 	}
 }
@@ -39,6 +45,8 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.tasks
 	ch <- c.latency
 	ch <- c.overdue
+	ch <- c.review
+	ch <- c.findings
 	ch <- c.up
 }
 
@@ -76,5 +84,19 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		pgUp = 0
 	}
 	ch <- prometheus.MustNewConstMetric(c.overdue, prometheus.GaugeValue, float64(n))
+	if ages, err := c.store.CountReview(ctx); err != nil {
+		pgUp = 0
+	} else {
+		for age, n := range ages {
+			ch <- prometheus.MustNewConstMetric(c.review, prometheus.GaugeValue, float64(n), age)
+		}
+	}
+	if open, err := c.store.CountFindings(ctx, store.FindingOpen); err != nil {
+		pgUp = 0
+	} else {
+		for _, kind := range store.FindingKinds {
+			ch <- prometheus.MustNewConstMetric(c.findings, prometheus.GaugeValue, float64(open[kind]), kind)
+		}
+	}
 	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, pgUp, "postgres")
 }

@@ -54,8 +54,10 @@ type deps struct {
 	reg     *prometheus.Registry
 	metrics *metrics.Metrics
 	// intakeLn, when set, is the listener intake serves on instead of
-	// listening on cfg.Addr itself (payd bench --spawn binds a free port).
+	// listening on cfg.Addr itself (slowclient_test.go binds a free port).
 	intakeLn net.Listener
+	// adminLn, likewise, is the admin port's listener when set (tests).
+	adminLn net.Listener
 }
 
 func newLogger(cfg config, w io.Writer) *slog.Logger {
@@ -141,7 +143,8 @@ func (d *deps) processor() *processor.Processor {
 	c := d.cfg
 	return processor.New(processor.Deps{Store: d.store, Gateway: d.gateway, Enqueue: d.enqueue, Metrics: d.metrics, Log: d.log,
 		Config: processor.Config{GatewayTimeout: c.GatewayTimeout, SettlePoll: c.SettlePoll, ReturnWindow: c.ReturnWindow,
-			SweepGrace: c.SweepGrace, SweepLease: c.SweepLease, Policy: payment.DefaultRetryPolicy(c.RetryUnit)}})
+			SweepGrace: c.SweepGrace, SweepLease: c.SweepLease, Policy: payment.DefaultRetryPolicy(c.RetryUnit),
+			GatewayName: c.gatewayName(), ReconcileGrace: c.ReconcileGrace}})
 }
 
 // serve runs the given roles until ctx ends, then shuts each down gracefully.
@@ -170,8 +173,8 @@ func (d *deps) serve(ctx context.Context, roles ...role) error {
 	monitor := slices.Contains(roles, roleMonitor)
 	if d.cfg.AdminPassword != "" {
 		g.Go(func() error { return d.runAdmin(ctx, monitor) })
-	} else if monitor {
-		d.log.Warn("PAYD_ADMIN_PASSWORD is empty: the admin port (/metrics, /monitor) is not served")
+	} else if monitor || d.sandbox != nil {
+		d.log.Warn("PAYD_ADMIN_PASSWORD is empty: the admin port (/metrics, /monitor, the in-process sandbox's operator routes) is not served")
 	}
 	d.log.Info("payd started", "roles", fmt.Sprint(roles), "addr", d.cfg.Addr, "in_process_sandbox", d.sandbox != nil)
 	err := g.Wait()
@@ -235,18 +238,26 @@ func (d *deps) runIntake(ctx context.Context) error {
 		Config: intake.Config{MaxBodyBytes: d.cfg.MaxBodyBytes, RateLimit: d.cfg.RateLimit, RateBurst: d.cfg.RateBurst,
 			IdempotencyTTL: d.cfg.IdempotencyTTL, TxTimeout: d.cfg.TxTimeout,
 			NotifySecrets: d.cfg.NotifySecrets, NotifyTolerance: d.cfg.NotifyTolerance}})
-	var h http.Handler = api
-	if d.sandbox != nil {
-		// the in-process sandbox's customer-facing pages (3-D Secure challenges)
-		mux := http.NewServeMux()
-		mux.Handle("/sandbox/", http.StripPrefix("/sandbox", d.sandbox.Handler()))
-		mux.Handle("/", api)
-		h = mux
-	}
+	h := d.intakeHandler(api)
 	if d.intakeLn != nil {
 		return d.serveHTTP(ctx, "intake", d.intakeLn, h)
 	}
 	return d.listenAndServe(ctx, "intake", d.cfg.Addr, h)
+}
+
+// intakeHandler is intake's public mux: the API and, with the in-process
+// sandbox, only its customer-facing pages (3-D Secure challenges) under
+// /sandbox/challenge/. Every other /sandbox/ path falls through to the API's
+// 404 route_not_found: the sandbox's operator routes (ledger, charges,
+// refunds, faults) are on the admin port (DESIGN.md §7).
+func (d *deps) intakeHandler(api http.Handler) http.Handler {
+	if d.sandbox == nil {
+		return api
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/sandbox/challenge/", http.StripPrefix("/sandbox", d.sandbox.CustomerHandler()))
+	mux.Handle("/", api)
+	return mux
 }
 
 func (d *deps) runWorker(ctx context.Context) error {
@@ -294,6 +305,16 @@ func (d *deps) runScheduler(ctx context.Context) error {
 	if _, err := s.Register(fmt.Sprintf("@every %s", d.cfg.SweepInterval), t); err != nil {
 		return fmt.Errorf("scheduler: %w", err)
 	}
+	if d.cfg.ReconcileInterval > 0 {
+		// each run reconciles from where the last one ended
+		rt, err := jobs.NewReconcileTask(jobs.ReconcilePayload{})
+		if err != nil {
+			return err
+		}
+		if _, err := s.Register(fmt.Sprintf("@every %s", d.cfg.ReconcileInterval), rt); err != nil {
+			return fmt.Errorf("scheduler: %w", err)
+		}
+	}
 	if err := s.Start(); err != nil {
 		return fmt.Errorf("scheduler: %w", err)
 	}
@@ -304,10 +325,15 @@ func (d *deps) runScheduler(ctx context.Context) error {
 
 // runAdmin serves /metrics of this process behind basic auth on the admin
 // port; with the monitor role it adds the asynq monitor at /monitor
-// (read-only, payloads redacted) and the queue and overdue-step gauges.
+// (read-only, payloads redacted) and the queue and overdue-step gauges. The
+// in-process sandbox's operator routes (ledger, entries, charges, refunds,
+// faults) are served there too, under /sandbox/, behind the same auth.
 func (d *deps) runAdmin(ctx context.Context, monitor bool) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
+	if d.sandbox != nil {
+		mux.Handle("/sandbox/", http.StripPrefix("/sandbox", d.sandbox.OperatorHandler()))
+	}
 	// profiles of this process, for operators chasing latency (behind the same auth)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -327,7 +353,11 @@ func (d *deps) runAdmin(ctx context.Context, monitor bool) error {
 		defer mon.Close()
 		mux.Handle("/monitor/", mon)
 	}
-	return d.listenAndServe(ctx, "admin", d.cfg.AdminAddr, basicAuth(d.cfg.AdminPassword, mux))
+	h := basicAuth(d.cfg.AdminPassword, mux)
+	if d.adminLn != nil {
+		return d.serveHTTP(ctx, "admin", d.adminLn, h)
+	}
+	return d.listenAndServe(ctx, "admin", d.cfg.AdminAddr, h)
 }
 
 func (d *deps) redisOpt() (asynq.RedisConnOpt, error) {
@@ -361,7 +391,8 @@ func runSandbox(ctx context.Context, cfg config, stdout io.Writer) error {
 	}
 	sb := newSandbox(cfg)
 	defer sb.Close()
-	return d.listenAndServe(ctx, "sandbox", cfg.SandboxAddr, sb.ControlHandler())
+	// `payd sandbox` is the gateway: every route on its own port
+	return d.listenAndServe(ctx, "sandbox", cfg.SandboxAddr, sb.Handler())
 }
 
 func runKeys(ctx context.Context, cfg config, args []string, stdout io.Writer) error {

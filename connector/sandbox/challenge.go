@@ -37,6 +37,8 @@ code { background: #f3f3f3; padding: 0 .25rem; }
 <p>Approve or refuse the authentication.</p>
 <form method="post" action="?result=succeed">{{with .ReturnURL}}<input type="hidden" name="return_url" value="{{.}}">{{end}}<button type="submit" id="succeed">Complete authentication</button></form>
 <form method="post" action="?result=fail">{{with .ReturnURL}}<input type="hidden" name="return_url" value="{{.}}">{{end}}<button type="submit" id="fail">Fail authentication</button></form>
+{{else if .Canceled}}
+<p id="status">Authentication canceled: the merchant canceled this payment and nothing was charged.</p>
 {{else}}
 <p id="status">Authentication {{.Status}}.</p>
 {{end}}
@@ -49,6 +51,7 @@ type challengeView struct {
 	Amount    int64
 	Currency  string
 	Pending   bool
+	Canceled  bool // voided before the customer completed it
 	Status    connector.ResultStatus
 	ReturnURL string // where the browser goes after a button, if anywhere
 }
@@ -66,6 +69,7 @@ func (s *Sandbox) challenge(reference string) (challengeView, bool) {
 		Amount:    rec.req.Amount.Minor,
 		Currency:  rec.req.Amount.Currency,
 		Pending:   rec.result.Status == connector.StatusRequiresAction,
+		Canceled:  rec.result.Status == connector.StatusVoided,
 		Status:    rec.result.Status,
 	}, true
 }
@@ -98,6 +102,13 @@ func (s *Sandbox) handleChallenge(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case errors.Is(err, payment.ErrNotFound):
 			writeError(w, r, http.StatusNotFound, "not_found", "challenge_not_found", err.Error(), false)
+		case errors.Is(err, ErrAuthenticationCanceled):
+			if wantsHTML(r) {
+				v, _ := s.challenge(ref)
+				renderChallenge(w, http.StatusConflict, v)
+				return
+			}
+			writeError(w, r, http.StatusConflict, "conflict", "challenge_canceled", err.Error(), false)
 		default:
 			writeError(w, r, http.StatusConflict, "conflict", "challenge_completed", err.Error(), false)
 		}

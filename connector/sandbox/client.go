@@ -32,7 +32,8 @@ const maxResponse = 4 << 20
 //	no connection made (dial refused, DNS)     transient, MaybeProcessed false
 //	timeout after connecting                   unknown, MaybeProcessed true
 //	reset, EOF, response lost                  unknown, MaybeProcessed true
-//	503                                        transient, MaybeProcessed true
+//	503 with error_type "unavailable"          transient, MaybeProcessed false (refused before processing)
+//	other 503                                  transient, MaybeProcessed true
 //	other 5xx, unreadable 2xx                  unknown, MaybeProcessed true
 //	429                                        rate_limited, MaybeProcessed false, RetryAfter
 //	other 4xx (refused before processing)      transient, MaybeProcessed false
@@ -74,6 +75,41 @@ func (c *Client) Refund(ctx context.Context, req connector.RefundRequest) (conne
 	return c.result(ctx, http.MethodPost, "/refunds", refundBodyOf(req))
 }
 
+// Void implements connector.Gateway.
+func (c *Client) Void(ctx context.Context, idempotencyKey string) (connector.Result, error) {
+	return c.result(ctx, http.MethodPost, "/charges/"+url.PathEscape(idempotencyKey)+"/void", nil)
+}
+
+// List implements connector.Gateway.
+func (c *Client) List(ctx context.Context, q connector.ListQuery) (connector.ListPage, error) {
+	v := url.Values{}
+	if !q.From.IsZero() {
+		v.Set("from", q.From.UTC().Format(time.RFC3339Nano))
+	}
+	if !q.To.IsZero() {
+		v.Set("to", q.To.UTC().Format(time.RFC3339Nano))
+	}
+	if q.Cursor != "" {
+		v.Set("cursor", q.Cursor)
+	}
+	if q.Limit != 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	path := "/entries"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	var body listBody
+	if err := c.do(ctx, http.MethodGet, path, nil, &body); err != nil {
+		return connector.ListPage{}, err
+	}
+	page := connector.ListPage{Next: body.Next, Entries: make([]connector.LedgerEntry, 0, len(body.Entries))}
+	for _, e := range body.Entries {
+		page.Entries = append(page.Entries, e.entry())
+	}
+	return page, nil
+}
+
 // Ledger reads the remote sandbox's ledger; see (*Sandbox).Ledger and the
 // package-level DoubleCharged.
 func (c *Client) Ledger(ctx context.Context) ([]Charge, error) {
@@ -101,6 +137,8 @@ func (c *Client) CompleteAction(ctx context.Context, reference string, succeed b
 		return fmt.Errorf("sandbox: challenge %s: %w", reference, payment.ErrNotFound)
 	case errors.As(err, &ge) && ge.Code == "challenge_completed":
 		return fmt.Errorf("sandbox: challenge %s: %w", reference, payment.ErrInvalidState)
+	case errors.As(err, &ge) && ge.Code == "challenge_canceled":
+		return fmt.Errorf("sandbox: challenge %s: %w", reference, ErrAuthenticationCanceled)
 	}
 	return fmt.Errorf("sandbox: challenge %s: %w", reference, err)
 }
@@ -197,7 +235,7 @@ func statusError(resp *http.Response, data []byte) *connector.Error {
 		return &connector.Error{Class: payment.FailureRateLimited, Code: code, MaybeProcessed: false,
 			RetryAfter: retryAfter(resp.Header.Get("Retry-After")), Err: err}
 	case resp.StatusCode == http.StatusServiceUnavailable:
-		ge := &connector.Error{Class: payment.FailureTransient, Code: code, MaybeProcessed: true, Err: err}
+		ge := &connector.Error{Class: payment.FailureTransient, Code: code, MaybeProcessed: eb.ErrorType != errorTypeUnavailable, Err: err}
 		if v := resp.Header.Get("Retry-After"); v != "" {
 			ge.RetryAfter = retryAfter(v)
 		}

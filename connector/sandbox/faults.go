@@ -11,8 +11,8 @@ import (
 )
 
 // Faults are the sandbox's injected faults, changeable while it runs (fault
-// tests turn them on and off on a `payd sandbox` process through
-// ControlHandler). New starts with Config's Latency and FaultRate, and with
+// tests turn them on and off on a `payd sandbox` process through PUT
+// /faults, an operator route). New starts with Config's Latency and FaultRate, and with
 // Notify set to NotifyConfig's delivery settings.
 type Faults struct {
 	// Latency is slept before every call is processed (see Config.Latency).
@@ -29,6 +29,13 @@ type Faults struct {
 	// FaultRate is the probability of a transient gateway_503 before a call
 	// is processed (see Config.FaultRate).
 	FaultRate float64 `json:"fault_rate"`
+	// VoidDown makes every Void fail with a transient gateway_unavailable
+	// (a 503 over HTTP) before it is processed (MaybeProcessed false): a
+	// gateway unreachable while payd cancels.
+	VoidDown bool `json:"void_down"`
+	// AnswerUnknown makes the sandbox answer, truthfully, the calls about
+	// pm_card_unknown keys, which time out while it is false.
+	AnswerUnknown bool `json:"answer_unknown"`
 	// Notify is how notifications are delivered, when the sandbox sends
 	// them (NotifyConfig has a URL or a secret); without a notifier it is
 	// kept and has no effect.
@@ -78,39 +85,30 @@ func (s *Sandbox) Faults() Faults {
 	return s.faults
 }
 
-// ControlHandler is Handler plus
-//
-//	GET /faults   → Faults
-//	PUT /faults   Faults → Faults
-//
-// (durations in nanoseconds). A PUT replaces every fault, notification
-// delivery included: a body without "notify" delivers each notification
-// once, in order, at once; GET first to change one fault only. `payd sandbox` serves it; the in-process
-// sandbox mounted on intake's public port never does.
-func (s *Sandbox) ControlHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/", s.Handler())
-	mux.HandleFunc("GET /faults", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.Faults())
-	})
-	mux.HandleFunc("PUT /faults", func(w http.ResponseWriter, r *http.Request) {
-		var f Faults
-		if !decode(w, r, &f) {
-			return
-		}
-		if f.Latency < 0 || f.SlowLatency < 0 || f.ResponseDelay < 0 || f.SlowRate < 0 || f.SlowRate > 1 || f.FaultRate < 0 || f.FaultRate > 1 {
-			writeError(w, r, http.StatusUnprocessableEntity, "invalid_request", "faults_out_of_range", "durations must be ≥ 0 and rates within [0, 1]", false)
-			return
-		}
-		if !f.Notify.valid() {
-			writeError(w, r, http.StatusUnprocessableEntity, "invalid_request", "notify_out_of_range",
-				"notify: copies within [0, 100], order empty, reversed or shuffled, delay and batch ≥ 0", false)
-			return
-		}
-		s.SetFaults(f)
-		writeJSON(w, http.StatusOK, f)
-	})
-	return mux
+// handleGetFaults answers GET /faults (durations in nanoseconds).
+func (s *Sandbox) handleGetFaults(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.Faults())
+}
+
+// handlePutFaults answers PUT /faults. A PUT replaces every fault,
+// notification delivery included: a body without "notify" delivers each
+// notification once, in order, at once; GET first to change one fault only.
+func (s *Sandbox) handlePutFaults(w http.ResponseWriter, r *http.Request) {
+	var f Faults
+	if !decode(w, r, &f) {
+		return
+	}
+	if f.Latency < 0 || f.SlowLatency < 0 || f.ResponseDelay < 0 || f.SlowRate < 0 || f.SlowRate > 1 || f.FaultRate < 0 || f.FaultRate > 1 {
+		writeError(w, r, http.StatusUnprocessableEntity, "invalid_request", "faults_out_of_range", "durations must be ≥ 0 and rates within [0, 1]", false)
+		return
+	}
+	if !f.Notify.valid() {
+		writeError(w, r, http.StatusUnprocessableEntity, "invalid_request", "notify_out_of_range",
+			"notify: copies within [0, 100], order empty, reversed or shuffled, delay and batch ≥ 0", false)
+		return
+	}
+	s.SetFaults(f)
+	writeJSON(w, http.StatusOK, f)
 }
 
 // sleepCtx sleeps d unless ctx ends first; then it is an unknown outcome, as

@@ -59,10 +59,10 @@ func TestLatencyFaultProcessesNothing(t *testing.T) {
 	}
 }
 
-func TestControlHandlerFaults(t *testing.T) {
+func TestFaultsRoute(t *testing.T) {
 	t.Parallel()
 	s := New(Config{Latency: time.Millisecond})
-	srv := httptest.NewServer(s.ControlHandler())
+	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
 	put := func(f any) int {
 		b, _ := json.Marshal(f)
@@ -90,7 +90,7 @@ func TestControlHandlerFaults(t *testing.T) {
 	}
 	resp, err := http.Get(srv.URL + "/ledger")
 	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /ledger through ControlHandler: %v %v", resp, err)
+		t.Fatalf("GET /ledger beside /faults: %v %v", resp, err)
 	}
 	resp.Body.Close()
 }
@@ -119,7 +119,7 @@ func TestNotifyFaultsAtRuntime(t *testing.T) {
 	defer recv.Close()
 	sb := New(Config{Notify: NotifyConfig{URL: recv.URL, Secret: secret, Copies: 2, Order: NotifyShuffled, Batch: time.Second}})
 	defer sb.Close()
-	srv := httptest.NewServer(sb.ControlHandler())
+	srv := httptest.NewServer(sb.Handler())
 	defer srv.Close()
 	if f := getFaults(t, srv.URL); f.Notify != (NotifyFaults{Copies: 2, Order: NotifyShuffled, Batch: time.Second}) {
 		t.Fatalf("GET /faults notify = %+v, want NotifyConfig's delivery", f.Notify)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -150,4 +151,36 @@ func gatewayError(t *testing.T, err error) *connector.Error {
 		t.Fatalf("error = %v (%T), want *connector.Error", err, err)
 	}
 	return ge
+}
+
+// References carry 128 random bits (crypto/rand), in hex.
+var (
+	chargeRefRE = regexp.MustCompile(`^ch_[0-9a-f]{32}$`)
+	refundRefRE = regexp.MustCompile(`^re_[0-9a-f]{32}$`)
+)
+
+// setFaults changes the sandbox's faults as its operator would: SetFaults
+// in-process, PUT /faults over HTTP.
+func (e *env) setFaults(t *testing.T, f Faults) {
+	t.Helper()
+	if !e.http {
+		e.sb.SetFaults(f)
+		return
+	}
+	if code := putFaults(t, e.baseURL, f); code != http.StatusOK {
+		t.Fatalf("PUT /faults = %d, want 200", code)
+	}
+}
+
+// checkGatewayError checks an error's class, code (codeHTTP over HTTP,
+// where a lost answer is a closed connection) and MaybeProcessed.
+func (e *env) checkGatewayError(t *testing.T, what string, err error, class payment.FailureClass, code, codeHTTP string, maybe bool) {
+	t.Helper()
+	ge := gatewayError(t, err)
+	if e.http {
+		code = codeHTTP
+	}
+	if ge.Class != class || ge.Code != code || ge.MaybeProcessed != maybe {
+		t.Errorf("%s: error %v, want class %s code %s maybe processed %t", what, ge, class, code, maybe)
+	}
 }

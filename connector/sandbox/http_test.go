@@ -58,6 +58,11 @@ func TestClientErrorMapping(t *testing.T) {
 			class: payment.FailureRateLimited, code: "slow_down", maybeProcessed: false, retryAfter: time.Second},
 		{name: "503 is transient, maybe processed", handler: jsonError(503, "gateway_503", nil),
 			class: payment.FailureTransient, code: "gateway_503", maybeProcessed: true},
+		{name: "503 unavailable was refused before processing",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				writeJSON(w, 503, errorBody{ErrorType: errorTypeUnavailable, ErrorCodes: []string{"gateway_unavailable"}, Message: "stub"})
+			},
+			class: payment.FailureTransient, code: "gateway_unavailable", maybeProcessed: false},
 		{name: "500 is unknown", handler: func(w http.ResponseWriter, r *http.Request) { http.Error(w, "boom", 500) },
 			class: payment.FailureUnknown, code: "http_500", maybeProcessed: true},
 		{name: "502 is unknown", handler: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(502) },
@@ -172,6 +177,37 @@ func TestServerFailuresAreReal(t *testing.T) {
 		t.Errorf("ChargesFor(pay_l) = %d, want 1", n)
 	}
 
+	// pm_card_unknown: its charge, and then every inquiry and void of its
+	// key, end with the connection closed unanswered
+	unknown := `{"idempotency_key":"pay_u:1","payment_id":"pay_u","amount":100,"currency":"USD","method":"CARD","payment_method_id":"pm_card_unknown"}`
+	if resp, err := post(unknown); err == nil {
+		resp.Body.Close()
+		t.Errorf("pm_card_unknown answered %d, want the connection closed", resp.StatusCode)
+	}
+	for _, call := range []struct{ method, path string }{{http.MethodGet, "/charges/pay_u:1"}, {http.MethodPost, "/charges/pay_u:1/void"}} {
+		req, _ := http.NewRequest(call.method, srv.URL+call.path, nil)
+		if resp, err := (&http.Client{}).Do(req); err == nil {
+			resp.Body.Close()
+			t.Errorf("%s %s of a pm_card_unknown key answered %d, want the connection closed", call.method, call.path, resp.StatusCode)
+		}
+	}
+	// VoidDown: a 503 that says it was refused before processing
+	sb.SetFaults(Faults{VoidDown: true})
+	resp, err = srv.Client().Post(srv.URL+"/charges/pay_f:1/void", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eb = errorBody{}
+	if err := json.NewDecoder(resp.Body).Decode(&eb); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || eb.ErrorType != errorTypeUnavailable || len(eb.ErrorCodes) != 1 ||
+		eb.ErrorCodes[0] != "gateway_unavailable" || !eb.Retryable {
+		t.Errorf("void while VoidDown = %d %+v, want 503 unavailable gateway_unavailable, retryable", resp.StatusCode, eb)
+	}
+	sb.SetFaults(Faults{})
+
 	for _, tc := range []struct {
 		body   string
 		status int
@@ -189,8 +225,8 @@ func TestServerFailuresAreReal(t *testing.T) {
 			t.Errorf("POST /charges %.20q… = %d, want %d", tc.body, resp.StatusCode, tc.status)
 		}
 	}
-	if n := len(sb.Ledger()); n != 1 {
-		t.Errorf("ledger has %d entries, want 1", n)
+	if n := len(sb.Ledger()); n != 2 {
+		t.Errorf("ledger has %d entries, want 2 (pm_card_timeout_after_charge, pm_card_unknown)", n)
 	}
 }
 
@@ -343,4 +379,186 @@ func TestChallengePage(t *testing.T) {
 			t.Errorf("ChargesFor = %d, want 0", n)
 		}
 	})
+}
+
+// TestVoidedChallengePage: once voided, the challenge page says the
+// authentication was canceled and offers no button, and completing it is a
+// 409 of its own: challenge_canceled for an API client, the page for a
+// browser.
+func TestVoidedChallengePage(t *testing.T) {
+	t.Parallel()
+	e := newOverHTTP(t, Config{})
+	ctx := context.Background()
+	req := card("pay_page_void", 1, Card3DS)
+	res := must(t)(e.gw.Charge(ctx, req))
+	if got := must(t)(e.gw.Void(ctx, req.IdempotencyKey)); got.Status != connector.StatusVoided {
+		t.Fatalf("Void = %+v", got)
+	}
+	get, err := http.Get(res.ActionURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(get.Body)
+	get.Body.Close()
+	if get.StatusCode != http.StatusOK || !strings.Contains(string(page), "Authentication canceled") || strings.Contains(string(page), "<form") {
+		t.Errorf("GET voided challenge = %d, want the canceled page without forms:\n%s", get.StatusCode, page)
+	}
+
+	api, err := http.Post(res.ActionURL+"?result=succeed", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var eb errorBody
+	_ = json.NewDecoder(api.Body).Decode(&eb)
+	api.Body.Close()
+	if api.StatusCode != http.StatusConflict || len(eb.ErrorCodes) != 1 || eb.ErrorCodes[0] != "challenge_canceled" {
+		t.Errorf("POST (API) voided challenge = %d %+v, want 409 challenge_canceled", api.StatusCode, eb)
+	}
+
+	browser, err := http.PostForm(res.ActionURL+"?result=succeed", url.Values{"return_url": {"https://shop.test/back"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(browser.Body)
+	browser.Body.Close()
+	if browser.StatusCode != http.StatusConflict || !strings.HasPrefix(browser.Header.Get("Content-Type"), "text/html") ||
+		!strings.Contains(string(body), "Authentication canceled") {
+		t.Errorf("POST (form) voided challenge = %d %s, want 409 and the canceled page:\n%s",
+			browser.StatusCode, browser.Header.Get("Content-Type"), body)
+	}
+	if got := must(t)(e.gw.Inquire(ctx, req.IdempotencyKey)); got.Status != connector.StatusVoided {
+		t.Errorf("Inquire = %+v, want still voided", got)
+	}
+	if n := e.sb.ChargesFor(req.PaymentID); n != 0 {
+		t.Errorf("ChargesFor = %d, want 0", n)
+	}
+}
+
+// TestEntriesWire: GET /entries's JSON field by field, and its refusals.
+func TestEntriesWire(t *testing.T) {
+	t.Parallel()
+	e := newOverHTTP(t, Config{})
+	ctx := context.Background()
+	ch := must(t)(e.gw.Charge(ctx, card("pay_wire", 1, CardVisa)))
+	e.clock.Advance(time.Second)
+	re := must(t)(e.gw.Refund(ctx, connector.RefundRequest{IdempotencyKey: "re_wire", PaymentID: "pay_wire",
+		GatewayReference: ch.Reference, Amount: payment.Money{Minor: 250, Currency: "USD"}}))
+
+	get := func(query string) (int, []byte) {
+		t.Helper()
+		resp, err := http.Get(e.baseURL + "/entries" + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	status, body := get("?from=" + url.QueryEscape(t0.Format(time.RFC3339)) + "&limit=10")
+	if status != http.StatusOK {
+		t.Fatalf("GET /entries = %d %s", status, body)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"entries": []any{
+			map[string]any{"kind": "charge", "reference": ch.Reference, "idempotency_key": "pay_wire:1", "payment_id": "pay_wire",
+				"amount": 1250.0, "currency": "USD", "status": "succeeded", "created_at": "2026-11-02T10:00:00Z"},
+			map[string]any{"kind": "refund", "reference": re.Reference, "idempotency_key": "re_wire", "payment_id": "pay_wire",
+				"charge_reference": ch.Reference, "amount": 250.0, "currency": "USD", "status": "succeeded",
+				"created_at": "2026-11-02T10:00:01Z"},
+		},
+		"next": "",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("GET /entries (-want +got):\n%s", diff)
+	}
+	for _, c := range []struct{ query, code string }{
+		{"?from=yesterday", "invalid_from"},
+		{"?to=2026-11-02", "invalid_to"},
+		{"?limit=ten", "invalid_limit"},
+		{"?limit=-3", "invalid_limit"},
+		{"?cursor=zzz", "invalid_cursor"},
+		{"?from=2026-11-02T11:00:00Z&to=2026-11-02T10:00:00Z", "invalid_window"},
+	} {
+		status, body := get(c.query)
+		var eb errorBody
+		_ = json.Unmarshal(body, &eb)
+		if status != http.StatusBadRequest || len(eb.ErrorCodes) != 1 || eb.ErrorCodes[0] != c.code || eb.RequestID == "" {
+			t.Errorf("GET /entries%s = %d %s, want 400 %s", c.query, status, body, c.code)
+		}
+	}
+}
+
+// operatorRoutes are every route of OperatorHandler, with a body that would
+// act if it were served.
+var operatorRoutes = []struct{ method, path, body string }{
+	{http.MethodPost, "/charges", `{"idempotency_key":"pay_probe:1","payment_id":"pay_probe","amount":100,"currency":"USD","method":"CARD","payment_method_id":"pm_card_visa"}`},
+	{http.MethodGet, "/charges/pay_fence:1", ""},
+	{http.MethodPost, "/charges/pay_fence:2/void", ""},
+	{http.MethodGet, "/settlements/ch_0", ""},
+	{http.MethodPost, "/refunds", `{"idempotency_key":"re_probe","payment_id":"pay_x","gateway_reference":"ch_0","amount":1,"currency":"USD"}`},
+	{http.MethodGet, "/entries", ""},
+	{http.MethodGet, "/ledger", ""},
+	{http.MethodPost, "/notifications/flush", ""},
+	{http.MethodGet, "/faults", ""},
+	{http.MethodPut, "/faults", `{"fault_rate":1}`},
+}
+
+// TestHandlerSplit: CustomerHandler serves the challenge pages and nothing
+// else, OperatorHandler everything else and no challenge page, Handler
+// both.
+func TestHandlerSplit(t *testing.T) {
+	t.Parallel()
+	sb := New(Config{PublicURL: "http://sandbox.test"})
+	ctx := context.Background()
+	pending := must(t)(sb.Charge(ctx, card("pay_split", 1, Card3DS)))
+	customer := httptest.NewServer(sb.CustomerHandler())
+	t.Cleanup(customer.Close)
+	operator := httptest.NewServer(sb.OperatorHandler())
+	t.Cleanup(operator.Close)
+	whole := httptest.NewServer(sb.Handler())
+	t.Cleanup(whole.Close)
+
+	do := func(base, method, path, body string) int {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	challenge := "/challenge/" + pending.Reference
+	for _, srv := range []*httptest.Server{customer, whole} {
+		if code := do(srv.URL, http.MethodGet, challenge, ""); code != http.StatusOK {
+			t.Errorf("GET %s = %d, want 200", challenge, code)
+		}
+	}
+	if code := do(operator.URL, http.MethodGet, challenge, ""); code != http.StatusNotFound {
+		t.Errorf("operator GET %s = %d, want 404", challenge, code)
+	}
+	for _, r := range operatorRoutes {
+		if code := do(customer.URL, r.method, r.path, r.body); code != http.StatusNotFound {
+			t.Errorf("customer %s %s = %d, want 404", r.method, r.path, code)
+		}
+	}
+	// nothing the customer side was asked did anything
+	if n := len(sb.Ledger()); n != 0 || sb.Faults() != (Faults{}) {
+		t.Fatalf("after probing the customer handler: %d charges, faults %+v", n, sb.Faults())
+	}
+	if got := must(t)(sb.Charge(ctx, card("pay_fence", 1, CardVisa))); got.Status != connector.StatusSucceeded {
+		t.Fatalf("a key probed on the customer handler was fenced: %+v", got)
+	}
+	for _, srv := range []*httptest.Server{operator, whole} {
+		for _, r := range operatorRoutes {
+			if code := do(srv.URL, r.method, r.path, r.body); code != http.StatusOK {
+				t.Errorf("%s %s = %d, want 200", r.method, r.path, code)
+			}
+		}
+		sb.SetFaults(Faults{})
+	}
 }

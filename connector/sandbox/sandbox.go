@@ -2,11 +2,12 @@ package sandbox
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +25,10 @@ const (
 	Card3DS                = "pm_card_3ds"
 	CardFlaky              = "pm_card_flaky"
 	CardTimeoutAfterCharge = "pm_card_timeout_after_charge"
+	// CardUnknown charges, then its answer is lost, and every later call
+	// about its key (Charge, Inquire, Void) times out too, until
+	// Faults.AnswerUnknown is set: a gateway that never says what happened.
+	CardUnknown            = "pm_card_unknown"
 	BankAccountSettles     = "123456789" // also as "ba_123456789"
 	BankAccountReturnedR01 = "10001"     // 100XX settles, then is returned with RXX
 	BankAccountInvalid     = "111111111" // any account starting 11111111 is refused
@@ -76,18 +81,17 @@ type Config struct {
 type Sandbox struct {
 	cfg Config
 
-	mu        sync.Mutex
-	rng       *rand.Rand
-	chargeSeq int
-	refundSeq int
-	charges   map[string]*chargeRecord // by idempotency key
-	byRef     map[string]*chargeRecord // by Reference
-	fenced    map[string]bool          // keys Inquire answered StatusNotFound
-	tries     map[string]int           // pm_card_flaky tries by payment id
-	refunds   map[string]*refundRecord // by refund idempotency key
-	ledger    []*Charge                // in the order money moved
-	notify    *notifier                // nil: no notifications
-	faults    Faults                   // injected faults; see SetFaults
+	mu       sync.Mutex
+	rng      *rand.Rand
+	charges  map[string]*chargeRecord // by idempotency key
+	byRef    map[string]*chargeRecord // by Reference
+	fenced   map[string]bool          // keys Inquire or Void answered StatusNotFound
+	tries    map[string]int           // pm_card_flaky tries by payment id
+	refunds  map[string]*refundRecord // by refund idempotency key
+	ledger   []*Charge                // in the order money moved
+	refunded []*refundRecord          // succeeded refunds, in the order money moved back
+	notify   *notifier                // nil: no notifications
+	faults   Faults                   // injected faults; see SetFaults
 }
 
 var _ connector.Gateway = (*Sandbox)(nil)
@@ -97,8 +101,12 @@ type chargeRecord struct {
 	req    connector.ChargeRequest
 	result connector.Result
 	entry  *Charge // set once money moved
-	// challenge is true for a pm_card_3ds charge, pending or completed.
+	// challenge is true for a pm_card_3ds charge, pending, completed or
+	// voided.
 	challenge bool
+	// unanswered is true for a pm_card_unknown charge: no call about its
+	// key is answered until Faults.AnswerUnknown.
+	unanswered bool
 	// bank rail payments only:
 	bank       bool
 	settleAt   time.Time
@@ -108,11 +116,38 @@ type chargeRecord struct {
 type refundRecord struct {
 	req    connector.RefundRequest
 	result connector.Result
+	at     time.Time // when it was processed
 }
 
 // errResponseLost marks a charge whose answer must be lost: in-process it is a
 // timeout, over HTTP the server closes the connection without answering.
 var errResponseLost = errors.New("sandbox: charged, then the response was lost")
+
+// errUnanswered is every answer about a pm_card_unknown key until
+// Faults.AnswerUnknown: lost like errResponseLost.
+var errUnanswered = fmt.Errorf("sandbox: %s: no answer about this key: %w", CardUnknown, errResponseLost)
+
+// ErrAuthenticationCanceled is CompleteAction on a challenge whose charge was
+// voided: the customer can no longer authenticate it.
+var ErrAuthenticationCanceled = fmt.Errorf("the authentication was canceled (charge voided): %w", payment.ErrInvalidState)
+
+// unansweredError is what a caller sees of a call whose answer was lost.
+func unansweredError(err error) *connector.Error {
+	return &connector.Error{Class: payment.FailureUnknown, Code: "timeout", MaybeProcessed: true, Err: err}
+}
+
+// unansweredLocked says whether calls about rec must go unanswered now.
+func (s *Sandbox) unansweredLocked(rec *chargeRecord) bool {
+	return rec.unanswered && !s.faults.AnswerUnknown
+}
+
+// newReference returns a gateway reference with 128 random bits, so that no
+// one can guess another charge's challenge page or reference.
+func newReference(prefix string) string {
+	b := make([]byte, 16)
+	_, _ = crand.Read(b) // never fails (crypto/rand crashes the program instead)
+	return prefix + hex.EncodeToString(b)
+}
 
 // New returns a sandbox with an empty ledger.
 func New(cfg Config) *Sandbox {
@@ -180,9 +215,10 @@ func (s *Sandbox) arrive(ctx context.Context) error {
 // Charge implements connector.Gateway. A key that already has an outcome
 // answers with it (its current state, for a completed 3-D Secure challenge)
 // and never books twice; the same key with a different request is declined
-// idempotency_key_reused; a key fenced by Inquire is declined
-// idempotency_key_fenced. Transient errors (pm_card_flaky, FaultRate) leave
-// no outcome, so the key may be tried again.
+// idempotency_key_reused; a key fenced by Inquire or Void is declined
+// idempotency_key_fenced, and a voided one idempotency_key_voided.
+// Transient errors (pm_card_flaky, FaultRate) leave no outcome, so the key
+// may be tried again.
 func (s *Sandbox) Charge(ctx context.Context, req connector.ChargeRequest) (connector.Result, error) {
 	if err := s.arrive(ctx); err != nil {
 		return connector.Result{}, err
@@ -196,9 +232,18 @@ func (s *Sandbox) charge(req connector.ChargeRequest) (connector.Result, error) 
 	defer s.mu.Unlock()
 
 	if rec, ok := s.charges[req.IdempotencyKey]; ok {
+		if rec.result.Status == connector.StatusVoided {
+			res := declined(payment.FailureHardDecline, "idempotency_key_voided",
+				"the charge with this idempotency key was voided; it can no longer charge")
+			res.Reference = rec.result.Reference
+			return res, nil
+		}
 		if !sameCharge(rec.req, req) {
 			return declined(payment.FailureHardDecline, "idempotency_key_reused",
 				"this idempotency key was used for a different charge"), nil
+		}
+		if s.unansweredLocked(rec) {
+			return connector.Result{}, unansweredError(errUnanswered)
 		}
 		return rec.result, nil
 	}
@@ -242,9 +287,12 @@ func (s *Sandbox) chargeCardLocked(req connector.ChargeRequest) (connector.Resul
 	rec := s.newRecordLocked(req)
 	rec.result.Status = connector.StatusSucceeded
 	s.bookLocked(rec)
-	if req.PaymentMethodID == CardTimeoutAfterCharge {
-		return connector.Result{}, &connector.Error{Class: payment.FailureUnknown, Code: "timeout",
-			MaybeProcessed: true, Err: errResponseLost}
+	switch req.PaymentMethodID {
+	case CardTimeoutAfterCharge:
+		return connector.Result{}, unansweredError(errResponseLost)
+	case CardUnknown:
+		rec.unanswered = true
+		return connector.Result{}, unansweredError(errUnanswered)
 	}
 	return rec.result, nil
 }
@@ -275,8 +323,7 @@ func (s *Sandbox) submitBankLocked(req connector.ChargeRequest) connector.Result
 // newRecordLocked stores a processed charge under its key with a fresh
 // reference; the caller fills in the outcome.
 func (s *Sandbox) newRecordLocked(req connector.ChargeRequest) *chargeRecord {
-	s.chargeSeq++
-	rec := &chargeRecord{req: req, result: connector.Result{Reference: "ch_" + strconv.Itoa(s.chargeSeq)}}
+	rec := &chargeRecord{req: req, result: connector.Result{Reference: newReference("ch_")}}
 	s.charges[req.IdempotencyKey] = rec
 	s.byRef[rec.result.Reference] = rec
 	return rec
@@ -311,7 +358,9 @@ func (s *Sandbox) bookLocked(rec *chargeRecord) {
 // CompleteAction finishes the 3-D Secure challenge of a pm_card_3ds charge:
 // succeed charges it, otherwise it is declined authentication_failed.
 // Completing it again with the same outcome is a no-op; an unknown reference
-// wraps payment.ErrNotFound and a conflicting outcome payment.ErrInvalidState.
+// wraps payment.ErrNotFound, a conflicting outcome payment.ErrInvalidState,
+// and a charge voided meanwhile ErrAuthenticationCanceled (which wraps
+// payment.ErrInvalidState too).
 func (s *Sandbox) CompleteAction(reference string, succeed bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -321,6 +370,8 @@ func (s *Sandbox) CompleteAction(reference string, succeed bool) error {
 	}
 	switch rec.result.Status {
 	case connector.StatusRequiresAction:
+	case connector.StatusVoided:
+		return fmt.Errorf("sandbox: challenge %s: %w", reference, ErrAuthenticationCanceled)
 	case connector.StatusSucceeded:
 		if succeed {
 			return nil
@@ -344,6 +395,7 @@ func (s *Sandbox) CompleteAction(reference string, succeed bool) error {
 }
 
 // Inquire implements connector.Gateway. A key with no outcome is fenced.
+// A pm_card_unknown key times out until Faults.AnswerUnknown.
 func (s *Sandbox) Inquire(ctx context.Context, idempotencyKey string) (connector.Result, error) {
 	if err := s.arrive(ctx); err != nil {
 		return connector.Result{}, err
@@ -351,6 +403,9 @@ func (s *Sandbox) Inquire(ctx context.Context, idempotencyKey string) (connector
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if rec, ok := s.charges[idempotencyKey]; ok {
+		if s.unansweredLocked(rec) {
+			return connector.Result{}, unansweredError(errUnanswered)
+		}
 		return rec.result, nil
 	}
 	s.fenced[idempotencyKey] = true
@@ -414,7 +469,11 @@ func (s *Sandbox) Refund(ctx context.Context, req connector.RefundRequest) (conn
 	// A soft decline means "not yet" (an unsettled bank payment): the same
 	// refund may succeed later, so it is not remembered.
 	if res.Status == connector.StatusSucceeded || res.FailureClass != payment.FailureSoftDecline {
-		s.refunds[req.IdempotencyKey] = &refundRecord{req: req, result: res}
+		rec := &refundRecord{req: req, result: res, at: s.now()}
+		s.refunds[req.IdempotencyKey] = rec
+		if res.Status == connector.StatusSucceeded {
+			s.refunded = append(s.refunded, rec)
+		}
 	}
 	return res, nil
 }
@@ -443,8 +502,7 @@ func (s *Sandbox) refundLocked(req connector.RefundRequest) connector.Result {
 		return declined(payment.FailureHardDecline, "refund_exceeds_charge", "the refund exceeds the unrefunded amount of the charge")
 	}
 	ch.Refunded += req.Amount.Minor
-	s.refundSeq++
-	return connector.Result{Status: connector.StatusSucceeded, Reference: "re_" + strconv.Itoa(s.refundSeq)}
+	return connector.Result{Status: connector.StatusSucceeded, Reference: newReference("re_")}
 }
 
 func declined(class payment.FailureClass, code, msg string) connector.Result {

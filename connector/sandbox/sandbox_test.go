@@ -244,8 +244,8 @@ func TestMagicValues(t *testing.T) {
 					if res.Status != tt.want.status || res.FailureClass != tt.want.class || res.Code != tt.want.code {
 						t.Fatalf("Charge = %+v, want status %s class %q code %q", res, tt.want.status, tt.want.class, tt.want.code)
 					}
-					if !strings.HasPrefix(res.Reference, "ch_") {
-						t.Errorf("Reference = %q, want ch_<n>", res.Reference)
+					if !chargeRefRE.MatchString(res.Reference) {
+						t.Errorf("Reference = %q, want ch_ and 32 hex digits", res.Reference)
 					}
 				}
 				if n := e.sb.ChargesFor(tt.req.PaymentID); n != tt.want.ledger {

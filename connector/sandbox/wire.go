@@ -98,3 +98,39 @@ type errorBody struct {
 	Message    string   `json:"message"`
 	Retryable  bool     `json:"retryable"`
 }
+
+// entryBody is one connector.LedgerEntry of GET /entries.
+type entryBody struct {
+	Kind            connector.EntryKind    `json:"kind"`
+	Reference       string                 `json:"reference"`
+	IdempotencyKey  string                 `json:"idempotency_key"`
+	PaymentID       string                 `json:"payment_id"`
+	ChargeReference string                 `json:"charge_reference,omitempty"`
+	Amount          int64                  `json:"amount"`
+	Currency        string                 `json:"currency"`
+	Status          connector.ResultStatus `json:"status"`
+	CreatedAt       time.Time              `json:"created_at"`
+}
+
+func entryBodyOf(e connector.LedgerEntry) entryBody {
+	return entryBody{Kind: e.Kind, Reference: e.Reference, IdempotencyKey: e.IdempotencyKey, PaymentID: e.PaymentID,
+		ChargeReference: e.ChargeReference, Amount: e.Amount.Minor, Currency: e.Amount.Currency, Status: e.Status,
+		CreatedAt: e.CreatedAt}
+}
+
+func (b entryBody) entry() connector.LedgerEntry {
+	return connector.LedgerEntry{Kind: b.Kind, Reference: b.Reference, IdempotencyKey: b.IdempotencyKey,
+		PaymentID: b.PaymentID, ChargeReference: b.ChargeReference,
+		Amount: payment.Money{Minor: b.Amount, Currency: b.Currency}, Status: b.Status, CreatedAt: b.CreatedAt.UTC()}
+}
+
+// listBody is a connector.ListPage: {"entries": [entry…], "next": cursor}.
+type listBody struct {
+	Entries []entryBody `json:"entries"`
+	Next    string      `json:"next"`
+}
+
+// errorTypeUnavailable is the error_type of a 503 the sandbox answers before
+// processing anything (Faults.VoidDown): the client knows nothing happened.
+// Any other 503 may have been processed.
+const errorTypeUnavailable = "unavailable"

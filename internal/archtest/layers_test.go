@@ -1,13 +1,16 @@
 // Package archtest enforces the layering of STYLE.md: an import points to a
 // strictly lower layer, intake and processor never import each other, store
 // is the only importer of sqlx and lib/pq, and payment imports only the
-// standard library.
+// standard library. The benchmark (bench, layer 2 beside intake and
+// processor) is imported by cmd/paydbench only and is the only importer of
+// the chart libraries, so the payd binary links neither (TestServerLinksNoBench).
 package archtest
 
 import (
 	"encoding/json"
 	"io"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -23,8 +26,13 @@ var layer = map[string]int{
 	"store":     1,
 	"intake":    2,
 	"processor": 2,
+	"cli":       2, // operator commands; cmd wires the processor's reconciliation into them
+	"bench":     2,
 	"cmd":       3,
 }
+
+// benchCmd is the one package that may import bench.
+const benchCmd = module + "/cmd/paydbench"
 
 type pkg struct {
 	ImportPath string
@@ -73,6 +81,9 @@ func TestLayers(t *testing.T) {
 					t.Errorf("%s imports test helper %s", p.ImportPath, imp)
 					continue
 				}
+				if to == "bench" && from != "bench" && p.ImportPath != benchCmd {
+					t.Errorf("%s imports %s: only %s may", p.ImportPath, imp, benchCmd)
+				}
 				lt := layer[to]
 				sameTree := to == from && (from == "connector" || from == "cmd")
 				if lt >= lf && !sameTree {
@@ -82,6 +93,9 @@ func TestLayers(t *testing.T) {
 			}
 			if (strings.HasPrefix(imp, "github.com/jmoiron/sqlx") || strings.HasPrefix(imp, "github.com/lib/pq")) && from != "store" {
 				t.Errorf("%s imports %s: only store may", p.ImportPath, imp)
+			}
+			if strings.HasPrefix(imp, "gonum.org/") && from != "bench" {
+				t.Errorf("%s imports %s: only bench may (charts)", p.ImportPath, imp)
 			}
 			if from == "payment" && strings.Contains(strings.SplitN(imp, "/", 2)[0], ".") {
 				t.Errorf("payment imports %s: payment is standard library only", imp)
@@ -93,5 +107,27 @@ func TestLayers(t *testing.T) {
 	}
 	if checked < 8 {
 		t.Fatalf("checked only %d packages", checked)
+	}
+}
+
+// chartDeps match the packages a chart library brings (gonum's plot, and
+// through it LaTeX, PDF, SVG and font packages).
+var chartDeps = regexp.MustCompile(`gonum|latex|pdf|font|svg`)
+
+// TestServerLinksNoBench: the payd binary links nothing of the benchmark: not the
+// bench package, not its chart libraries.
+func TestServerLinksNoBench(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", module+"/cmd/payd").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 50 {
+		t.Fatalf("go list -deps cmd/payd: only %d packages", len(deps))
+	}
+	for _, d := range deps {
+		if chartDeps.MatchString(d) || d == module+"/bench" {
+			t.Errorf("payd links %s", d)
+		}
 	}
 }

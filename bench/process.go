@@ -1,17 +1,19 @@
-package main
+package bench
 
-// payd bench --spawn runs payd as child OS processes (this same executable,
-// re-executed), so that payd's CPU time and memory are measured apart from
-// the load generator's.
+// --spawn runs payd as child OS processes, so that payd's CPU time and
+// memory are measured apart from the load generator's: starting and
+// stopping them, noticing one that dies, and reading their /proc figures.
 
 import (
 	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,10 +21,6 @@ import (
 	"syscall"
 	"time"
 )
-
-// envBenchChild marks a process started by payd bench; the package's tests
-// use it to make the test binary behave as payd (see TestMain).
-const envBenchChild = "PAYD_BENCH_CHILD"
 
 // child is one payd process the bench started.
 type child struct {
@@ -159,33 +157,32 @@ func freeLoopback() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-// childEnv is this process's environment without payd's settings, plus
-// every payd setting the bench was given (getenv), plus over.
-func childEnv(getenv func(string) string, over map[string]string) []string {
-	ours := map[string]bool{envBenchChild: true}
-	for _, n := range envNames() {
-		ours[n] = true
-	}
+// childEnv is base with every variable of over set to over's value (an
+// empty value removes it).
+func childEnv(base []string, over map[string]string) []string {
 	var env []string
-	for _, kv := range os.Environ() {
+	for _, kv := range base {
 		k, _, _ := strings.Cut(kv, "=")
-		if !ours[k] {
+		if _, ok := over[k]; !ok {
 			env = append(env, kv)
 		}
 	}
-	set := map[string]string{}
-	for _, n := range envNames() {
-		if v := getenv(n); v != "" {
-			set[n] = v
+	for _, k := range slices.Sorted(maps.Keys(over)) {
+		if over[k] != "" {
+			env = append(env, k+"="+over[k])
 		}
 	}
-	for k, v := range over {
-		set[k] = v
+	return env
+}
+
+// lookupEnv is the value of name in env, "" when unset.
+func lookupEnv(env []string, name string) string {
+	for _, kv := range slices.Backward(env) { // the last one counts, as for exec
+		if k, v, _ := strings.Cut(kv, "="); k == name {
+			return v
+		}
 	}
-	for k, v := range set {
-		env = append(env, k+"="+v)
-	}
-	return append(env, envBenchChild+"=1")
+	return ""
 }
 
 // watcher notices a child that exits without being asked to.

@@ -5,21 +5,63 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"image/png"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/payd/payd/bench"
 	"github.com/payd/payd/connector/sandbox"
 	"github.com/payd/payd/internal/testenv"
-	"github.com/payd/payd/payment"
 )
+
+// paydDir holds the payd executable the tests build (paydExe) for --spawn
+// to start.
+var (
+	paydDir  string
+	paydOnce sync.Once
+	paydPath string
+	paydErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if paydDir != "" {
+		os.RemoveAll(paydDir)
+	}
+	os.Exit(code)
+}
+
+// paydExe builds payd once per test binary (testenv.BuildPayd) and
+// returns its path.
+func paydExe(t *testing.T) string {
+	t.Helper()
+	paydOnce.Do(func() {
+		if paydDir, paydErr = os.MkdirTemp("", "paydbench-test-"); paydErr == nil {
+			paydPath, paydErr = testenv.BuildPayd(paydDir)
+		}
+	})
+	if paydErr != nil {
+		t.Fatal(paydErr)
+	}
+	return paydPath
+}
+
+// spawnArgs is a paydbench command line with --spawn of the payd paydExe
+// built, and args.
+func spawnArgs(t *testing.T, args ...string) []string {
+	return append([]string{"paydbench", "--spawn", "-payd", paydExe(t)}, args...)
+}
 
 // benchEnv is a getenv for run: a fresh database (migrated as its owner,
 // payd as the app role, derived from DATABASE_URL's user) and Redis DB.
@@ -33,7 +75,7 @@ func TestBenchSpawn(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
 	getenv := benchEnv(t)
-	err := run(context.Background(), []string{"payd", "bench", "--spawn", "-n", "200", "-c", "8", "-baselines=false"}, getenv, &buf)
+	err := run(context.Background(), spawnArgs(t, "-n", "200", "-c", "8", "-baselines=false"), getenv, &buf)
 	out := buf.String()
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, out)
@@ -48,6 +90,10 @@ func TestBenchSpawn(t *testing.T) {
 		if !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("output does not match %s:\n%s", want, out)
 		}
+	}
+	// Without -currencies and -amounts the report is what it was before them.
+	if regexp.MustCompile(`\bcurrenc(y|ies)\b|\bamounts?\b`).MatchString(out) {
+		t.Errorf("a USD run of small amounts reports currencies or amounts:\n%s", out)
 	}
 	// Every payment paid the one invoice the bench created, which is now paid in full.
 	db, err := sql.Open("postgres", getenv("DATABASE_URL"))
@@ -71,8 +117,8 @@ func TestBenchSpawnInvoices(t *testing.T) {
 	t.Parallel()
 	jsonPath := filepath.Join(t.TempDir(), "bench.json")
 	var buf bytes.Buffer
-	err := run(context.Background(), []string{"payd", "bench", "--spawn", "-n", "50", "-c", "8", "-invoices", "7", "-baselines=false",
-		"-json", jsonPath}, benchEnv(t), &buf)
+	err := run(context.Background(), spawnArgs(t, "-n", "50", "-c", "8", "-invoices", "7", "-baselines=false",
+		"-json", jsonPath), benchEnv(t), &buf)
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, buf.String())
 	}
@@ -80,7 +126,7 @@ func TestBenchSpawnInvoices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rep benchReport
+	var rep bench.Report
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
@@ -95,8 +141,8 @@ func TestBenchSpawnDetectsWrongStatus(t *testing.T) {
 	t.Parallel()
 	jsonPath := filepath.Join(t.TempDir(), "bench.json")
 	var buf bytes.Buffer
-	err := run(context.Background(), []string{"payd", "bench", "--spawn", "-n", "20", "-c", "4",
-		"-pm", sandbox.CardDeclined, "-expect", "SUCCEEDED", "-json", jsonPath, "-baselines=false"}, benchEnv(t), &buf)
+	err := run(context.Background(), spawnArgs(t, "-n", "20", "-c", "4",
+		"-pm", sandbox.CardDeclined, "-expect", "SUCCEEDED", "-json", jsonPath, "-baselines=false"), benchEnv(t), &buf)
 	out := buf.String()
 	if err == nil || !strings.Contains(err.Error(), "FAIL") {
 		t.Fatalf("bench: err = %v, want a FAIL\n%s", err, out)
@@ -109,7 +155,7 @@ func TestBenchSpawnDetectsWrongStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rep benchReport
+	var rep bench.Report
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
@@ -119,159 +165,13 @@ func TestBenchSpawnDetectsWrongStatus(t *testing.T) {
 	}
 }
 
-func TestBenchFlags(t *testing.T) {
-	t.Parallel()
-	for _, args := range [][]string{
-		{},
-		{"-addr", "http://x"},
-		{"--spawn", "-addr", "http://x", "-key", "k"},
-		{"--spawn", "-n", "0"},
-		{"--spawn", "extra"},
-		{"--spawn", "-invoices", "0"},
-		{"--spawn", "-n", "5", "-invoices", "6"},
-		{"--spawn", "-n", "5000", "-invoices", "1001"},
-		{"--spawn", "-rate", "-1"},
-		{"--spawn", "-rate", "10", "-duration", "0s"},
-		{"--spawn", "-rate", "10", "-backlog", "5"},
-		{"-addr", "http://x", "-key", "k", "-seed-payments", "10"},
-		{"-addr", "http://x", "-key", "k", "-backlog", "10"},
-		{"--spawn", "-baseline-tasks", "0"},
-	} {
-		if _, err := parseBenchFlags(args, &bytes.Buffer{}); err == nil {
-			t.Errorf("parseBenchFlags(%q): no error", args)
-		}
-	}
-	o, err := parseBenchFlags([]string{"-addr", "http://127.0.0.1:8080/", "-key", "sk_x"}, &bytes.Buffer{})
-	if err != nil || o.addr != "http://127.0.0.1:8080" || o.n != 2000 || o.c != 16 || o.pm != "pm_card_visa" ||
-		o.method != "CARD" || o.timeout != 120*time.Second || o.invoices != 1 || !o.baselines || o.rate != 0 {
-		t.Errorf("defaults: %+v, %v", o, err)
-	}
-	// open loop: -n follows from -rate × -duration; a backlog sets -n
-	if o, err := parseBenchFlags([]string{"--spawn", "-rate", "25", "-duration", "2s"}, &bytes.Buffer{}); err != nil || o.n != 50 {
-		t.Errorf("-rate 25 -duration 2s: n = %d, %v; want 50", o.n, err)
-	}
-	if o, err := parseBenchFlags([]string{"--spawn", "-backlog", "30"}, &bytes.Buffer{}); err != nil || o.n != 30 {
-		t.Errorf("-backlog 30: n = %d, %v; want 30", o.n, err)
-	}
-}
-
-func TestExpectedStatus(t *testing.T) {
-	t.Parallel()
-	for _, c := range []struct {
-		m    payment.Method
-		pm   string
-		want payment.Status
-	}{
-		{payment.MethodCard, "pm_card_visa", payment.StatusSucceeded},
-		{payment.MethodCard, "pm_card_flaky", payment.StatusSucceeded},
-		{payment.MethodCard, "pm_card_timeout_after_charge", payment.StatusSucceeded},
-		{payment.MethodCard, "pm_card_declined", payment.StatusFailed},
-		{payment.MethodCard, "pm_card_insufficient_funds", payment.StatusFailed},
-		{payment.MethodACH, "ba_123456789", payment.StatusSucceeded},
-		{payment.MethodACH, "10001", payment.StatusReturned},
-		{payment.MethodACH, "ba_111111119", payment.StatusFailed},
-		{payment.MethodOffline, "", payment.StatusSucceeded},
-	} {
-		if got, err := expectedStatus(c.m, c.pm); got != c.want || err != nil {
-			t.Errorf("expectedStatus(%s, %s) = %s, %v; want %s", c.m, c.pm, got, err, c.want)
-		}
-	}
-	if _, err := expectedStatus(payment.MethodCard, "pm_card_3ds"); err == nil {
-		t.Error("pm_card_3ds: no error")
-	}
-}
-
-func TestScenarioDone(t *testing.T) {
-	t.Parallel()
-	returned := scenario{Method: payment.MethodACH, Expect: payment.StatusReturned}
-	succeeded := scenario{Method: payment.MethodCard, Expect: payment.StatusSucceeded}
-	for _, c := range []struct {
-		sc   scenario
-		st   payment.Status
-		want bool
-	}{
-		{succeeded, payment.StatusSucceeded, true},
-		{succeeded, payment.StatusProcessing, false},
-		{succeeded, payment.StatusFailed, true},
-		{succeeded, payment.StatusRequiresReview, true},
-		{returned, payment.StatusSent, false},
-		{returned, payment.StatusSucceeded, false}, // settled; the return is still to come
-		{returned, payment.StatusReturned, true},
-		{returned, payment.StatusFailed, true},
-	} {
-		if got := c.sc.done(c.st); got != c.want {
-			t.Errorf("expect %s, status %s: done = %v, want %v", c.sc.Expect, c.st, got, c.want)
-		}
-	}
-}
-
-func TestDistOf(t *testing.T) {
-	t.Parallel()
-	var ds []time.Duration
-	for i := 100; i >= 1; i-- {
-		ds = append(ds, time.Duration(i)*time.Millisecond)
-	}
-	want := dist{Count: 100, P50: 50, P95: 95, P99: 99, Max: 100}
-	if diff := cmp.Diff(want, distOf(ds)); diff != "" {
-		t.Errorf("distOf (-want +got):\n%s", diff)
-	}
-	if diff := cmp.Diff(dist{Count: 1, P50: 7, P95: 7, P99: 7, Max: 7}, distOf([]time.Duration{7 * time.Millisecond})); diff != "" {
-		t.Errorf("distOf one (-want +got):\n%s", diff)
-	}
-	if got := distOf(nil); got != (dist{}) {
-		t.Errorf("distOf(nil) = %+v", got)
-	}
-}
-
-func TestCheckLedger(t *testing.T) {
-	t.Parallel()
-	sc := scenario{Method: payment.MethodCard, Expect: payment.StatusSucceeded}
-	now := time.Now()
-	subs := []submission{{id: "pay_ok"}, {id: "pay_double"}, {id: "pay_missing"}, {id: "pay_failed_charged"},
-		{id: "pay_failed"}, {id: "pay_pending"}, {failure: "422"}}
-	obs := map[string]observation{
-		"pay_ok":             {payment.StatusSucceeded, now},
-		"pay_double":         {payment.StatusSucceeded, now},
-		"pay_missing":        {payment.StatusSucceeded, now},
-		"pay_failed_charged": {payment.StatusFailed, now},
-		"pay_failed":         {payment.StatusFailed, now},
-		"pay_pending":        {payment.StatusProcessing, now},
-	}
-	ledger := []sandbox.Charge{{PaymentID: "pay_ok"}, {PaymentID: "pay_double"}, {PaymentID: "pay_double"},
-		{PaymentID: "pay_failed_charged"}, {PaymentID: "pay_pending"}, {PaymentID: "pay_someone_else"}}
-	rep := &benchReport{N: len(subs), Mix: []scenario{sc}}
-	fillReport(rep, subs, 1, obs, []scenario{sc}, ledger, nil, "test")
-	lg := rep.Ledger
-	if diff := cmp.Diff([]string{"pay_double"}, lg.DoubleCharged); diff != "" {
-		t.Errorf("double charged (-want +got):\n%s", diff)
-	}
-	if diff := cmp.Diff([]string{"pay_missing"}, lg.Missing); diff != "" {
-		t.Errorf("missing (-want +got):\n%s", diff)
-	}
-	if diff := cmp.Diff([]string{"pay_failed_charged"}, lg.Unexpected); diff != "" {
-		t.Errorf("unexpected (-want +got):\n%s", diff)
-	}
-	if lg.Charges != 5 {
-		t.Errorf("charges = %d, want 5 (the bench's payments only)", lg.Charges)
-	}
-	got := map[string]string{}
-	for _, c := range rep.Checks {
-		got[c.Name] = c.Result
-	}
-	want := map[string]string{"accepted": "FAIL", "no lost payment": "FAIL", "final status": "FAIL", "ledger": "FAIL"}
-	if diff := cmp.Diff(want, got); diff != "" || rep.Pass {
-		t.Errorf("checks (-want +got):\n%s\npass = %v", diff, rep.Pass)
-	}
-}
-
-// readReport decodes a -json report.
-func readReport(t *testing.T, path string) benchReport {
+func readReport(t *testing.T, path string) bench.Report {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rep benchReport
+	var rep bench.Report
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
@@ -287,9 +187,9 @@ func TestBenchSpawnFigures(t *testing.T) {
 	jsonPath, chartPath := filepath.Join(dir, "bench.json"), filepath.Join(dir, "bench.png")
 	getenv := benchEnv(t)
 	var buf bytes.Buffer
-	err := run(context.Background(), []string{"payd", "bench", "--spawn", "-n", "40", "-c", "8",
+	err := run(context.Background(), spawnArgs(t, "-n", "40", "-c", "8",
 		"-mix", "card=8,declined=1,ach=1", "-baseline-time", "500ms", "-baseline-tasks", "300", "-mem-tasks", "300",
-		"-json", jsonPath, "-chart", chartPath, "-log", filepath.Join(dir, "payd.log")}, getenv, &buf)
+		"-json", jsonPath, "-chart", chartPath, "-log", filepath.Join(dir, "payd.log")), getenv, &buf)
 	out := buf.String()
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, out)
@@ -350,7 +250,7 @@ func TestBenchSpawnFigures(t *testing.T) {
 	}
 	// -replot draws the same chart again from the JSON alone.
 	replot := filepath.Join(dir, "replot.png")
-	if err := run(context.Background(), []string{"payd", "bench", "-replot", jsonPath, "-chart", replot}, getenv, &buf); err != nil {
+	if err := run(context.Background(), []string{"paydbench", "-replot", jsonPath, "-chart", replot}, getenv, &buf); err != nil {
 		t.Fatalf("-replot: %v", err)
 	}
 	if rf, err := os.Open(replot); err != nil {
@@ -394,8 +294,8 @@ func TestBenchSpawnSeedRate(t *testing.T) {
 	jsonPath := filepath.Join(t.TempDir(), "bench.json")
 	getenv := benchEnv(t)
 	var buf bytes.Buffer
-	err := run(context.Background(), []string{"payd", "bench", "--spawn", "-seed-payments", "200", "-rate", "20", "-duration", "1s",
-		"-baselines=false", "-json", jsonPath}, getenv, &buf)
+	err := run(context.Background(), spawnArgs(t, "-seed-payments", "200", "-rate", "20", "-duration", "1s",
+		"-baselines=false", "-json", jsonPath), getenv, &buf)
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, buf.String())
 	}
@@ -433,8 +333,8 @@ func TestBenchSpawnBacklog(t *testing.T) {
 	t.Parallel()
 	jsonPath := filepath.Join(t.TempDir(), "bench.json")
 	var buf bytes.Buffer
-	err := run(context.Background(), []string{"payd", "bench", "--spawn", "-backlog", "20", "-c", "4", "-baselines=false",
-		"-json", jsonPath}, benchEnv(t), &buf)
+	err := run(context.Background(), spawnArgs(t, "-backlog", "20", "-c", "4", "-baselines=false",
+		"-json", jsonPath), benchEnv(t), &buf)
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, buf.String())
 	}
@@ -454,50 +354,169 @@ func TestBenchSpawnBacklog(t *testing.T) {
 	}
 }
 
-func TestBenchMix(t *testing.T) {
+// TestBenchSpawnCurrencies deals payments of three currencies, small and
+// large, over two invoices each: every currency is reported on its own, its
+// charges are of the amounts posted, and its invoices hold what its
+// succeeded payments paid.
+func TestBenchSpawnCurrencies(t *testing.T) {
 	t.Parallel()
-	cs, err := scenarios(benchOptions{mix: "card=3,declined=1"})
-	if err != nil || len(cs) != 2 || cs[0].Expect != payment.StatusSucceeded || cs[1].Expect != payment.StatusFailed {
-		t.Fatalf("scenarios = %+v, %v", cs, err)
+	jsonPath := filepath.Join(t.TempDir(), "bench.json")
+	getenv := benchEnv(t)
+	var buf bytes.Buffer
+	err := run(context.Background(), spawnArgs(t, "-n", "36", "-c", "6", "-invoices", "2", "-mix", "card=2,declined=1",
+		"-currencies", "USD,JPY,BHD", "-amounts", "mixed", "-baselines=false", "-json", jsonPath), getenv, &buf)
+	out := buf.String()
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, out)
 	}
-	var got []int
-	for i := range 8 {
-		got = append(got, classOf(cs, i))
+	rep := readReport(t, jsonPath)
+	if !rep.Pass || rep.Final.Statuses["SUCCEEDED"] != 24 || rep.Final.Statuses["FAILED"] != 12 || len(rep.Invoices) != 6 {
+		t.Errorf("pass %v, statuses %v, invoices %d; want a pass with 24 SUCCEEDED, 12 FAILED over 6 invoices\n%s",
+			rep.Pass, rep.Final.Statuses, len(rep.Invoices), out)
 	}
-	if diff := cmp.Diff([]int{0, 0, 0, 1, 0, 0, 0, 1}, got); diff != "" {
-		t.Errorf("classOf (-want +got):\n%s", diff)
+	// 12 payments per currency, 6 per invoice: a large payment leaves room for 6 small ones
+	const large = 100_000_000_000_000/6 - 1250
+	paid := map[string]int64{}
+	for _, c := range rep.Currencies {
+		if c.Accepted != 12 || c.Final != 12 || c.Wrong != 0 || c.MinAmount != 1250 || c.MaxAmount != large ||
+			c.Charges != 8 || c.WrongAmount != 0 || c.AmountCharged <= large {
+			t.Errorf("currency %+v", c)
+		}
+		paid[c.Currency] = c.AmountCharged
 	}
-	for _, bad := range []string{"card", "card=0", "nope=1", "card=1,card=2", "card=x"} {
-		if _, err := scenarios(benchOptions{mix: bad}); err == nil {
-			t.Errorf("scenarios(-mix %q): no error", bad)
+	if len(paid) != 3 {
+		t.Errorf("currencies %+v, want USD, JPY and BHD", rep.Currencies)
+	}
+	for _, want := range []string{
+		`(?m)^payd bench \(spawn .*; currencies USD, JPY, BHD; amounts mixed \(1250 and 16666666665416 minor units\)$`,
+		`(?m)^  currency JPY +accepted +12 `,
+		`(?m)^  currency BHD +final +12 `,
+		`(?m)^amounts BHD: 12 accepted of 1\.250 to 16666666665\.416, \d+\.\d{3} in all; 0 wrong status; 8 charges of \d+\.\d{3} in all, 0 of another amount or currency$`,
+		`(?m)^  PASS  ledger .*, 0 charged another amount or currency$`,
+	} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("output does not match %s:\n%s", want, out)
+		}
+	}
+	db, err := sql.Open("postgres", getenv("DATABASE_URL"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT currency, sum(amount_paid), max(amount_due) FROM invoices GROUP BY currency`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var cur string
+		var sum, due int64
+		if err := rows.Scan(&cur, &sum, &due); err != nil {
+			t.Fatal(err)
+		}
+		if sum != paid[cur] || due > 100_000_000_000_000 {
+			t.Errorf("%s invoices: paid %d (charged %d), largest due %d", cur, sum, paid[cur], due)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBenchSpawnMaxAmount: one payment per invoice, each of the API's
+// maximum amount, in a currency without minor units and one with three.
+func TestBenchSpawnMaxAmount(t *testing.T) {
+	t.Parallel()
+	getenv := benchEnv(t)
+	var buf bytes.Buffer
+	err := run(context.Background(), spawnArgs(t, "-n", "4", "-c", "2", "-invoices", "2", "-currencies", "JPY,BHD",
+		"-amounts", "large", "-baselines=false"), getenv, &buf)
+	out := buf.String()
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"amounts JPY: 2 accepted of 100000000000000 to 100000000000000, 200000000000000 in all; 0 wrong status; 2 charges of 200000000000000 in all, 0 of another amount or currency\n",
+		"amounts BHD: 2 accepted of 100000000000.000 to 100000000000.000, 200000000000.000 in all; 0 wrong status; 2 charges of 200000000000.000 in all, 0 of another amount or currency\n",
+		"RESULT PASS\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	db, err := sql.Open("postgres", getenv("DATABASE_URL"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM invoices WHERE status = 'PAID' AND amount_paid = 100000000000000`).Scan(&n); err != nil || n != 4 {
+		t.Errorf("%d invoices PAID with 1e14, %v; want 4", n, err)
+	}
+}
+
+func TestRunFlags(t *testing.T) {
+	t.Parallel()
+	none := func(string) string { return "" }
+	var buf bytes.Buffer
+	if err := run(context.Background(), []string{"paydbench", "-h"}, none, &buf); err != nil || !strings.Contains(buf.String(), "-currencies") {
+		t.Errorf("-h: %v\n%s", err, buf.String())
+	}
+	for _, args := range [][]string{{"paydbench"}, {"paydbench", "--spawn", "-n", "0"}, {"paydbench", "-amounts", "huge", "--spawn"}} {
+		if err := run(context.Background(), args, none, &buf); !errors.Is(err, bench.ErrUsage) {
+			t.Errorf("run(%q) = %v, want a usage error", args, err)
+		}
+	}
+	// payd's defaults, and the owner's URL is DATABASE_URL's without PAYD_MIGRATE_DATABASE_URL
+	if cfg, err := loadConfig(none, nil); err != nil || cfg.OwnerDatabaseURL != "postgres://postgres@127.0.0.1:5432/payd?sslmode=disable" ||
+		cfg.WorkerConcurrency != 32 || cfg.ShutdownTimeout != 25*time.Second {
+		t.Errorf("loadConfig defaults: %+v, %v", cfg, err)
+	}
+}
+
+// TestPaydDefaults: paydbench reads payd's settings with payd's defaults.
+func TestPaydDefaults(t *testing.T) {
+	t.Parallel()
+	src, err := os.ReadFile("../payd/config.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	payd := map[string]string{}
+	for _, m := range regexp.MustCompile(`env:"([A-Z_]+)"(?: envDefault:"([^"]*)")?`).FindAllStringSubmatch(string(src), -1) {
+		payd[m[1]] = m[2]
+	}
+	typ := reflect.TypeFor[config]()
+	for i := range typ.NumField() {
+		tag := typ.Field(i).Tag
+		name := tag.Get("env")
+		if def, ok := payd[name]; !ok || def != tag.Get("envDefault") {
+			t.Errorf("%s: paydbench default %q, payd's %q (known to payd: %v)", name, tag.Get("envDefault"), def, ok)
 		}
 	}
 }
 
-func TestReadProc(t *testing.T) {
+func TestChildEnv(t *testing.T) {
 	t.Parallel()
-	s, err := readProc(os.Getpid())
-	if err != nil || s.PeakRSSKB <= 0 || s.RSSKB <= 0 || s.CPUSeconds < 0 {
-		t.Errorf("readProc(self) = %+v, %v", s, err)
+	environ := []string{"PATH=/bin", "DATABASE_URL=postgres://dev", "PAYD_LOG_LEVEL=debug", "PAYD_TEST_DATABASE_URL=x", "HOME=/root"}
+	set := map[string]string{"DATABASE_URL": "postgres://test", "PAYD_LOG_LEVEL": "debug", "REDIS_URL": "redis://test"}
+	got := childEnv(environ, func(k string) string { return set[k] })
+	want := []string{"PATH=/bin", "HOME=/root", "DATABASE_URL=postgres://test", "PAYD_LOG_LEVEL=debug", "REDIS_URL=redis://test"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("childEnv (-want +got):\n%s", diff)
 	}
-}
-
-func TestBuildSeries(t *testing.T) {
-	t.Parallel()
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-	acc := []timed{{at(100), 10 * time.Millisecond}, {at(900), 30 * time.Millisecond}, {at(2100), 20 * time.Millisecond},
-		{time.Time{}, time.Second}} // an unset time is left out
-	comp := []timed{{at(1500), 1500 * time.Millisecond}, {at(-5), time.Millisecond}} // before t0 counts in second 0
-	want := []seriesPoint{
-		{Second: 0, Accepted: 2, Completed: 1, IntakeP50: 10, IntakeP95: 30, IntakeP99: 30, FinalP50: 1, FinalP99: 1},
-		{Second: 1, Completed: 1, FinalP50: 1500, FinalP99: 1500},
-		{Second: 2, Accepted: 1, IntakeP50: 20, IntakeP95: 20, IntakeP99: 20},
+	// with os.Getenv as getenv, the children get paydbench's environment
+	lookup := func(k string) string {
+		for _, kv := range environ {
+			if n, v, _ := strings.Cut(kv, "="); n == k {
+				return v
+			}
+		}
+		return ""
 	}
-	if diff := cmp.Diff(want, buildSeries(t0, acc, comp)); diff != "" {
-		t.Errorf("buildSeries (-want +got):\n%s", diff)
-	}
-	if got := buildSeries(time.Time{}, acc, comp); len(got) != 0 {
-		t.Errorf("no start: %d points, want none", len(got))
+	got = childEnv(environ, lookup)
+	slices.Sort(got)
+	sorted := slices.Sorted(slices.Values(environ))
+	if diff := cmp.Diff(sorted, got); diff != "" {
+		t.Errorf("childEnv with the process's own getenv (-want +got):\n%s", diff)
 	}
 }

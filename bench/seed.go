@@ -1,10 +1,11 @@
-package store
+package bench
 
-// What `payd bench` needs from Postgres beyond payd's own queries: a raw
-// durable-insert baseline on the same server, and a fast COPY seeder of
-// finished payments, so that per-payment cost can be compared on an empty
-// table and on one that already holds a million rows. Nothing here runs in
-// payd's serving roles.
+// Seeding: a fast COPY of finished payments, so that per-payment cost can
+// be compared on an empty database and on one that already holds a million
+// rows; and the row counts and server version the report shows. The SQL is
+// the bench's own, through database/sql with the "postgres" driver (lib/pq)
+// that store registers: its COPY protocol and the tables payd's migrations
+// made. Nothing here runs in payd.
 
 import (
 	"context"
@@ -12,93 +13,15 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
-	_ "github.com/lib/pq" // the driver whose COPY protocol copyRows uses
 
 	"github.com/payd/payd/payment"
 )
 
-// InsertBaseline is what BenchInserts measured.
-type InsertBaseline struct {
-	Clients   int     `json:"clients"`
-	Inserts   int64   `json:"inserts"`
-	Seconds   float64 `json:"seconds"`
-	PerSecond float64 `json:"inserts_per_second"`
-	// SynchronousCommit is the server's setting the inserts ran under.
-	SynchronousCommit string `json:"synchronous_commit"`
-}
-
-// BenchInserts runs clients connections, each inserting one row per
-// autocommit statement into a scratch (logged, durable) table for d, and
-// drops the table. It is the floor cost of one durable write on this server:
-// no payd transaction can commit faster than this.
-func BenchInserts(ctx context.Context, url string, clients int, d time.Duration) (InsertBaseline, error) {
-	res := InsertBaseline{Clients: clients}
-	db, err := sql.Open("postgres", url)
-	if err != nil {
-		return res, fmt.Errorf("open postgres: %w", err)
-	}
-	defer db.Close()
-	db.SetMaxOpenConns(clients + 1)
-	db.SetMaxIdleConns(clients + 1)
-	table := "bench_inserts_" + randomHex(6)
-	if _, err := db.ExecContext(ctx, `CREATE TABLE `+table+` (
-		id bigserial PRIMARY KEY, tenant_id text NOT NULL, amount bigint NOT NULL,
-		created_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		return res, fmt.Errorf("create %s: %w", table, err)
-	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		_, _ = db.ExecContext(dctx, `DROP TABLE IF EXISTS `+table)
-	}()
-	if err := db.QueryRowContext(ctx, `SHOW synchronous_commit`).Scan(&res.SynchronousCommit); err != nil {
-		return res, fmt.Errorf("show synchronous_commit: %w", err)
-	}
-	conns := make([]*sql.Conn, clients)
-	for i := range conns {
-		if conns[i], err = db.Conn(ctx); err != nil {
-			return res, fmt.Errorf("connect: %w", err)
-		}
-		defer conns[i].Close()
-	}
-	var n atomic.Int64
-	var firstErr error
-	var once sync.Once
-	var wg sync.WaitGroup
-	began := time.Now()
-	deadline := began.Add(d)
-	for _, c := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Now().Before(deadline) && ctx.Err() == nil {
-				if _, err := c.ExecContext(ctx, `INSERT INTO `+table+` (tenant_id, amount) VALUES ($1, $2)`, "ten_bench", 1250); err != nil {
-					once.Do(func() { firstErr = err })
-					return
-				}
-				n.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	res.Seconds = time.Since(began).Seconds()
-	res.Inserts = n.Load()
-	if res.Seconds > 0 {
-		res.PerSecond = float64(res.Inserts) / res.Seconds
-	}
-	if firstErr != nil {
-		return res, fmt.Errorf("insert into %s: %w", table, firstErr)
-	}
-	return res, nil
-}
-
-// SeedConfig says how many finished payments to write, for whom and when.
-type SeedConfig struct {
+// seedConfig says how many finished payments to write, for whom and when.
+type seedConfig struct {
 	TenantID string
 	N        int
 	// From and To bound the payments' created_at, spread evenly.
@@ -107,8 +30,8 @@ type SeedConfig struct {
 	PerInvoice int
 }
 
-// SeedResult counts the rows written.
-type SeedResult struct {
+// seedResult counts the rows written.
+type seedResult struct {
 	Payments     int     `json:"payments"`
 	Attempts     int     `json:"attempts"`
 	Events       int     `json:"events"`
@@ -121,14 +44,14 @@ type SeedResult struct {
 	AnalyzeSeconds float64 `json:"vacuum_analyze_seconds"`
 }
 
-// SeedPayments writes cfg.N SUCCEEDED card payments as payd itself would
+// seedPayments writes cfg.N SUCCEEDED card payments as payd itself would
 // have left them — each with its invoice application, one SUCCEEDED attempt
 // and its three audit rows (created, PENDING → PROCESSING → SUCCEEDED) —
 // with COPY in one transaction, then VACUUMs and ANALYZEs the tables. It is for
 // benchmarks: the rows are consistent with every constraint (invoices end
 // PAID with exactly their payments applied), but no gateway ever saw them.
-func (s *Store) SeedPayments(ctx context.Context, cfg SeedConfig) (SeedResult, error) {
-	var res SeedResult
+func seedPayments(ctx context.Context, db *sql.DB, cfg seedConfig) (seedResult, error) {
+	var res seedResult
 	if cfg.N <= 0 {
 		return res, nil
 	}
@@ -138,11 +61,11 @@ func (s *Store) SeedPayments(ctx context.Context, cfg SeedConfig) (SeedResult, e
 	if !cfg.To.After(cfg.From) {
 		return res, fmt.Errorf("seed payments: To must be after From")
 	}
-	const amount = 1250
+	const amount = smallAmount
 	began := time.Now()
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return res, translate(fmt.Errorf("begin: %w", err))
+		return res, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
 	span := cfg.To.Sub(cfg.From)
@@ -153,7 +76,7 @@ func (s *Store) SeedPayments(ctx context.Context, cfg SeedConfig) (SeedResult, e
 	// Invoices first: payments reference them.
 	nInv := (cfg.N + cfg.PerInvoice - 1) / cfg.PerInvoice
 	invIDs := make([]string, nInv)
-	batch := randomHex(4)
+	batch := randomID()[:8]
 	err = copyRows(ctx, tx, "invoices", []string{"id", "tenant_id", "external_id", "invoice_number", "currency",
 		"amount_due", "amount_reserved", "amount_paid", "created_at"}, nInv, func(j int) []any {
 		first := j * cfg.PerInvoice
@@ -222,12 +145,12 @@ func (s *Store) SeedPayments(ctx context.Context, cfg SeedConfig) (SeedResult, e
 	}
 	res.Events = 3 * cfg.N
 	if err := tx.Commit(); err != nil {
-		return res, translate(fmt.Errorf("commit seed: %w", err))
+		return res, fmt.Errorf("commit seed: %w", err)
 	}
 	res.CopySeconds = time.Since(began).Seconds()
 	began = time.Now()
-	if _, err := s.db.ExecContext(ctx, `VACUUM (ANALYZE) invoices, payments, payment_applications, payment_attempts, payment_events`); err != nil {
-		return res, translate(fmt.Errorf("vacuum analyze: %w", err))
+	if _, err := db.ExecContext(ctx, `VACUUM (ANALYZE) invoices, payments, payment_applications, payment_attempts, payment_events`); err != nil {
+		return res, fmt.Errorf("vacuum analyze: %w", err)
 	}
 	res.AnalyzeSeconds = time.Since(began).Seconds()
 	return res, nil
@@ -238,16 +161,16 @@ func copyRows(ctx context.Context, tx *sql.Tx, table string, cols []string, n in
 	// lib/pq turns a prepared "COPY … FROM STDIN" into the COPY protocol.
 	stmt, err := tx.PrepareContext(ctx, "COPY "+table+" ("+strings.Join(cols, ", ")+") FROM STDIN")
 	if err != nil {
-		return translate(fmt.Errorf("copy %s: %w", table, err))
+		return fmt.Errorf("copy %s: %w", table, err)
 	}
 	defer stmt.Close()
 	for i := range n {
 		if _, err := stmt.ExecContext(ctx, row(i)...); err != nil {
-			return translate(fmt.Errorf("copy %s row %d: %w", table, i, err))
+			return fmt.Errorf("copy %s row %d: %w", table, i, err)
 		}
 	}
 	if _, err := stmt.ExecContext(ctx); err != nil {
-		return translate(fmt.Errorf("copy %s: %w", table, err))
+		return fmt.Errorf("copy %s: %w", table, err)
 	}
 	return nil
 }
@@ -262,22 +185,22 @@ func idAt(prefix string, t time.Time) string {
 	return prefix + strings.ReplaceAll(u.String(), "-", "")
 }
 
-// TableRows counts the rows of payd's payment tables, for reports.
-func (s *Store) TableRows(ctx context.Context) (map[string]int64, error) {
+// tableRows counts the rows of payd's payment tables, for reports.
+func tableRows(ctx context.Context, db *sql.DB) (map[string]int64, error) {
 	out := map[string]int64{}
 	for _, t := range []string{"payments", "payment_events", "payment_attempts", "payment_applications", "invoices"} {
 		var n int64
-		if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM `+t).Scan(&n); err != nil {
-			return nil, translate(fmt.Errorf("count %s: %w", t, err))
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM `+t).Scan(&n); err != nil {
+			return nil, fmt.Errorf("count %s: %w", t, err)
 		}
 		out[t] = n
 	}
 	return out, nil
 }
 
-// ServerVersion is Postgres's version string, for reports.
-func (s *Store) ServerVersion(ctx context.Context) (string, error) {
+// serverVersion is Postgres's version string, for reports.
+func serverVersion(ctx context.Context, db *sql.DB) (string, error) {
 	var v string
-	err := s.db.QueryRowContext(ctx, `SHOW server_version`).Scan(&v)
-	return v, translate(err)
+	err := db.QueryRowContext(ctx, `SHOW server_version`).Scan(&v)
+	return v, err
 }

@@ -1,13 +1,13 @@
-package main
+package bench
 
-// Baselines measured by payd bench on the same Postgres and Redis as the
-// run: what the raw building blocks do without payd, so that payd's figures
-// read as a fraction of what the machine allows.
+// Baselines measured on the same Postgres and Redis as the run: what the
+// raw building blocks do without payd, so that payd's figures read as a
+// fraction of what the machine allows.
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,7 +35,7 @@ type asynqBaseline struct {
 // benchAsynq enqueues n no-op tasks into a scratch queue with c clients,
 // then processes them with an asynq.Server at payd's worker concurrency and
 // task check interval, and deletes the queue.
-func benchAsynq(ctx context.Context, cfg config, runID string, n, c int) (asynqBaseline, error) {
+func benchAsynq(ctx context.Context, cfg Config, runID string, n, c int) (asynqBaseline, error) {
 	res := asynqBaseline{Tasks: n, Concurrency: cfg.WorkerConcurrency}
 	opt, err := asynq.ParseRedisURI(cfg.RedisURL)
 	if err != nil {
@@ -102,7 +102,7 @@ type redisTaskMemory struct {
 // benchRedisMemory enqueues k payment:submit tasks built by jobs (payd's own
 // IDs, TaskIDs, options and payloads) into a scratch queue nothing serves,
 // reads INFO memory before and after, and deletes the queue.
-func benchRedisMemory(ctx context.Context, cfg config, runID string, k, c int) (redisTaskMemory, error) {
+func benchRedisMemory(ctx context.Context, cfg Config, runID string, k, c int) (redisTaskMemory, error) {
 	res := redisTaskMemory{Tasks: k}
 	ropt, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
@@ -175,55 +175,77 @@ func redisVersion(ctx context.Context, url string) string {
 	return ""
 }
 
-// processedTotals sums asynq's lifetime processed counters (succeeded plus
-// failed tries) of payd's queues.
-func processedTotals(insp *asynq.Inspector) (map[string]int, error) {
-	// A queue asynq has never seen has no stats (and an error of asynq's
-	// internal type): ask only about the queues that exist.
-	exist, err := insp.Queues()
-	if err != nil {
-		return nil, fmt.Errorf("queues: %w", err)
-	}
-	out := map[string]int{}
-	for q := range jobs.Queues {
-		out[q] = 0
-		if !slices.Contains(exist, q) {
-			continue
-		}
-		info, err := insp.GetQueueInfo(q)
-		if err != nil {
-			return out, fmt.Errorf("queue %s: %w", q, err)
-		}
-		out[q] = info.ProcessedTotal
-	}
-	return out, nil
+// insertBaseline is what benchInserts measured.
+type insertBaseline struct {
+	Clients   int     `json:"clients"`
+	Inserts   int64   `json:"inserts"`
+	Seconds   float64 `json:"seconds"`
+	PerSecond float64 `json:"inserts_per_second"`
+	// SynchronousCommit is the server's setting the inserts ran under.
+	SynchronousCommit string `json:"synchronous_commit"`
 }
 
-// parallel runs f(0..n-1) on c goroutines and returns the first error.
-func parallel(ctx context.Context, n, c int, f func(int) error) error {
-	var next atomic.Int64
-	var first error
+// benchInserts runs clients connections, each inserting one row per
+// autocommit statement into a scratch (logged, durable) table for d, and
+// drops the table. It is the floor cost of one durable write on this server:
+// no payd transaction can commit faster than this.
+func benchInserts(ctx context.Context, url, runID string, clients int, d time.Duration) (insertBaseline, error) {
+	res := insertBaseline{Clients: clients}
+	db, err := sql.Open("postgres", url) // the driver store registers
+	if err != nil {
+		return res, fmt.Errorf("open postgres: %w", err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(clients + 1)
+	db.SetMaxIdleConns(clients + 1)
+	table := "bench_inserts_" + runID
+	if _, err := db.ExecContext(ctx, `CREATE TABLE `+table+` (
+		id bigserial PRIMARY KEY, tenant_id text NOT NULL, amount bigint NOT NULL,
+		created_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return res, fmt.Errorf("create %s: %w", table, err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_, _ = db.ExecContext(dctx, `DROP TABLE IF EXISTS `+table)
+	}()
+	if err := db.QueryRowContext(ctx, `SHOW synchronous_commit`).Scan(&res.SynchronousCommit); err != nil {
+		return res, fmt.Errorf("show synchronous_commit: %w", err)
+	}
+	conns := make([]*sql.Conn, clients)
+	for i := range conns {
+		if conns[i], err = db.Conn(ctx); err != nil {
+			return res, fmt.Errorf("connect: %w", err)
+		}
+		defer conns[i].Close()
+	}
+	var n atomic.Int64
+	var firstErr error
 	var once sync.Once
 	var wg sync.WaitGroup
-	for range min(c, n) {
+	began := time.Now()
+	deadline := began.Add(d)
+	for _, c := range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n || ctx.Err() != nil {
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				if _, err := c.ExecContext(ctx, `INSERT INTO `+table+` (tenant_id, amount) VALUES ($1, $2)`, "ten_bench", 1250); err != nil {
+					once.Do(func() { firstErr = err })
 					return
 				}
-				if err := f(i); err != nil {
-					once.Do(func() { first = err })
-					return
-				}
+				n.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
-	if first == nil && ctx.Err() != nil {
-		return context.Cause(ctx)
+	res.Seconds = time.Since(began).Seconds()
+	res.Inserts = n.Load()
+	if res.Seconds > 0 {
+		res.PerSecond = float64(res.Inserts) / res.Seconds
 	}
-	return first
+	if firstErr != nil {
+		return res, fmt.Errorf("insert into %s: %w", table, firstErr)
+	}
+	return res, nil
 }
