@@ -100,12 +100,9 @@ func (req createPaymentRequest) valid(lim limits) (validPayment, map[string]stri
 	case dt != "INVOICE":
 		bad["destination_type"] = "destination_type_invalid"
 	}
-	m, ok := paymentMethods[str(req.PaymentMethodType)]
-	switch {
-	case str(req.PaymentMethodType) == "":
-		bad["payment_method_type"] = "payment_method_type_required"
-	case !ok:
-		bad["payment_method_type"] = "payment_method_type_invalid"
+	m, code := oneOf("payment_method_type", req.PaymentMethodType, paymentMethods)
+	if code != "" {
+		bad["payment_method_type"] = code
 	}
 	v.Method = m
 	if req.ProcessPayment != nil {

@@ -132,12 +132,9 @@ func (req createPayoutRequest) valid(lim limits) (validPayout, map[string]string
 			bad["status"] = "status_invalid"
 		}
 	}
-	m, ok := payoutMethods[str(req.Method)]
-	switch {
-	case str(req.Method) == "":
-		bad["method"] = "method_required"
-	case !ok:
-		bad["method"] = "method_invalid"
+	m, methodCode := oneOf("method", req.Method, payoutMethods)
+	if methodCode != "" {
+		bad["method"] = methodCode
 	}
 	v.Method = m
 
@@ -165,7 +162,7 @@ func (req createPayoutRequest) valid(lim limits) (validPayout, map[string]string
 	f.checkTimes(req, v.Status, v.at, bad)
 	f.checkReferences(req, m, v.Status, bad)
 	f.checkParties(req, m, bad)
-	if ok && !v.Status.Imported() && m.BankRail() {
+	if methodCode == "" && !v.Status.Imported() && m.BankRail() {
 		f.checkRequired(m, bad)
 	}
 

@@ -71,6 +71,19 @@ func checkMetadata(m map[string]string) string {
 	return ""
 }
 
+// oneOf reads a member that takes one of table's values: the value, or the
+// error code field_required or field_invalid.
+func oneOf[T any](field string, p *string, table map[string]T) (T, string) {
+	v, ok := table[str(p)]
+	switch {
+	case str(p) == "":
+		return v, field + "_required"
+	case !ok:
+		return v, field + "_invalid"
+	}
+	return v, ""
+}
+
 // checkCurrency returns the error code of a currency code: required,
 // three upper-case letters, in the ISO 4217 table; "" when it is good.
 func checkCurrency(cur string) string {
