@@ -158,4 +158,14 @@ func (w *replayWriter) Flush() {
 
 func (w *replayWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// countReplay is the after of a request answered through rw: it counts the
+// answer as a replay when it was one.
+func (s *Server) countReplay(rw *replayWriter, route string) func(context.Context, any) {
+	return func(context.Context, any) {
+		if rw.replayed {
+			s.metrics.IdempotentReplays.WithLabelValues(route).Inc()
+		}
+	}
+}
+
 func validIdemKey(k string) bool { return len(k) <= 255 && printable(k) }

@@ -210,11 +210,7 @@ func (s *Server) handleCreateInvoice(w http.ResponseWriter, r *http.Request) err
 			return 0, nil, err
 		}
 		return http.StatusCreated, toInvoiceResponse(inv), nil
-	}, func(context.Context, any) {
-		if rw.replayed {
-			s.metrics.IdempotentReplays.WithLabelValues(route).Inc()
-		}
-	})
+	}, s.countReplay(rw, route))
 }
 
 func (s *Server) handleGetInvoice(w http.ResponseWriter, r *http.Request) error {
@@ -223,11 +219,7 @@ func (s *Server) handleGetInvoice(w http.ResponseWriter, r *http.Request) error 
 		return errNotFound
 	}
 	inv, err := s.store.GetInvoice(r.Context(), principal(r.Context()).TenantID, ref)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, toInvoiceResponse(inv))
-	return nil
+	return writeOne(w, inv, err, toInvoiceResponse)
 }
 
 func (s *Server) handleListInvoices(w http.ResponseWriter, r *http.Request) error {

@@ -264,11 +264,7 @@ func (s *Server) enqueueStep(ctx context.Context, step payment.Step, id string, 
 
 func (s *Server) handleGetPayment(w http.ResponseWriter, r *http.Request) error {
 	pay, err := s.loadPayment(r.Context(), principal(r.Context()).TenantID, r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, toPaymentResponse(pay))
-	return nil
+	return writeOne(w, pay, err, toPaymentResponse)
 }
 
 func (s *Server) handleListPayments(w http.ResponseWriter, r *http.Request) error {

@@ -95,11 +95,7 @@ func (s *Server) handleCreatePayout(w http.ResponseWriter, r *http.Request) erro
 
 func (s *Server) handleGetPayout(w http.ResponseWriter, r *http.Request) error {
 	po, err := s.store.GetPayout(r.Context(), principal(r.Context()).TenantID, r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, toPayoutResponse(po))
-	return nil
+	return writeOne(w, po, err, toPayoutResponse)
 }
 
 // handleListPayouts lists payouts newest first, optionally by status (seed

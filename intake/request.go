@@ -13,7 +13,8 @@ import (
 //     request type's normalized form, or refused with 400, 413, 415, or 422
 //     with one error code per bad field;
 //   - a POST runs its effects under its Idempotency-Key with s.idempotent;
-//   - a list answers with writeList (list.go).
+//   - a GET of one object answers with writeOne, a list with writeList
+//     (list.go).
 //
 // A create route, whole:
 //
@@ -41,6 +42,16 @@ func (s *Server) serve(h handler) http.Handler {
 			s.writeError(w, r, err)
 		}
 	})
+}
+
+// writeOne answers a GET of one object: 200 with show(v), or the error
+// that loading v met.
+func writeOne[T, R any](w http.ResponseWriter, v T, err error, show func(T) R) error {
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, show(v))
+	return nil
 }
 
 // limits are what a body is checked against besides itself.

@@ -84,11 +84,7 @@ func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request) error 
 		}
 		rw.replayed = true
 		return http.StatusOK, toUserResponse(u), nil
-	}, func(context.Context, any) {
-		if rw.replayed {
-			s.metrics.IdempotentReplays.WithLabelValues(route).Inc()
-		}
-	})
+	}, s.countReplay(rw, route))
 }
 
 func (s *Server) handleGetUser(w http.ResponseWriter, r *http.Request) error {
@@ -97,11 +93,7 @@ func (s *Server) handleGetUser(w http.ResponseWriter, r *http.Request) error {
 		return errNotFound
 	}
 	u, err := s.store.GetUser(r.Context(), principal(r.Context()).TenantID, ref)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, toUserResponse(u))
-	return nil
+	return writeOne(w, u, err, toUserResponse)
 }
 
 // userResponse is the user object; name and email are null when not given.
