@@ -14,29 +14,7 @@ import (
 	"github.com/payd/payd/payment"
 )
 
-// Line applies part of a payment to an invoice (seed 002 "lines"; a seed
-// 001 payment has one line for its whole amount).
-type Line struct {
-	ID               string
-	PaymentID        string
-	InvoiceID        string
-	AppliedAmount    int64  // minor units of AppliedCurrency (the invoice's currency)
-	PaymentAmount    int64  // the same amount in minor units of the payment's currency
-	AppliedCurrency  string // the invoice's currency
-	FXRate           string // exact decimal text, empty for none
-	FXAt             *time.Time
-	DiscountAmount   *int64
-	DiscountCurrency string
-	FeeAmount        *int64
-	FeeCurrency      string
-	RemittanceLabel  string
-	RemittanceValue  string
-	Notes            string
-	State            string // reserved, applied, released
-	ReleasedAmount   int64
-	CreatedAt        time.Time
-}
-
+// lineRow is a payment_applications row: a payment.Line.
 type lineRow struct {
 	ID               string         `db:"id"`
 	PaymentID        string         `db:"payment_id"`
@@ -69,8 +47,8 @@ func i64p(n sql.NullInt64) *int64 {
 	return &n.Int64
 }
 
-func (r lineRow) toLine() Line {
-	return Line{ID: r.ID, PaymentID: r.PaymentID, InvoiceID: r.InvoiceID, AppliedAmount: r.AppliedAmount,
+func (r lineRow) toLine() payment.Line {
+	return payment.Line{ID: r.ID, PaymentID: r.PaymentID, InvoiceID: r.InvoiceID, AppliedAmount: r.AppliedAmount,
 		PaymentAmount: r.PaymentAmount, AppliedCurrency: r.AppliedCurrency, FXRate: r.FXRate.String, FXAt: tp(r.FXAt),
 		DiscountAmount: i64p(r.DiscountAmount), DiscountCurrency: r.DiscountCurrency.String, FeeAmount: i64p(r.FeeAmount),
 		FeeCurrency: r.FeeCurrency.String, RemittanceLabel: r.RemittanceLabel, RemittanceValue: r.RemittanceValue.String,
@@ -78,26 +56,18 @@ func (r lineRow) toLine() Line {
 }
 
 // Lines returns the lines of payments, oldest first, released ones included.
-func (s *Store) Lines(ctx context.Context, paymentIDs []string) (map[string][]Line, error) {
+func (s *Store) Lines(ctx context.Context, paymentIDs []string) (map[string][]payment.Line, error) {
 	var rows []lineRow
 	if err := sqlx.SelectContext(ctx, s.q, &rows, `SELECT `+lineColumns+` FROM payment_applications
 		WHERE payment_id = ANY($1) ORDER BY payment_id, created_at, id`, pq.Array(paymentIDs)); err != nil {
 		return nil, translate(fmt.Errorf("load lines: %w", err))
 	}
-	out := map[string][]Line{}
+	out := map[string][]payment.Line{}
 	for _, r := range rows {
 		out[r.PaymentID] = append(out[r.PaymentID], r.toLine())
 	}
 	return out, nil
 }
-
-// InvoiceOverAppliedError names the invoice a line would over-apply.
-type InvoiceOverAppliedError struct{ InvoiceID string }
-
-func (e *InvoiceOverAppliedError) Error() string {
-	return "invoice " + e.InvoiceID + " would be over-applied"
-}
-func (e *InvoiceOverAppliedError) Unwrap() error { return payment.ErrInvoiceOverApplied }
 
 // ApplyLines applies lines of a payment to invoices: with replace, every
 // earlier line is taken back first (its amount returned to its invoice),
@@ -113,7 +83,7 @@ func (e *InvoiceOverAppliedError) Unwrap() error { return payment.ErrInvoiceOver
 // invoices never show more paid than the payment kept (amount − refunded).
 // Lines must name invoices of the payment's tenant (callers resolve them
 // first).
-func (s *Store) ApplyLines(ctx context.Context, paymentID string, lines []Line, replace bool) error {
+func (s *Store) ApplyLines(ctx context.Context, paymentID string, lines []payment.Line, replace bool) error {
 	return s.InTx(ctx, func(tx *Store) error {
 		pay, err := tx.LockPayment(ctx, paymentID)
 		if err != nil {
@@ -154,7 +124,7 @@ func (s *Store) ApplyLines(ctx context.Context, paymentID string, lines []Line, 
 
 // insertLines reserves (or records) each line on its invoice, in invoice id
 // order so concurrent payments never deadlock.
-func (s *Store) insertLines(ctx context.Context, pay payment.Payment, lines []Line) error {
+func (s *Store) insertLines(ctx context.Context, pay payment.Payment, lines []payment.Line) error {
 	state := "reserved"
 	if pay.Status == payment.StatusSucceeded || pay.Status == payment.StatusPartiallyRefunded {
 		state = "applied"
@@ -163,7 +133,7 @@ func (s *Store) insertLines(ctx context.Context, pay payment.Payment, lines []Li
 		state = "released" // a failed or returned payment pays nothing: record the lines only
 	}
 	// lock invoices in id order so concurrent payments never deadlock
-	ordered := append([]Line(nil), lines...)
+	ordered := append([]payment.Line(nil), lines...)
 	sort.SliceStable(ordered, func(i, j int) bool { return ordered[i].InvoiceID < ordered[j].InvoiceID })
 	for _, l := range ordered {
 		if state != "released" {
@@ -210,9 +180,8 @@ func (s *Store) moveInvoice(ctx context.Context, tenantID, invoiceID string, del
 		WHERE id = $1 AND tenant_id = $2`, invoiceID, tenantID, delta, paidDelta)
 	if err != nil {
 		err = translate(err)
-		var ce *CheckError
-		if errors.As(err, &ce) && ce.Constraint == "invoice_balances" {
-			return &InvoiceOverAppliedError{InvoiceID: invoiceID}
+		if errors.Is(err, payment.ErrInvoiceOverApplied) {
+			return &payment.InvoiceOverAppliedError{InvoiceID: invoiceID}
 		}
 		return fmt.Errorf("move invoice %s: %w", invoiceID, err)
 	}

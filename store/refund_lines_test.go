@@ -69,9 +69,9 @@ func (w *world) payment(t *rapid.T, currency string, amount int64) *mpay {
 
 // line is a line of p on inv: applied in the invoice's currency, paid in the
 // payment's (FX when they differ: any ratio of the two amounts).
-func (w *world) line(t *rapid.T, p *mpay, inv string, applied, fxPaid int64) store.Line {
+func (w *world) line(t *rapid.T, p *mpay, inv string, applied, fxPaid int64) payment.Line {
 	c := w.cur[inv]
-	l := store.Line{InvoiceID: inv, AppliedAmount: applied, PaymentAmount: applied, AppliedCurrency: c}
+	l := payment.Line{InvoiceID: inv, AppliedAmount: applied, PaymentAmount: applied, AppliedCurrency: c}
 	if c != p.currency {
 		l.PaymentAmount = fxPaid
 	}
@@ -266,7 +266,7 @@ func TestRefundReleasesProperty(t *testing.T) {
 			invIDs[i] = w.invoice(t, invCur[i], due[i]+slack("invoice slack"))
 		}
 		for i, ds := range drafts {
-			lines := make([]store.Line, 0, len(ds))
+			lines := make([]payment.Line, 0, len(ds))
 			var sum int64
 			p := &mpay{currency: payCur[i]}
 			for _, d := range ds {
@@ -304,18 +304,18 @@ func TestRefundReleasesProperty(t *testing.T) {
 			},
 			"lines": func(t *rapid.T) {
 				p := w.pick(t, "to apply lines to", func(*mpay) bool { return true })
-				var lines []store.Line
+				var lines []payment.Line
 				for range rapid.IntRange(1, 2).Draw(t, "new lines") {
 					lines = append(lines, w.line(t, p, rapid.SampledFrom(invIDs).Draw(t, "invoice"), amt.Draw(t, "applied"), amt.Draw(t, "fx paid")))
 				}
 				replace := rapid.Bool().Draw(t, "replace")
 				before, _ := st.Lines(context.Background(), []string{p.id})
 				err := st.ApplyLines(context.Background(), p.id, lines, replace)
-				var over *store.InvoiceOverAppliedError
+				var over *payment.InvoiceOverAppliedError
 				switch {
 				case errors.Is(err, payment.ErrLinesExceedAmount), errors.As(err, &over):
 					after, _ := st.Lines(context.Background(), []string{p.id})
-					if !slices.EqualFunc(before[p.id], after[p.id], func(a, b store.Line) bool { return a.ID == b.ID && a.ReleasedAmount == b.ReleasedAmount }) {
+					if !slices.EqualFunc(before[p.id], after[p.id], func(a, b payment.Line) bool { return a.ID == b.ID && a.ReleasedAmount == b.ReleasedAmount }) {
 						t.Fatalf("refused lines changed the payment's lines")
 					}
 				case err != nil:
@@ -374,7 +374,7 @@ func TestRefundReleasesIssue19(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := st.ApplyLines(ctx, p.ID, []store.Line{{InvoiceID: inv.ID, AppliedAmount: c.amount, PaymentAmount: c.amount,
+		if err := st.ApplyLines(ctx, p.ID, []payment.Line{{InvoiceID: inv.ID, AppliedAmount: c.amount, PaymentAmount: c.amount,
 			AppliedCurrency: c.currency}}, true); err != nil {
 			t.Fatal(err)
 		}
