@@ -250,8 +250,8 @@ func TestCancelLosesToClaim(t *testing.T) {
 	sameRow(t, "a claim of a canceled payment", before, readRow(t, st, q.ID))
 }
 
-// TestFinishRefundStaleSeq: a refund try re-armed by the sweeper is
-// finished only at its new sequence.
+// TestFinishRefundStaleSeq: a refund try is re-armed by the sweeper once
+// per sequence, and finished only at its new sequence.
 func TestFinishRefundStaleSeq(t *testing.T) {
 	t.Parallel()
 	st, tn := open(t)
@@ -271,6 +271,9 @@ func TestFinishRefundStaleSeq(t *testing.T) {
 	seq, err := st.Rearm(ctx, store.Due{RefundID: r.ID, Step: store.StepRefund, Seq: r.StepSeq})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := st.Rearm(ctx, store.Due{RefundID: r.ID, Step: store.StepRefund, Seq: r.StepSeq}); !errors.Is(err, payment.ErrStale) {
+		t.Fatalf("second rearm of the same sequence: %v, want ErrStale", err)
 	}
 	if err := st.FinishRefund(ctx, r.ID, r.StepSeq, payment.RefundSucceeded, "re_1", ""); !errors.Is(err, payment.ErrStale) {
 		t.Fatalf("finish at the old sequence: %v, want ErrStale", err)
