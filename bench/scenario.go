@@ -101,7 +101,8 @@ func classOf(classes []scenario, i int) int {
 }
 
 // expectedStatus is the canonical status the sandbox drives a payment to
-// (DESIGN.md §7), or an error for a payment method the bench cannot finish.
+// (its magic values, docs/surfaces.md "The sandbox gateway"), or an error for
+// a payment method the bench cannot finish.
 func expectedStatus(m payment.Method, pm string) (payment.Status, error) {
 	switch {
 	case m == payment.MethodOffline || m == payment.MethodCredits:

@@ -12,8 +12,8 @@ import (
 	"github.com/payd/payd/internal/testenv"
 )
 
-// envelope is the error body of DESIGN.md §5, decoded strictly: a missing
-// member is caught by the raw-key check in checkEnvelope.
+// envelope is the error body of docs/surfaces.md ("Errors"), decoded
+// strictly: a missing member is caught by the raw-key check in checkEnvelope.
 type envelope struct {
 	RequestID  string            `json:"request_id"`
 	ErrorType  string            `json:"error_type"`

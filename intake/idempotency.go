@@ -58,7 +58,8 @@ func (s *Server) replayed(w http.ResponseWriter, r *http.Request, k store.IdemKe
 	return false, nil
 }
 
-// idempotent runs a POST under the Idempotency-Key rules of DESIGN.md §5:
+// idempotent runs a POST under the Idempotency-Key rules (docs/surfaces.md,
+// "Idempotency"):
 // the key is scoped to (tenant, route, key) and stored with a fingerprint of
 // the normalized request; a replay returns the stored status and body with
 // Idempotent-Replayed: true; the same key with another body is 422

@@ -12,8 +12,9 @@ import (
 
 // Validation of seed 002's PaymentCreateRequest: every field, and the rules a
 // bank applies before it accepts a payout (payment's rail rules). Each
-// violation is one error code on its field (DESIGN.md §5); a field breaking
-// several rules reports the first. Lines are checked in payout_lines.go.
+// violation is one error code on its field (docs/surfaces.md, "Errors"); a
+// field breaking several rules reports the first. Lines are checked in
+// payout_lines.go.
 
 // createPayoutRequest is seed 002's PaymentCreateRequest, field by field.
 // Times are strings so that a bad one is reported as such, not as a type

@@ -5,9 +5,9 @@ package payment
 //
 // It is our own table, not golang.org/x/text/currency: that package has the
 // wrong exponents for COP, IDR, IQD and RSD and lacks MRU, VES and ZWG
-// (DESIGN.md §10). Money in payd is int64 minor units, so an exponent here is
-// a contract with every stored amount: changing one re-scales history and
-// needs a migration, never just an edit.
+// (docs/surfaces.md, "Amounts"). Money in payd is int64 minor units, so an
+// exponent here is a contract with every stored amount: changing one
+// re-scales history and needs a migration, never just an edit.
 //
 // Policy, as of 2026-11:
 //   - Included: every code that is legal tender or an active fund code with a

@@ -8,7 +8,8 @@ func TestCurrencyExponent(t *testing.T) {
 		code string
 		exp  int
 	}{
-		// The ones golang.org/x/text/currency gets wrong or lacks (DESIGN.md §10).
+		// The ones golang.org/x/text/currency gets wrong or lacks
+		// (docs/surfaces.md, "Amounts").
 		{"COP", 2}, {"IDR", 2}, {"IQD", 3}, {"RSD", 2},
 		{"MRU", 2}, {"VES", 2}, {"ZWG", 2},
 		// Zero-decimal currencies.

@@ -10,8 +10,9 @@
 // the standard library; every other package may import it, and it imports
 // none of them.
 //
-// The canonical lifecycle (DESIGN.md §3), rendered from the transition table
-// by Mermaid and checked by TestDiagramGolden, so it cannot drift:
+// The canonical lifecycle (docs/state-machine.md), rendered from the
+// transition table by Mermaid and checked by TestDiagramGolden, so it cannot
+// drift:
 //
 //	stateDiagram-v2
 //	    [*] --> PENDING

@@ -148,9 +148,9 @@ func magnitudeLimit(neg bool) uint64 {
 }
 
 // ParseMajor parses an amount written in major units (the 001/002/invoice
-// wire form, DESIGN.md §3) into int64 minor units of currency, exactly and
-// without floating point: "12.5" USD is 1250, "-3" JPY is -3, "1.234" BHD is
-// 1234.
+// wire form, docs/surfaces.md "Amounts") into int64 minor units of currency,
+// exactly and without floating point: "12.5" USD is 1250, "-3" JPY is -3,
+// "1.234" BHD is 1234.
 //
 // s is the literal text of a JSON number, or the contents of a JSON string
 // with its quotes already removed. It must match -?(0|[1-9][0-9]*)(\.[0-9]+)?

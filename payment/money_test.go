@@ -26,7 +26,7 @@ func TestParseMajor(t *testing.T) {
 		want   int64
 		code   string // empty: success
 	}{
-		// The examples of DESIGN.md §3.
+		// The examples of docs/surfaces.md, "Amounts".
 		{"12.5", "USD", 1250, ""},
 		{"12.50", "USD", 1250, ""},
 		{"-3", "JPY", -3, ""},

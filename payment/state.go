@@ -41,8 +41,9 @@ func (s Status) Valid() bool {
 	return false
 }
 
-// transitions is the lifecycle of DESIGN.md §3. A pair that is not here is
-// refused. PARTIALLY_REFUNDED → PARTIALLY_REFUNDED is a further partial refund.
+// transitions is the lifecycle (docs/state-machine.md shows this table and
+// what makes each move). A pair that is not here is refused.
+// PARTIALLY_REFUNDED → PARTIALLY_REFUNDED is a further partial refund.
 // SUCCEEDED → RETURNED is only reachable for bank payments (the processor
 // decides that; the table is about statuses, not methods).
 var transitions = map[Status][]Status{
@@ -93,7 +94,8 @@ func Next(from, to Status) (Status, error) {
 func (s Status) Absorbing() bool { return len(transitions[s]) == 0 }
 
 // Final reports whether a payment in s has reached an outcome that counts as
-// "done" for figures and for the no-lost-payment invariant (DESIGN.md §3):
+// "done" for figures and for the no-lost-payment invariant (I2; see
+// docs/state-machine.md, "Statuses"):
 // SUCCEEDED and the refund states count even though refunds may follow, and
 // REQUIRES_REVIEW counts because only an operator moves it on.
 func (s Status) Final() bool {

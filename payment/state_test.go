@@ -6,8 +6,8 @@ import (
 	"testing"
 )
 
-// allowed is the lifecycle of DESIGN.md §3, written out again by hand so that
-// a change to the table in state.go must be made twice, on purpose.
+// allowed is the lifecycle (docs/state-machine.md), written out again by hand
+// so that a change to the table in state.go must be made twice, on purpose.
 var allowed = map[[2]Status]bool{
 	{StatusPending, StatusProcessing}:                  true,
 	{StatusPending, StatusCanceled}:                    true,

@@ -5,7 +5,8 @@ package main
 // database and Redis database, driven by a bounded load of retrying clients
 // while real faults are injected (Redis FLUSHDB, kill -9 of a worker or of
 // intake, a gateway that charges and then loses its answer). Afterwards the
-// database and the sandbox ledger are checked against DESIGN.md §9:
+// database and the sandbox ledger are checked against the invariants of
+// docs/invariants.md:
 //
 //	I1 no double charge     the sandbox ledger never holds two charges for one payment
 //	I2 no lost payment      every 2xx-accepted payment exists and is final within a bound

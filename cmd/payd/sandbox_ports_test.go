@@ -38,7 +38,8 @@ var sandboxOperatorRoutes = []struct{ method, path, body string }{
 // public port serves the 3-D Secure challenge pages and nothing else of the
 // sandbox — every operator route, with any method, with or without an API
 // key, is payd's 404 route_not_found and does nothing — while the admin port
-// serves the operator routes behind its basic auth only (DESIGN.md §7).
+// serves the operator routes behind its basic auth only (docs/surfaces.md,
+// "The sandbox gateway").
 func TestSandboxPublicAndAdminPorts(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

@@ -248,7 +248,8 @@ func (d *deps) runIntake(ctx context.Context) error {
 // sandbox, only its customer-facing pages (3-D Secure challenges) under
 // /sandbox/challenge/. Every other /sandbox/ path falls through to the API's
 // 404 route_not_found: the sandbox's operator routes (ledger, charges,
-// refunds, faults) are on the admin port (DESIGN.md §7).
+// refunds, faults) are on the admin port (docs/surfaces.md, "The sandbox
+// gateway").
 func (d *deps) intakeHandler(api http.Handler) http.Handler {
 	if d.sandbox == nil {
 		return api

@@ -11,7 +11,7 @@
 // OperatorHandler (the gateway API, ledger, entries, faults), which is never
 // on a public port. References carry 128 random bits, so a challenge page
 // cannot be found by guessing. Magic payment method ids choose the outcome
-// (DESIGN.md §7):
+// (the table in docs/surfaces.md, "The sandbox gateway"):
 //
 //	pm_card_visa, any other card token  succeeds
 //	pm_card_declined                    hard decline card_declined

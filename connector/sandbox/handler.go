@@ -34,9 +34,9 @@ var requestSeq atomic.Int64
 //	POST /challenge/{reference}?result=succeed|fail  CompleteAction → result
 //	                               (409 challenge_completed, challenge_canceled)
 //
-// Operator and gateway API (OperatorHandler), never on a public port (DESIGN
-// §7): with the in-process sandbox payd serves it on the admin port, behind
-// its basic auth.
+// Operator and gateway API (OperatorHandler), never on a public port
+// (docs/surfaces.md, "The sandbox gateway"): with the in-process sandbox payd
+// serves it on the admin port, behind its basic auth.
 //
 //	POST /charges                  Charge → result
 //	GET  /charges/{key}            Inquire (fences an unknown key) → result

@@ -16,8 +16,9 @@ import (
 	"github.com/payd/payd/payment"
 )
 
-// Magic payment method ids (DESIGN.md §7). Any other card token succeeds;
-// any other all-digit bank account is sent and settles.
+// Magic payment method ids (docs/surfaces.md, "The sandbox gateway"). Any
+// other card token succeeds; any other all-digit bank account is sent and
+// settles.
 const (
 	CardVisa               = "pm_card_visa"
 	CardDeclined           = "pm_card_declined"

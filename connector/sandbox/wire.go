@@ -90,7 +90,7 @@ type ledgerBody struct {
 	DoubleCharged []string `json:"double_charged"`
 }
 
-// errorBody has the shape of every payd error (DESIGN.md §5).
+// errorBody has the shape of every payd error (docs/surfaces.md, "Errors").
 type errorBody struct {
 	RequestID  string   `json:"request_id,omitempty"`
 	ErrorType  string   `json:"error_type"`

@@ -1,4 +1,5 @@
-// Package archtest enforces the layering of STYLE.md: an import points to a
+// Package archtest enforces the layering of ARCHITECTURE.md ("Layers") and
+// keeps the docs in step with the code (docs_test.go): an import points to a
 // strictly lower layer, intake and processor never import each other, store
 // is the only importer of sqlx and lib/pq, and payment imports only the
 // standard library. The benchmark (bench, layer 2 beside intake and
