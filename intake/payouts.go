@@ -177,7 +177,9 @@ func (s *Server) handleCancelPayout(w http.ResponseWriter, r *http.Request) erro
 		notCancelable := errf(http.StatusConflict, typeConflict, "payout_not_cancelable",
 			fmt.Sprintf("a payout that is %s can no longer be canceled; only an INITIATED payout can",
 				payoutStatus(pay.Status, pay.Method, po.Details.ImportedStatus)))
-		if pay.Status != payment.StatusPending && pay.Status != payment.StatusRequiresAction {
+		// only before anything reached the rail: a payout never awaits a
+		// customer action, and one that did would have to be voided first
+		if pay.Status != payment.StatusPending {
 			return 0, nil, notCancelable
 		}
 		if _, err := tx.Apply(ctx, store.Change{PaymentID: id, From: pay.Status, To: payment.StatusCanceled, AnySeq: true,

@@ -45,5 +45,6 @@
 // PROCESSING → PENDING is a retry scheduled after an attempt that was
 // confirmed not charged; PARTIALLY_REFUNDED → PARTIALLY_REFUNDED is a further
 // partial refund; SUCCEEDED → RETURNED only happens to settled bank payments.
-// REQUIRES_REVIEW leaves only by an operator's resolution.
+// REQUIRES_REVIEW leaves by a slow inquiry's answer, reconciliation or an
+// operator's resolution.
 package payment

@@ -97,7 +97,8 @@ func (s Status) Absorbing() bool { return len(transitions[s]) == 0 }
 // "done" for figures and for the no-lost-payment invariant (I2; see
 // docs/state-machine.md, "Statuses"):
 // SUCCEEDED and the refund states count even though refunds may follow, and
-// REQUIRES_REVIEW counts because only an operator moves it on.
+// REQUIRES_REVIEW counts because it waits on the gateway's slow answers or
+// an operator, not on payd.
 func (s Status) Final() bool {
 	switch s {
 	case StatusSucceeded, StatusPartiallyRefunded, StatusRefunded, StatusReturned,
