@@ -6,7 +6,6 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/payd/payd/jobs"
 	"github.com/payd/payd/payment"
 )
 
@@ -15,18 +14,10 @@ import (
 // while a customer action is awaited, and on a slow schedule while the
 // payment is in review (the first answer resolves it). It never charges.
 func (p *Processor) inquire(ctx context.Context, t *asynq.Task) error {
-	pl, err := jobs.ParseStep(t)
+	pay, err := p.stepPayment(ctx, t, payment.StepInquire,
+		payment.StatusProcessing, payment.StatusRequiresAction, payment.StatusRequiresReview)
 	if err != nil {
 		return err
-	}
-	pay, err := p.Store.GetPayment(ctx, "", pl.PaymentID)
-	if err != nil {
-		return err
-	}
-	if pay.NextStep != payment.StepInquire || pay.StepSeq != pl.Seq ||
-		(pay.Status != payment.StatusProcessing && pay.Status != payment.StatusRequiresAction &&
-			pay.Status != payment.StatusRequiresReview) {
-		return payment.ErrStale
 	}
 	att, ok := lastAttempt(pay)
 	if !ok {

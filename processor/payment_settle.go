@@ -8,7 +8,6 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/payd/payd/connector"
-	"github.com/payd/payd/jobs"
 	"github.com/payd/payd/payment"
 	"github.com/payd/payd/store"
 )
@@ -17,18 +16,14 @@ import (
 // returned); a settled one is watched for returns until its return window
 // closes.
 func (p *Processor) settle(ctx context.Context, t *asynq.Task) error {
-	pl, err := jobs.ParseStep(t)
+	pay, err := p.stepPayment(ctx, t, payment.StepSettle, payment.StatusSent, payment.StatusSucceeded, payment.StatusProcessing)
 	if err != nil {
 		return err
 	}
-	pay, err := p.Store.GetPayment(ctx, "", pl.PaymentID)
-	if err != nil {
-		return err
-	}
+	// PROCESSING only for a payout imported as paid: made elsewhere, no
+	// rail reference to ask about
 	imported := !pay.ProcessPayment && pay.GatewayReference == ""
-	if pay.NextStep != payment.StepSettle || pay.StepSeq != pl.Seq ||
-		(pay.Status != payment.StatusSent && pay.Status != payment.StatusSucceeded &&
-			!(imported && pay.Status == payment.StatusProcessing)) {
+	if pay.Status == payment.StatusProcessing && !imported {
 		return payment.ErrStale
 	}
 	if imported {

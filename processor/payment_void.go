@@ -8,7 +8,6 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/payd/payd/connector"
-	"github.com/payd/payd/jobs"
 	"github.com/payd/payd/payment"
 	"github.com/payd/payd/store"
 )
@@ -21,16 +20,9 @@ import (
 // customer's action had already charged, a canceled payment is canceled
 // and the charge refunded at once; an expired one succeeded in time.
 func (p *Processor) void(ctx context.Context, t *asynq.Task) error {
-	pl, err := jobs.ParseStep(t)
+	pay, err := p.stepPayment(ctx, t, payment.StepVoid, payment.StatusRequiresAction)
 	if err != nil {
 		return err
-	}
-	pay, err := p.Store.GetPayment(ctx, "", pl.PaymentID)
-	if err != nil {
-		return err
-	}
-	if pay.NextStep != payment.StepVoid || pay.StepSeq != pl.Seq || pay.Status != payment.StatusRequiresAction {
-		return payment.ErrStale
 	}
 	att, ok := lastAttempt(pay)
 	if !ok {

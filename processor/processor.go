@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -237,6 +238,25 @@ func (p *Processor) follow(ctx context.Context, step payment.Step, id string, se
 
 func (p *Processor) gatewayCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, p.cfg.GatewayTimeout)
+}
+
+// stepPayment parses a payment step's task and loads its payment with its
+// attempts. It is payment.ErrStale when the row no longer waits on that
+// step at the task's sequence, or is in none of the statuses given: the
+// task is out of date and does nothing.
+func (p *Processor) stepPayment(ctx context.Context, t *asynq.Task, step payment.Step, statuses ...payment.Status) (payment.Payment, error) {
+	pl, err := jobs.ParseStep(t)
+	if err != nil {
+		return payment.Payment{}, err
+	}
+	pay, err := p.Store.GetPayment(ctx, "", pl.PaymentID)
+	if err != nil {
+		return pay, err
+	}
+	if pay.NextStep != step || pay.StepSeq != pl.Seq || !slices.Contains(statuses, pay.Status) {
+		return pay, payment.ErrStale
+	}
+	return pay, nil
 }
 
 // lastAttempt returns the payment's current attempt.
