@@ -22,7 +22,7 @@ func (s *Server) idemKey(w http.ResponseWriter, r *http.Request, route string) (
 			"Idempotency-Key must be 1 to 255 printable ASCII characters"))
 		return nil, false
 	}
-	return &store.IdemKey{TenantID: principal(r.Context()).TenantID, Route: route, Key: key}, true
+	return &store.IdemKey{TenantID: principal(r.Context()).TenantID, Route: route, Key: idemScope(key)}, true
 }
 
 // replayed answers a request whose key already has a record: the stored

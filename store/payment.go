@@ -302,7 +302,7 @@ func (s *Store) createPayments(ctx context.Context, reqs []createReq) ([]createR
 			ORDER BY i.id FOR NO KEY UPDATE OF i),
 		ok AS (SELECT go.* FROM go JOIN li ON li.id = go.invoice_id AND li.tenant_id = go.tenant_id AND li.currency = go.currency),
 		iv AS (
-			UPDATE invoices i SET amount_reserved = i.amount_reserved + d.amount
+			UPDATE invoices i SET amount_reserved = i.amount_reserved + `+reserveAmount+`
 			FROM (SELECT invoice_id, sum(amount)::int8 AS amount FROM ok GROUP BY invoice_id) d
 			WHERE i.id = d.invoice_id AND i.id = ANY ($10::text[])),
 		p AS (
@@ -678,6 +678,9 @@ func (s *Store) applyRows(ctx context.Context, reqs []applyReq) ([]applyRes, err
 		actor[i], gref[i], ecode[i], emsg[i], rcode[i], aurl[i] = c.Actor, c.GatewayReference, c.ErrorCode, c.ErrorMessage, c.ReturnCode, c.ActionURL
 		expSettle[i], watch[i], settled[i] = pgTimeP(c.ExpectedSettlementAt), pgTimeP(c.ReturnWatchUntil), pgTimeP(c.SettledAt)
 		audit[i], reason[i], attempt[i] = c.From != c.To || c.Audit, c.Reason, int64(c.Attempt)
+		if unauditedSucceeded && c.To == payment.StatusSucceeded {
+			audit[i] = false // the I4 negative test's broken build only (audit_broken.go)
+		}
 		refunded[i], released[i] = c.RefundedDelta, c.RefundReleased
 		lines[i] = r.lines
 		block[i] = r.lines != "" && c.blocksAccount()
