@@ -28,6 +28,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -62,10 +63,11 @@ const (
 	faultClientPatience = 60 * time.Second
 )
 
-// faultFinalSQL selects payments that have reached an outcome and have nothing
-// more scheduled.
-const faultFinalSQL = `status IN ('SUCCEEDED','PARTIALLY_REFUNDED','REFUNDED','RETURNED','FAILED','CANCELED','REQUIRES_REVIEW')
-	AND next_step IS NULL`
+// faultFinalSQL selects payments that have reached an outcome: nothing
+// more scheduled, or in REQUIRES_REVIEW, which keeps a slow inquiry
+// schedule (hours apart in production) and is final for "done" figures.
+const faultFinalSQL = `((status IN ('SUCCEEDED','PARTIALLY_REFUNDED','REFUNDED','RETURNED','FAILED','CANCELED')
+	AND next_step IS NULL) OR status = 'REQUIRES_REVIEW')`
 
 func TestFault(t *testing.T) {
 	bin := buildFaultPayd(t)
@@ -212,16 +214,20 @@ func faultMix(i int) (method, pm string) {
 	return "CARD", sandbox.CardVisa
 }
 
-// faultWantStatus is the final status each payment method id leads to, faults or
-// not.
-var faultWantStatus = map[string]string{
-	sandbox.CardVisa:                       "SUCCEEDED",
-	sandbox.CardDeclined:                   "FAILED",
-	sandbox.CardInsufficientFunds:          "FAILED",
-	sandbox.CardFlaky:                      "SUCCEEDED",
-	sandbox.CardTimeoutAfterCharge:         "SUCCEEDED",
-	"ba_" + sandbox.BankAccountSettles:     "SUCCEEDED",
-	"ba_" + sandbox.BankAccountReturnedR01: "RETURNED",
+// faultWantStatus is the final statuses each payment method id leads to,
+// faults or not (a 3-D Secure payment's are its client's: what it did).
+// pm_card_unknown charges and loses every answer until the sandbox's
+// answer_unknown fault is set: it succeeds if the gateway answers one of
+// its inquiries, else it stays in review.
+var faultWantStatus = map[string][]string{
+	sandbox.CardVisa:                       {"SUCCEEDED"},
+	sandbox.CardDeclined:                   {"FAILED"},
+	sandbox.CardInsufficientFunds:          {"FAILED"},
+	sandbox.CardFlaky:                      {"SUCCEEDED"},
+	sandbox.CardTimeoutAfterCharge:         {"SUCCEEDED"},
+	sandbox.CardUnknown:                    {"SUCCEEDED", "REQUIRES_REVIEW"},
+	"ba_" + sandbox.BankAccountSettles:     {"SUCCEEDED"},
+	"ba_" + sandbox.BankAccountReturnedR01: {"RETURNED"},
 }
 
 // ---------------------------------------------------------------- binary
@@ -294,6 +300,7 @@ type faultCluster struct {
 	// PostgreSQL), so the checker times events by when they committed,
 	// whatever the clock of the process that wrote them said.
 	commitTS bool
+	started  time.Time // when the cluster started (the reconciliation window covers it)
 
 	mu      sync.Mutex
 	procs   []*faultProc
@@ -333,7 +340,7 @@ type faultOpts struct {
 
 func startFaultClusterWith(t *testing.T, bin string, o faultOpts) *faultCluster {
 	t.Helper()
-	c := &faultCluster{t: t, chk: t, finalBound: faultFinalBound, bin: bin, dir: t.TempDir()}
+	c := &faultCluster{t: t, chk: t, finalBound: faultFinalBound, bin: bin, dir: t.TempDir(), started: time.Now()}
 	if keep := os.Getenv("PAYD_FAULT_LOG_DIR"); keep != "" {
 		// keep the process logs for a post-mortem
 		c.dir = filepath.Join(keep, strings.ReplaceAll(t.Name(), "/", "_")+"-"+strconv.FormatInt(time.Now().Unix(), 10))
@@ -376,6 +383,9 @@ func startFaultClusterWith(t *testing.T, bin string, o faultOpts) *faultCluster 
 		"PAYD_RETRY_UNIT=20ms", "PAYD_SWEEP_INTERVAL=1s", "PAYD_SWEEP_GRACE=1s", "PAYD_SWEEP_LEASE=5s", "PAYD_GATEWAY_TIMEOUT=2s",
 		"PAYD_TX_TIMEOUT=5s",
 		"PAYD_SETTLE_POLL=200ms", "PAYD_RETURN_WINDOW=2s",
+		// reconciliation runs once, at the end of each run, by the CLI
+		// (finish), so that what it finds is the run's and not a timer's
+		"PAYD_RECONCILE_INTERVAL=0",
 	}
 	if o.notify {
 		c.notifySecret = "whsec_fault_" + strconv.FormatInt(time.Now().UnixNano(), 36)
@@ -429,18 +439,46 @@ func startFaultClusterWith(t *testing.T, bin string, o faultOpts) *faultCluster 
 	return c
 }
 
-// faultInvoices is how many invoices a load's payments pay (destination_id
-// inv_fault_<i mod faultInvoices>); each is due far more than they pay.
-const faultInvoices = 7
+// faultInvoices is how many USD invoices a load's payments pay
+// (destination_id inv_fault_<i mod faultInvoices>); each is due far more
+// than they pay. The chaos load also pays faultInvoicesOther invoices in
+// each of JPY (no decimals) and BHD (three): inv_fault_jpy_<i>,
+// inv_fault_bhd_<i>.
+const (
+	faultInvoices      = 7
+	faultInvoicesOther = 3
+)
+
+// faultInvoiceDue is what each shared invoice is due, per currency (1e8
+// USD cents, 1e8 yen, 1e9 fils).
+var faultInvoiceDue = map[string]string{"USD": "1000000.00", "JPY": "100000000", "BHD": "1000000.000"}
+
+// faultInvoiceExt is the external id of shared invoice i of a currency.
+func faultInvoiceExt(currency string, i int) string {
+	if currency == "USD" {
+		return fmt.Sprintf("inv_fault_%d", i%faultInvoices)
+	}
+	return fmt.Sprintf("inv_fault_%s_%d", strings.ToLower(currency), i%faultInvoicesOther)
+}
 
 // createInvoices creates the invoices the load pays, through the API.
 func (c *faultCluster) createInvoices() {
 	c.t.Helper()
 	hc := &http.Client{Timeout: 10 * time.Second}
 	defer hc.CloseIdleConnections()
+	type inv struct{ ext, currency string }
+	var invs []inv
 	for i := range faultInvoices {
-		ext := fmt.Sprintf("inv_fault_%d", i)
-		body, _ := json.Marshal(map[string]string{"external_id": ext, "currency": "USD", "amount_due": "1000000.00"})
+		invs = append(invs, inv{faultInvoiceExt("USD", i), "USD"})
+	}
+	for _, cur := range []string{"JPY", "BHD"} {
+		for i := range faultInvoicesOther {
+			invs = append(invs, inv{faultInvoiceExt(cur, i), cur})
+		}
+	}
+	for _, iv := range invs {
+		ext := iv.ext
+		body, _ := json.Marshal(map[string]string{"external_id": ext, "currency": iv.currency, "amount_due": faultInvoiceDue[iv.currency]})
 		req, err := http.NewRequest(http.MethodPost, c.intakeURL+"/v1/invoices", bytes.NewReader(body))
 		if err != nil {
 			c.t.Fatal(err)
@@ -463,7 +501,9 @@ func (c *faultCluster) createInvoices() {
 		if err := json.Unmarshal(b, &v); err != nil || v.ID == "" {
 			c.t.Fatalf("create invoice %s: no id in %s", ext, b)
 		}
-		c.invoiceIDs = append(c.invoiceIDs, v.ID)
+		if iv.currency == "USD" {
+			c.invoiceIDs = append(c.invoiceIDs, v.ID)
+		}
 	}
 }
 
@@ -525,7 +565,13 @@ func (c *faultCluster) startWorker(name string) *faultProc {
 // runOnce runs a payd command to completion and returns its stdout.
 func (c *faultCluster) runOnce(name string, args ...string) string {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	return c.runOnceFor(60*time.Second, name, args...)
+}
+
+// runOnceFor is runOnce with a time limit.
+func (c *faultCluster) runOnceFor(limit time.Duration, name string, args ...string) string {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, c.bin, args...)
@@ -698,6 +744,10 @@ type faultLoadSpec struct {
 	// FAILED (retries exhausted, never charged) or REQUIRES_REVIEW
 	// (inquiries exhausted) instead of its method's usual outcome.
 	degradedOK bool
+	// resend: after its 2xx each client posts its request once more with
+	// the same Idempotency-Key, as a client that lost the answer would;
+	// the answer must be a replay (the I5 negative test's load).
+	resend bool
 }
 
 // faultClientRecord is what one client knows about one Idempotency-Key. It is
@@ -707,12 +757,24 @@ type faultClientRecord struct {
 	refund          int64  // chaos load: refund this much (minor units) once it succeeded
 	key, method, pm string
 	body            []byte
-	tries           int
-	id              string // the payment id of the first 2xx; empty if none
-	code            int    // its status
-	resp            []byte // its body
-	lastErr         string // why the last try failed
-	rejected        bool   // a 4xx that retrying cannot fix
+	// chaos load: what kind of payment (the mix's name for it), its
+	// currency and amount, the invoice the client creates first (POST
+	// /v1/invoices, its body) when it pays one of its own, and the final
+	// statuses it may end in, when the client's own actions (3-D Secure)
+	// decide them; empty means faultWantStatus by payment method.
+	kind     string
+	currency string
+	minor    int64
+	invoice  []byte
+	want     []string
+	actions  string // what the client did after the 2xx and what it was answered (3-D Secure)
+	tries    int
+	first    time.Time // when the first try was sent
+	id       string    // the payment id of the first 2xx; empty if none
+	code     int       // its status
+	resp     []byte    // its body
+	lastErr  string    // why the last try failed
+	rejected bool      // a 4xx that retrying cannot fix
 }
 
 type faultLoad struct {
@@ -762,7 +824,20 @@ func (c *faultCluster) startLoad(spec faultLoadSpec) *faultLoad {
 					return
 				}
 				faultSleepUntil(l.start.Add(time.Duration(i) * spec.spread / time.Duration(spec.n)))
-				c.create(hc, l, l.recs[i])
+				r := l.recs[i]
+				if r.invoice != nil {
+					// the invoice this payment pays, created first, retried like the payment
+					inv := &faultClientRecord{path: "/v1/invoices", key: r.key + "-invoice", body: r.invoice}
+					c.create(hc, l, inv)
+					if inv.id == "" {
+						r.lastErr, r.rejected = "its invoice: "+inv.lastErr, inv.rejected
+						continue
+					}
+				}
+				c.create(hc, l, r)
+				if spec.resend && r.id != "" {
+					c.resend(hc, l, r)
+				}
 				if spec.created != nil && l.recs[i].id != "" {
 					spec.created(l.recs[i])
 				}
@@ -783,6 +858,14 @@ func (c *faultCluster) startLoad(spec faultLoadSpec) *faultLoad {
 
 func (l *faultLoad) wait() { <-l.done }
 
+// resend posts an accepted request once more with its key, as a client
+// that never saw the first answer would, until it is answered (the answer
+// is judged with the replays, checkReplays).
+func (c *faultCluster) resend(hc *http.Client, l *faultLoad, r *faultClientRecord) {
+	again := &faultClientRecord{path: r.path, key: r.key, body: r.body}
+	c.create(hc, l, again)
+}
+
 // create posts one payment until it gets a 2xx, like a real client: on a
 // network error, a 5xx, a 409 (same key in flight) or a 429 it retries the
 // same request with the same Idempotency-Key, with backoff and Retry-After.
@@ -791,6 +874,9 @@ func (c *faultCluster) create(hc *http.Client, l *faultLoad, r *faultClientRecor
 	backoff := 50 * time.Millisecond
 	for {
 		r.tries++
+		if r.first.IsZero() {
+			r.first = time.Now()
+		}
 		code, body, hdr, err := c.post(hc, r.path, r.key, r.body)
 		l.requests.Add(1)
 		if err != nil {
@@ -818,8 +904,8 @@ func (c *faultCluster) create(hc *http.Client, l *faultLoad, r *faultClientRecor
 			r.lastErr = fmt.Sprintf("HTTP %d: %s", code, body)
 		}
 		wait := backoff
-		if s, perr := strconv.Atoi(hdr.Get("Retry-After")); perr == nil && s >= 0 {
-			wait = min(time.Duration(s)*time.Second, 2*time.Second)
+		if d, ok := faultRetryAfter(hdr); ok {
+			wait = min(d, 2*time.Second)
 		}
 		if time.Now().Add(wait).After(deadline) {
 			return
@@ -828,6 +914,23 @@ func (c *faultCluster) create(hc *http.Client, l *faultLoad, r *faultClientRecor
 		time.Sleep(wait)
 		backoff = min(2*backoff, time.Second)
 	}
+}
+
+// faultRetryAfter is how long an answer asks a client to wait: its
+// Retry-After (seconds, or an HTTP date), else its RateLimit-Reset.
+func faultRetryAfter(h http.Header) (time.Duration, bool) {
+	if v := h.Get("Retry-After"); v != "" {
+		if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+			return time.Duration(s) * time.Second, true
+		}
+		if at, err := http.ParseTime(v); err == nil {
+			return max(time.Until(at), 0), true
+		}
+	}
+	if s, err := strconv.Atoi(h.Get("RateLimit-Reset")); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second, true
+	}
+	return 0, false
 }
 
 func (c *faultCluster) post(hc *http.Client, path, key string, body []byte) (int, []byte, http.Header, error) {
@@ -875,13 +978,41 @@ func (c *faultCluster) finish(name string, l *faultLoad, lastFault time.Time) fa
 	if !ok {
 		t.Errorf("I2: payments not final %s after the later of the last fault and the end of the load", c.finalBound)
 	}
+	// refunds (a late charge's among them) run on their own tasks
+	c.waitRefunds(time.Now().Add(c.finalBound))
+	lastFinal := c.lastFinal()
+
+	// I8 as the run left it: payments in review hold their charges, and a
+	// late charge whose notification was lost is not known yet
+	before := accountLedger(t, c.db, c.gatewayEntries(), false)
+	var reviewBefore int
+	if err := c.db.QueryRow(`SELECT count(*) FROM payments WHERE status = 'REQUIRES_REVIEW'`).Scan(&reviewBefore); err != nil {
+		t.Fatalf("count payments in review: %v", err)
+	}
+	// then reconciliation, as an operator runs it, and what it started
+	rec := c.reconcile()
+	c.waitQuiescent(time.Now().Add(c.finalBound))
+	if !c.waitRefunds(time.Now().Add(c.finalBound)) {
+		t.Errorf("I2: refunds still PENDING %s after reconciliation", c.finalBound)
+	}
+
+	// every check on one snapshot of the database, read after the gateway's
+	// ledger: nothing the checks compare moves under them
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ledger, err := sandbox.NewClient(c.sandboxURL, nil).(*sandbox.Client).Ledger(ctx)
 	if err != nil {
 		t.Fatalf("read the sandbox ledger: %v", err)
 	}
-	s := checkInvariants(t, c.db, ledger, l)
+	entries := c.gatewayEntries()
+	snap := c.snapshot()
+	s := checkInvariants(t, snap, ledger, l)
+	s.i8 = accountLedger(t, snap, entries, true)
+	checkI8(t, s.i8)
+	s.money = checkMoney(t, snap, ledger)
+	_ = snap.Rollback()
+	s.i8Before, s.reconcile, s.reviewBefore = before, rec, reviewBefore
+	s.lastFinal = lastFinal
 	s.replaysOK = c.checkReplays(l)
 	s.quiescedAfterLoad = quiet
 	toFinal := "unbounded (some payments are not final)"
@@ -898,7 +1029,23 @@ func (c *faultCluster) finish(name string, l *faultLoad, lastFault time.Time) fa
 		s.replaysOK, s.accepted, s.timeoutsByInquiry, s.timeouts, toFinal,
 		quiet.Round(time.Millisecond), l.end.Sub(l.start).Round(time.Millisecond),
 		l.requests.Load(), l.retries.Load(), l.netErrors.Load(), codes, s.statuses)
+	t.Logf("I8 %s: at quiescence %s (%d payments in review); reconciliation: %s; after it %s (%d payments in review)",
+		name, s.i8Before, s.reviewBefore, s.reconcile, s.i8, s.review)
 	return s
+}
+
+// lastFinal is when a payment last changed (its row's commit time where the
+// database keeps them), before reconciliation.
+func (c *faultCluster) lastFinal() time.Time {
+	updated := "updated_at"
+	if c.commitTS {
+		updated = "COALESCE(pg_xact_commit_timestamp(xmin), updated_at)"
+	}
+	var at sql.NullTime
+	if err := c.db.QueryRow(`SELECT max(` + updated + `) FROM payments`).Scan(&at); err != nil {
+		c.chk.Fatalf("last change: %v", err)
+	}
+	return at.Time
 }
 
 // waitQuiescent polls until every payment is final with nothing scheduled,
@@ -959,13 +1106,20 @@ func (c *faultCluster) logOpen(limit int) {
 	}
 }
 
+// faultReplayPatience is how long checkReplays keeps asking again for one
+// request that intake's rate limit refuses (429).
+const faultReplayPatience = 2 * time.Minute
+
 // checkReplays sends every accepted request again with its key: each must
 // be answered from the idempotency record, byte for byte as the first 2xx.
+// A 429 (the tenant's rate limit: the replays are thousands of requests in
+// a few seconds) is no answer to the replay: it is asked again after its
+// Retry-After (or RateLimit-Reset), as a well-behaved client would.
 func (c *faultCluster) checkReplays(l *faultLoad) int {
 	t := c.chk
 	hc := &http.Client{Timeout: 10 * time.Second}
 	defer hc.CloseIdleConnections()
-	var ok atomic.Int64
+	var ok, limited atomic.Int64
 	var mu sync.Mutex
 	var bad []string
 	work := make(chan *faultClientRecord)
@@ -976,6 +1130,16 @@ func (c *faultCluster) checkReplays(l *faultLoad) int {
 			defer wg.Done()
 			for r := range work {
 				code, body, hdr, err := c.post(hc, r.path, r.key, r.body)
+				for deadline := time.Now().Add(faultReplayPatience); err == nil && code == http.StatusTooManyRequests &&
+					time.Now().Before(deadline); {
+					limited.Add(1)
+					wait, ok := faultRetryAfter(hdr)
+					if !ok {
+						wait = time.Second
+					}
+					time.Sleep(max(wait, 50*time.Millisecond))
+					code, body, hdr, err = c.post(hc, r.path, r.key, r.body)
+				}
 				switch {
 				case err != nil:
 					mu.Lock()
@@ -999,6 +1163,9 @@ func (c *faultCluster) checkReplays(l *faultLoad) int {
 	}
 	close(work)
 	wg.Wait()
+	if n := limited.Load(); n > 0 {
+		t.Logf("replays: %d answers were 429 (rate limited) and asked again after their Retry-After", n)
+	}
 	reportViolations(t, "I5: replay differs from the first answer", bad)
 	return int(ok.Load())
 }
@@ -1007,15 +1174,23 @@ type faultSummary struct {
 	accepted, payments, final, lost, stuck, doubleCharged, unacknowledged int
 	degraded                                                              int // FAILED or REQUIRES_REVIEW because a gateway fault outlasted retries
 	timeouts, timeoutsByInquiry, replaysOK                                int
+	review                                                                int // payments in REQUIRES_REVIEW when checked (after reconciliation)
+	reviewBefore                                                          int // in REQUIRES_REVIEW at quiescence, before reconciliation
+	lateCharges                                                           int // charges of canceled or failed payments, refunded
 	statuses                                                              map[string]int
 	lastFinal                                                             time.Time
 	quiescedAfterLoad                                                     time.Duration
+	// I8: the gateway's ledger at quiescence, before reconciliation
+	// (figures), what reconciliation reported, and after it (checked)
+	i8Before, i8 faultI8
+	reconcile    faultReconcile
+	money        chaosMoney // I3's figures
 }
 
-// checkInvariants checks I1, I2, I4 and I5 on the database and the sandbox
-// ledger, given what the clients saw (l). It reports every violation with
-// t.Errorf and returns the figures.
-func checkInvariants(t faultT, db *sql.DB, ledger []sandbox.Charge, l *faultLoad) faultSummary {
+// checkInvariants checks I1, I2, I4 and I5 on the database (q: one
+// snapshot of it) and the sandbox ledger, given what the clients saw (l).
+// It reports every violation with t.Errorf and returns the figures.
+func checkInvariants(t faultT, q faultQuerier, ledger []sandbox.Charge, l *faultLoad) faultSummary {
 	t.Helper()
 	s := faultSummary{statuses: map[string]int{}}
 
@@ -1030,10 +1205,10 @@ func checkInvariants(t faultT, db *sql.DB, ledger []sandbox.Charge, l *faultLoad
 	// when a payment last changed: its row's commit time if the database
 	// keeps them (a process whose clock jumped wrote updated_at), else updated_at
 	updated := "p.updated_at"
-	if faultCommitTS(db) {
+	if faultCommitTS(q) {
 		updated = "COALESCE(pg_xact_commit_timestamp(p.xmin), p.updated_at)"
 	}
-	rows, err := db.Query(`SELECT p.id, p.status, p.method, p.payment_method_id, p.amount, COALESCE(p.next_step,''),
+	rows, err := q.Query(`SELECT p.id, p.status, p.method, p.payment_method_id, p.amount, COALESCE(p.next_step,''),
 		p.gateway_reference, COALESCE(p.metadata->>'fault_key', d.external_payment_id, ''), ` + updated + `
 		FROM payments p LEFT JOIN payout_details d ON d.payment_id = p.id`)
 	if err != nil {
@@ -1050,17 +1225,34 @@ func checkInvariants(t faultT, db *sql.DB, ledger []sandbox.Charge, l *faultLoad
 	s.payments = len(pays)
 
 	atts := map[string][]faultAttempt{}
-	rows, err = db.Query(`SELECT payment_id, attempt_number, status, idempotency_key, failure_class, inquiry_count FROM payment_attempts ORDER BY payment_id, attempt_number`)
+	rows, err = q.Query(`SELECT payment_id, attempt_number, status, idempotency_key, failure_class, error_code, inquiry_count
+		FROM payment_attempts ORDER BY payment_id, attempt_number`)
 	if err != nil {
 		t.Fatalf("load attempts: %v", err)
 	}
 	for rows.Next() {
 		var pid string
 		var a faultAttempt
-		if err := rows.Scan(&pid, &a.n, &a.status, &a.key, &a.class, &a.inquiries); err != nil {
+		if err := rows.Scan(&pid, &a.n, &a.status, &a.key, &a.class, &a.code, &a.inquiries); err != nil {
 			t.Fatalf("scan attempt: %v", err)
 		}
 		atts[pid] = append(atts[pid], a)
+	}
+	rows.Close()
+
+	// the refunds payd started for charges that landed after it held the
+	// payment as not charged (late charges), by payment and charge
+	lateRefund := map[string]string{}
+	rows, err = q.Query(`SELECT payment_id, charge_reference, status FROM refunds WHERE reason = $1`, payment.RefundReasonChargeAfterCancel)
+	if err != nil {
+		t.Fatalf("load late-charge refunds: %v", err)
+	}
+	for rows.Next() {
+		var pid, ref, status string
+		if err := rows.Scan(&pid, &ref, &status); err != nil {
+			t.Fatalf("scan late-charge refund: %v", err)
+		}
+		lateRefund[pid+"|"+ref] = status
 	}
 	rows.Close()
 
@@ -1085,8 +1277,16 @@ func checkInvariants(t faultT, db *sql.DB, ledger []sandbox.Charge, l *faultLoad
 		chs := charges[p.id]
 		switch {
 		case p.status == "FAILED" || p.status == "CANCELED":
-			if len(chs) != 0 {
-				wrongCharge = append(wrongCharge, fmt.Sprintf("%s is %s (%s) but the ledger charged it: %+v", p.id, p.status, p.pm, chs))
+			// never charged; or charged once after payd held it as not
+			// charged (a 3-D Secure challenge completed as the cancel or
+			// expiry voided it, a void that got no answer): a late charge,
+			// which must have been refunded
+			switch {
+			case len(chs) == 1 && lateRefund[p.id+"|"+chs[0].Reference] == string(payment.RefundSucceeded):
+				s.lateCharges++
+			case len(chs) == 1:
+				wrongCharge = append(wrongCharge, fmt.Sprintf("%s is %s (%s) but the ledger charged it and the charge was not refunded as a late charge (refund %q): %+v",
+					p.id, p.status, p.pm, lateRefund[p.id+"|"+chs[0].Reference], chs))
 			}
 		case p.method == "OFFLINE" || p.method == "CREDITS":
 			if len(chs) != 0 {
@@ -1109,6 +1309,7 @@ func checkInvariants(t faultT, db *sql.DB, ledger []sandbox.Charge, l *faultLoad
 				wrongCharge = append(wrongCharge, fmt.Sprintf("%s: the ledger charged key %s, no SUCCEEDED attempt has it: %+v", p.id, ch.Key, atts[p.id]))
 			}
 		case p.status == "REQUIRES_REVIEW":
+			s.review++
 			if len(chs) > 1 {
 				wrongCharge = append(wrongCharge, fmt.Sprintf("%s in review with %d charges", p.id, len(chs)))
 			}
@@ -1136,7 +1337,7 @@ func checkInvariants(t faultT, db *sql.DB, ledger []sandbox.Charge, l *faultLoad
 		}
 		timeoutBad = append(timeoutBad, fmt.Sprintf("%s: %s, %d ledger charges, attempts %+v", p.id, p.status, len(charges[p.id]), atts[p.id]))
 	}
-	reportViolations(t, "gateway timeout after charge not resolved by inquiry", timeoutBad)
+	reportViolations(t, "I1: lost gateway answer not resolved by inquiry", timeoutBad)
 
 	// ---- I2: no lost payment; nothing nobody asked for
 	byKey := map[string]*faultClientRecord{}
@@ -1146,7 +1347,7 @@ func checkInvariants(t faultT, db *sql.DB, ledger []sandbox.Charge, l *faultLoad
 			s.accepted++
 		}
 	}
-	var missing, notFinal, orphan, wrongOutcome []string
+	var missing, notFinal, orphan, wrongOutcome, otherPayment []string
 	for _, r := range l.recs {
 		if r.id != "" && pays[r.id] == nil {
 			s.lost++
@@ -1163,7 +1364,8 @@ func checkInvariants(t faultT, db *sql.DB, ledger []sandbox.Charge, l *faultLoad
 	perKey := map[string][]string{}
 	for _, p := range pays {
 		s.statuses[p.status]++
-		if final[p.status] && p.nextStep == "" {
+		// REQUIRES_REVIEW is final with its slow inquiries still scheduled
+		if final[p.status] && (p.nextStep == "" || p.status == "REQUIRES_REVIEW") {
 			s.final++
 			if p.updated.After(s.lastFinal) {
 				s.lastFinal = p.updated
@@ -1172,28 +1374,36 @@ func checkInvariants(t faultT, db *sql.DB, ledger []sandbox.Charge, l *faultLoad
 			s.stuck++
 			notFinal = append(notFinal, fmt.Sprintf("%s (%s) is %s, next step %q", p.id, p.pm, p.status, p.nextStep))
 		}
+		r := byKey[p.key]
 		want := faultWantStatus[p.pm]
 		if p.method == "OFFLINE" {
-			want = "SUCCEEDED"
+			want = []string{"SUCCEEDED"}
 		}
-		if r := byKey[p.key]; r != nil && r.refund > 0 && want == "SUCCEEDED" {
+		if r != nil && len(r.want) > 0 {
+			want = r.want // what the client's own actions (3-D Secure) leave
+		}
+		if r != nil && r.refund > 0 && slices.Contains(want, "SUCCEEDED") {
 			// refunded by the load once it succeeded; checked by checkMoney
 			if p.status == "PARTIALLY_REFUNDED" || p.status == "REFUNDED" {
-				want = p.status
+				want = []string{p.status}
 			}
 		}
 		switch {
-		case want == "" || p.status == want:
+		case len(want) == 0 || slices.Contains(want, p.status):
 		case l.spec.degradedOK && p.method != "OFFLINE" && faultDegraded(p.status, len(charges[p.id]), atts[p.id]):
 			// a gateway fault outlasted the retry policy (FAILED, never
 			// charged, last attempt transient or unknown) or the inquiry
 			// schedule (REQUIRES_REVIEW): a correct outcome, counted
 			s.degraded++
 		default:
-			wrongOutcome = append(wrongOutcome, fmt.Sprintf("%s (%s) ended %s, want %s; attempts %+v", p.id, p.pm, p.status, want, atts[p.id]))
+			what := ""
+			if r != nil && r.actions != "" {
+				what = "; the client " + r.actions
+			}
+			wrongOutcome = append(wrongOutcome, fmt.Sprintf("%s (%s %s) ended %s, want %s%s; attempts %+v",
+				p.id, p.pm, faultKindOf(r), p.status, strings.Join(want, " or "), what, atts[p.id]))
 		}
 		perKey[p.key] = append(perKey[p.key], p.id)
-		r := byKey[p.key]
 		switch {
 		case r == nil:
 			orphan = append(orphan, fmt.Sprintf("%s has key %q, which no client used", p.id, p.key))
@@ -1202,15 +1412,17 @@ func checkInvariants(t faultT, db *sql.DB, ledger []sandbox.Charge, l *faultLoad
 			// key still names it
 			s.unacknowledged++
 		case r.id != p.id:
-			orphan = append(orphan, fmt.Sprintf("%s has key %s, whose client was told %s", p.id, p.key, r.id))
+			// a second payment for a key whose client was told of the first
+			otherPayment = append(otherPayment, fmt.Sprintf("%s has key %s, whose client was told %s", p.id, p.key, r.id))
 		}
 	}
 	reportViolations(t, "I2: accepted payment missing", missing)
 	reportViolations(t, "I2: payment not final", notFinal)
 	reportViolations(t, "I2: payment no client asked for", orphan)
 	reportViolations(t, "unexpected outcome", wrongOutcome)
-	if want := s.accepted + s.unacknowledged; s.payments != want {
-		t.Errorf("I2: %d payments, want %d (accepted %d + committed-unacknowledged %d)", s.payments, want, s.accepted, s.unacknowledged)
+	// one payment per key used (several for one key are I5's, below)
+	if want := s.accepted + s.unacknowledged; len(perKey) != want {
+		t.Errorf("I2: payments for %d keys, want %d (accepted %d + committed-unacknowledged %d)", len(perKey), want, s.accepted, s.unacknowledged)
 	}
 
 	// ---- I5: one payment per Idempotency-Key, on both sides
@@ -1221,8 +1433,9 @@ func checkInvariants(t faultT, db *sql.DB, ledger []sandbox.Charge, l *faultLoad
 		}
 	}
 	reportViolations(t, "I5: several payments for one key", dupKeys)
+	reportViolations(t, "I5: payment for a key whose client was told another", otherPayment)
 	var idemBad []string
-	rows, err = db.Query(`SELECT key, state, COALESCE(response_body, ''::bytea) FROM idempotency_keys WHERE route IN ('POST /v1/payments', 'POST /v1/payouts')`)
+	rows, err = q.Query(`SELECT key, state, COALESCE(response_body, ''::bytea) FROM idempotency_keys WHERE route IN ('POST /v1/payments', 'POST /v1/payouts')`)
 	if err != nil {
 		t.Fatalf("load idempotency keys: %v", err)
 	}
@@ -1257,13 +1470,15 @@ func checkInvariants(t faultT, db *sql.DB, ledger []sandbox.Charge, l *faultLoad
 		t.Errorf("I5: %d completed idempotency records for %d payments", idemDone, s.payments)
 	}
 
-	// ---- I4: every status change audited, in an unbroken allowed chain
+	// ---- I4: every status change audited, in an unbroken allowed chain;
+	// notes (from = to: a cancel requested, a late charge refunded) are
+	// allowed in every status, in the status the payment is in
 	type ev struct {
 		from sql.NullString
 		to   string
 	}
 	evs := map[string][]ev{}
-	rows, err = db.Query(`SELECT payment_id, from_status, to_status FROM payment_events ORDER BY payment_id, id`)
+	rows, err = q.Query(`SELECT payment_id, from_status, to_status FROM payment_events ORDER BY payment_id, id`)
 	if err != nil {
 		t.Fatalf("load events: %v", err)
 	}
@@ -1285,7 +1500,8 @@ func checkInvariants(t faultT, db *sql.DB, ledger []sandbox.Charge, l *faultLoad
 		}
 		for i := 1; i < len(es); i++ {
 			from, to := es[i].from.String, es[i].to
-			if !es[i].from.Valid || from != es[i-1].to || !payment.CanTransition(payment.Status(from), payment.Status(to)) {
+			note := from == to
+			if !es[i].from.Valid || from != es[i-1].to || (!note && !payment.CanTransition(payment.Status(from), payment.Status(to))) {
 				chainBad = append(chainBad, fmt.Sprintf("%s: event %d %s→%s after →%s", p.id, i, from, to, es[i-1].to))
 				break
 			}
@@ -1303,9 +1519,17 @@ func checkInvariants(t faultT, db *sql.DB, ledger []sandbox.Charge, l *faultLoad
 	return s
 }
 
+// faultKindOf names a client record's kind of payment, for messages.
+func faultKindOf(r *faultClientRecord) string {
+	if r == nil || r.kind == "" {
+		return "-"
+	}
+	return r.kind
+}
+
 // faultCommitTS says whether the database keeps commit timestamps
 // (track_commit_timestamp, on in the private PostgreSQL).
-func faultCommitTS(db *sql.DB) bool {
+func faultCommitTS(db faultQuerier) bool {
 	var v string
 	return db.QueryRow(`SHOW track_commit_timestamp`).Scan(&v) == nil && v == "on"
 }
@@ -1329,9 +1553,9 @@ func reportViolations(t faultT, what string, items []string) {
 
 // faultAttempt is one payment_attempts row, as the checker reads it.
 type faultAttempt struct {
-	n                  int
-	status, key, class string
-	inquiries          int
+	n                        int
+	status, key, class, code string
+	inquiries                int
 }
 
 // faultDegraded says whether a payment's outcome is what a failing gateway
