@@ -69,6 +69,8 @@ type Env struct {
 	// ReconcileWindow is the periodic window (from the last run to a grace
 	// before now), for a run with no --since.
 	ReconcileWindow func(ctx context.Context) (time.Time, time.Time, error)
+	// Migrate applies the schema's migrations as its owner (keys create).
+	Migrate func(ctx context.Context) error
 }
 
 // Opener opens the Env; close releases it.
@@ -76,7 +78,7 @@ type Opener func(ctx context.Context) (env *Env, close func(), err error)
 
 // Commands are the operator commands, to add under payd's root command.
 func Commands(open Opener, stdout io.Writer) []*cobra.Command {
-	return []*cobra.Command{paymentsCommand(open, stdout), reconcileCommand(open, stdout)}
+	return []*cobra.Command{paymentsCommand(open, stdout), reconcileCommand(open, stdout), keysCommand(open, stdout)}
 }
 
 // Run runs one operator command line (args without the program name), as

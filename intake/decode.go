@@ -66,7 +66,7 @@ func decode(body []byte, v any) error {
 		var te *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &te):
-			f := te.Field
+			f := memberPath(te.Field, reflect.TypeOf(v))
 			if f == "" {
 				return errf(http.StatusBadRequest, typeInvalidRequest, "body_not_object", "the body must be a JSON object")
 			}
@@ -78,6 +78,33 @@ func decode(body []byte, v any) error {
 		return errf(http.StatusBadRequest, typeInvalidRequest, "body_malformed", "the body is not valid JSON")
 	}
 	return nil
+}
+
+// memberPath is a decoder field path as the body names it: encoding/json
+// also names each embedded struct a member is promoted from (by its Go
+// name), which the body never does. (The path names struct members only:
+// no slice index, no map key.)
+func memberPath(path string, t reflect.Type) string {
+	var out []string
+	for _, seg := range strings.Split(path, ".") {
+		for t != nil && t.Kind() != reflect.Struct {
+			switch t.Kind() {
+			case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Map:
+				t = t.Elem()
+			default:
+				t = nil
+			}
+		}
+		if t != nil {
+			if f, ok := t.FieldByName(seg); ok && f.Anonymous && jsonName(f) == "" {
+				t = f.Type
+				continue
+			}
+			t = jsonFields(t)[seg]
+		}
+		out = append(out, seg)
+	}
+	return strings.Join(out, ".")
 }
 
 // fieldCode turns a decoder field path (metadata.x, lines.0.amount) into the
@@ -220,7 +247,7 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 	m := map[string]reflect.Type{}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		name := jsonName(f)
 		switch {
 		case name == "-":
 			continue
@@ -252,43 +279,15 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 	return m
 }
 
+// jsonName is the member name in a field's json tag; "" for none.
+func jsonName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	return name
+}
+
 func quoteShort(s string) string {
 	if len(s) > 40 {
 		s = s[:40] + "…"
 	}
 	return fmt.Sprintf("%q", strings.ToValidUTF8(s, ""))
 }
-
-// decimal holds the raw text of a JSON amount: a number literal or the
-// content of a string, never converted through float64.
-type decimal struct {
-	Raw   string
-	Set   bool // the field was present
-	Kind  byte // 'n' number, 's' string, 'x' any other JSON type
-	IsNul bool // JSON null
-}
-
-func (d *decimal) UnmarshalJSON(b []byte) error {
-	d.Set = true
-	switch {
-	case len(b) == 0:
-		d.Kind = 'x'
-	case string(b) == "null":
-		d.IsNul = true
-	case b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			d.Kind = 'x'
-			return nil
-		}
-		d.Raw, d.Kind = s, 's'
-	case b[0] == '-' || (b[0] >= '0' && b[0] <= '9'):
-		d.Raw, d.Kind = string(b), 'n'
-	default:
-		d.Kind = 'x'
-	}
-	return nil
-}
-
-// MarshalJSON writes the fingerprinted form.
-func (d decimal) MarshalJSON() ([]byte, error) { return json.Marshal(d.Raw) }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/payd/payd/payment"
@@ -59,16 +60,23 @@ func safeText(s string) bool {
 	return utf8.ValidString(s) && !strings.ContainsRune(s, 0) && !strings.ContainsRune(s, '\u202e')
 }
 
+// fuzzLimits are what the decoders are checked against: NewServer's
+// largest amount and the payout fuzz tests' clock.
+var fuzzLimits = limits{now: func() time.Time { return fuzzNow }, maxAmount: fuzzMaxAmount}
+
+// decodeUser is what handleCreateUser does with a body before any I/O.
 func decodeUser(body []byte) (validUser, error) {
-	var req createUserRequest
-	if err := decode(body, &req); err != nil {
-		return validUser{}, err
+	return checkBody(body, &createUserRequest{}, fuzzLimits)
+}
+
+// decodeLines is what handleReplacePayoutLines does with a body for a
+// payout of total, before any I/O.
+func decodeLines(body []byte, total payment.Money, maxAmount int64) (lines []validLine, replace bool, err error) {
+	v, err := checkBody(body, &replaceLinesRequest{payout: total}, limits{maxAmount: maxAmount})
+	if err != nil {
+		return nil, false, err
 	}
-	v, bad := req.valid()
-	if len(bad) > 0 {
-		return v, validation(bad)
-	}
-	return v, nil
+	return v.Lines, v.Replace, nil
 }
 
 // FuzzDecodeUser: a POST /v1/users body never panics, is refused only with
@@ -161,7 +169,7 @@ func FuzzDecodePayoutLines(f *testing.F) {
 		acceptedObject[replaceLinesRequest](t, body)
 		var sum int64
 		for _, l := range lines {
-			if _, ok := invoiceID(l.InvoiceID); !ok || l.AppliedAmount <= 0 || l.PaymentAmount <= 0 ||
+			if _, ok := payment.InvoiceIDFromToken(l.InvoiceID); !ok || l.AppliedAmount <= 0 || l.PaymentAmount <= 0 ||
 				!payment.KnownCurrency(l.AppliedCurrency) || (l.AppliedCurrency != cur && l.FXRate == "") {
 				t.Fatalf("accepted line %+v on a %s payout", l, cur)
 			}
@@ -200,8 +208,9 @@ func FuzzListParams(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
 		r := &http.Request{URL: &url.URL{Path: "/v1/payments", RawQuery: raw}}
-		limit, after, bad := parseListParams(r)
-		_ = statuses001(r.URL.Query().Get("status"))
+		lq := parseListQuery(r)
+		limit, after, bad := lq.limit, lq.after, lq.bad
+		_ = paymentStatusesNamed(r.URL.Query().Get("status"))
 		if len(bad) > 0 {
 			for k, c := range bad {
 				if !strings.HasPrefix(c, k+"_") {
@@ -218,7 +227,8 @@ func FuzzListParams(f *testing.F) {
 		if after != "" {
 			q.Set("starting_after", after)
 		}
-		l2, a2, bad2 := parseListParams(&http.Request{URL: &url.URL{RawQuery: q.Encode()}})
+		lq2 := parseListQuery(&http.Request{URL: &url.URL{RawQuery: q.Encode()}})
+		l2, a2, bad2 := lq2.limit, lq2.after, lq2.bad
 		if len(bad2) > 0 || l2 != limit || a2 != after {
 			t.Fatalf("%q → (%d, %q) → %q → (%d, %q, %v)", raw, limit, after, q.Encode(), l2, a2, bad2)
 		}

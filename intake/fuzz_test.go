@@ -92,15 +92,7 @@ var decodeSeeds = []decodeSeed{
 
 // decodeCreate is what handleCreatePayment does with a body before any I/O.
 func decodeCreate(body []byte) (validPayment, error) {
-	var req createPaymentRequest
-	if err := decode(body, &req); err != nil {
-		return validPayment{}, err
-	}
-	v, bad := req.valid(fuzzMaxAmount)
-	if len(bad) > 0 {
-		return v, validation(bad)
-	}
-	return v, nil
+	return checkBody(body, &createPaymentRequest{}, fuzzLimits)
 }
 
 func TestDecodePaymentSeeds(t *testing.T) {

@@ -36,7 +36,7 @@ type gatewayNotificationRequest struct {
 }
 
 // valid returns one error code per bad field.
-func (r gatewayNotificationRequest) valid() map[string]string {
+func (r gatewayNotificationRequest) valid(limits) (gatewayNotificationRequest, map[string]string) {
 	bad := map[string]string{}
 	if code := checkToken(r.ID, true, 100); code != "" {
 		bad["id"] = "id_" + code
@@ -44,7 +44,7 @@ func (r gatewayNotificationRequest) valid() map[string]string {
 	if code := checkToken(r.Type, true, 64); code != "" {
 		bad["type"] = "type_" + code
 	}
-	key, ref := deref(r.IdempotencyKey), deref(r.GatewayReference)
+	key, ref := str(r.IdempotencyKey), str(r.GatewayReference)
 	if code := checkToken(key, false, 200); code != "" {
 		bad["idempotency_key"] = "idempotency_key_" + code
 	}
@@ -62,34 +62,7 @@ func (r gatewayNotificationRequest) valid() map[string]string {
 		// within what Postgres stores, and what a gateway can mean
 		bad["occurred_at"] = "occurred_at_out_of_range"
 	}
-	return bad
-}
-
-func deref(p *string) string {
-	if p == nil {
-		return ""
-	}
-	return *p
-}
-
-// checkToken accepts 1..max printable ASCII characters without spaces:
-// ids, types, keys and references are machine tokens.
-func checkToken(s string, required bool, max int) string {
-	if s == "" {
-		if required {
-			return "required"
-		}
-		return ""
-	}
-	if len(s) > max {
-		return "too_long"
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x21 || s[i] > 0x7e {
-			return "invalid_characters"
-		}
-	}
-	return ""
+	return r, bad
 }
 
 var (
@@ -105,11 +78,10 @@ type notificationAck struct {
 	Received bool `json:"received"`
 }
 
-func (s *Server) handleGatewayNotification(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleGatewayNotification(w http.ResponseWriter, r *http.Request) error {
 	if len(s.notifySecrets) == 0 {
 		// not configured: the route does not exist
-		s.handleNoRoute(w, r)
-		return
+		return s.handleNoRoute(w, r)
 	}
 	count := func(typ, outcome string) {
 		s.metrics.GatewayNotifications.WithLabelValues(connector.NotificationTypeLabel(typ), outcome).Inc()
@@ -117,8 +89,7 @@ func (s *Server) handleGatewayNotification(w http.ResponseWriter, r *http.Reques
 	body, err := s.readBodyLimit(w, r, s.cfg.NotifyMaxBody)
 	if err != nil {
 		count("", "invalid")
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	// authenticate before parsing: an unsigned body gets no feedback on its shape
 	err = connector.VerifyNotification(r.Header.Get(connector.NotificationSignatureHeader), body, s.notifySecrets,
@@ -126,36 +97,27 @@ func (s *Server) handleGatewayNotification(w http.ResponseWriter, r *http.Reques
 	switch {
 	case errors.Is(err, connector.ErrSignatureExpired):
 		count("", "stale_signature")
-		s.writeError(w, r, errSignatureExpired)
-		return
+		return errSignatureExpired
 	case errors.Is(err, connector.ErrSignatureInvalid):
 		count("", "bad_signature")
-		s.writeError(w, r, errSignatureInvalid)
-		return
+		return errSignatureInvalid
 	case err != nil:
 		count("", "bad_signature")
-		s.writeError(w, r, errSignatureMissing)
-		return
+		return errSignatureMissing
 	}
-	var req gatewayNotificationRequest
-	if err := decode(body, &req); err != nil {
-		count("", "invalid")
-		s.writeError(w, r, err)
-		return
-	}
-	if bad := req.valid(); len(bad) > 0 {
+	// a body refused by decode names no type; one refused by valid does
+	req, err := checkBody(body, &gatewayNotificationRequest{}, s.limits())
+	if err != nil {
 		count(req.Type, "invalid")
-		s.writeError(w, r, validation(bad))
-		return
+		return err
 	}
 	occurred, _ := time.Parse(time.RFC3339Nano, req.OccurredAt)
 	n, fresh, err := s.store.RecordNotification(r.Context(), store.Notification{Gateway: s.cfg.NotifyGateway,
-		ID: req.ID, Type: req.Type, IdempotencyKey: deref(req.IdempotencyKey), Reference: deref(req.GatewayReference),
+		ID: req.ID, Type: req.Type, IdempotencyKey: str(req.IdempotencyKey), Reference: str(req.GatewayReference),
 		OccurredAt: occurred})
 	if err != nil {
 		count(req.Type, "unavailable")
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	outcome := "accepted"
 	if !fresh {
@@ -176,10 +138,10 @@ func (s *Server) handleGatewayNotification(w http.ResponseWriter, r *http.Reques
 		if err := s.enqueue.Notification(r.Context(), n.Gateway, n.ID); err != nil {
 			count(req.Type, "unavailable")
 			s.log.WarnContext(r.Context(), "enqueue gateway notification failed", "err", err)
-			s.writeError(w, r, errUnavailable)
-			return
+			return errUnavailable
 		}
 	}
 	count(req.Type, outcome)
 	writeJSON(w, http.StatusAccepted, notificationAck{Received: true})
+	return nil
 }

@@ -35,14 +35,14 @@ func FuzzGatewayNotificationDecode(f *testing.F) {
 			}
 			return
 		}
-		bad := req.valid()
+		_, bad := req.valid(limits{})
 		if len(bad) > 0 {
 			if ae := validation(bad); ae.Status != 422 || len(ae.Codes) == 0 {
 				t.Fatalf("validation(%v) = %+v", bad, ae)
 			}
 			return
 		}
-		key, ref := deref(req.IdempotencyKey), deref(req.GatewayReference)
+		key, ref := str(req.IdempotencyKey), str(req.GatewayReference)
 		if len(req.ID) == 0 || len(req.ID) > 100 || len(req.Type) == 0 || len(req.Type) > 64 ||
 			len(key) > 200 || len(ref) > 200 || key+ref == "" {
 			t.Fatalf("accepted out of bounds: %+v", req)

@@ -6,12 +6,13 @@ import (
 	"time"
 )
 
-func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
 }
 
 // handleReadyz answers 503 when Postgres or Redis cannot be reached.
-func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	checks := map[string]string{"postgres": "ok", "redis": "ok"}
@@ -27,4 +28,5 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 		status = "not_ready"
 	}
 	writeJSON(w, code, map[string]any{"status": status, "checks": checks})
+	return nil
 }

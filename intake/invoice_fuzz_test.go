@@ -39,6 +39,11 @@ var invoiceSeeds = []decodeSeed{
 	{"deep", `{"metadata":` + strings.Repeat(`{"a":`, 20) + `1` + strings.Repeat(`}`, 20) + `}`, 400, "body_too_deep"},
 }
 
+// decodeInvoice is what handleCreateInvoice does with a body before any I/O.
+func decodeInvoice(body []byte, maxAmount int64) (validInvoice, error) {
+	return checkBody(body, &createInvoiceRequest{}, limits{maxAmount: maxAmount})
+}
+
 func TestDecodeInvoiceSeeds(t *testing.T) {
 	t.Parallel()
 	for _, s := range invoiceSeeds {

@@ -16,18 +16,18 @@ import (
 // (store.CreatePayment), which refuses it if the cache was out of date.
 type invoiceHeads struct {
 	mu sync.RWMutex
-	m  map[invoiceRef]store.Invoice
+	m  map[invoiceRef]payment.Invoice
 }
 
 type invoiceRef struct{ tenant, ref string }
 
 const maxInvoiceHeads = 10000
 
-func newInvoiceHeads() *invoiceHeads { return &invoiceHeads{m: map[invoiceRef]store.Invoice{}} }
+func newInvoiceHeads() *invoiceHeads { return &invoiceHeads{m: map[invoiceRef]payment.Invoice{}} }
 
 // head returns the tenant's invoice named ref (its id or external id); an
 // unknown one is a 422 destination_id_not_found.
-func (c *invoiceHeads) head(ctx context.Context, st *store.Store, tenant, ref string) (store.Invoice, error) {
+func (c *invoiceHeads) head(ctx context.Context, st *store.Store, tenant, ref string) (payment.Invoice, error) {
 	k := invoiceRef{tenant, ref}
 	c.mu.RLock()
 	inv, ok := c.m[k]

@@ -7,9 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"sort"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/payd/payd/payment"
 	"github.com/payd/payd/store"
@@ -67,29 +65,25 @@ type validPayee struct {
 }
 
 // valid checks every field and returns one error code per bad field.
-func (req createInvoiceRequest) valid(maxAmount int64) (validInvoice, map[string]string) {
+func (req createInvoiceRequest) valid(lim limits) (validInvoice, map[string]string) {
 	bad := map[string]string{}
 	v := validInvoice{ExternalID: str(req.ExternalID), Payees: []validPayee{}, Metadata: map[string]string{}}
 	if code := checkText(req.ExternalID, true, 255); code != "" {
 		bad["external_id"] = "external_id_" + code
 	}
 	cur := str(req.Currency)
-	switch {
-	case req.Currency == nil || cur == "":
-		bad["currency"] = "currency_required"
-	case !isUpperAlpha3(cur):
-		bad["currency"] = "currency_invalid"
-	case !payment.KnownCurrency(cur):
-		bad["currency"] = "currency_unknown"
+	badCurrency := false
+	if code := checkCurrency(cur); code != "" {
+		bad["currency"], badCurrency = code, true
 	}
-	_, badCurrency := bad["currency"]
-	if !badCurrency {
-		if minor, code := parseAmount(req.AmountDue, cur, maxAmount, false); code != "" {
+	switch {
+	case !badCurrency:
+		if minor, code := parseAmount(req.AmountDue, cur, lim.maxAmount, false); code != "" {
 			bad["amount_due"] = amountCode("amount_due", code)
 		} else {
 			v.AmountDue = payment.Money{Minor: minor, Currency: cur}
 		}
-	} else if !req.AmountDue.Set || req.AmountDue.IsNul {
+	case req.AmountDue.absent():
 		bad["amount_due"] = "amount_due_required"
 	}
 	if req.Payer != nil {
@@ -98,7 +92,7 @@ func (req createInvoiceRequest) valid(maxAmount int64) (validInvoice, map[string
 			bad["payer"] = "payer_external_id_" + code
 		}
 	}
-	if code := v.validPayees(req.Payees, cur, badCurrency, maxAmount); code != "" {
+	if code := v.validPayees(req.Payees, cur, badCurrency, lim.maxAmount); code != "" {
 		bad["payees"] = code
 	} else if _, ok := bad["amount_due"]; !ok && !badCurrency {
 		var sum int64 // at most maxPayees × maxAmount: no overflow
@@ -142,7 +136,7 @@ func (v *validInvoice) validPayees(ps []payeeRequest, cur string, badCurrency bo
 		seen[*p.ExternalID] = true
 		if badCurrency {
 			// no exponent to parse with; only a missing amount can be told
-			if !p.Amount.Set || p.Amount.IsNul {
+			if p.Amount.absent() {
 				return "payees_amount_required"
 			}
 			continue
@@ -155,15 +149,6 @@ func (v *validInvoice) validPayees(ps []payeeRequest, cur string, badCurrency bo
 	}
 	sort.Slice(v.Payees, func(i, j int) bool { return v.Payees[i].ExternalID < v.Payees[j].ExternalID })
 	return ""
-}
-
-// amountCode renames an amount error code for another field:
-// amount_too_many_decimals of amount_due is amount_due_too_many_decimals.
-func amountCode(field, code string) string {
-	if rest, ok := strings.CutPrefix(code, "amount_"); ok {
-		return field + "_" + rest
-	}
-	return field + "_invalid"
 }
 
 // parseDate accepts a calendar date written exactly YYYY-MM-DD, years 1900
@@ -179,40 +164,20 @@ func parseDate(s string) (string, bool) {
 	return d.Format(time.DateOnly), true
 }
 
-// decodeInvoice parses and validates a create body: any refusal is a 4xx
-// *apiError.
-func decodeInvoice(body []byte, maxAmount int64) (validInvoice, error) {
-	var req createInvoiceRequest
-	if err := decode(body, &req); err != nil {
-		return validInvoice{}, err
-	}
-	v, bad := req.valid(maxAmount)
-	if len(bad) > 0 {
-		return v, validation(bad)
-	}
-	return v, nil
-}
-
 // handleCreateInvoice records an invoice with its payer and payees. Its
 // external_id is a business key, unique per tenant forever: an identical
 // repeat gets the invoice back (200, Idempotent-Replayed: true), another
 // request under the same external_id is refused.
-func (s *Server) handleCreateInvoice(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleCreateInvoice(w http.ResponseWriter, r *http.Request) error {
 	const route = "POST /v1/invoices"
 	p := principal(r.Context())
-	body, err := s.readBody(w, r)
+	v, err := decodeValid(s, w, r, &createInvoiceRequest{})
 	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	v, err := decodeInvoice(body, s.cfg.MaxAmountMinor)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	fp := fingerprint(route, v)
 	rw := &replayWriter{ResponseWriter: w}
-	s.idempotent(rw, r, route, fp, func(ctx context.Context, tx *store.Store) (int, any, error) {
+	return s.idempotent(rw, r, route, fp, func(ctx context.Context, tx *store.Store) (int, any, error) {
 		ni := store.NewInvoice{TenantID: p.TenantID, ExternalID: v.ExternalID, Currency: v.AmountDue.Currency,
 			AmountDue: v.AmountDue.Minor, PayerExternalID: v.Payer, Metadata: v.Metadata, Fingerprint: fp}
 		for _, pe := range v.Payees {
@@ -245,89 +210,33 @@ func (s *Server) handleCreateInvoice(w http.ResponseWriter, r *http.Request) {
 			return 0, nil, err
 		}
 		return http.StatusCreated, toInvoiceResponse(inv), nil
-	}, func(context.Context, any) {
-		if rw.replayed {
-			s.metrics.IdempotentReplays.WithLabelValues(route).Inc()
-		}
-	})
+	}, s.countReplay(rw, route))
 }
 
-// replayWriter marks a 2xx answer as a replay when the handler found the
-// request's business key already recorded by the same request. The flag is
-// set inside the transaction and read only when the answer is written, so a
-// transaction that fails to commit never answers as a replay.
-type replayWriter struct {
-	http.ResponseWriter
-	replayed bool
-}
-
-func (w *replayWriter) WriteHeader(code int) {
-	if w.replayed && code >= 200 && code < 300 {
-		w.Header().Set("Idempotent-Replayed", "true")
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *replayWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (w *replayWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// validRef reports whether a path segment could name an object by id or
-// external id. Routes with an {id} segment get validID (ids are short
-// ASCII); external ids are up to 255 characters of any script, so invoices
-// and users check the way their external ids were checked on create, which
-// also keeps NUL and invalid UTF-8 (refused by Postgres) from a query.
-func validRef(ref string) bool {
-	return utf8.ValidString(ref) && checkText(&ref, true, 255) == ""
-}
-
-func (s *Server) handleGetInvoice(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleGetInvoice(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("ref")
 	if !validRef(ref) {
-		s.writeError(w, r, errNotFound)
-		return
+		return errNotFound
 	}
 	inv, err := s.store.GetInvoice(r.Context(), principal(r.Context()).TenantID, ref)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, toInvoiceResponse(inv))
+	return writeOne(w, inv, err, toInvoiceResponse)
 }
 
-func (s *Server) handleListInvoices(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleListInvoices(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r.Context())
-	limit, after, bad := parseListParams(r)
-	f := store.InvoiceFilter{TenantID: p.TenantID, Limit: limit, StartingAfter: after}
-	if st := r.URL.Query().Get("status"); st != "" {
+	q := parseListQuery(r)
+	f := store.InvoiceFilter{TenantID: p.TenantID, Limit: q.limit, StartingAfter: q.after}
+	if st := q.Get("status"); st != "" {
 		if !invoiceStatuses[st] {
-			bad["status"] = "status_invalid"
+			q.bad["status"] = "status_invalid"
 		}
 		f.Status = st
 	}
-	if len(bad) > 0 {
-		s.writeError(w, r, validation(bad))
-		return
-	}
-	if !s.cursorExists(w, r, after, func(ctx context.Context, id string) (bool, error) {
+	return writeList(w, r, q, func(ctx context.Context, id string) (bool, error) {
 		return s.store.InvoiceExists(ctx, p.TenantID, id)
-	}) {
-		return
-	}
-	invs, more, err := s.store.ListInvoices(r.Context(), f)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	out := make([]invoiceResponse, len(invs))
-	for i, inv := range invs {
-		out[i] = toInvoiceResponse(inv)
-	}
-	writeJSON(w, http.StatusOK, listResponse{Object: "list", Data: out, HasMore: more})
+	}, func(ctx context.Context) ([]payment.Invoice, bool, error) {
+		return s.store.ListInvoices(ctx, f)
+	}, toInvoiceResponse)
 }
 
 // invoiceResponse is the invoice object of GET, list and create. Amounts
@@ -360,10 +269,10 @@ type payeeResponse struct {
 	Amount     json.Number `json:"amount"`
 }
 
-func toInvoiceResponse(inv store.Invoice) invoiceResponse {
-	major := func(minor int64) json.Number { return json.Number(payment.FormatMajor(minor, inv.Currency)) }
+func toInvoiceResponse(inv payment.Invoice) invoiceResponse {
+	amount := func(minor int64) json.Number { return major(minor, inv.Currency) }
 	out := invoiceResponse{ID: inv.ID, ExternalID: inv.ExternalID, InvoiceNumber: inv.InvoiceNumber, Currency: inv.Currency,
-		AmountDue: major(inv.AmountDue), AmountPaid: major(inv.AmountPaid), AmountRemaining: major(max(inv.AmountRemaining(), 0)),
+		AmountDue: amount(inv.AmountDue), AmountPaid: amount(inv.AmountPaid), AmountRemaining: amount(max(inv.AmountRemaining(), 0)),
 		Status: inv.Status, Payees: make([]payeeResponse, 0, len(inv.Payees)), Metadata: inv.Metadata, CreatedAt: ts(inv.CreatedAt)}
 	if out.Metadata == nil {
 		out.Metadata = map[string]string{}
@@ -372,7 +281,7 @@ func toInvoiceResponse(inv store.Invoice) invoiceResponse {
 		out.Payer = &userRefResponse{ID: inv.Payer.ID, ExternalID: inv.Payer.ExternalID}
 	}
 	for _, pe := range inv.Payees {
-		out.Payees = append(out.Payees, payeeResponse{ID: pe.User.ID, ExternalID: pe.User.ExternalID, Amount: major(pe.Amount)})
+		out.Payees = append(out.Payees, payeeResponse{ID: pe.User.ID, ExternalID: pe.User.ExternalID, Amount: amount(pe.Amount)})
 	}
 	if inv.DueDate != nil {
 		d := inv.DueDate.Format(time.DateOnly)

@@ -17,8 +17,8 @@ import (
 	"github.com/payd/payd/payment"
 )
 
-// seed001Fields are the members of seed 001's payment object.
-var seed001Fields = []string{
+// paymentResponseFields are the members of seed 001's payment object.
+var paymentResponseFields = []string{
 	"id", "amount", "currency", "destination_id", "destination_type", "idempotency_key", "invoice_number",
 	"metadata", "payment_method_id", "payment_method_type", "payment_status", "track_attempts", "attempts",
 	"created_at", "created_by", "updated_at", "updated_by", "error_message", "failed_at", "succeeded_at",
@@ -50,7 +50,7 @@ func TestCreatePaymentResponse(t *testing.T) {
 		t.Fatalf("create = %d %s", r.Status, r.Body)
 	}
 	raw := rawFields(t, r.Body)
-	for _, f := range seed001Fields {
+	for _, f := range paymentResponseFields {
 		if _, ok := raw[f]; !ok {
 			t.Errorf("response lacks seed-001 field %q", f)
 		}
@@ -290,7 +290,7 @@ func TestListPayments(t *testing.T) {
 	m := jsonObj(t, h.Do("GET", "/v1/payments?limit=1", h.KeyA, nil, nil), http.StatusOK)
 	first, _ := json.Marshal(m["data"].([]any)[0])
 	raw := rawFields(t, first)
-	for _, f := range seed001Fields {
+	for _, f := range paymentResponseFields {
 		if _, ok := raw[f]; !ok {
 			t.Errorf("list element lacks %q", f)
 		}

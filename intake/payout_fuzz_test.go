@@ -62,15 +62,7 @@ var payoutSeeds = []decodeSeed{
 
 // decodePayout is what handleCreatePayout does with a body before any I/O.
 func decodePayout(body []byte) (validPayout, error) {
-	var req createPayoutRequest
-	if err := decode(body, &req); err != nil {
-		return validPayout{}, err
-	}
-	v, bad := req.valid(fuzzNow, fuzzMaxAmount)
-	if len(bad) > 0 {
-		return v, validation(bad)
-	}
-	return v, nil
+	return checkBody(body, &createPayoutRequest{}, fuzzLimits)
 }
 
 func TestDecodePayoutSeeds(t *testing.T) {
@@ -133,7 +125,7 @@ func FuzzDecodePayout(f *testing.F) {
 		if v.Amount.Minor <= 0 || v.Amount.Minor > fuzzMaxAmount || !payment.KnownCurrency(v.Amount.Currency) {
 			t.Fatalf("accepted amount %+v", v.Amount)
 		}
-		if _, ok := methods002[string(v.Method)]; !ok || timesAllowed[v.Status] == nil || v.ExternalPaymentID == "" {
+		if _, ok := payoutMethods[string(v.Method)]; !ok || !v.Status.Known() || v.ExternalPaymentID == "" {
 			t.Fatalf("accepted method %q status %q external id %q", v.Method, v.Status, v.ExternalPaymentID)
 		}
 		var sum int64
@@ -172,7 +164,7 @@ func FuzzDecodePayout(f *testing.F) {
 		if f.SentAt != nil && f.SettledAt != nil && f.SettledAt.Before(*f.SentAt) {
 			t.Fatalf("accepted settled_at before sent_at")
 		}
-		if v.live() && (f.BeneficiaryName == "" || f.accountKey(v.Method) == "") {
+		if v.live() && (f.BeneficiaryName == "" || f.beneficiary().AccountKey(v.Method) == "") {
 			t.Fatalf("accepted a live %s payout without a beneficiary account", v.Method)
 		}
 		if fp := fingerprint("POST /v1/payouts", v); len(fp) != 32 {

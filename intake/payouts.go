@@ -6,369 +6,59 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/payd/payd/payment"
 	"github.com/payd/payd/store"
 )
 
-// Seed 002 surface: payouts over bank rails. A payout is a payments row of
+// Payouts over bank rails (seed 002's surface). A payout is a payments row of
 // surface "payouts" (ids pay_…), run by the same jobs as every payment; the
-// seed's extra fields live in payout_details. Validation is in
-// payout_validation.go.
-
-// payoutStatuses is the one canonical → seed 002 status table. A succeeded
-// payout shows SETTLED when it settled on a bank rail, and PAID when it was
-// recorded as paid: imported as PAID, or on a method that is not a bank rail
-// (CARD, VIRTUAL_CARD, PAYPAL, OTHER: no rail settles them). A payout awaiting
-// a customer action or an operator's review is still PROCESSING; refunds are
-// not a payout operation, but a payout refunded through another surface
-// shows what happened to its money: partly refunded is still settled (paid),
-// fully refunded came back like a return.
-var payoutStatuses = []struct {
-	canonical  payment.Status
-	rail, paid string
-}{
-	{payment.StatusPending, status002Initiated, status002Initiated},
-	{payment.StatusProcessing, status002Processing, status002Processing},
-	{payment.StatusRequiresAction, status002Processing, status002Processing},
-	{payment.StatusRequiresReview, status002Processing, status002Processing},
-	{payment.StatusSent, status002Sent, status002Sent},
-	{payment.StatusSucceeded, status002Settled, status002Paid},
-	{payment.StatusPartiallyRefunded, status002Settled, status002Paid},
-	{payment.StatusRefunded, status002Returned, status002Returned},
-	{payment.StatusReturned, status002Returned, status002Returned},
-	{payment.StatusFailed, status002Failed, status002Failed},
-	{payment.StatusCanceled, status002Canceled, status002Canceled},
-}
-
-// recordedAsPaid reports whether a payout shows PAID rather than SETTLED.
-func recordedAsPaid(m payment.Method, importedStatus string) bool {
-	return importedStatus == status002Paid || !m.BankRail()
-}
-
-// payoutStatus maps a payout's canonical status to seed 002's vocabulary.
-func payoutStatus(st payment.Status, m payment.Method, importedStatus string) string {
-	for _, row := range payoutStatuses {
-		if row.canonical == st {
-			if recordedAsPaid(m, importedStatus) {
-				return row.paid
-			}
-			return row.rail
-		}
-	}
-	return string(st)
-}
-
-// statuses002 inverts the table for list filters: the canonical statuses
-// shown as v, and whether only paid (true) or only rail-settled (false)
-// payouts show it (nil: either).
-func statuses002(v string) ([]payment.Status, *bool) {
-	var out []payment.Status
-	inRail, inPaid := false, false
-	for _, row := range payoutStatuses {
-		if row.rail == v || row.paid == v {
-			out = append(out, row.canonical)
-		}
-		inRail = inRail || row.rail == v
-		inPaid = inPaid || row.paid == v
-	}
-	switch {
-	case inRail && !inPaid:
-		f := false
-		return out, &f
-	case inPaid && !inRail:
-		t := true
-		return out, &t
-	}
-	return out, nil
-}
-
-// payoutResponse is seed 002's payout: every field of the create request,
-// plus the payout's id, status, return, failure and bookkeeping fields.
-type payoutResponse struct {
-	ID                     string            `json:"id"`
-	Object                 string            `json:"object"`
-	TenantID               string            `json:"tenant_id"`
-	ExternalPaymentID      string            `json:"external_payment_id"`
-	ExternalSource         string            `json:"external_source"`
-	Status                 string            `json:"status"`
-	Method                 string            `json:"method"`
-	TotalAmount            json.Number       `json:"total_amount"`
-	Currency               string            `json:"currency"`
-	ScheduledAt            *string           `json:"scheduled_at"`
-	SubmittedAt            *string           `json:"submitted_at"`
-	SentAt                 *string           `json:"sent_at"`
-	ExpectedSettlementAt   *string           `json:"expected_settlement_at"`
-	SettledAt              *string           `json:"settled_at"`
-	ReturnedAt             *string           `json:"returned_at"`
-	PaymentReference       *string           `json:"payment_reference"`
-	BankReference          *string           `json:"bank_reference"`
-	ACHTraceNumber         *string           `json:"ach_trace_number"`
-	SEPAEndToEndID         *string           `json:"sepa_end_to_end_id"`
-	RTPTraceID             *string           `json:"rtp_trace_id"`
-	CheckNumber            *string           `json:"check_number"`
-	CheckMailedAt          *string           `json:"check_mailed_at"`
-	CheckClearedAt         *string           `json:"check_cleared_at"`
-	CheckStopPayment       *bool             `json:"check_stop_payment"`
-	BeneficiaryName        *string           `json:"beneficiary_name"`
-	BeneficiaryBankName    *string           `json:"beneficiary_bank_name"`
-	BeneficiaryBankCountry *string           `json:"beneficiary_bank_country"`
-	BeneficiarySwiftBIC    *string           `json:"beneficiary_swift_bic"`
-	BeneficiaryIBAN        *string           `json:"beneficiary_iban"`
-	BeneficiaryAccount     *string           `json:"beneficiary_account"`
-	BeneficiaryRouting     *string           `json:"beneficiary_routing"`
-	PayerBankName          *string           `json:"payer_bank_name"`
-	PayerBankCountry       *string           `json:"payer_bank_country"`
-	PayerAccount           *string           `json:"payer_account"`
-	PayerRouting           *string           `json:"payer_routing"`
-	RemittanceMemo         *string           `json:"remittance_memo"`
-	RemittanceAdviceURL    *string           `json:"remittance_advice_url"`
-	Lines                  []lineResponse    `json:"lines"`
-	ReturnCode             *string           `json:"return_code"`
-	ReturnReason           *string           `json:"return_reason"`
-	ReturnRetryEligible    bool              `json:"return_retry_eligible"`
-	ErrorCode              *string           `json:"error_code"`
-	ErrorMessage           *string           `json:"error_message"`
-	CanceledAt             *string           `json:"canceled_at"`
-	FailedAt               *string           `json:"failed_at"`
-	Attempts               []attemptResponse `json:"attempts"`
-	CreatedAt              string            `json:"created_at"`
-	CreatedBy              string            `json:"created_by"`
-	UpdatedAt              string            `json:"updated_at"`
-	UpdatedBy              string            `json:"updated_by"`
-}
-
-// lineResponse is one application of the payout to an invoice. status is
-// reserved (payout under way), applied (it paid the invoice) or released
-// (it failed, was canceled or returned: the invoice got the amount back).
-type lineResponse struct {
-	ID               string       `json:"id"`
-	InvoiceToken     string       `json:"invoice_token"`
-	InvoiceID        string       `json:"invoice_id"`
-	AppliedAmount    json.Number  `json:"applied_amount"`
-	AppliedCurrency  string       `json:"applied_currency"`
-	FXRateLine       *json.Number `json:"fx_rate_line"`
-	FXAtLine         *string      `json:"fx_at_line"`
-	DiscountAmount   *json.Number `json:"discount_amount"`
-	DiscountCurrency *string      `json:"discount_currency"`
-	FeeAmountLine    *json.Number `json:"fee_amount_line"`
-	FeeCurrencyLine  *string      `json:"fee_currency_line"`
-	RemittanceLabel  string       `json:"remittance_label"`
-	RemittanceValue  *string      `json:"remittance_value"`
-	Notes            *string      `json:"notes"`
-	Status           string       `json:"status"`
-	CreatedAt        string       `json:"created_at"`
-}
-
-func toPayout002(po store.Payout) payoutResponse {
-	p, d := po.Payment, po.Details
-	var f payoutFields
-	_ = json.Unmarshal(d.Details, &f)
-	out := payoutResponse{
-		ID: p.ID, Object: "payout", TenantID: p.TenantID, ExternalPaymentID: d.ExternalPaymentID,
-		ExternalSource: d.ExternalSource, Status: payoutStatus(p.Status, p.Method, d.ImportedStatus),
-		Method: string(p.Method), TotalAmount: json.Number(payment.FormatMajor(p.Amount.Minor, p.Amount.Currency)),
-		Currency: p.Amount.Currency, ScheduledAt: tsp(f.ScheduledAt),
-		SubmittedAt: tsp(f.SubmittedAt), SentAt: tsp(p.SentAt), ExpectedSettlementAt: tsp(p.ExpectedSettlementAt),
-		SettledAt: tsp(p.SettledAt), ReturnedAt: tsp(p.ReturnedAt),
-		PaymentReference: strp(f.PaymentReference), BankReference: strp(f.BankReference),
-		ACHTraceNumber: strp(f.ACHTraceNumber), SEPAEndToEndID: strp(f.SEPAEndToEndID), RTPTraceID: strp(f.RTPTraceID),
-		CheckNumber: strp(f.CheckNumber), CheckMailedAt: tsp(f.CheckMailedAt), CheckClearedAt: tsp(f.CheckClearedAt),
-		CheckStopPayment: f.CheckStopPayment, BeneficiaryName: strp(f.BeneficiaryName),
-		BeneficiaryBankName: strp(f.BeneficiaryBankName), BeneficiaryBankCountry: strp(f.BeneficiaryBankCountry),
-		BeneficiarySwiftBIC: strp(f.BeneficiarySwiftBIC), BeneficiaryIBAN: strp(f.BeneficiaryIBAN),
-		BeneficiaryAccount: strp(f.BeneficiaryAccount), BeneficiaryRouting: strp(f.BeneficiaryRouting),
-		PayerBankName: strp(f.PayerBankName), PayerBankCountry: strp(f.PayerBankCountry),
-		PayerAccount: strp(f.PayerAccount), PayerRouting: strp(f.PayerRouting),
-		RemittanceMemo: strp(f.RemittanceMemo), RemittanceAdviceURL: strp(f.RemittanceAdviceURL),
-		Lines: make([]lineResponse, 0, len(po.Lines)), ReturnCode: strp(p.ReturnCode),
-		ReturnRetryEligible: payment.ReturnRetryEligible(p.ReturnCode),
-		ErrorCode:           strp(p.ErrorCode), ErrorMessage: strp(p.ErrorMessage),
-		CanceledAt: tsp(p.CanceledAt), FailedAt: tsp(p.FailedAt),
-		Attempts:  make([]attemptResponse, 0, len(p.Attempts)),
-		CreatedAt: ts(p.CreatedAt), CreatedBy: p.CreatedBy, UpdatedAt: ts(p.UpdatedAt), UpdatedBy: p.UpdatedBy,
-	}
-	if p.Status == payment.StatusReturned {
-		out.ReturnReason = strp(payment.ReturnReason(p.ReturnCode))
-	}
-	// What payd saw itself fills the times and references not given.
-	if out.SubmittedAt == nil && len(p.Attempts) > 0 {
-		out.SubmittedAt = tsp(&p.Attempts[0].StartedAt)
-	}
-	if out.BankReference == nil {
-		out.BankReference = strp(p.GatewayReference)
-	}
-	if p.Method == payment.MethodCheck {
-		if out.CheckMailedAt == nil {
-			out.CheckMailedAt = tsp(p.SentAt)
-		}
-		if out.CheckClearedAt == nil {
-			out.CheckClearedAt = tsp(p.SettledAt)
-		}
-	}
-	for _, a := range p.Attempts {
-		out.Attempts = append(out.Attempts, toAttempt(a))
-	}
-	for _, l := range po.Lines {
-		out.Lines = append(out.Lines, toLine002(l))
-	}
-	return out
-}
-
-func toLine002(l store.Line) lineResponse {
-	status := l.State
-	if l.State != "released" && l.ReleasedAmount > 0 && l.ReleasedAmount == l.AppliedAmount {
-		status = "released"
-	}
-	out := lineResponse{ID: l.ID, InvoiceToken: invoiceToken(l.InvoiceID), InvoiceID: l.InvoiceID,
-		AppliedAmount: json.Number(payment.FormatMajor(l.AppliedAmount, l.AppliedCurrency)), AppliedCurrency: l.AppliedCurrency,
-		FXAtLine: tsp(l.FXAt), DiscountCurrency: strp(l.DiscountCurrency), FeeCurrencyLine: strp(l.FeeCurrency),
-		RemittanceLabel: l.RemittanceLabel, RemittanceValue: strp(l.RemittanceValue), Notes: strp(l.Notes),
-		Status: status, CreatedAt: ts(l.CreatedAt)}
-	if l.FXRate != "" {
-		n := json.Number(trimRate(l.FXRate))
-		out.FXRateLine = &n
-	}
-	if l.DiscountAmount != nil {
-		n := json.Number(payment.FormatMajor(*l.DiscountAmount, nonEmptyStr(l.DiscountCurrency, l.AppliedCurrency)))
-		out.DiscountAmount = &n
-	}
-	if l.FeeAmount != nil {
-		n := json.Number(payment.FormatMajor(*l.FeeAmount, nonEmptyStr(l.FeeCurrency, l.AppliedCurrency)))
-		out.FeeAmountLine = &n
-	}
-	return out
-}
-
-// trimRate writes numeric(24,12) text without trailing zeros.
-func trimRate(s string) string {
-	if !strings.Contains(s, ".") {
-		return s
-	}
-	return strings.TrimSuffix(strings.TrimRight(s, "0"), ".")
-}
-
-func nonEmptyStr(s, fallback string) string {
-	if s != "" {
-		return s
-	}
-	return fallback
-}
-
-// storeLines converts validated lines for the store.
-func storeLines(ls []validLine) []store.Line {
-	out := make([]store.Line, len(ls))
-	for i, l := range ls {
-		out[i] = store.Line{InvoiceID: l.InvoiceID, AppliedAmount: l.AppliedAmount, PaymentAmount: l.PaymentAmount,
-			AppliedCurrency: l.AppliedCurrency, FXRate: l.FXRate, FXAt: l.FXAt, DiscountAmount: l.DiscountAmount,
-			DiscountCurrency: l.DiscountCurrency, FeeAmount: l.FeeAmount, FeeCurrency: l.FeeCurrency,
-			RemittanceLabel: l.RemittanceLabel, RemittanceValue: l.RemittanceValue, Notes: l.Notes}
-	}
-	return out
-}
-
-// checkInvoices verifies, inside the request's transaction, that every line
-// names an invoice of the tenant in the line's currency.
-func checkInvoices(ctx context.Context, tx *store.Store, tenantID string, ls []validLine) error {
-	if len(ls) == 0 {
-		return nil
-	}
-	ids := make([]string, len(ls))
-	for i, l := range ls {
-		ids[i] = l.InvoiceID
-	}
-	curs, err := tx.InvoiceCurrencies(ctx, tenantID, ids)
-	if err != nil {
-		return err
-	}
-	bad := map[string]string{}
-	for i, l := range ls {
-		cur, ok := curs[l.InvoiceID]
-		switch {
-		case !ok:
-			bad[fmt.Sprintf("lines[%d].invoice_token", i)] = "invoice_token_not_found"
-		case cur != l.AppliedCurrency:
-			bad[fmt.Sprintf("lines[%d].applied_currency", i)] = "applied_currency_mismatch"
-		}
-	}
-	if len(bad) > 0 {
-		return validation(bad)
-	}
-	return nil
-}
-
-// linesError turns the store's refusal of lines into a 422 naming the line.
-func linesError(err error, ls []validLine) error {
-	var oe *store.InvoiceOverAppliedError
-	switch {
-	case errors.As(err, &oe):
-		for i, l := range ls {
-			if l.InvoiceID == oe.InvoiceID {
-				return validation(map[string]string{fmt.Sprintf("lines[%d].applied_amount", i): "invoice_over_applied"})
-			}
-		}
-		return validation(map[string]string{"lines": "invoice_over_applied"})
-	case errors.Is(err, payment.ErrLinesExceedAmount):
-		return validation(map[string]string{"lines": "lines_exceed_total_amount"})
-	}
-	return err
-}
+// seed's extra fields live in payout_details. Its status vocabulary is in
+// payout_status.go, its validation in payout_request.go and
+// payout_lines.go, its answer in payout_response.go.
 
 // handleCreatePayout records a payout, then enqueues its create step. The
 // external_payment_id is the business key: the same request again answers
 // 200 with the existing payout, another request with it is refused.
-func (s *Server) handleCreatePayout(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleCreatePayout(w http.ResponseWriter, r *http.Request) error {
 	const route = "POST /v1/payouts"
 	p := principal(r.Context())
-	body, err := s.readBody(w, r)
+	v, err := decodeValid(s, w, r, &createPayoutRequest{})
 	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	var req createPayoutRequest
-	if err := decode(body, &req); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	now := s.store.Now()
-	v, bad := req.valid(now, s.cfg.MaxAmountMinor)
-	if len(bad) > 0 {
-		s.writeError(w, r, validation(bad))
-		return
+		return err
 	}
 	fp := fingerprint(route, v)
 	details, err := json.Marshal(v.Fields)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
+	beneficiary := v.Fields.beneficiary()
 	np := store.NewPayout{
 		Payment: store.NewPayment{TenantID: p.TenantID, Amount: v.Amount, Method: v.Method,
-			PaymentMethodID: v.Fields.accountKey(v.Method), DestinationType: "BANK_ACCOUNT", Fingerprint: fp,
+			PaymentMethodID: beneficiary.AccountKey(v.Method), DestinationType: "BANK_ACCOUNT", Fingerprint: fp,
 			ProcessPayment: v.live(), TrackAttempts: true, Actor: p.KeyID},
 		ExternalPaymentID: v.ExternalPaymentID, ExternalSource: v.ExternalSource,
-		AccountFingerprint: v.Fields.fingerprint(v.Method), Details: details, Lines: storeLines(v.Lines),
+		AccountFingerprint: beneficiary.AccountFingerprint(v.Method), Details: details, Lines: paymentLines(v.Lines),
 		SentAt: v.Fields.SentAt, ExpectedSettlementAt: v.Fields.ExpectedSettlementAt,
 		SettledAt: v.Fields.SettledAt, ReturnedAt: v.Fields.ReturnedAt,
 	}
 	if !v.Method.BankRail() {
 		np.Payment.PaymentMethodID, np.Payment.DestinationType = "", ""
 	}
-	if v.imported() {
-		np.ImportedStatus = v.Status
-		if (v.Status == status002Paid || v.Status == status002Settled) && np.SettledAt == nil {
-			np.SettledAt = &now // the seed: PAID or SETTLED without settled_at is settled now
+	if v.Status.Imported() {
+		np.ImportedStatus = string(v.Status)
+		if (v.Status == payment.PayoutPaid || v.Status == payment.PayoutSettled) && np.SettledAt == nil {
+			np.SettledAt = &v.at // the seed: PAID or SETTLED without settled_at is settled now
 		}
 	}
 	created := false
 	rw := &replayWriter{ResponseWriter: w}
-	s.idempotent(rw, r, route, fp, func(ctx context.Context, tx *store.Store) (int, any, error) {
+	return s.idempotent(rw, r, route, fp, func(ctx context.Context, tx *store.Store) (int, any, error) {
 		if err := checkInvoices(ctx, tx, p.TenantID, v.Lines); err != nil {
 			return 0, nil, err
 		}
 		pay, err := tx.InsertPayout(ctx, np)
-		var exists *store.PayoutExistsError
+		var exists *payment.PayoutExistsError
 		switch {
 		case errors.As(err, &exists):
 			if string(exists.Fingerprint) != string(fp) {
@@ -380,7 +70,7 @@ func (s *Server) handleCreatePayout(w http.ResponseWriter, r *http.Request) {
 			}
 			rw.replayed = true
 			s.metrics.IdempotentReplays.WithLabelValues(route).Inc()
-			return http.StatusOK, toPayout002(po), nil
+			return http.StatusOK, toPayoutResponse(po), nil
 		case errors.Is(err, payment.ErrAccountBlocked):
 			field := v.Fields.accountField(v.Method)
 			return 0, nil, validation(map[string]string{field: "beneficiary_account_blocked"})
@@ -392,7 +82,7 @@ func (s *Server) handleCreatePayout(w http.ResponseWriter, r *http.Request) {
 			return 0, nil, err
 		}
 		created = true
-		return http.StatusCreated, toPayout002(po), nil
+		return http.StatusCreated, toPayoutResponse(po), nil
 	}, func(ctx context.Context, resp any) {
 		if !created {
 			return
@@ -403,134 +93,82 @@ func (s *Server) handleCreatePayout(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (s *Server) handleGetPayout(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleGetPayout(w http.ResponseWriter, r *http.Request) error {
 	po, err := s.store.GetPayout(r.Context(), principal(r.Context()).TenantID, r.PathValue("id"))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, toPayout002(po))
+	return writeOne(w, po, err, toPayoutResponse)
 }
 
 // handleListPayouts lists payouts newest first, optionally by status (seed
 // 002 vocabulary) or external_payment_id.
-func (s *Server) handleListPayouts(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleListPayouts(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r.Context())
-	limit, after, bad := parseListParams(r)
-	f := store.PayoutFilter{TenantID: p.TenantID, Limit: limit, StartingAfter: after}
-	q := r.URL.Query()
+	q := parseListQuery(r)
+	f := store.PayoutFilter{TenantID: p.TenantID, Limit: q.limit, StartingAfter: q.after}
 	if st := q.Get("status"); st != "" {
-		if f.Statuses, f.Paid = statuses002(st); len(f.Statuses) == 0 {
-			bad["status"] = "status_invalid"
+		if f.Statuses, f.Paid = payoutStatusesNamed(st); len(f.Statuses) == 0 {
+			q.bad["status"] = "status_invalid"
 		}
 	}
 	if ext := q.Get("external_payment_id"); ext != "" {
 		if code := checkText(&ext, false, 255); code != "" {
-			bad["external_payment_id"] = "external_payment_id_" + code
+			q.bad["external_payment_id"] = "external_payment_id_" + code
 		}
 		f.ExternalPaymentID = ext
 	}
-	if len(bad) > 0 {
-		s.writeError(w, r, validation(bad))
-		return
-	}
-	if !s.cursorExists(w, r, after, func(ctx context.Context, id string) (bool, error) {
+	return writeList(w, r, q, func(ctx context.Context, id string) (bool, error) {
 		_, err := s.store.GetPayout(ctx, p.TenantID, id)
 		if errors.Is(err, payment.ErrNotFound) {
 			return false, nil
 		}
 		return err == nil, err
-	}) {
-		return
-	}
-	pos, more, err := s.store.ListPayouts(r.Context(), f)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	out := make([]payoutResponse, len(pos))
-	for i, po := range pos {
-		out[i] = toPayout002(po)
-	}
-	writeJSON(w, http.StatusOK, listResponse{Object: "list", Data: out, HasMore: more})
+	}, func(ctx context.Context) ([]payment.Payout, bool, error) {
+		return s.store.ListPayouts(ctx, f)
+	}, toPayoutResponse)
 }
 
 // handleReplacePayoutLines applies lines to a payout: replace_lines true
 // (the default) takes back every earlier application first, false adds to
 // them. Reservations happen under each invoice's row lock, so no invoice is
 // ever over-applied, and the payout's lines never exceed its amount.
-func (s *Server) handleReplacePayoutLines(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleReplacePayoutLines(w http.ResponseWriter, r *http.Request) error {
 	const route = "PUT /v1/payouts/{id}/lines"
 	p := principal(r.Context())
 	id := r.PathValue("id")
 	po, err := s.store.GetPayout(r.Context(), p.TenantID, id)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	body, err := s.readBody(w, r)
+	v, err := decodeValid(s, w, r, &replaceLinesRequest{payout: po.Payment.Amount})
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	lines, replace, err := decodeLines(body, po.Payment.Amount, s.cfg.MaxAmountMinor)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	fp := fingerprint(route, []any{id, lines, replace})
-	s.idempotent(w, r, route, fp, func(ctx context.Context, tx *store.Store) (int, any, error) {
-		if err := checkInvoices(ctx, tx, p.TenantID, lines); err != nil {
+	fp := fingerprint(route, []any{id, v.Lines, v.Replace})
+	return s.idempotent(w, r, route, fp, func(ctx context.Context, tx *store.Store) (int, any, error) {
+		if err := checkInvoices(ctx, tx, p.TenantID, v.Lines); err != nil {
 			return 0, nil, err
 		}
-		if err := tx.ApplyLines(ctx, id, storeLines(lines), replace); err != nil {
-			return 0, nil, linesError(err, lines)
+		if err := tx.ApplyLines(ctx, id, paymentLines(v.Lines), v.Replace); err != nil {
+			return 0, nil, linesError(err, v.Lines)
 		}
 		po, err := tx.GetPayout(ctx, p.TenantID, id)
 		if err != nil {
 			return 0, nil, err
 		}
-		return http.StatusOK, toPayout002(po), nil
+		return http.StatusOK, toPayoutResponse(po), nil
 	}, nil)
-}
-
-// decodeLines parses and validates a PUT /v1/payouts/{id}/lines body for a
-// payout of total: any refusal is a 4xx *apiError (fuzzed).
-func decodeLines(body []byte, total payment.Money, maxAmount int64) (lines []validLine, replace bool, err error) {
-	var req replaceLinesRequest
-	if err := decode(body, &req); err != nil {
-		return nil, false, err
-	}
-	bad := map[string]string{}
-	replace = req.ReplaceLines == nil || *req.ReplaceLines
-	switch {
-	case req.Lines == nil:
-		bad["lines"] = "lines_required"
-	default:
-		var sum int64
-		lines, sum = checkLines(req.Lines, total.Currency, maxAmount, bad)
-		if _, done := bad["lines"]; !done && sum > total.Minor {
-			bad["lines"] = "lines_exceed_total_amount"
-		}
-	}
-	if len(bad) > 0 {
-		return nil, false, validation(bad)
-	}
-	return lines, replace, nil
 }
 
 // handleCancelPayout cancels a payout that has not gone to the bank yet:
 // INITIATED (canonical PENDING, including one scheduled for later). Once
 // PROCESSING an attempt may be at the gateway; once SENT the rail has it.
-func (s *Server) handleCancelPayout(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleCancelPayout(w http.ResponseWriter, r *http.Request) error {
 	const route = "POST /v1/payouts/{id}/cancel"
 	p := principal(r.Context())
 	id := r.PathValue("id")
 	if _, err := s.store.GetPayout(r.Context(), p.TenantID, id); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	s.idempotent(w, r, route, fingerprint(route, id), func(ctx context.Context, tx *store.Store) (int, any, error) {
+	return s.idempotent(w, r, route, fingerprint(route, id), func(ctx context.Context, tx *store.Store) (int, any, error) {
 		po, err := tx.GetPayout(ctx, p.TenantID, id)
 		if err != nil {
 			return 0, nil, err
@@ -553,6 +191,6 @@ func (s *Server) handleCancelPayout(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return 0, nil, err
 		}
-		return http.StatusOK, toPayout002(po), nil
+		return http.StatusOK, toPayoutResponse(po), nil
 	}, nil)
 }

@@ -8,8 +8,8 @@ import (
 // routes lists every route of the public API.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	handle := func(pattern string, h http.HandlerFunc, auth bool) {
-		var hh http.Handler = h
+	handle := func(pattern string, h handler, auth bool) {
+		hh := s.serve(h)
 		if strings.Contains(pattern, "{id}") {
 			hh = s.checkID(hh)
 		}
@@ -21,7 +21,7 @@ func (s *Server) routes() http.Handler {
 	handle("GET /healthz", s.handleHealthz, false)
 	handle("GET /readyz", s.handleReadyz, false)
 
-	// seed 001: payments against invoices
+	// payments that collect an invoice (seed 001)
 	handle("POST /v1/payments", s.handleCreatePayment, true)
 	handle("GET /v1/payments", s.handleListPayments, true)
 	handle("GET /v1/payments/{id}", s.handleGetPayment, true)
@@ -29,7 +29,7 @@ func (s *Server) routes() http.Handler {
 	handle("POST /v1/payments/{id}/refunds", s.handleCreateRefund, true)
 	handle("GET /v1/payments/{id}/timeline", s.handleTimeline, true)
 
-	// seed 002: payouts over bank rails
+	// payouts over bank rails (seed 002)
 	handle("POST /v1/payouts", s.handleCreatePayout, true)
 	handle("GET /v1/payouts", s.handleListPayouts, true)
 	handle("GET /v1/payouts/{id}", s.handleGetPayout, true)
@@ -51,8 +51,8 @@ func (s *Server) routes() http.Handler {
 	return mux
 }
 
-func (s *Server) handleNoRoute(w http.ResponseWriter, r *http.Request) {
-	s.writeError(w, r, errf(http.StatusNotFound, typeNotFound, "route_not_found", "no such route: "+r.Method+" "+truncate(r.URL.Path, 100)))
+func (s *Server) handleNoRoute(w http.ResponseWriter, r *http.Request) error {
+	return errf(http.StatusNotFound, typeNotFound, "route_not_found", "no such route: "+r.Method+" "+truncate(r.URL.Path, 100))
 }
 
 // checkID answers 404 for a path id that no object can have, before any
@@ -66,18 +66,4 @@ func (s *Server) checkID(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
-}
-
-// validID reports whether s could be an object id: 1 to 100 printable ASCII
-// characters (ids are a type prefix and hex).
-func validID(s string) bool {
-	if len(s) == 0 || len(s) > 100 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x21 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
 }

@@ -1,6 +1,8 @@
 // Package intake owns payd's public HTTP API: one file per resource, every
-// route in routes.go, and the shared machinery of authentication, the error
-// envelope, idempotency, rate limits and strict decoding. It records each
+// route in routes.go, the request pipeline every route uses (request.go:
+// handlers that return their error, decodeValid, writeList), and the shared
+// machinery of authentication, the error envelope, idempotency, rate limits
+// and strict decoding. Domain types and rules are payment's. It records each
 // request in Postgres (through store) before answering and enqueues the next
 // step after commit (through jobs). It must not import processor.
 package intake

@@ -20,17 +20,15 @@ type timelineResponse struct {
 
 // handleTimeline shows every transition of a payment, in the canonical
 // vocabulary, with its reason and attempt, and every attempt.
-func (s *Server) handleTimeline(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleTimeline(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r.Context())
 	pay, err := s.store.GetPayment(r.Context(), p.TenantID, r.PathValue("id"))
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	evs, err := s.store.Events(r.Context(), p.TenantID, pay.ID)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	out := timelineResponse{PaymentID: pay.ID, Status: string(pay.Status), Events: make([]timelineEvent, len(evs)),
 		Attempts: make([]attemptResponse, len(pay.Attempts))}
@@ -39,7 +37,8 @@ func (s *Server) handleTimeline(w http.ResponseWriter, r *http.Request) {
 			AttemptNumber: e.AttemptNumber, Actor: e.Actor, CreatedAt: ts(e.CreatedAt)}
 	}
 	for i, a := range pay.Attempts {
-		out.Attempts[i] = toAttempt(a)
+		out.Attempts[i] = toAttemptResponse(a)
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/payd/payd/payment"
 	"github.com/payd/payd/store"
 )
 
@@ -29,7 +30,7 @@ type validUser struct {
 }
 
 // valid checks every field and returns one error code per bad field.
-func (req createUserRequest) valid() (validUser, map[string]string) {
+func (req createUserRequest) valid(limits) (validUser, map[string]string) {
 	bad := map[string]string{}
 	v := validUser{ExternalID: str(req.ExternalID), Name: str(req.Name), Email: str(req.Email), Metadata: map[string]string{}}
 	if code := checkText(req.ExternalID, true, 255); code != "" {
@@ -60,27 +61,16 @@ func plausibleEmail(s string) bool {
 // handleCreateUser records a user. Its external_id is a business key: the
 // same details again get the user back (200, Idempotent-Replayed: true),
 // other details under the same external_id are refused.
-func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request) error {
 	const route = "POST /v1/users"
 	p := principal(r.Context())
-	body, err := s.readBody(w, r)
+	v, err := decodeValid(s, w, r, &createUserRequest{})
 	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	var req createUserRequest
-	if err := decode(body, &req); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	v, bad := req.valid()
-	if len(bad) > 0 {
-		s.writeError(w, r, validation(bad))
-		return
+		return err
 	}
 	rw := &replayWriter{ResponseWriter: w}
-	s.idempotent(rw, r, route, fingerprint(route, v), func(ctx context.Context, tx *store.Store) (int, any, error) {
-		u, created, err := tx.CreateUser(ctx, store.User{TenantID: p.TenantID, ExternalID: v.ExternalID, Name: v.Name,
+	return s.idempotent(rw, r, route, fingerprint(route, v), func(ctx context.Context, tx *store.Store) (int, any, error) {
+		u, created, err := tx.CreateUser(ctx, payment.User{TenantID: p.TenantID, ExternalID: v.ExternalID, Name: v.Name,
 			Email: v.Email, Metadata: v.Metadata})
 		if err != nil {
 			return 0, nil, err
@@ -94,25 +84,16 @@ func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request) {
 		}
 		rw.replayed = true
 		return http.StatusOK, toUserResponse(u), nil
-	}, func(context.Context, any) {
-		if rw.replayed {
-			s.metrics.IdempotentReplays.WithLabelValues(route).Inc()
-		}
-	})
+	}, s.countReplay(rw, route))
 }
 
-func (s *Server) handleGetUser(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleGetUser(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("ref")
 	if !validRef(ref) {
-		s.writeError(w, r, errNotFound)
-		return
+		return errNotFound
 	}
 	u, err := s.store.GetUser(r.Context(), principal(r.Context()).TenantID, ref)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, toUserResponse(u))
+	return writeOne(w, u, err, toUserResponse)
 }
 
 // userResponse is the user object; name and email are null when not given.
@@ -125,7 +106,7 @@ type userResponse struct {
 	CreatedAt  string            `json:"created_at"`
 }
 
-func toUserResponse(u store.User) userResponse {
+func toUserResponse(u payment.User) userResponse {
 	meta := u.Metadata
 	if meta == nil {
 		meta = map[string]string{}

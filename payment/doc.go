@@ -1,8 +1,14 @@
-// Package payment is payd's domain: payments, attempts, refunds, money in
-// integer minor units with our own ISO 4217 exponent table, prefixed IDs, the
-// canonical state machine as a table plus a pure function, and the retry
-// policy as data. It imports only the standard library; every other package
-// may import it, and it imports none of them.
+// Package payment is payd's domain: payments, attempts, refunds, invoices,
+// users and the lines that apply payments to invoices, payouts, money in
+// integer minor units with our own ISO 4217 exponent table and its exact
+// arithmetic (MulDiv: 128-bit multiply-then-divide with a named rounding;
+// Allocate: largest-remainder splits; RefundedLines: how refunds release
+// invoice lines), prefixed IDs, the
+// canonical state machine as a table plus a pure function, the retry policy
+// as data, and the rules banks apply to payouts (lifecycle times, rails,
+// references, accounts, exchange rates) as pure functions. It imports only
+// the standard library; every other package may import it, and it imports
+// none of them.
 //
 // The canonical lifecycle (DESIGN.md §3), rendered from the transition table
 // by Mermaid and checked by TestDiagramGolden, so it cannot drift:

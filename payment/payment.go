@@ -224,4 +224,7 @@ var (
 	ErrInvoiceOverApplied = errors.New("invoice would be over-applied")
 	// ErrLinesExceedAmount: the lines apply more than the payment's amount.
 	ErrLinesExceedAmount = errors.New("applied amounts exceed the payment amount")
+	// ErrBusinessKeyTaken: the request's business key (a payment's
+	// idempotency_key) already names a payment of the tenant.
+	ErrBusinessKeyTaken = errors.New("business key already names a payment")
 )

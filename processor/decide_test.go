@@ -163,3 +163,138 @@ func TestDecideSettlement(t *testing.T) {
 		})
 	}
 }
+
+// TestDecideVoid: what a void's answer does to a payment awaiting action,
+// for a cancel and for an expiry.
+func TestDecideVoid(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	pol := payment.DefaultRetryPolicy(time.Second)
+	expired := payment.Payment{ID: "pay_1", Method: payment.MethodCard, Status: payment.StatusRequiresAction, AttemptCount: 1,
+		StepSeq: 5, NextStep: payment.StepVoid, Amount: payment.Money{Minor: 2000, Currency: "USD"}}
+	canceled := expired
+	canceled.CancelRequestedAt = &now
+	att := payment.Attempt{ID: "att_1", Number: 1, Status: payment.AttemptStarted, IdempotencyKey: "pay_1:1", StartedAt: now}
+	spent := att
+	spent.InquiryCount = len(pol.Inquiries) - 1
+	down := &connector.Error{Class: payment.FailureTransient, Code: "gateway_unavailable", Err: errors.New("x")}
+	type want struct {
+		attempt payment.AttemptStatus
+		to      []payment.Status
+		step    payment.Step
+		late    bool
+	}
+	cases := []struct {
+		name string
+		p    payment.Payment
+		a    payment.Attempt
+		res  connector.Result
+		err  error
+		want want
+	}{
+		{"cancel voided", canceled, att, connector.Result{Status: connector.StatusVoided}, nil,
+			want{payment.AttemptFailed, []payment.Status{payment.StatusCanceled}, "", false}},
+		{"expiry voided", expired, att, connector.Result{Status: connector.StatusVoided}, nil,
+			want{payment.AttemptFailed, []payment.Status{payment.StatusFailed}, "", false}},
+		{"never seen: fenced", canceled, att, connector.Result{Status: connector.StatusNotFound}, nil,
+			want{payment.AttemptFailed, []payment.Status{payment.StatusCanceled}, "", false}},
+		{"customer refused the challenge", expired, att, connector.Result{Status: connector.StatusDeclined}, nil,
+			want{payment.AttemptFailed, []payment.Status{payment.StatusFailed}, "", false}},
+		{"cancel found it charged: canceled and refunded", canceled, att, connector.Result{Status: connector.StatusSucceeded, Reference: "ch_x"}, nil,
+			want{"", []payment.Status{payment.StatusCanceled}, "", true}},
+		{"expiry found it charged: succeeded in time", expired, att, connector.Result{Status: connector.StatusSucceeded, Reference: "ch_x"}, nil,
+			want{payment.AttemptSucceeded, []payment.Status{payment.StatusProcessing, payment.StatusSucceeded}, "", false}},
+		{"no answer: void again", canceled, att, connector.Result{}, down,
+			want{payment.AttemptUnknown, []payment.Status{payment.StatusRequiresAction}, payment.StepVoid, false}},
+		{"an answer no void should get: void again", canceled, att, connector.Result{Status: connector.StatusRequiresAction}, nil,
+			want{payment.AttemptUnknown, []payment.Status{payment.StatusRequiresAction}, payment.StepVoid, false}},
+		{"no answer after the schedule: canceled, outcome unknown", canceled, spent, connector.Result{}, down,
+			want{payment.AttemptUnknown, []payment.Status{payment.StatusCanceled}, "", false}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := decideVoid(c.p, c.a, c.res, c.err, pol, now)
+			var gotAtt payment.AttemptStatus
+			if d.attempt != nil {
+				gotAtt = d.attempt.Status
+			}
+			var to []payment.Status
+			var step payment.Step
+			from := c.p.Status
+			for _, ch := range d.changes {
+				if ch.From != from || (ch.From != ch.To && !payment.CanTransition(ch.From, ch.To)) {
+					t.Errorf("change %s → %s after %s", ch.From, ch.To, from)
+				}
+				from = ch.To
+				to, step = append(to, ch.To), ch.NextStep
+			}
+			got := want{gotAtt, to, step, d.lateCharge != nil}
+			if diff := cmp.Diff(c.want, got, cmp.AllowUnexported(want{})); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+			if d.lateCharge != nil && (d.lateCharge.Reference != "ch_x" || d.lateCharge.AttemptKey != "pay_1:1" || d.lateCharge.Amount != c.p.Amount) {
+				t.Errorf("late charge %+v", d.lateCharge)
+			}
+		})
+	}
+}
+
+// TestDecideReview: a payment in review leaves it only on an answer that
+// settles the question; otherwise its slow schedule goes on, and ends.
+func TestDecideReview(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	pol := payment.DefaultRetryPolicy(time.Second)
+	p := payment.Payment{ID: "pay_1", Method: payment.MethodCard, Status: payment.StatusRequiresReview, AttemptCount: 1,
+		StepSeq: 9, NextStep: payment.StepInquire}
+	att := payment.Attempt{ID: "att_1", Number: 1, Status: payment.AttemptUnknown, StartedAt: now.Add(-time.Hour),
+		InquiryCount: len(pol.Inquiries)}
+	last := att
+	last.InquiryCount = len(pol.Inquiries) + len(pol.ReviewInquiries) - 1
+	maybe := &connector.Error{Class: payment.FailureUnknown, Code: "timeout", MaybeProcessed: true, Err: errors.New("x")}
+	cases := []struct {
+		name string
+		a    payment.Attempt
+		res  connector.Result
+		err  error
+		to   payment.Status
+		step payment.Step
+		at   time.Duration
+	}{
+		{"charged", att, connector.Result{Status: connector.StatusSucceeded, Reference: "ch_1"}, nil, payment.StatusSucceeded, "", 0},
+		{"not found: fenced, failed", att, connector.Result{Status: connector.StatusNotFound}, nil, payment.StatusFailed, "", 0},
+		{"declined", att, connector.Result{Status: connector.StatusDeclined, Code: "card_declined"}, nil, payment.StatusFailed, "", 0},
+		{"still no answer: the next slow inquiry", att, connector.Result{}, maybe, payment.StatusRequiresReview, payment.StepInquire, 2 * time.Hour},
+		{"still no answer, schedule spent: an operator's", last, connector.Result{}, maybe, payment.StatusRequiresReview, "", 0},
+		{"an answer that settles nothing", att, connector.Result{Status: connector.StatusRequiresAction}, nil, payment.StatusRequiresReview, payment.StepInquire, 2 * time.Hour},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := decide(p, c.a, c.res, c.err, true, pol, now)
+			if len(d.changes) != 1 {
+				t.Fatalf("changes %+v", d.changes)
+			}
+			ch := d.changes[0]
+			if ch.To != c.to || ch.NextStep != c.step || (c.at > 0 && !ch.NextStepAt.Equal(now.Add(c.at))) {
+				t.Errorf("→ %s next %q at %v, want → %s next %q at +%s", ch.To, ch.NextStep, ch.NextStepAt, c.to, c.step, c.at)
+			}
+			if ch.From != ch.To && !payment.CanTransition(ch.From, ch.To) {
+				t.Errorf("%s → %s is not allowed", ch.From, ch.To)
+			}
+			if d.attempt == nil || !d.attempt.CountInquiry {
+				t.Errorf("the inquiry is not counted: %+v", d.attempt)
+			}
+		})
+	}
+	// exhausting the regular schedule puts the payment in review with its
+	// first slow inquiry
+	proc := p
+	proc.Status = payment.StatusProcessing
+	spent := att
+	spent.InquiryCount = len(pol.Inquiries) - 1
+	d := decide(proc, spent, connector.Result{}, maybe, true, pol, now)
+	if ch := d.changes[len(d.changes)-1]; ch.To != payment.StatusRequiresReview || ch.NextStep != payment.StepInquire ||
+		!ch.NextStepAt.Equal(now.Add(pol.ReviewInquiries[0])) {
+		t.Errorf("into review: %+v", ch)
+	}
+}

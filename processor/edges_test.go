@@ -16,6 +16,7 @@ import (
 
 	"github.com/payd/payd/connector"
 	"github.com/payd/payd/connector/sandbox"
+	"github.com/payd/payd/intake"
 	"github.com/payd/payd/internal/testenv"
 	"github.com/payd/payd/payment"
 	"github.com/payd/payd/processor"
@@ -359,5 +360,47 @@ func TestReconcileFindsWhatPaydDidNotAsk(t *testing.T) {
 	}
 	if open[store.FindingUnknownCharge] != 1 || open[store.FindingUnknownRefund] != 1 {
 		t.Errorf("open findings %v", open)
+	}
+}
+
+// TestLateChargeFoundByNotification: payd canceled with the gateway down,
+// the customer then completes the challenge, and the gateway notifies the
+// charge: the notification about a closed payment makes payd ask the
+// gateway and refund the charge, without waiting for reconciliation.
+func TestLateChargeFoundByNotification(t *testing.T) {
+	t.Parallel()
+	pol := edgePolicy(time.Hour, time.Hour)
+	pol.Inquiries = []time.Duration{10 * time.Millisecond, 10 * time.Millisecond}
+	h := testenv.Start(t, testenv.Options{
+		Sandbox:   sandbox.Config{Notify: sandbox.NotifyConfig{Secret: notifySecret}},
+		Intake:    intake.Config{NotifySecrets: []string{notifySecret}},
+		Processor: processorConfig(pol),
+	})
+	id := h.CreatePayment("CARD", sandbox.Card3DS, "64.00")
+	ref := challengeRef(t, waitStatus(t, h, id, payment.StatusRequiresAction, 10*time.Second))
+	h.Sandbox.SetFaults(sandbox.Faults{VoidDown: true})
+	cancelPayment(t, h, id, http.StatusAccepted)
+	waitStatus(t, h, id, payment.StatusCanceled, 10*time.Second)
+	h.Sandbox.SetFaults(sandbox.Faults{})
+	if err := h.Sandbox.CompleteAction(ref, true); err != nil {
+		t.Fatal(err)
+	}
+	rs := waitRefunds(t, h, id, 1, 10*time.Second)
+	if rs[0].Status != payment.RefundSucceeded || rs[0].ChargeReference != ref || rs[0].Amount != 6400 {
+		t.Errorf("refund %+v", rs[0])
+	}
+	ns, err := h.Store.ListNotifications(context.Background(), id, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outcomes []string
+	for _, n := range ns {
+		outcomes = append(outcomes, n.Outcome)
+	}
+	if !strings.Contains(strings.Join(outcomes, ","), "late_charge") {
+		t.Errorf("notification outcomes %v, want one late_charge", outcomes)
+	}
+	if tl := timelineReasons(t, h, id); !strings.Contains(tl, "found by notification") {
+		t.Errorf("timeline:\n%s", tl)
 	}
 }

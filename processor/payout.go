@@ -40,7 +40,7 @@ import (
 // at its expected settlement (given, or the rail's schedule from sent_at,
 // submitted_at or the import), by decideImportedSettlement. A merchant who
 // learns otherwise records the outcome with a new import.
-func decidePayoutCreate(pay payment.Payment, det store.PayoutDetails, now time.Time) decision {
+func decidePayoutCreate(pay payment.Payment, det payment.PayoutDetails, now time.Time) decision {
 	var d decision
 	imported := payment.Status("")
 	if det.ImportedStatus != "" {

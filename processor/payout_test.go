@@ -8,7 +8,6 @@ import (
 
 	"github.com/payd/payd/connector"
 	"github.com/payd/payd/payment"
-	"github.com/payd/payd/store"
 )
 
 // TestDecidePayoutCreate: every status a payout can be created with walks
@@ -35,7 +34,7 @@ func TestDecidePayoutCreate(t *testing.T) {
 	cases := []struct {
 		name     string
 		pay      payment.Payment
-		det      store.PayoutDetails
+		det      payment.PayoutDetails
 		path     []payment.Status
 		step     payment.Step
 		stepAt   time.Time
@@ -43,42 +42,42 @@ func TestDecidePayoutCreate(t *testing.T) {
 		expected *time.Time // ExpectedSettlementAt set by the walk, if any
 	}{
 		{name: "live: submit now", pay: live, path: []payment.Status{payment.StatusPending}, step: payment.StepSubmit, stepAt: now},
-		{name: "live, scheduled later: decide again then", pay: live, det: store.PayoutDetails{ScheduledAt: at(later)},
+		{name: "live, scheduled later: decide again then", pay: live, det: payment.PayoutDetails{ScheduledAt: at(later)},
 			path: []payment.Status{payment.StatusPending}, step: payment.StepCreate, stepAt: later},
-		{name: "card payout scheduled later: recorded then", pay: card, det: store.PayoutDetails{ScheduledAt: at(later)},
+		{name: "card payout scheduled later: recorded then", pay: card, det: payment.PayoutDetails{ScheduledAt: at(later)},
 			path: []payment.Status{payment.StatusPending}, step: payment.StepCreate, stepAt: later},
-		{name: "live, scheduled in the past: submit now", pay: live, det: store.PayoutDetails{ScheduledAt: at(sent)},
+		{name: "live, scheduled in the past: submit now", pay: live, det: payment.PayoutDetails{ScheduledAt: at(sent)},
 			path: []payment.Status{payment.StatusPending}, step: payment.StepSubmit, stepAt: now},
 		{name: "card payout: recorded as paid", pay: card, path: []payment.Status{P, OK}},
 		{name: "imported PROCESSING settles on the rail's schedule", pay: imported,
-			det:  store.PayoutDetails{ImportedStatus: "PROCESSING", SubmittedAt: at(sent)},
+			det:  payment.PayoutDetails{ImportedStatus: "PROCESSING", SubmittedAt: at(sent)},
 			path: []payment.Status{P}, step: payment.StepSettle, stepAt: time.Date(2026, 11, 17, 21, 0, 0, 0, time.UTC),
 			expected: at(time.Date(2026, 11, 17, 21, 0, 0, 0, time.UTC))},
 		{name: "imported SENT without sent_at: expected from now", pay: imported,
-			det:  store.PayoutDetails{ImportedStatus: "SENT"},
+			det:  payment.PayoutDetails{ImportedStatus: "SENT"},
 			path: []payment.Status{P, S}, step: payment.StepSettle, stepAt: time.Date(2026, 11, 19, 21, 0, 0, 0, time.UTC),
 			expected: at(time.Date(2026, 11, 19, 21, 0, 0, 0, time.UTC))},
 		{name: "imported SENT keeps its expected settlement", pay: func() payment.Payment {
 			p := withSent
 			p.ExpectedSettlementAt = at(later)
 			return p
-		}(), det: store.PayoutDetails{ImportedStatus: "SENT"}, path: []payment.Status{P, S}, step: payment.StepSettle,
+		}(), det: payment.PayoutDetails{ImportedStatus: "SENT"}, path: []payment.Status{P, S}, step: payment.StepSettle,
 			stepAt: later, expected: at(later)},
-		{name: "imported SETTLED with sent_at", pay: withSettled, det: store.PayoutDetails{ImportedStatus: "SETTLED"},
+		{name: "imported SETTLED with sent_at", pay: withSettled, det: payment.PayoutDetails{ImportedStatus: "SETTLED"},
 			path: []payment.Status{P, S, OK}, settled: at(settled)},
 		{name: "imported PAID without sent_at: no time of sending is invented", pay: imported,
-			det: store.PayoutDetails{ImportedStatus: "PAID"}, path: []payment.Status{P, OK}, settled: at(now)},
-		{name: "imported RETURNED after settling", pay: withSettled, det: store.PayoutDetails{ImportedStatus: "RETURNED"},
+			det: payment.PayoutDetails{ImportedStatus: "PAID"}, path: []payment.Status{P, OK}, settled: at(now)},
+		{name: "imported RETURNED after settling", pay: withSettled, det: payment.PayoutDetails{ImportedStatus: "RETURNED"},
 			path: []payment.Status{P, S, OK, payment.StatusReturned}},
-		{name: "imported RETURNED before settling", pay: withSent, det: store.PayoutDetails{ImportedStatus: "RETURNED"},
+		{name: "imported RETURNED before settling", pay: withSent, det: payment.PayoutDetails{ImportedStatus: "RETURNED"},
 			path: []payment.Status{P, S, payment.StatusReturned}},
-		{name: "imported RETURNED with no times", pay: imported, det: store.PayoutDetails{ImportedStatus: "RETURNED"},
+		{name: "imported RETURNED with no times", pay: imported, det: payment.PayoutDetails{ImportedStatus: "RETURNED"},
 			path: []payment.Status{P, OK, payment.StatusReturned}},
-		{name: "imported FAILED", pay: imported, det: store.PayoutDetails{ImportedStatus: "FAILED"},
+		{name: "imported FAILED", pay: imported, det: payment.PayoutDetails{ImportedStatus: "FAILED"},
 			path: []payment.Status{P, payment.StatusFailed}},
-		{name: "imported FAILED after sending", pay: withSent, det: store.PayoutDetails{ImportedStatus: "FAILED"},
+		{name: "imported FAILED after sending", pay: withSent, det: payment.PayoutDetails{ImportedStatus: "FAILED"},
 			path: []payment.Status{P, S, payment.StatusFailed}},
-		{name: "imported CANCELED", pay: imported, det: store.PayoutDetails{ImportedStatus: "CANCELED"},
+		{name: "imported CANCELED", pay: imported, det: payment.PayoutDetails{ImportedStatus: "CANCELED"},
 			path: []payment.Status{payment.StatusCanceled}},
 	}
 	for _, c := range cases {

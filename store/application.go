@@ -14,29 +14,7 @@ import (
 	"github.com/payd/payd/payment"
 )
 
-// Line applies part of a payment to an invoice (seed 002 "lines"; a seed
-// 001 payment has one line for its whole amount).
-type Line struct {
-	ID               string
-	PaymentID        string
-	InvoiceID        string
-	AppliedAmount    int64  // minor units of AppliedCurrency (the invoice's currency)
-	PaymentAmount    int64  // the same amount in minor units of the payment's currency
-	AppliedCurrency  string // the invoice's currency
-	FXRate           string // exact decimal text, empty for none
-	FXAt             *time.Time
-	DiscountAmount   *int64
-	DiscountCurrency string
-	FeeAmount        *int64
-	FeeCurrency      string
-	RemittanceLabel  string
-	RemittanceValue  string
-	Notes            string
-	State            string // reserved, applied, released
-	ReleasedAmount   int64
-	CreatedAt        time.Time
-}
-
+// lineRow is a payment_applications row: a payment.Line.
 type lineRow struct {
 	ID               string         `db:"id"`
 	PaymentID        string         `db:"payment_id"`
@@ -69,8 +47,8 @@ func i64p(n sql.NullInt64) *int64 {
 	return &n.Int64
 }
 
-func (r lineRow) toLine() Line {
-	return Line{ID: r.ID, PaymentID: r.PaymentID, InvoiceID: r.InvoiceID, AppliedAmount: r.AppliedAmount,
+func (r lineRow) toLine() payment.Line {
+	return payment.Line{ID: r.ID, PaymentID: r.PaymentID, InvoiceID: r.InvoiceID, AppliedAmount: r.AppliedAmount,
 		PaymentAmount: r.PaymentAmount, AppliedCurrency: r.AppliedCurrency, FXRate: r.FXRate.String, FXAt: tp(r.FXAt),
 		DiscountAmount: i64p(r.DiscountAmount), DiscountCurrency: r.DiscountCurrency.String, FeeAmount: i64p(r.FeeAmount),
 		FeeCurrency: r.FeeCurrency.String, RemittanceLabel: r.RemittanceLabel, RemittanceValue: r.RemittanceValue.String,
@@ -78,64 +56,75 @@ func (r lineRow) toLine() Line {
 }
 
 // Lines returns the lines of payments, oldest first, released ones included.
-func (s *Store) Lines(ctx context.Context, paymentIDs []string) (map[string][]Line, error) {
+func (s *Store) Lines(ctx context.Context, paymentIDs []string) (map[string][]payment.Line, error) {
 	var rows []lineRow
 	if err := sqlx.SelectContext(ctx, s.q, &rows, `SELECT `+lineColumns+` FROM payment_applications
 		WHERE payment_id = ANY($1) ORDER BY payment_id, created_at, id`, pq.Array(paymentIDs)); err != nil {
 		return nil, translate(fmt.Errorf("load lines: %w", err))
 	}
-	out := map[string][]Line{}
+	out := map[string][]payment.Line{}
 	for _, r := range rows {
 		out[r.PaymentID] = append(out[r.PaymentID], r.toLine())
 	}
 	return out, nil
 }
 
-// InvoiceOverAppliedError names the invoice a line would over-apply.
-type InvoiceOverAppliedError struct{ InvoiceID string }
-
-func (e *InvoiceOverAppliedError) Error() string {
-	return "invoice " + e.InvoiceID + " would be over-applied"
-}
-func (e *InvoiceOverAppliedError) Unwrap() error { return payment.ErrInvoiceOverApplied }
-
 // ApplyLines applies lines of a payment to invoices: with replace, every
 // earlier line is taken back first (its amount returned to its invoice),
 // else the lines are added. Each line's amount is reserved on its invoice
 // under the invoice's row lock (a succeeded payment's lines count as paid at
 // once); the schema refuses a reservation past the amount due, so concurrent
-// payments can never over-apply an invoice. The sum of the payment's lines
-// never exceeds its amount (payment.ErrLinesExceedAmount). Lines must name
-// invoices of the payment's tenant (callers resolve them first).
-func (s *Store) ApplyLines(ctx context.Context, paymentID string, lines []Line, replace bool) error {
+// payments can never over-apply an invoice. The payment amounts of the
+// payment's lines never add up to more than its amount
+// (payment.ErrLinesExceedAmount); a line released for a failure or return
+// no longer counts, one that refunds took back still does, since refunds are
+// carved out of the lines (releaseRefunded). Lines added to a payment that
+// was already refunded carry their part of its refunds at once, so the
+// invoices never show more paid than the payment kept (amount − refunded).
+// Lines must name invoices of the payment's tenant (callers resolve them
+// first).
+func (s *Store) ApplyLines(ctx context.Context, paymentID string, lines []payment.Line, replace bool) error {
 	return s.InTx(ctx, func(tx *Store) error {
 		pay, err := tx.LockPayment(ctx, paymentID)
 		if err != nil {
 			return err
 		}
 		if replace {
-			if err := tx.releaseLines(ctx, paymentID, -1, true); err != nil {
+			if err := tx.releaseLines(ctx, paymentID, true); err != nil {
 				return err
 			}
 		}
+		// Refunds were carved out of the lines of a payment that succeeded
+		// and was refunded (a late charge refunded after a cancel or a
+		// failure was not: those lines were released whole).
+		carved := pay.RefundedAmount > 0 && (pay.Status == payment.StatusSucceeded ||
+			pay.Status == payment.StatusPartiallyRefunded || pay.Status == payment.StatusRefunded)
+		// Each sum is of amounts of at most 1e14 (the API's limit) or of
+		// lines that passed this check: numeric in SQL, no overflow.
 		var used int64
-		if err := tx.q.QueryRowxContext(ctx, `SELECT COALESCE(sum(payment_amount - released_amount), 0) FROM payment_applications
-			WHERE payment_id = $1 AND state <> 'released'`, paymentID).Scan(&used); err != nil {
+		if err := tx.q.QueryRowxContext(ctx, `SELECT COALESCE(sum(payment_amount), 0)::int8 FROM payment_applications
+			WHERE payment_id = $1 AND (state <> 'released' OR $2)`, paymentID, carved).Scan(&used); err != nil {
 			return translate(fmt.Errorf("sum lines: %w", err))
 		}
 		for _, l := range lines {
-			used += l.PaymentAmount
+			if l.PaymentAmount > pay.Amount.Minor-used {
+				return payment.ErrLinesExceedAmount
+			}
+			used += max(l.PaymentAmount, 0) // the schema refuses a line that is not positive
 		}
-		if used > pay.Amount.Minor {
-			return payment.ErrLinesExceedAmount
+		if err := tx.insertLines(ctx, pay, lines); err != nil {
+			return err
 		}
-		return tx.insertLines(ctx, pay, lines)
+		if carved {
+			return tx.releaseRefunded(ctx, paymentID)
+		}
+		return nil
 	})
 }
 
 // insertLines reserves (or records) each line on its invoice, in invoice id
 // order so concurrent payments never deadlock.
-func (s *Store) insertLines(ctx context.Context, pay payment.Payment, lines []Line) error {
+func (s *Store) insertLines(ctx context.Context, pay payment.Payment, lines []payment.Line) error {
 	state := "reserved"
 	if pay.Status == payment.StatusSucceeded || pay.Status == payment.StatusPartiallyRefunded {
 		state = "applied"
@@ -144,7 +133,7 @@ func (s *Store) insertLines(ctx context.Context, pay payment.Payment, lines []Li
 		state = "released" // a failed or returned payment pays nothing: record the lines only
 	}
 	// lock invoices in id order so concurrent payments never deadlock
-	ordered := append([]Line(nil), lines...)
+	ordered := append([]payment.Line(nil), lines...)
 	sort.SliceStable(ordered, func(i, j int) bool { return ordered[i].InvoiceID < ordered[j].InvoiceID })
 	for _, l := range ordered {
 		if state != "released" {
@@ -191,9 +180,8 @@ func (s *Store) moveInvoice(ctx context.Context, tenantID, invoiceID string, del
 		WHERE id = $1 AND tenant_id = $2`, invoiceID, tenantID, delta, paidDelta)
 	if err != nil {
 		err = translate(err)
-		var ce *CheckError
-		if errors.As(err, &ce) && ce.Constraint == "invoice_balances" {
-			return &InvoiceOverAppliedError{InvoiceID: invoiceID}
+		if errors.Is(err, payment.ErrInvoiceOverApplied) {
+			return &payment.InvoiceOverAppliedError{InvoiceID: invoiceID}
 		}
 		return fmt.Errorf("move invoice %s: %w", invoiceID, err)
 	}
@@ -226,58 +214,113 @@ func (s *Store) markLinesApplied(ctx context.Context, paymentID string) error {
 	return nil
 }
 
-// releaseLines gives back up to `amount` (in the payment's minor units; -1
-// for everything) of a payment's lines to their invoices, oldest line first:
-// the payment failed, was returned or refunded. With remove the lines are
+// releaseLines gives every line of a payment back to its invoice, whole:
+// the payment failed, was canceled or returned. With remove the lines are
 // deleted instead of marked released (replace_lines).
-func (s *Store) releaseLines(ctx context.Context, paymentID string, amount int64, remove bool) error {
-	var rows []lineRow
-	if err := sqlx.SelectContext(ctx, s.q, &rows, `SELECT `+lineColumns+` FROM payment_applications
-		WHERE payment_id = $1 ORDER BY created_at, id FOR UPDATE`, paymentID); err != nil {
-		return translate(fmt.Errorf("load lines of %s: %w", paymentID, err))
+func (s *Store) releaseLines(ctx context.Context, paymentID string, remove bool) error {
+	rows, err := s.lockLines(ctx, paymentID)
+	if err != nil {
+		return err
 	}
-	type move struct {
-		invoice     string
-		delta, paid int64
-	}
-	var moves []move
+	var moves []lineMove
 	for _, r := range rows {
-		if amount == 0 {
-			break
-		}
 		left := r.AppliedAmount - r.ReleasedAmount
-		if r.State == "released" || left == 0 {
-			if remove {
-				if _, err := s.q.ExecContext(ctx, `DELETE FROM payment_applications WHERE id = $1`, r.ID); err != nil {
-					return translate(err)
-				}
-			}
-			continue
-		}
-		give := left
-		if amount > 0 {
-			// refunds are in the payment's currency; lines of one currency map 1:1
-			give = min(left, amount*r.AppliedAmount/r.PaymentAmount)
-			amount -= give * r.PaymentAmount / r.AppliedAmount
-		}
-		m := move{invoice: r.InvoiceID, delta: -give}
-		if r.State == "applied" {
-			m.paid = -give
-		}
-		moves = append(moves, m)
 		var err error
 		switch {
 		case remove:
 			_, err = s.q.ExecContext(ctx, `DELETE FROM payment_applications WHERE id = $1`, r.ID)
-		case give == left:
+		case r.State != "released" && left > 0:
 			_, err = s.q.ExecContext(ctx, `UPDATE payment_applications SET state = 'released', released_amount = applied_amount WHERE id = $1`, r.ID)
-		default:
-			_, err = s.q.ExecContext(ctx, `UPDATE payment_applications SET released_amount = released_amount + $2 WHERE id = $1`, r.ID, give)
 		}
 		if err != nil {
 			return translate(fmt.Errorf("release line %s: %w", r.ID, err))
 		}
+		if r.State != "released" && left > 0 {
+			moves = append(moves, moveOf(r, left))
+		}
 	}
+	return s.moveInvoices(ctx, moves)
+}
+
+// releaseRefunded brings a payment's lines in step with its cumulative
+// refunded amount (the payments row as this transaction sees it), by
+// payment.RefundedLines: refunds are carved out of the lines oldest first
+// (created_at, id) in the payment's currency and converted to each line's
+// invoice currency exactly; each line not yet released gives back to its
+// invoice the difference between what that rule says it has given back and
+// what it has (released_amount), and a line that has given back all it
+// applied is marked released. It is a function of the cumulative amount
+// only, so running it again changes nothing, successive partial refunds
+// telescope exactly (no unit lost or invented however they are split), and
+// a full refund releases every line entirely. A line is never taken back
+// below what it already released, and never past what it applied, so an
+// invoice's paid amount stays within [0, amount_due].
+//
+// It runs in the transaction of the refund's transition (after the update
+// of refunded_amount), and after ApplyLines adds lines to a refunded
+// payment, so new lines carry the refunds the old ones did not.
+func (s *Store) releaseRefunded(ctx context.Context, paymentID string) error {
+	rows, err := s.lockLines(ctx, paymentID)
+	if err != nil {
+		return err
+	}
+	var refunded int64
+	if err := s.q.QueryRowxContext(ctx, `SELECT refunded_amount FROM payments WHERE id = $1`, paymentID).Scan(&refunded); err != nil {
+		return translate(fmt.Errorf("load refunded amount of %s: %w", paymentID, err))
+	}
+	amounts := make([]payment.LineAmount, len(rows))
+	for i, r := range rows {
+		amounts[i] = payment.LineAmount{Payment: r.PaymentAmount, Applied: r.AppliedAmount}
+	}
+	want, err := payment.RefundedLines(refunded, amounts)
+	if err != nil {
+		return fmt.Errorf("refunded lines of %s: %w", paymentID, err)
+	}
+	var moves []lineMove
+	for i, r := range rows {
+		give := want[i].Applied - r.ReleasedAmount
+		if r.State == "released" || give <= 0 {
+			continue
+		}
+		if _, err := s.q.ExecContext(ctx, `UPDATE payment_applications SET released_amount = released_amount + $2,
+			state = CASE WHEN released_amount + $2 = applied_amount THEN 'released' ELSE state END WHERE id = $1`,
+			r.ID, give); err != nil {
+			return translate(fmt.Errorf("release line %s: %w", r.ID, err))
+		}
+		moves = append(moves, moveOf(r, give))
+	}
+	return s.moveInvoices(ctx, moves)
+}
+
+// lockLines loads every line of a payment, oldest first, locked.
+func (s *Store) lockLines(ctx context.Context, paymentID string) ([]lineRow, error) {
+	var rows []lineRow
+	if err := sqlx.SelectContext(ctx, s.q, &rows, `SELECT `+lineColumns+` FROM payment_applications
+		WHERE payment_id = $1 ORDER BY created_at, id FOR UPDATE`, paymentID); err != nil {
+		return nil, translate(fmt.Errorf("load lines of %s: %w", paymentID, err))
+	}
+	return rows, nil
+}
+
+// lineMove is what releasing part of a line does to its invoice.
+type lineMove struct {
+	invoice     string
+	delta, paid int64
+}
+
+// moveOf gives back give applied units of line r: from the invoice's
+// reservation, and from its paid amount when the line counted as paid.
+func moveOf(r lineRow, give int64) lineMove {
+	m := lineMove{invoice: r.InvoiceID, delta: -give}
+	if r.State == "applied" {
+		m.paid = -give
+	}
+	return m
+}
+
+// moveInvoices applies line moves to their invoices, in invoice id order so
+// concurrent transactions never deadlock on them.
+func (s *Store) moveInvoices(ctx context.Context, moves []lineMove) error {
 	sort.SliceStable(moves, func(i, j int) bool { return moves[i].invoice < moves[j].invoice })
 	for _, m := range moves {
 		if _, err := s.q.ExecContext(ctx, `UPDATE invoices SET amount_reserved = amount_reserved + $2, amount_paid = amount_paid + $3
@@ -306,12 +349,12 @@ func (s *Store) settleLines(ctx context.Context, c Change) error {
 				return translate(fmt.Errorf("block account of %s: %w", c.PaymentID, err))
 			}
 		}
-		return s.releaseLines(ctx, c.PaymentID, -1, false)
+		return s.releaseLines(ctx, c.PaymentID, false)
 	}
 	if c.RefundedDelta > 0 && c.From != payment.StatusCanceled && c.From != payment.StatusFailed {
 		// (a refund of a charge that landed after a cancel gives nothing
 		// back to the invoices: the cancel released the lines)
-		return s.releaseLines(ctx, c.PaymentID, c.RefundedDelta, false)
+		return s.releaseRefunded(ctx, c.PaymentID)
 	}
 	return nil
 }

@@ -15,17 +15,7 @@ import (
 	"github.com/payd/payd/payment"
 )
 
-// User is a payer or payee, named by the tenant's external id.
-type User struct {
-	ID         string
-	TenantID   string
-	ExternalID string
-	Name       string
-	Email      string
-	Metadata   map[string]string
-	CreatedAt  time.Time
-}
-
+// userRow is a users row: a payment.User.
 type userRow struct {
 	ID         string    `db:"id"`
 	TenantID   string    `db:"tenant_id"`
@@ -36,8 +26,8 @@ type userRow struct {
 	CreatedAt  time.Time `db:"created_at"`
 }
 
-func (r userRow) toUser() User {
-	u := User{ID: r.ID, TenantID: r.TenantID, ExternalID: r.ExternalID, Name: r.Name, Email: r.Email, CreatedAt: r.CreatedAt.UTC()}
+func (r userRow) toUser() payment.User {
+	u := payment.User{ID: r.ID, TenantID: r.TenantID, ExternalID: r.ExternalID, Name: r.Name, Email: r.Email, CreatedAt: r.CreatedAt.UTC()}
 	_ = json.Unmarshal(r.Metadata, &u.Metadata)
 	return u
 }
@@ -46,7 +36,7 @@ const userColumns = `id, tenant_id, external_id, name, email, metadata, created_
 
 // CreateUser inserts a user; an existing external id is returned as it is,
 // with created false.
-func (s *Store) CreateUser(ctx context.Context, u User) (User, bool, error) {
+func (s *Store) CreateUser(ctx context.Context, u payment.User) (payment.User, bool, error) {
 	meta, _ := json.Marshal(nonNil(u.Metadata))
 	var r userRow
 	err := s.q.QueryRowxContext(ctx, `
@@ -59,52 +49,24 @@ func (s *Store) CreateUser(ctx context.Context, u User) (User, bool, error) {
 		return existing, false, err
 	}
 	if err != nil {
-		return User{}, false, translate(fmt.Errorf("create user: %w", err))
+		return payment.User{}, false, translate(fmt.Errorf("create user: %w", err))
 	}
 	return r.toUser(), true, nil
 }
 
 // GetUser loads a tenant's user by id or external id.
-func (s *Store) GetUser(ctx context.Context, tenantID, ref string) (User, error) {
+func (s *Store) GetUser(ctx context.Context, tenantID, ref string) (payment.User, error) {
 	var r userRow
 	err := s.q.QueryRowxContext(ctx, `SELECT `+userColumns+` FROM users WHERE tenant_id = $1 AND (id = $2 OR external_id = $2)
 		ORDER BY (id = $2) DESC LIMIT 1`, tenantID, ref).StructScan(&r)
 	if err != nil {
-		return User{}, translate(fmt.Errorf("load user: %w", err))
+		return payment.User{}, translate(fmt.Errorf("load user: %w", err))
 	}
 	return r.toUser(), nil
 }
 
-// Invoice is what payments pay. Its balances change only with applications.
-type Invoice struct {
-	ID             string
-	TenantID       string
-	ExternalID     string
-	InvoiceNumber  string
-	Currency       string
-	AmountDue      int64
-	AmountReserved int64
-	AmountPaid     int64
-	Status         string // OPEN, PARTIALLY_PAID, PAID, VOID (derived by the schema)
-	Payer          *User
-	Payees         []Payee
-	DueDate        *time.Time // a calendar date: midnight UTC
-	Metadata       map[string]string
-	CreatedAt      time.Time
-	// Fingerprint is the fingerprint of the request that created the
-	// invoice; nil for invoices made before invoices had a create API.
-	Fingerprint []byte
-}
-
-// AmountRemaining is what is still to be paid.
-func (i Invoice) AmountRemaining() int64 { return i.AmountDue - i.AmountPaid }
-
-// Payee is a user paid out of an invoice, and how much.
-type Payee struct {
-	User   User
-	Amount int64
-}
-
+// invoiceRow is an invoices row: a payment.Invoice without its payer and
+// payees.
 type invoiceRow struct {
 	ID             string         `db:"id"`
 	TenantID       string         `db:"tenant_id"`
@@ -145,12 +107,12 @@ type NewPayee struct {
 }
 
 // CreateInvoice records an invoice with its payer and payees (users are
-// created on first use). A taken external id is a *ConflictError, returned
-// without aborting the caller's transaction (the insert does nothing on
+// created on first use). A taken external id is payment.ErrConflict,
+// returned without aborting the caller's transaction (the insert does nothing on
 // conflict), so that the caller may load the existing invoice in the same
 // transaction: under READ COMMITTED a concurrent create of the same external
 // id is waited for and then seen.
-func (s *Store) CreateInvoice(ctx context.Context, ni NewInvoice) (Invoice, error) {
+func (s *Store) CreateInvoice(ctx context.Context, ni NewInvoice) (payment.Invoice, error) {
 	var id string
 	err := s.InTx(ctx, func(tx *Store) error {
 		meta, _ := json.Marshal(nonNil(ni.Metadata))
@@ -169,8 +131,7 @@ func (s *Store) CreateInvoice(ctx context.Context, ni NewInvoice) (Invoice, erro
 			RETURNING id`,
 			NewID(payment.PrefixInvoice), ni.TenantID, ni.ExternalID, ni.Currency, ni.AmountDue, due, meta, fp, tx.now()).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
-			return &ConflictError{Constraint: "invoices_tenant_id_external_id_key",
-				Err: fmt.Errorf("invoice external id %q: %w", ni.ExternalID, payment.ErrConflict)}
+			return fmt.Errorf("invoice external id %q: %w", ni.ExternalID, payment.ErrConflict)
 		}
 		if err != nil {
 			return translate(fmt.Errorf("create invoice: %w", err))
@@ -190,7 +151,7 @@ func (s *Store) CreateInvoice(ctx context.Context, ni NewInvoice) (Invoice, erro
 			if _, done := users[ref]; done {
 				continue
 			}
-			u, _, err := tx.CreateUser(ctx, User{TenantID: ni.TenantID, ExternalID: ref})
+			u, _, err := tx.CreateUser(ctx, payment.User{TenantID: ni.TenantID, ExternalID: ref})
 			if err != nil {
 				return err
 			}
@@ -211,38 +172,38 @@ func (s *Store) CreateInvoice(ctx context.Context, ni NewInvoice) (Invoice, erro
 		return nil
 	})
 	if err != nil {
-		return Invoice{}, err
+		return payment.Invoice{}, err
 	}
 	return s.GetInvoice(ctx, ni.TenantID, id)
 }
 
 // GetInvoice loads a tenant's invoice by id or external id (an id wins when
 // one invoice's external id is another's id).
-func (s *Store) GetInvoice(ctx context.Context, tenantID, ref string) (Invoice, error) {
+func (s *Store) GetInvoice(ctx context.Context, tenantID, ref string) (payment.Invoice, error) {
 	r, err := s.invoiceRow(ctx, tenantID, ref)
 	if err != nil {
-		return Invoice{}, err
+		return payment.Invoice{}, err
 	}
 	invs, err := s.completeInvoices(ctx, []invoiceRow{r})
 	if err != nil {
-		return Invoice{}, err
+		return payment.Invoice{}, err
 	}
 	return invs[0], nil
 }
 
 // InvoiceHead is GetInvoice without the payer and payees: one query, for the
 // payment paths that need only the invoice's id, currency and status.
-func (s *Store) InvoiceHead(ctx context.Context, tenantID, ref string) (Invoice, error) {
+func (s *Store) InvoiceHead(ctx context.Context, tenantID, ref string) (payment.Invoice, error) {
 	r, err := s.invoiceRow(ctx, tenantID, ref)
 	if err != nil {
-		return Invoice{}, err
+		return payment.Invoice{}, err
 	}
 	return r.toInvoice(), nil
 }
 
 // toInvoice converts a row, without the payer and payees.
-func (r invoiceRow) toInvoice() Invoice {
-	inv := Invoice{ID: r.ID, TenantID: r.TenantID, ExternalID: r.ExternalID, InvoiceNumber: r.InvoiceNumber,
+func (r invoiceRow) toInvoice() payment.Invoice {
+	inv := payment.Invoice{ID: r.ID, TenantID: r.TenantID, ExternalID: r.ExternalID, InvoiceNumber: r.InvoiceNumber,
 		Currency: r.Currency, AmountDue: r.AmountDue, AmountReserved: r.AmountReserved, AmountPaid: r.AmountPaid,
 		Status: r.Status, CreatedAt: r.CreatedAt.UTC(), Fingerprint: r.Fingerprint}
 	if r.DueDate.Valid {
@@ -266,16 +227,16 @@ func (s *Store) invoiceRow(ctx context.Context, tenantID, ref string) (invoiceRo
 
 // InvoiceByExternalID loads a tenant's invoice by its external id only (a
 // create's business key must never match another invoice's id).
-func (s *Store) InvoiceByExternalID(ctx context.Context, tenantID, externalID string) (Invoice, error) {
+func (s *Store) InvoiceByExternalID(ctx context.Context, tenantID, externalID string) (payment.Invoice, error) {
 	var r invoiceRow
 	err := s.q.QueryRowxContext(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE tenant_id = $1 AND external_id = $2`,
 		tenantID, externalID).StructScan(&r)
 	if err != nil {
-		return Invoice{}, translate(fmt.Errorf("load invoice by external id: %w", err))
+		return payment.Invoice{}, translate(fmt.Errorf("load invoice by external id: %w", err))
 	}
 	invs, err := s.completeInvoices(ctx, []invoiceRow{r})
 	if err != nil {
-		return Invoice{}, err
+		return payment.Invoice{}, err
 	}
 	return invs[0], nil
 }
@@ -301,7 +262,7 @@ type InvoiceFilter struct {
 
 // ListInvoices returns a page of a tenant's invoices, newest first, and
 // whether more follow.
-func (s *Store) ListInvoices(ctx context.Context, f InvoiceFilter) ([]Invoice, bool, error) {
+func (s *Store) ListInvoices(ctx context.Context, f InvoiceFilter) ([]payment.Invoice, bool, error) {
 	var rows []invoiceRow
 	err := sqlx.SelectContext(ctx, s.q, &rows, `SELECT `+invoiceColumns+` FROM invoices WHERE tenant_id = $1
 		AND ($3 = '' OR (created_at, id) < (SELECT created_at, id FROM invoices WHERE id = $3 AND tenant_id = $1))
@@ -318,8 +279,8 @@ func (s *Store) ListInvoices(ctx context.Context, f InvoiceFilter) ([]Invoice, b
 	return invs, more, err
 }
 
-func (s *Store) completeInvoices(ctx context.Context, rows []invoiceRow) ([]Invoice, error) {
-	out := make([]Invoice, len(rows))
+func (s *Store) completeInvoices(ctx context.Context, rows []invoiceRow) ([]payment.Invoice, error) {
+	out := make([]payment.Invoice, len(rows))
 	ids := make([]string, len(rows))
 	for i, r := range rows {
 		out[i] = r.toInvoice()
@@ -354,7 +315,7 @@ func (s *Store) completeInvoices(ctx context.Context, rows []invoiceRow) ([]Invo
 		if p.Role == "payer" {
 			inv.Payer = &u
 		} else {
-			inv.Payees = append(inv.Payees, Payee{User: u, Amount: p.Amount})
+			inv.Payees = append(inv.Payees, payment.Payee{User: u, Amount: p.Amount})
 		}
 	}
 	for i := range out {

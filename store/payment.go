@@ -194,10 +194,11 @@ type CreateResult struct {
 // CreatePayment records a new PENDING payment whose next step is create,
 // its creation audit row, its invoice line (the amount reserved on the
 // invoice under the invoice's row lock: the invoice's CHECK refuses an
-// over-application, *InvoiceOverAppliedError) and its Idempotency-Key
-// answer, all in one statement. Concurrent creates share the statement
-// (group): one round trip and one commit for all of them. A business key
-// (body idempotency_key) already used is a *ConflictError.
+// over-application, *payment.InvoiceOverAppliedError) and its
+// Idempotency-Key answer, all in one statement. Concurrent creates share the
+// statement (group): one round trip and one commit for all of them. A
+// business key (body idempotency_key) already used is
+// payment.ErrBusinessKeyTaken.
 func (s *Store) CreatePayment(ctx context.Context, pc PaymentCreate) (CreateResult, error) {
 	now := s.now().Truncate(time.Microsecond)
 	p := payment.Payment{ID: NewID(payment.PrefixPayment), TenantID: pc.TenantID, Surface: pc.Surface, Amount: pc.Amount,
@@ -223,9 +224,8 @@ func (s *Store) CreatePayment(ctx context.Context, pc PaymentCreate) (CreateResu
 	out, err := one(ctx, s, s.creates, (*Store).createPayments, req)
 	if err != nil {
 		err = translate(err)
-		var ce *CheckError
-		if errors.As(err, &ce) && ce.Constraint == "invoice_balances" {
-			return res, &InvoiceOverAppliedError{InvoiceID: pc.InvoiceID}
+		if errors.Is(err, payment.ErrInvoiceOverApplied) {
+			return res, &payment.InvoiceOverAppliedError{InvoiceID: pc.InvoiceID}
 		}
 		return res, fmt.Errorf("create payment: %w", err)
 	}
@@ -622,7 +622,7 @@ func checkChange(c Change) error {
 
 // linesOf is what a transition does to the payment's invoice lines when
 // the statement moves them (Record): count them as paid, or give them back.
-// Partial refunds release part of them in Go (releaseLines).
+// Refunds release part of them in Go (releaseRefunded).
 func linesOf(c Change) string {
 	switch {
 	case c.From == c.To:

@@ -21,25 +21,7 @@ import (
 // SurfacePayouts is the surface of payments created by POST /v1/payouts.
 const SurfacePayouts = "payouts"
 
-// PayoutDetails is a payout's payout_details row.
-type PayoutDetails struct {
-	PaymentID         string
-	TenantID          string
-	ExternalPaymentID string
-	ExternalSource    string
-	// ImportedStatus is the seed-002 status given on create when the payout
-	// was made elsewhere and only recorded here; empty for a payout payd
-	// sends itself.
-	ImportedStatus     string
-	AccountFingerprint string
-	// Details holds every other seed field as intake normalized it, under
-	// the seed's names (JSON object).
-	Details json.RawMessage
-	// ScheduledAt and SubmittedAt are read from Details for the workers.
-	ScheduledAt *time.Time
-	SubmittedAt *time.Time
-}
-
+// payoutDetailsRow is a payout's payout_details row.
 type payoutDetailsRow struct {
 	PaymentID          string         `db:"payment_id"`
 	TenantID           string         `db:"tenant_id"`
@@ -50,8 +32,8 @@ type payoutDetailsRow struct {
 	Details            []byte         `db:"details"`
 }
 
-func (r payoutDetailsRow) toDetails() PayoutDetails {
-	d := PayoutDetails{PaymentID: r.PaymentID, TenantID: r.TenantID, ExternalPaymentID: r.ExternalPaymentID,
+func (r payoutDetailsRow) toDetails() payment.PayoutDetails {
+	d := payment.PayoutDetails{PaymentID: r.PaymentID, TenantID: r.TenantID, ExternalPaymentID: r.ExternalPaymentID,
 		ExternalSource: r.ExternalSource, ImportedStatus: r.ImportedStatus.String,
 		AccountFingerprint: r.AccountFingerprint, Details: json.RawMessage(r.Details)}
 	var times struct {
@@ -90,28 +72,16 @@ type NewPayout struct {
 	SettledAt            *time.Time
 	ReturnedAt           *time.Time
 	// Lines apply the payout to invoices of the tenant (reserved at once).
-	Lines []Line
+	Lines []payment.Line
 }
-
-// PayoutExistsError: the tenant already has a payout with this
-// external_payment_id. Fingerprint is the request that created it.
-type PayoutExistsError struct {
-	PaymentID   string
-	Fingerprint []byte
-}
-
-func (e *PayoutExistsError) Error() string {
-	return "payout " + e.PaymentID + " has this external_payment_id"
-}
-func (e *PayoutExistsError) Unwrap() error { return payment.ErrConflict }
 
 // InsertPayout records a new PENDING payout (next step create) with its
 // details and lines, in one transaction. Creates with one external payment
 // id are serialized by a transaction-scoped advisory lock, so the second of
-// two concurrent creates sees the first and gets a *PayoutExistsError
-// instead of a unique violation. A payout to a blocked account is
-// payment.ErrAccountBlocked; lines that would over-apply an invoice are an
-// *InvoiceOverAppliedError.
+// two concurrent creates sees the first and gets a
+// *payment.PayoutExistsError instead of a unique violation. A payout to a
+// blocked account is payment.ErrAccountBlocked; lines that would over-apply
+// an invoice are a *payment.InvoiceOverAppliedError.
 func (s *Store) InsertPayout(ctx context.Context, np NewPayout) (payment.Payment, error) {
 	var id string
 	err := s.InTx(ctx, func(tx *Store) error {
@@ -128,7 +98,7 @@ func (s *Store) InsertPayout(ctx context.Context, np NewPayout) (payment.Payment
 			np.Payment.TenantID, np.ExternalPaymentID).StructScan(&existing)
 		switch {
 		case err == nil:
-			return &PayoutExistsError{PaymentID: existing.ID, Fingerprint: existing.Fingerprint}
+			return &payment.PayoutExistsError{PaymentID: existing.ID, Fingerprint: existing.Fingerprint}
 		case !errors.Is(err, sql.ErrNoRows):
 			return translate(fmt.Errorf("payout by external id: %w", err))
 		}
@@ -189,44 +159,37 @@ func (s *Store) AccountBlocked(ctx context.Context, tenantID, fingerprint string
 	return ok, nil
 }
 
-// Payout is a payout with everything its API object shows.
-type Payout struct {
-	Payment payment.Payment
-	Details PayoutDetails
-	Lines   []Line
-}
-
 // GetPayout loads a tenant's payout (empty tenantID: any tenant's). A
 // payment of another surface is payment.ErrNotFound.
-func (s *Store) GetPayout(ctx context.Context, tenantID, id string) (Payout, error) {
+func (s *Store) GetPayout(ctx context.Context, tenantID, id string) (payment.Payout, error) {
 	pay, err := s.GetPayment(ctx, tenantID, id)
 	if err != nil {
-		return Payout{}, err
+		return payment.Payout{}, err
 	}
 	out, err := s.completePayouts(ctx, []payment.Payment{pay})
 	if err != nil {
-		return Payout{}, err
+		return payment.Payout{}, err
 	}
 	if len(out) == 0 {
-		return Payout{}, fmt.Errorf("payout %s: %w", id, payment.ErrNotFound)
+		return payment.Payout{}, fmt.Errorf("payout %s: %w", id, payment.ErrNotFound)
 	}
 	return out[0], nil
 }
 
 // PayoutDetailsOf loads the details of a payout of any tenant (workers).
-func (s *Store) PayoutDetailsOf(ctx context.Context, paymentID string) (PayoutDetails, error) {
+func (s *Store) PayoutDetailsOf(ctx context.Context, paymentID string) (payment.PayoutDetails, error) {
 	var r payoutDetailsRow
 	err := s.q.QueryRowxContext(ctx, `SELECT `+payoutDetailsColumns+` FROM payout_details WHERE payment_id = $1`,
 		paymentID).StructScan(&r)
 	if err != nil {
-		return PayoutDetails{}, translate(fmt.Errorf("load payout details of %s: %w", paymentID, err))
+		return payment.PayoutDetails{}, translate(fmt.Errorf("load payout details of %s: %w", paymentID, err))
 	}
 	return r.toDetails(), nil
 }
 
 // completePayouts adds details and lines to payments, dropping any that is
 // not a payout.
-func (s *Store) completePayouts(ctx context.Context, pays []payment.Payment) ([]Payout, error) {
+func (s *Store) completePayouts(ctx context.Context, pays []payment.Payment) ([]payment.Payout, error) {
 	ids := make([]string, len(pays))
 	for i, p := range pays {
 		ids[i] = p.ID
@@ -236,7 +199,7 @@ func (s *Store) completePayouts(ctx context.Context, pays []payment.Payment) ([]
 		WHERE payment_id = ANY($1)`, pq.Array(ids)); err != nil {
 		return nil, translate(fmt.Errorf("load payout details: %w", err))
 	}
-	details := make(map[string]PayoutDetails, len(rows))
+	details := make(map[string]payment.PayoutDetails, len(rows))
 	for _, r := range rows {
 		details[r.PaymentID] = r.toDetails()
 	}
@@ -244,13 +207,13 @@ func (s *Store) completePayouts(ctx context.Context, pays []payment.Payment) ([]
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Payout, 0, len(pays))
+	out := make([]payment.Payout, 0, len(pays))
 	for _, p := range pays {
 		d, ok := details[p.ID]
 		if !ok || p.Surface != SurfacePayouts {
 			continue
 		}
-		out = append(out, Payout{Payment: p, Details: d, Lines: lines[p.ID]})
+		out = append(out, payment.Payout{Payment: p, Details: d, Lines: lines[p.ID]})
 	}
 	return out, nil
 }
@@ -268,7 +231,7 @@ type PayoutFilter struct {
 }
 
 // ListPayouts returns up to Limit payouts and whether more follow.
-func (s *Store) ListPayouts(ctx context.Context, f PayoutFilter) ([]Payout, bool, error) {
+func (s *Store) ListPayouts(ctx context.Context, f PayoutFilter) ([]payment.Payout, bool, error) {
 	args := []any{f.TenantID, f.Limit + 1, SurfacePayouts}
 	where := []string{"p.tenant_id = $1", "p.surface = $3"}
 	add := func(cond string, v any) {

@@ -295,9 +295,9 @@ func translate(err error) error {
 	if errors.As(err, &pqe) {
 		switch pqe.Code {
 		case "23505": // unique_violation
-			return &ConflictError{Constraint: pqe.Constraint, Err: err}
+			return &conflictError{constraint: pqe.Constraint}
 		case "23514": // check_violation
-			return &CheckError{Constraint: pqe.Constraint, Err: err}
+			return &checkError{constraint: pqe.Constraint, err: err}
 		case "40P01": // deadlock: retry
 			return fmt.Errorf("%w: %w: %v", ErrUnavailable, errDeadlock, err)
 		case "40001": // serialization failure: retry
@@ -315,20 +315,34 @@ func translate(err error) error {
 	return fmt.Errorf("%w: %v", ErrUnavailable, err)
 }
 
-// ConflictError is a unique-constraint violation.
-type ConflictError struct {
-	Constraint string
-	Err        error
+// constraintErrors are the constraints whose violation is a domain error:
+// callers match payment's error, never a constraint's name.
+var constraintErrors = map[string]error{
+	"payments_tenant_id_idempotency_key_key": payment.ErrBusinessKeyTaken,
+	"invoice_balances":                       payment.ErrInvoiceOverApplied,
 }
 
-func (e *ConflictError) Error() string { return "conflict on " + e.Constraint }
-func (e *ConflictError) Unwrap() error { return payment.ErrConflict }
+// conflictError is a unique-constraint violation: payment.ErrConflict, and
+// its constraint's domain error if it has one.
+type conflictError struct{ constraint string }
 
-// CheckError is a CHECK-constraint violation: the schema refused a value.
-type CheckError struct {
-	Constraint string
-	Err        error
+func (e *conflictError) Error() string   { return "conflict on " + e.constraint }
+func (e *conflictError) Unwrap() []error { return withDomainError(e.constraint, payment.ErrConflict) }
+
+// checkError is a CHECK-constraint violation: the schema refused a value.
+// It wraps the driver's error, and its constraint's domain error if it has
+// one.
+type checkError struct {
+	constraint string
+	err        error
 }
 
-func (e *CheckError) Error() string { return "check " + e.Constraint + " violated" }
-func (e *CheckError) Unwrap() error { return e.Err }
+func (e *checkError) Error() string   { return "check " + e.constraint + " violated" }
+func (e *checkError) Unwrap() []error { return withDomainError(e.constraint, e.err) }
+
+func withDomainError(constraint string, err error) []error {
+	if d, ok := constraintErrors[constraint]; ok {
+		return []error{d, err}
+	}
+	return []error{err}
+}

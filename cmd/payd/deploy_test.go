@@ -18,6 +18,7 @@ import (
 
 	"github.com/payd/payd/internal/testenv"
 	"github.com/payd/payd/metrics"
+	"github.com/payd/payd/monitor"
 	"github.com/payd/payd/store"
 )
 
@@ -61,7 +62,7 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	m.ReconciliationFindings.WithLabelValues("unknown_charge").Inc()
 	m.ReconciliationRuns.WithLabelValues("ok").Inc()
 	m.ReviewResolutions.WithLabelValues("SUCCEEDED", "operator").Inc()
-	reg.MustRegister(newQueueCollector(insp, st))
+	reg.MustRegister(monitor.NewCollector(insp, st))
 	fams, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

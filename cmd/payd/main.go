@@ -70,11 +70,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	switch cmd := args[1]; cmd {
 	case "migrate":
 		return cfg.migrate(ctx)
-	case "keys":
-		return runKeys(ctx, cfg, args[2:], stdout)
 	case "sandbox":
 		return runSandbox(ctx, cfg, stdout)
-	case "payments", "reconcile":
+	case "payments", "reconcile", "keys":
 		return cli.Run(ctx, args[1:], operatorEnv(cfg), stdout, stdout)
 	case "bench":
 		// It moved out of the server binary, with its chart libraries.

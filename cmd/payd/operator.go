@@ -39,7 +39,7 @@ func operatorEnv(cfg config) cli.Opener {
 			Enqueue: &jobs.Enqueuer{Client: client, Retention: cfg.TaskRetention, Now: st.Now},
 			Config: processor.Config{GatewayTimeout: cfg.GatewayTimeout, Policy: payment.DefaultRetryPolicy(cfg.RetryUnit),
 				GatewayName: cfg.gatewayName(), ReconcileGrace: cfg.ReconcileGrace}})
-		env := &cli.Env{Store: st, Gateway: gw, Reconcile: p.Reconcile, ReconcileWindow: p.ReconcileWindow}
+		env := &cli.Env{Store: st, Gateway: gw, Reconcile: p.Reconcile, ReconcileWindow: p.ReconcileWindow, Migrate: cfg.migrate}
 		return env, func() { client.Close(); rdb.Close(); st.Close() }, nil
 	}
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"crypto/subtle"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,6 +25,7 @@ import (
 	"github.com/payd/payd/intake"
 	"github.com/payd/payd/jobs"
 	"github.com/payd/payd/metrics"
+	"github.com/payd/payd/monitor"
 	"github.com/payd/payd/payment"
 	"github.com/payd/payd/processor"
 	"github.com/payd/payd/store"
@@ -328,7 +327,7 @@ func (d *deps) runScheduler(ctx context.Context) error {
 // (read-only, payloads redacted) and the queue and overdue-step gauges. The
 // in-process sandbox's operator routes (ledger, entries, charges, refunds,
 // faults) are served there too, under /sandbox/, behind the same auth.
-func (d *deps) runAdmin(ctx context.Context, monitor bool) error {
+func (d *deps) runAdmin(ctx context.Context, withMonitor bool) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
 	if d.sandbox != nil {
@@ -338,14 +337,14 @@ func (d *deps) runAdmin(ctx context.Context, monitor bool) error {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	if monitor {
+	if withMonitor {
 		opt, err := d.redisOpt()
 		if err != nil {
 			return err
 		}
 		insp := asynq.NewInspector(opt)
 		defer insp.Close()
-		d.reg.MustRegister(newQueueCollector(insp, d.store))
+		d.reg.MustRegister(monitor.NewCollector(insp, d.store))
 		// asynqmon gets its own Redis connection: its Close closes it.
 		mon := asynqmon.New(asynqmon.Options{RootPath: "/monitor", RedisConnOpt: opt, ReadOnly: true,
 			PayloadFormatter: asynqmon.PayloadFormatterFunc(func(string, []byte) string { return "(redacted)" }),
@@ -393,37 +392,4 @@ func runSandbox(ctx context.Context, cfg config, stdout io.Writer) error {
 	defer sb.Close()
 	// `payd sandbox` is the gateway: every route on its own port
 	return d.listenAndServe(ctx, "sandbox", cfg.SandboxAddr, sb.Handler())
-}
-
-func runKeys(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
-	if len(args) == 0 || args[0] != "create" {
-		return fmt.Errorf("keys: want 'keys create --tenant NAME': %w", errUsage)
-	}
-	fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
-	fs.SetOutput(stdout)
-	tenant := fs.String("tenant", "", "tenant name")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	if *tenant == "" {
-		return errors.New("keys create: --tenant is required")
-	}
-	if err := cfg.migrate(ctx); err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, MaxOpenConns: 2}, nil)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	t, err := st.CreateTenant(ctx, *tenant)
-	if err != nil {
-		return err
-	}
-	keyID, secret, err := st.CreateAPIKey(ctx, t.ID)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "tenant %s (%s), key %s; the secret below is shown once:\n%s\n", t.Name, t.ID, keyID, secret)
-	return nil
 }

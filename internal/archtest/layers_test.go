@@ -27,6 +27,7 @@ var layer = map[string]int{
 	"intake":    2,
 	"processor": 2,
 	"cli":       2, // operator commands; cmd wires the processor's reconciliation into them
+	"monitor":   2, // the monitor role's gauges
 	"bench":     2,
 	"cmd":       3,
 }

@@ -1,4 +1,9 @@
-package main
+// Package monitor owns the monitor role's gauges, read at scrape time from
+// Redis (asynq's Inspector: queue sizes and latency) and from Postgres
+// (overdue steps, payments in review by age, open reconciliation
+// findings). Register them in one process only: every scrape reads both.
+// It imports store and jobs; it must not import intake, processor or cli.
+package monitor
 
 import (
 	"context"
@@ -11,11 +16,8 @@ import (
 	"github.com/payd/payd/store"
 )
 
-// queueCollector exports queue sizes and latency (read from Redis through
-// asynq's Inspector) and the count of overdue payment steps (from Postgres)
-// at scrape time. Register it in one process only (the monitor role): every
-// scrape reads Redis and Postgres.
-type queueCollector struct {
+// Collector exports the monitor's gauges at scrape time.
+type Collector struct {
 	insp     *asynq.Inspector
 	store    *store.Store
 	tasks    *prometheus.Desc
@@ -26,8 +28,9 @@ type queueCollector struct {
 	up       *prometheus.Desc
 }
 
-func newQueueCollector(insp *asynq.Inspector, st *store.Store) *queueCollector {
-	return &queueCollector{insp: insp, store: st,
+// NewCollector builds the collector over an inspector and the store.
+func NewCollector(insp *asynq.Inspector, st *store.Store) *Collector {
+	return &Collector{insp: insp, store: st,
 		tasks: prometheus.NewDesc("payd_queue_tasks", "Tasks in each asynq queue by state.", []string{"queue", "state"}, nil),
 		latency: prometheus.NewDesc("payd_queue_latency_seconds",
 			"Age of the oldest pending task in each queue.", []string{"queue"}, nil),
@@ -41,7 +44,7 @@ func newQueueCollector(insp *asynq.Inspector, st *store.Store) *queueCollector {
 	}
 }
 
-func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.tasks
 	ch <- c.latency
 	ch <- c.overdue
@@ -50,7 +53,7 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.up
 }
 
-func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	redisUp := 1.0
 	existing := map[string]bool{}
 	if qs, err := c.insp.Queues(); err != nil {
