@@ -48,7 +48,7 @@ const (
 	// chaosChallengePatience bounds how long a client waits for its
 	// payment's challenge (longer than a Redis freeze and its recovery).
 	chaosChallengePatience = 90 * time.Second
-	chaosVoidDownFor       = 30 * time.Second
+	chaosVoidDownFor       = 40 * time.Second
 	chaosAnswerUnknownFor  = 10 * time.Second
 )
 

@@ -19,7 +19,7 @@ package main
 //
 // and, in the mixed run only:
 //
-//	gateway_void_down           every void refused before processing for 30 s (longer than a void's retry schedule), while clients cancel 3-D Secure payments and complete their challenges
+//	gateway_void_down           every void refused before processing for 40 s (longer than a void's retry schedule, 26 s), while clients cancel 3-D Secure payments and complete their challenges
 //	gateway_answer_unknown      the sandbox answers the calls about pm_card_unknown keys for 10 s (otherwise they time out)
 //
 // The seeded load (chaosMix) mixes cards of every magic kind in USD, JPY and
