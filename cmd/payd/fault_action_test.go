@@ -152,7 +152,9 @@ func (r *chaosRun) act(hc *http.Client, p *faultClientRecord) {
 // returns the challenge's reference, or "" and what it saw instead.
 func (r *chaosRun) awaitChallenge(hc *http.Client, id string) (string, string) {
 	seen := "nothing"
-	for end := time.Now().Add(chaosChallengePatience); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+	wait := 100 * time.Millisecond
+	for end := time.Now().Add(chaosChallengePatience); time.Now().Before(end); time.Sleep(wait) {
+		wait = 150 * time.Millisecond
 		req, _ := http.NewRequest(http.MethodGet, r.c.intakeURL+"/v1/payments/"+id, nil)
 		req.Header.Set("Authorization", "Bearer "+r.c.apiKey)
 		resp, err := hc.Do(req)
@@ -161,6 +163,10 @@ func (r *chaosRun) awaitChallenge(hc *http.Client, id string) (string, string) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		if d, ok := faultRetryAfter(resp.Header); ok && resp.StatusCode == http.StatusTooManyRequests {
+			wait = min(max(d, wait), 2*time.Second) // the tenant's rate limit: as a polite client
+			continue
+		}
 		var v struct {
 			Status     string `json:"payment_status"`
 			NextAction *struct {

@@ -1566,8 +1566,10 @@ type faultAttempt struct {
 
 // faultDegraded says whether a payment's outcome is what a failing gateway
 // may leave: FAILED without a charge after a transient or unknown last
-// attempt (the retry policy ran out, or a fenced key), or REQUIRES_REVIEW
-// (the inquiry schedule ran out) with at most one charge.
+// attempt (the retry policy ran out, or a fenced key), or after review (the
+// inquiry schedule ran out during the outage, and a slow inquiry in review
+// found nothing charged: not_found, which also fences the key), or
+// REQUIRES_REVIEW (the inquiry schedule ran out) with at most one charge.
 func faultDegraded(status string, charges int, atts []faultAttempt) bool {
 	switch status {
 	case "REQUIRES_REVIEW":
@@ -1576,10 +1578,12 @@ func faultDegraded(status string, charges int, atts []faultAttempt) bool {
 		if charges != 0 || len(atts) == 0 {
 			return false
 		}
-		switch atts[len(atts)-1].class {
+		last := atts[len(atts)-1]
+		switch last.class {
 		case "transient", "unknown", "rate_limited":
 			return true
 		}
+		return last.code == "not_found" && last.inquiries >= 1
 	}
 	return false
 }
