@@ -135,7 +135,7 @@ func (s *Server) handleGatewayNotification(w http.ResponseWriter, r *http.Reques
 		// a duplicate of one not yet acted on enqueues again: the TaskID
 		// de-duplicates, and a lost enqueue is recovered by the redelivery
 		// that a 503 asks the gateway for
-		if err := s.enqueue.Notification(r.Context(), n.Gateway, n.ID); err != nil {
+		if err := s.enqueue.Notification(r.Context(), n.Gateway, n.ID, n.Seq); err != nil {
 			count(req.Type, "unavailable")
 			s.log.WarnContext(r.Context(), "enqueue gateway notification failed", "err", err)
 			return errUnavailable

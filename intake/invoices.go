@@ -16,7 +16,7 @@ import (
 // Invoices: what seed-001 payments (and later payout lines and payment
 // flows) pay. Balances are never written here: amount_paid moves only with
 // the applications of payments, in the transaction of each payment's
-// transition (store/application.go).
+// transition (store/invoice_line.go).
 
 const (
 	invoiceVoid = "VOID"

@@ -282,7 +282,11 @@ func (e *Enqueuer) State(step payment.Step, id string, seq int) (TaskState, erro
 			return TaskMissing, fmt.Errorf("no task for step %q", step)
 		}
 	}
-	info, err := e.Inspector.GetTaskInfo(specs[t].queue, TaskID(t, id, seq))
+	return e.taskState(specs[t].queue, TaskID(t, id, seq))
+}
+
+func (e *Enqueuer) taskState(queue, taskID string) (TaskState, error) {
+	info, err := e.Inspector.GetTaskInfo(queue, taskID)
 	switch {
 	case errors.Is(err, asynq.ErrTaskNotFound):
 		return TaskMissing, nil
@@ -296,7 +300,7 @@ func (e *Enqueuer) State(step payment.Step, id string, seq int) (TaskState, erro
 		// the old task, if it ever runs, is stale.
 		return TaskStuck, nil
 	case err != nil:
-		return TaskMissing, fmt.Errorf("inspect task %s: %w", TaskID(t, id, seq), err)
+		return TaskMissing, fmt.Errorf("inspect task %s: %w", taskID, err)
 	}
 	switch info.State {
 	case asynq.TaskStateActive:
@@ -307,11 +311,14 @@ func (e *Enqueuer) State(step payment.Step, id string, seq int) (TaskState, erro
 	return TaskWaiting, nil
 }
 
-// StepQueue is the queue a payment step's task runs on (step "refund": a
-// refund try's).
+// StepQueue is the queue a step's task runs on: a payment step's, a refund
+// try's (step "refund") or a gateway notification's (step "notification").
 func StepQueue(step payment.Step) string {
 	if t, ok := StepType(step); ok {
 		return specs[t].queue
+	}
+	if step == "notification" {
+		return specs[TypeGatewayNotification].queue
 	}
 	return specs[TypePaymentRefund].queue
 }

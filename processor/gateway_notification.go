@@ -25,6 +25,12 @@ import (
 // TaskID) and one row (processed once); distinct notifications about one
 // change (settled, then returned, in any order) each ask the gateway, whose
 // answer is the same truth whichever arrives first.
+//
+// The task names the notification's step sequence: when the sweeper
+// re-armed the notification (its task was archived or stuck) under a newer
+// one, this task is stale and does nothing, and only the task of the
+// current sequence records the outcome (store.FinishNotificationTask), so a
+// notification is processed once.
 func (p *Processor) notification(ctx context.Context, t *asynq.Task) error {
 	pl, err := jobs.ParseNotification(t)
 	if err != nil {
@@ -34,14 +40,14 @@ func (p *Processor) notification(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	if n.ProcessedAt != nil {
+	if n.ProcessedAt != nil || n.Seq != pl.Seq {
 		return payment.ErrStale
 	}
 	outcome, paymentID, err := p.actOnNotification(ctx, n.IdempotencyKey, n.Reference)
 	if err != nil {
 		return err
 	}
-	if err := p.Store.FinishNotification(ctx, n.Gateway, n.ID, paymentID, outcome); err != nil {
+	if err := p.Store.FinishNotificationTask(ctx, n.Gateway, n.ID, n.Seq, paymentID, outcome); err != nil {
 		return err
 	}
 	p.Metrics.GatewayNotificationChecks.WithLabelValues(connector.NotificationTypeLabel(n.Type), outcome).Inc()

@@ -11,18 +11,21 @@ import (
 	"github.com/payd/payd/store"
 )
 
-// Sweep re-enqueues every overdue step recorded in Postgres. It runs
+// Sweep re-enqueues every overdue step recorded in Postgres: payment steps,
+// refund tries and gateway notifications not yet acted on. It runs
 // periodically from the scheduler and once when a worker starts, so that
 // after a Redis wipe every payment still reaches a final status. A step is
 // overdue SweepGrace after it fell due plus its queue's backlog (how long
 // the queue's oldest pending task has waited): under a backlog a due step
 // is waiting its turn, not lost, and sweeping it would only add work; after
-// a wipe the queues are empty and every overdue step is swept. For a step
-// it already swept once that is still due, it looks at the step's task: one
-// waiting in the queue is left alone; one archived or completed, or held by a
-// worker for longer than a lease (a dead worker's), gets a fresh task ID, so
-// recovery never waits on asynq's own lease recovery or archive. It returns
-// how many tasks it enqueued.
+// a wipe the queues are empty and every overdue step is swept. Each claimed
+// step is left alone for SweepLease (store.ClaimDue), so one whose task
+// keeps failing waits behind newer ones. For a step it already swept once
+// that is still due, it looks at the step's task: one waiting in the queue
+// is left alone; one archived or completed, or held by a worker for longer
+// than a lease (a dead worker's), gets a fresh task ID, so recovery never
+// waits on asynq's own lease recovery or archive. It returns how many tasks
+// it enqueued.
 func (p *Processor) Sweep(ctx context.Context) (int, error) {
 	if sweepDisabled {
 		// test-only broken build (-tags paydbroken_nosweep), see sweep_disabled.go
@@ -33,8 +36,7 @@ func (p *Processor) Sweep(ctx context.Context) (int, error) {
 	for {
 		now := p.Store.Now()
 		before := store.DueBefore{}
-		for _, st := range []payment.Step{payment.StepCreate, payment.StepSubmit, payment.StepInquire, payment.StepSettle,
-			payment.StepVoid, store.StepRefund} {
+		for _, st := range store.DueSteps() {
 			before[st] = now.Add(-p.cfg.SweepGrace - backlog[jobs.StepQueue(st)])
 		}
 		due, err := p.Store.ClaimDue(ctx, before, p.cfg.SweepLease, p.cfg.SweepBatch)
@@ -45,7 +47,7 @@ func (p *Processor) Sweep(ctx context.Context) (int, error) {
 			n, err := p.sweepOne(ctx, d, now)
 			if err != nil {
 				// the row is due again after the lease: the next sweep retries
-				return total, fmt.Errorf("sweep %s%s: %w", d.PaymentID, d.RefundID, err)
+				return total, fmt.Errorf("sweep %s: %w", d, err)
 			}
 			total += n
 		}
@@ -53,29 +55,10 @@ func (p *Processor) Sweep(ctx context.Context) (int, error) {
 			break
 		}
 	}
-	n, err := p.sweepNotifications(ctx, p.Store.Now().Add(-p.cfg.SweepGrace-backlog[jobs.QueueCritical]))
-	total += n
 	if total > 0 {
 		p.Log.InfoContext(ctx, "sweep re-enqueued overdue steps", "count", total)
 	}
-	return total, err
-}
-
-// sweepNotifications enqueues again the notifications received before
-// `before` and not acted on: their task was lost with Redis. A task still
-// queued (its TaskID exists) makes the enqueue a no-op.
-func (p *Processor) sweepNotifications(ctx context.Context, before time.Time) (int, error) {
-	refs, err := p.Store.UnprocessedNotifications(ctx, before, p.cfg.SweepBatch)
-	if err != nil {
-		return 0, fmt.Errorf("sweep: %w", err)
-	}
-	for _, r := range refs {
-		if err := p.Enqueue.Notification(ctx, r.Gateway, r.ID); err != nil {
-			return 0, fmt.Errorf("sweep notification %s/%s: %w", r.Gateway, r.ID, err)
-		}
-		p.Metrics.SweeperEnqueued.WithLabelValues("notification").Inc()
-	}
-	return len(refs), nil
+	return total, nil
 }
 
 // backlog reads each queue's backlog; when Redis cannot say (down,
@@ -92,10 +75,11 @@ func (p *Processor) backlog(ctx context.Context) map[string]time.Duration {
 	return b
 }
 
+// sweepOne enqueues a claimed step's task, under a fresh step sequence
+// when the one it has is stuck.
 func (p *Processor) sweepOne(ctx context.Context, d store.Due, now time.Time) (int, error) {
-	id := d.PaymentID + d.RefundID
 	if d.Swept && p.Enqueue.Inspector != nil {
-		state, err := p.Enqueue.State(d.Step, id, d.Seq)
+		state, err := p.taskState(d)
 		if err != nil {
 			return 0, err
 		}
@@ -111,14 +95,17 @@ func (p *Processor) sweepOne(ctx context.Context, d store.Due, now time.Time) (i
 				return 0, err
 			}
 			p.Log.WarnContext(ctx, "sweep re-armed a step whose task was stuck", "payment_id", d.PaymentID,
-				"refund_id", d.RefundID, "step", string(d.Step), "state", int(state))
+				"refund_id", d.RefundID, "notification_id", d.Notification.ID, "step", string(d.Step), "state", int(state))
 			d.Seq = seq
 		}
 	}
 	var err error
-	if d.RefundID != "" {
+	switch {
+	case d.Notification.ID != "":
+		err = p.Enqueue.Notification(ctx, d.Notification.Gateway, d.Notification.ID, d.Seq)
+	case d.RefundID != "":
 		err = p.Enqueue.Refund(ctx, d.RefundID, d.Seq, now)
-	} else {
+	default:
 		err = p.Enqueue.Step(ctx, d.Step, d.PaymentID, d.Seq, now)
 	}
 	if err != nil {
@@ -126,4 +113,12 @@ func (p *Processor) sweepOne(ctx context.Context, d store.Due, now time.Time) (i
 	}
 	p.Metrics.SweeperEnqueued.WithLabelValues(string(d.Step)).Inc()
 	return 1, nil
+}
+
+// taskState is what the queue holds for a claimed step's task.
+func (p *Processor) taskState(d store.Due) (jobs.TaskState, error) {
+	if d.Notification.ID != "" {
+		return p.Enqueue.NotificationState(d.Notification.Gateway, d.Notification.ID, d.Seq)
+	}
+	return p.Enqueue.State(d.Step, d.PaymentID+d.RefundID, d.Seq)
 }

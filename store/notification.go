@@ -27,6 +27,9 @@ type Notification struct {
 	TenantID       string
 	ProcessedAt    *time.Time
 	Outcome        string // set with ProcessedAt: what payd did about it
+	// Seq is the step sequence its task is named by (jobs.NotificationTaskID):
+	// 1 when recorded, one more each time the sweeper re-arms it.
+	Seq int
 }
 
 type notificationRow struct {
@@ -42,20 +45,23 @@ type notificationRow struct {
 	TenantID       sql.NullString `db:"tenant_id"`
 	ProcessedAt    sql.NullTime   `db:"processed_at"`
 	Outcome        string         `db:"outcome"`
+	Seq            int            `db:"step_seq"`
 }
 
 const notificationColumns = `gateway, notification_id, type, idempotency_key, gateway_reference, occurred_at,
-	received_at, deliveries, payment_id, tenant_id, processed_at, outcome`
+	received_at, deliveries, payment_id, tenant_id, processed_at, outcome, step_seq`
 
 func (r notificationRow) toNotification() Notification {
 	return Notification{Gateway: r.Gateway, ID: r.ID, Type: r.Type, IdempotencyKey: r.IdempotencyKey,
 		Reference: r.Reference, OccurredAt: r.OccurredAt.UTC(), ReceivedAt: r.ReceivedAt.UTC(), Deliveries: r.Deliveries,
-		PaymentID: r.PaymentID.String, TenantID: r.TenantID.String, ProcessedAt: tp(r.ProcessedAt), Outcome: r.Outcome}
+		PaymentID: r.PaymentID.String, TenantID: r.TenantID.String, ProcessedAt: tp(r.ProcessedAt), Outcome: r.Outcome,
+		Seq: r.Seq}
 }
 
-// RecordNotification stores a received notification once per (gateway, id).
-// A repeated delivery only counts one more delivery; the stored row, as it
-// now is, is returned with fresh=false.
+// RecordNotification stores a received notification once per (gateway, id),
+// due at once for the sweeper (at step sequence 1): if its task is lost,
+// the sweeper enqueues it again. A repeated delivery only counts one more
+// delivery; the stored row, as it now is, is returned with fresh=false.
 func (s *Store) RecordNotification(ctx context.Context, n Notification) (stored Notification, fresh bool, err error) {
 	var r struct {
 		notificationRow
@@ -63,8 +69,8 @@ func (s *Store) RecordNotification(ctx context.Context, n Notification) (stored 
 	}
 	err = sqlx.GetContext(ctx, s.q, &r, `
 		INSERT INTO gateway_notifications (gateway, notification_id, type, idempotency_key, gateway_reference,
-			occurred_at, received_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
+			occurred_at, received_at, next_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
 		ON CONFLICT (gateway, notification_id) DO UPDATE SET deliveries = gateway_notifications.deliveries + 1
 		RETURNING `+notificationColumns+`, (xmax = 0) AS inserted`,
 		n.Gateway, n.ID, n.Type, n.IdempotencyKey, n.Reference, n.OccurredAt.UTC(), s.now())
@@ -103,22 +109,41 @@ func (s *Store) ListNotifications(ctx context.Context, paymentID string, limit i
 
 // FinishNotification records what came of a notification, once: a
 // notification already processed is payment.ErrStale. paymentID may be
-// empty (no payment matched).
+// empty (no payment matched). It is for a notification finished without a
+// task (intake, for a type payd does not act on); a task finishes with
+// FinishNotificationTask.
 func (s *Store) FinishNotification(ctx context.Context, gateway, id, paymentID, outcome string) error {
+	return s.finishNotification(ctx, gateway, id, 0, paymentID, outcome)
+}
+
+// FinishNotificationTask is FinishNotification for the notification's
+// task at step sequence seq: a task the sweeper re-armed away from (the row
+// is at a newer sequence) is payment.ErrStale too, so only the current task
+// records an outcome.
+func (s *Store) FinishNotificationTask(ctx context.Context, gateway, id string, seq int, paymentID, outcome string) error {
+	if seq <= 0 {
+		return fmt.Errorf("finish notification %s/%s: no step sequence", gateway, id)
+	}
+	return s.finishNotification(ctx, gateway, id, seq, paymentID, outcome)
+}
+
+// finishNotification guards on processed_at and, unless seq is 0, on the
+// step sequence.
+func (s *Store) finishNotification(ctx context.Context, gateway, id string, seq int, paymentID, outcome string) error {
 	var pid any
 	if paymentID != "" {
 		pid = paymentID
 	}
 	res, err := s.q.ExecContext(ctx, `
 		UPDATE gateway_notifications SET processed_at = $3, outcome = $4, payment_id = $5,
-			tenant_id = (SELECT tenant_id FROM payments WHERE id = $5)
-		WHERE gateway = $1 AND notification_id = $2 AND processed_at IS NULL`,
-		gateway, id, s.now(), outcome, pid)
+			tenant_id = (SELECT tenant_id FROM payments WHERE id = $5), swept = false
+		WHERE gateway = $1 AND notification_id = $2 AND processed_at IS NULL AND ($6 = 0 OR step_seq = $6)`,
+		gateway, id, s.now(), outcome, pid, seq)
 	if err != nil {
 		return translate(fmt.Errorf("finish notification %s/%s: %w", gateway, id, err))
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("finish notification %s/%s: %w", gateway, id, payment.ErrStale)
+		return fmt.Errorf("finish notification %s/%s@%d: %w", gateway, id, seq, payment.ErrStale)
 	}
 	return nil
 }
@@ -156,16 +181,4 @@ func (s *Store) FindAttempt(ctx context.Context, idempotencyKey, reference strin
 type NotificationRef struct {
 	Gateway string `db:"gateway"`
 	ID      string `db:"notification_id"`
-}
-
-// UnprocessedNotifications lists up to limit notifications received before
-// `before` and not acted on yet, oldest first, for the sweeper.
-func (s *Store) UnprocessedNotifications(ctx context.Context, before time.Time, limit int) ([]NotificationRef, error) {
-	var out []NotificationRef
-	err := sqlx.SelectContext(ctx, s.q, &out, `SELECT gateway, notification_id FROM gateway_notifications
-		WHERE processed_at IS NULL AND received_at < $1 ORDER BY received_at LIMIT $2`, before.UTC(), limit)
-	if err != nil {
-		return nil, translate(fmt.Errorf("unprocessed notifications: %w", err))
-	}
-	return out, nil
 }

@@ -8,93 +8,142 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/payd/payd/payment"
 )
 
-// Due is a step whose time has come and whose task may be missing.
+// Due is a step whose time has come and whose task may be missing: a
+// payment's next step, a refund's try or a gateway notification's check.
 type Due struct {
-	PaymentID string // set for payment steps
-	RefundID  string // set for refund steps
-	Step      payment.Step
-	Seq       int
+	PaymentID    string          // set for payment steps
+	RefundID     string          // set for refund tries (Step StepRefund)
+	Notification NotificationRef // set for gateway notifications (Step StepNotification)
+	Step         payment.Step
+	Seq          int
 	// Swept says the sweeper already re-enqueued this step once and it is
 	// still due a lease later: its task may be orphaned or archived.
 	Swept bool
 }
 
-// DueBefore is the sweeper's cutoff per step (payment.StepCreate …, and
-// StepRefund for refund tries): a step due before its cutoff is overdue.
+// DueBefore is the sweeper's cutoff per step (every step of DueSteps): a
+// step due before its cutoff is overdue.
 type DueBefore map[payment.Step]time.Time
 
-// StepRefund names a refund's try in DueBefore.
-const StepRefund payment.Step = "refund"
+// StepRefund names a refund's try in DueBefore; StepNotification a gateway
+// notification's check.
+const (
+	StepRefund       payment.Step = "refund"
+	StepNotification payment.Step = "notification"
+)
+
+// paymentSteps are the steps a payment may wait on (payments.next_step),
+// each swept with its own cutoff: a new step is swept once it is listed
+// here (and has a task type, jobs.StepType).
+var paymentSteps = [...]payment.Step{payment.StepCreate, payment.StepSubmit, payment.StepInquire, payment.StepSettle,
+	payment.StepVoid}
+
+// DueSteps lists every kind of step ClaimDue claims: the payment steps,
+// refund tries and gateway notifications.
+func DueSteps() []payment.Step {
+	return append(append([]payment.Step{}, paymentSteps[:]...), StepRefund, StepNotification)
+}
 
 // AllDueBefore is the same cutoff for every step.
 func AllDueBefore(t time.Time) DueBefore {
-	return DueBefore{payment.StepCreate: t, payment.StepSubmit: t, payment.StepInquire: t, payment.StepSettle: t,
-		payment.StepVoid: t, StepRefund: t}
+	b := DueBefore{}
+	for _, st := range DueSteps() {
+		b[st] = t
+	}
+	return b
 }
 
-// ClaimDue takes up to limit overdue steps (due before their step's cutoff)
-// for the sweeper. It pushes each claimed row's due time out by lease and
-// marks it swept in the same short statement (FOR UPDATE SKIP LOCKED, so
-// concurrent sweepers split the work) and commits before any enqueue: no
-// row lock is held while Redis is called. A step without a cutoff is not
-// claimed.
+// ClaimDue takes up to limit overdue payment steps, up to limit refund
+// tries and up to limit gateway notifications (each due before its step's
+// cutoff), oldest due first, for the sweeper. It pushes each claimed row's
+// due time out by lease and marks it swept in the same short statement
+// (FOR UPDATE SKIP LOCKED, so concurrent sweepers split the work), and
+// commits before any enqueue: no row lock is held while Redis is called. A
+// row that keeps coming due (its task keeps failing) is thus claimed at
+// most once per lease and then waits behind every row due before it: it
+// cannot starve newer ones. A step without a cutoff is not claimed.
 func (s *Store) ClaimDue(ctx context.Context, before DueBefore, lease time.Duration, limit int) ([]Due, error) {
-	now := s.now()
-	cut := func(st payment.Step) time.Time {
-		if t, ok := before[st]; ok {
-			return t.UTC()
-		}
-		return time.Time{}.UTC() // nothing is due before the year 1
-	}
+	until := s.now().Add(lease)
+	var steps, cuts []string
 	latest := time.Time{}
-	for _, t := range before {
+	for st, t := range before {
+		if st == StepRefund || st == StepNotification {
+			continue
+		}
+		steps, cuts = append(steps, string(st)), append(cuts, pgTime(t))
 		if t.After(latest) {
 			latest = t
 		}
 	}
-	var rows []struct {
-		ID    string `db:"id"`
-		Step  string `db:"next_step"`
-		Seq   int    `db:"step_seq"`
-		Swept bool   `db:"swept"`
+	var out []Due
+	if len(steps) > 0 {
+		var rows []struct {
+			ID    string `db:"id"`
+			Step  string `db:"next_step"`
+			Seq   int    `db:"step_seq"`
+			Swept bool   `db:"swept"`
+		}
+		// each step's cutoff comes from the (step, cutoff) pairs: a step
+		// with none matches no pair and is not claimed
+		err := sqlx.SelectContext(ctx, s.q, &rows, `
+			UPDATE payments p SET next_step_at = $3, swept = true
+			FROM (SELECT id, swept FROM payments
+			      WHERE next_step IS NOT NULL AND next_step_at <= $1
+			        AND next_step_at <= (SELECT c.cut FROM unnest($4::text[], $5::text[]::timestamptz[]) AS c(step, cut)
+			                             WHERE c.step = payments.next_step)
+			      ORDER BY next_step_at LIMIT $2 FOR UPDATE SKIP LOCKED) d
+			WHERE p.id = d.id
+			RETURNING p.id, p.next_step, p.step_seq, d.swept`, latest.UTC(), limit, until, pq.Array(steps), pq.Array(cuts))
+		if err != nil {
+			return nil, translate(fmt.Errorf("claim due payments: %w", err))
+		}
+		for _, r := range rows {
+			out = append(out, Due{PaymentID: r.ID, Step: payment.Step(r.Step), Seq: r.Seq, Swept: r.Swept})
+		}
 	}
-	err := sqlx.SelectContext(ctx, s.q, &rows, `
-		UPDATE payments p SET next_step_at = $3, swept = true
-		FROM (SELECT id, swept FROM payments
-		      WHERE next_step IS NOT NULL AND next_step_at <= $1
-		        AND next_step_at <= CASE next_step WHEN 'create' THEN $4::timestamptz WHEN 'submit' THEN $5::timestamptz
-		            WHEN 'inquire' THEN $6::timestamptz WHEN 'settle' THEN $7::timestamptz WHEN 'void' THEN $8::timestamptz END
-		      ORDER BY next_step_at LIMIT $2 FOR UPDATE SKIP LOCKED) d
-		WHERE p.id = d.id
-		RETURNING p.id, p.next_step, p.step_seq, d.swept`, latest.UTC(), limit, now.Add(lease),
-		cut(payment.StepCreate), cut(payment.StepSubmit), cut(payment.StepInquire), cut(payment.StepSettle), cut(payment.StepVoid))
-	if err != nil {
-		return nil, translate(fmt.Errorf("claim due payments: %w", err))
+	if cut, ok := before[StepRefund]; ok {
+		var rows []struct {
+			ID    string `db:"id"`
+			Seq   int    `db:"step_seq"`
+			Swept bool   `db:"swept"`
+		}
+		err := sqlx.SelectContext(ctx, s.q, &rows, `
+			UPDATE refunds r SET next_at = $3, swept = true
+			FROM (SELECT id, swept FROM refunds WHERE next_at IS NOT NULL AND next_at <= $1
+			      ORDER BY next_at LIMIT $2 FOR UPDATE SKIP LOCKED) d
+			WHERE r.id = d.id
+			RETURNING r.id, r.step_seq, d.swept`, cut.UTC(), limit, until)
+		if err != nil {
+			return nil, translate(fmt.Errorf("claim due refunds: %w", err))
+		}
+		for _, r := range rows {
+			out = append(out, Due{RefundID: r.ID, Step: StepRefund, Seq: r.Seq, Swept: r.Swept})
+		}
 	}
-	out := make([]Due, 0, len(rows))
-	for _, r := range rows {
-		out = append(out, Due{PaymentID: r.ID, Step: payment.Step(r.Step), Seq: r.Seq, Swept: r.Swept})
-	}
-	var refunds []struct {
-		ID    string `db:"id"`
-		Seq   int    `db:"step_seq"`
-		Swept bool   `db:"swept"`
-	}
-	err = sqlx.SelectContext(ctx, s.q, &refunds, `
-		UPDATE refunds r SET next_at = $3, swept = true
-		FROM (SELECT id, swept FROM refunds WHERE next_at IS NOT NULL AND next_at <= $1
-		      ORDER BY next_at LIMIT $2 FOR UPDATE SKIP LOCKED) d
-		WHERE r.id = d.id
-		RETURNING r.id, r.step_seq, d.swept`, cut(StepRefund), limit, now.Add(lease))
-	if err != nil {
-		return nil, translate(fmt.Errorf("claim due refunds: %w", err))
-	}
-	for _, r := range refunds {
-		out = append(out, Due{RefundID: r.ID, Step: "refund", Seq: r.Seq, Swept: r.Swept})
+	if cut, ok := before[StepNotification]; ok {
+		var rows []struct {
+			NotificationRef
+			Seq   int  `db:"step_seq"`
+			Swept bool `db:"swept"`
+		}
+		err := sqlx.SelectContext(ctx, s.q, &rows, `
+			UPDATE gateway_notifications n SET next_at = $3, swept = true
+			FROM (SELECT gateway, notification_id, swept FROM gateway_notifications
+			      WHERE processed_at IS NULL AND next_at <= $1
+			      ORDER BY next_at LIMIT $2 FOR UPDATE SKIP LOCKED) d
+			WHERE n.gateway = d.gateway AND n.notification_id = d.notification_id
+			RETURNING n.gateway, n.notification_id, n.step_seq, d.swept`, cut.UTC(), limit, until)
+		if err != nil {
+			return nil, translate(fmt.Errorf("claim due notifications: %w", err))
+		}
+		for _, r := range rows {
+			out = append(out, Due{Notification: r.NotificationRef, Step: StepNotification, Seq: r.Seq, Swept: r.Swept})
+		}
 	}
 	return out, nil
 }
@@ -102,18 +151,40 @@ func (s *Store) ClaimDue(ctx context.Context, before DueBefore, lease time.Durat
 // Rearm gives a due step a fresh step sequence, and so a fresh task ID, when
 // its task is stuck in Redis (archived, completed without effect, or held by
 // a dead worker). The old task becomes stale: its guards make it a no-op.
+// payment.ErrStale means the row moved on meanwhile (a notification: or was
+// processed).
 func (s *Store) Rearm(ctx context.Context, d Due) (int, error) {
-	table, id := "payments", d.PaymentID
-	if d.RefundID != "" {
-		table, id = "refunds", d.RefundID
+	var q string
+	var args []any
+	switch {
+	case d.Notification.ID != "":
+		q = `UPDATE gateway_notifications SET step_seq = step_seq + 1, swept = false
+			WHERE gateway = $1 AND notification_id = $2 AND step_seq = $3 AND processed_at IS NULL RETURNING step_seq`
+		args = []any{d.Notification.Gateway, d.Notification.ID, d.Seq}
+	case d.RefundID != "":
+		q = `UPDATE refunds SET step_seq = step_seq + 1, swept = false WHERE id = $1 AND step_seq = $2 RETURNING step_seq`
+		args = []any{d.RefundID, d.Seq}
+	default:
+		q = `UPDATE payments SET step_seq = step_seq + 1, swept = false WHERE id = $1 AND step_seq = $2 RETURNING step_seq`
+		args = []any{d.PaymentID, d.Seq}
 	}
 	var seq int
-	err := s.q.QueryRowxContext(ctx, `UPDATE `+table+` SET step_seq = step_seq + 1, swept = false
-		WHERE id = $1 AND step_seq = $2 RETURNING step_seq`, id, d.Seq).Scan(&seq)
+	err := s.q.QueryRowxContext(ctx, q, args...).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, fmt.Errorf("rearm %s: %w", id, payment.ErrStale)
+		return 0, fmt.Errorf("rearm %s: %w", d, payment.ErrStale)
 	}
 	return seq, translate(err)
+}
+
+// String names the due row for errors and logs.
+func (d Due) String() string {
+	switch {
+	case d.Notification.ID != "":
+		return fmt.Sprintf("notification %s/%s@%d", d.Notification.Gateway, d.Notification.ID, d.Seq)
+	case d.RefundID != "":
+		return fmt.Sprintf("refund %s@%d", d.RefundID, d.Seq)
+	}
+	return fmt.Sprintf("%s %s@%d", d.Step, d.PaymentID, d.Seq)
 }
 
 // OverdueCount counts payments and refunds whose next step was due before

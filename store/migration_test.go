@@ -1,0 +1,90 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/pressly/goose/v3"
+
+	"github.com/payd/payd/internal/testenv"
+	"github.com/payd/payd/store"
+)
+
+// TestMigrationNotificationSweep: migration 00010 on a database the
+// previous release wrote. A notification recorded but not acted on is due
+// for the sweeper from its receipt, at sequence 1 (its task, if queued,
+// keeps its ID); one already processed is never claimed. And while the new
+// release rolls out, the previous release's own statements (an insert
+// without next_at, its finish) still work on the new schema.
+func TestMigrationNotificationSweep(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	owner, app := testenv.PostgresURLs(t)
+	db, err := sql.Open("postgres", owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, db, os.DirFS("migrations"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 9); err != nil {
+		t.Fatal(err)
+	}
+	// the previous release's insert and finish (store/notification.go before 00010)
+	insert := `INSERT INTO gateway_notifications (gateway, notification_id, type, idempotency_key, gateway_reference,
+			occurred_at, received_at) VALUES ('sandbox', $1, 'charge.succeeded', 'pay_x:1', '', $2, $2)`
+	finish := `UPDATE gateway_notifications SET processed_at = now(), outcome = 'unknown_payment'
+		WHERE gateway = 'sandbox' AND notification_id = $1 AND processed_at IS NULL`
+	received := time.Now().Add(-time.Hour).UTC().Truncate(time.Microsecond)
+	for _, id := range []string{"evt_waiting", "evt_done"} {
+		if _, err := db.ExecContext(ctx, insert, id, received); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.ExecContext(ctx, finish, "evt_done"); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := store.Migrate(ctx, owner, testenv.AppRole); err != nil {
+		t.Fatal(err)
+	}
+	var nextAt time.Time
+	if err := db.QueryRowContext(ctx, `SELECT next_at FROM gateway_notifications WHERE notification_id = 'evt_waiting'`).Scan(&nextAt); err != nil {
+		t.Fatal(err)
+	}
+	if !nextAt.Equal(received) {
+		t.Errorf("waiting notification due at %v, want its receipt %v", nextAt, received)
+	}
+	st, err := store.Open(ctx, store.Config{URL: app}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	n, err := st.GetNotification(ctx, "sandbox", "evt_waiting")
+	if err != nil || n.Seq != 1 || n.ProcessedAt != nil {
+		t.Fatalf("waiting notification after the migration: %+v %v", n, err)
+	}
+	due, err := st.ClaimDue(ctx, store.AllDueBefore(time.Now()), time.Minute, 10)
+	if err != nil || len(due) != 1 || due[0].Notification.ID != "evt_waiting" || due[0].Seq != 1 || due[0].Swept {
+		t.Fatalf("claimed %+v %v, want evt_waiting at sequence 1", due, err)
+	}
+	// the previous release, still running somewhere: its rows work too
+	if _, err := db.ExecContext(ctx, insert, "evt_old_release", time.Now().UTC()); err != nil {
+		t.Fatalf("previous release's insert: %v", err)
+	}
+	if _, err := db.ExecContext(ctx, finish, "evt_old_release"); err != nil {
+		t.Fatalf("previous release's finish: %v", err)
+	}
+	if _, err := db.ExecContext(ctx, insert, "evt_old_release_2", time.Now().UTC()); err != nil {
+		t.Fatal(err)
+	}
+	due, err = st.ClaimDue(ctx, store.AllDueBefore(time.Now().Add(time.Second)), time.Minute, 10)
+	if err != nil || len(due) != 1 || due[0].Notification.ID != "evt_old_release_2" || due[0].Seq != 1 {
+		t.Fatalf("claimed %+v %v, want evt_old_release_2 (recorded by the previous release, not processed)", due, err)
+	}
+}
