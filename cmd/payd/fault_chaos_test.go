@@ -263,7 +263,7 @@ func runChaos(t *testing.T, bin, name string, faults []chaosFault, n int, spread
 	actHC := &http.Client{Timeout: 10 * time.Second}
 	defer actHC.CloseIdleConnections()
 	spec := faultLoadSpec{n: n, clients: 16, spread: spread, degradedOK: gateway,
-		build: chaosMix(seed, c.invoiceIDs),
+		build: chaosMix(seed, c.invoiceIDs, len(faults) > 1),
 		created: func(rec *faultClientRecord) {
 			if strings.HasPrefix(rec.kind, "3ds") {
 				// its customer and merchant act on it, on their own
@@ -315,7 +315,13 @@ func runChaos(t *testing.T, bin, name string, faults []chaosFault, n int, spread
 // part or in whole), ACH that settles or is returned, OFFLINE payments,
 // ACH payouts (seed 002) paying an invoice, and a share of visa payments
 // the client refunds (in part or in whole) once they succeed.
-func chaosMix(seed int64, invoices []string) func(i int, key string) *faultClientRecord {
+//
+// slow says whether the mix has the kinds that take long to end by design
+// (a 3-D Secure action expires after 18 s, a pm_card_unknown payment goes
+// to review after 26 s): the mixed run has them; a fault's own scenario
+// makes them visa payments, which keeps the package's CI time (its
+// scenarios would otherwise wait ≈ 25 s more each).
+func chaosMix(seed int64, invoices []string, slow bool) func(i int, key string) *faultClientRecord {
 	return func(i int, key string) *faultClientRecord {
 		rng := rand.New(rand.NewPCG(uint64(seed), uint64(i)))
 		// cards are in USD, JPY or BHD; bank rails and payouts in USD
@@ -392,6 +398,9 @@ func chaosMix(seed int64, invoices []string) func(i int, key string) *faultClien
 				"lines":                    []map[string]string{{"invoice_token": invoices[inv], "applied_amount": amount}},
 			})
 			return r
+		}
+		if !slow && (pm == sandbox.Card3DS || pm == sandbox.CardUnknown) {
+			pm, kind = sandbox.CardVisa, "visa"
 		}
 		r.method, r.pm, r.kind, r.currency, r.minor = method, pm, kind, currency, minor
 		amount := payment.FormatMajor(minor, currency)

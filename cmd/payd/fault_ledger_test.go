@@ -17,7 +17,9 @@ package main
 //     charge_after_cancel refund (or, still pending, a reconciliation
 //     finding about it), or belongs to a payment in REQUIRES_REVIEW; every
 //     gateway refund is a succeeded refund row of payd. Anything else is an
-//     unaccounted charge or refund.
+//     unaccounted charge or refund — but the charge of a payment still in
+//     flight, which the engine has yet to record: a payment that stays so
+//     is I2's to report (not final), not I8's.
 
 import (
 	"context"

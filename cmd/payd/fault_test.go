@@ -198,6 +198,28 @@ func faultIntakeKill(t *testing.T, bin string) {
 	c.finish("intake_kill", l, lastFault)
 }
 
+// (e) issue 19, item 8: intake's per-tenant rate limit (here 40 requests/s,
+// a burst of 40) refuses some of the load and most of the checker's replays
+// with 429 rate_limited; the load's clients and the replays wait out the
+// Retry-After and ask again. A 429 is no answer to a replay: every replay
+// must still be identical, and the test requires that replays did meet 429s
+// (else it proved nothing). Before the fix the checker counted each 429 as
+// a replay that differs (666 I5 violations in a 10,000-payment run).
+func TestFaultReplaysRateLimited(t *testing.T) {
+	bin := buildFaultPayd(t)
+	c := startFaultClusterWith(t, bin, faultOpts{env: []string{"PAYD_RATE_LIMIT=40", "PAYD_RATE_BURST=40"}})
+	l := c.startLoad(faultLoadSpec{n: 100, clients: 8, spread: time.Second, mix: faultMix})
+	l.wait()
+	s := c.finish("replays_rate_limited", l, l.end)
+	l.mu.Lock()
+	limited := l.statusCounts[http.StatusTooManyRequests]
+	l.mu.Unlock()
+	if c.replays429.Load() == 0 {
+		t.Errorf("no replay met a 429 (the load met %d): the rate limit did not bite, so this proves nothing", limited)
+	}
+	t.Logf("the load met %d 429s, the replays %d; %d/%d replays identical", limited, c.replays429.Load(), s.replaysOK, s.accepted)
+}
+
 // faultMix is the payment mix of a load: mostly cards that succeed, some
 // declines, flaky and lost-response cards, and ACH payments that settle or
 // are returned.
@@ -304,6 +326,8 @@ type faultCluster struct {
 	// whatever the clock of the process that wrote them said.
 	commitTS bool
 	started  time.Time // when the cluster started (the reconciliation window covers it)
+	// replays429 counts the 429s checkReplays met and waited out
+	replays429 atomic.Int64
 
 	mu      sync.Mutex
 	procs   []*faultProc
@@ -1167,6 +1191,7 @@ func (c *faultCluster) checkReplays(l *faultLoad) int {
 	close(work)
 	wg.Wait()
 	if n := limited.Load(); n > 0 {
+		c.replays429.Add(n)
 		t.Logf("replays: %d answers were 429 (rate limited) and asked again after their Retry-After", n)
 	}
 	reportViolations(t, "I5: replay differs from the first answer", bad)
