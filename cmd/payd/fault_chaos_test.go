@@ -1202,14 +1202,14 @@ func (r *chaosRun) table(name string, s faultSummary, m chaosMoney, refunds int,
 		"| %s | %d | %d: %s | %d | %d | %d | %d | %d | %d | %d (%d at quiescence, before reconciliation) | %d (%s) | %d | %s | %s (load %s) |\n"+
 		"also: accepted after the last fault, max accept-to-terminal %s; degraded by gateway faults %d (FAILED after retries / REQUIRES_REVIEW), unacknowledged-but-committed %d, "+
 		"lost answers resolved by inquiry %d/%d, refunds %d (%d payments refunded, %s), invoices %d (JPY %d, BHD %d, due ≥ 1e10 minor units %d) with %d lines; "+
-		"I8 at quiescence: %s; reconciliation: %s; I8 after: %s; "+
+		"I8 at quiescence: %s (pm_card_unknown payments then: %v); reconciliation: %s; I8 after: %s; "+
 		"statuses %v; mix: %s; windows: %s%s",
 		name, r.seed, len(names), strings.Join(names, ", "), s.accepted, s.final, s.stuck, s.lost, s.doubleCharged,
 		len(s.i8.unaccounted), s.review, s.reviewBefore, s.lateCharges, strings.Join(sources, ", "), violations, toFinal,
 		took.Round(time.Second), r.l.end.Sub(r.l.start).Round(time.Second),
 		after, s.degraded, s.unacknowledged, s.timeoutsByInquiry, s.timeouts, refunds, m.refundedPayments,
 		m.refundedString(), m.invoices, m.invoicesJPY, m.invoicesBHD, m.invoicesLarge, m.lines,
-		s.i8Before, s.reconcile, s.i8,
+		s.i8Before, s.unknownBefore, s.reconcile, s.i8,
 		s.statuses, strings.Join(kinds, ", "), strings.Join(windows, "; "),
 		strings.Join(append([]string{""}, extra...), "; "))
 }

@@ -1016,6 +1016,22 @@ func (c *faultCluster) finish(name string, l *faultLoad, lastFault time.Time) fa
 	if err := c.db.QueryRow(`SELECT count(*) FROM payments WHERE status = 'REQUIRES_REVIEW'`).Scan(&reviewBefore); err != nil {
 		t.Fatalf("count payments in review: %v", err)
 	}
+	// pm_card_unknown payments as the run left them: answered (while the
+	// sandbox's answer_unknown was on) or in review
+	unknownBefore := map[string]int{}
+	rows, err := c.db.Query(`SELECT status, count(*) FROM payments WHERE payment_method_id = $1 GROUP BY status`, sandbox.CardUnknown)
+	if err != nil {
+		t.Fatalf("count pm_card_unknown payments: %v", err)
+	}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			t.Fatalf("count pm_card_unknown payments: %v", err)
+		}
+		unknownBefore[st] = n
+	}
+	rows.Close()
 	// then reconciliation, as an operator runs it, and what it started
 	rec := c.reconcile()
 	c.waitQuiescent(time.Now().Add(c.finalBound))
@@ -1038,7 +1054,7 @@ func (c *faultCluster) finish(name string, l *faultLoad, lastFault time.Time) fa
 	checkI8(t, s.i8)
 	s.money = checkMoney(t, snap, ledger)
 	_ = snap.Rollback()
-	s.i8Before, s.reconcile, s.reviewBefore = before, rec, reviewBefore
+	s.i8Before, s.reconcile, s.reviewBefore, s.unknownBefore = before, rec, reviewBefore, unknownBefore
 	s.lastFinal = lastFinal
 	s.replaysOK = c.checkReplays(l)
 	s.quiescedAfterLoad = quiet
@@ -1056,8 +1072,8 @@ func (c *faultCluster) finish(name string, l *faultLoad, lastFault time.Time) fa
 		s.replaysOK, s.accepted, s.timeoutsByInquiry, s.timeouts, toFinal,
 		quiet.Round(time.Millisecond), l.end.Sub(l.start).Round(time.Millisecond),
 		l.requests.Load(), l.retries.Load(), l.netErrors.Load(), codes, s.statuses)
-	t.Logf("I8 %s: at quiescence %s (%d payments in review); reconciliation: %s; after it %s (%d payments in review)",
-		name, s.i8Before, s.reviewBefore, s.reconcile, s.i8, s.review)
+	t.Logf("I8 %s: at quiescence %s (%d payments in review; pm_card_unknown %v); reconciliation: %s; after it %s (%d payments in review)",
+		name, s.i8Before, s.reviewBefore, s.unknownBefore, s.reconcile, s.i8, s.review)
 	return s
 }
 
@@ -1202,9 +1218,10 @@ type faultSummary struct {
 	accepted, payments, final, lost, stuck, doubleCharged, unacknowledged int
 	degraded                                                              int // FAILED or REQUIRES_REVIEW because a gateway fault outlasted retries
 	timeouts, timeoutsByInquiry, replaysOK                                int
-	review                                                                int // payments in REQUIRES_REVIEW when checked (after reconciliation)
-	reviewBefore                                                          int // in REQUIRES_REVIEW at quiescence, before reconciliation
-	lateCharges                                                           int // charges of canceled or failed payments, refunded
+	review                                                                int            // payments in REQUIRES_REVIEW when checked (after reconciliation)
+	reviewBefore                                                          int            // in REQUIRES_REVIEW at quiescence, before reconciliation
+	unknownBefore                                                         map[string]int // pm_card_unknown payments by status, before reconciliation
+	lateCharges                                                           int            // charges of canceled or failed payments, refunded
 	statuses                                                              map[string]int
 	lastFinal                                                             time.Time
 	quiescedAfterLoad                                                     time.Duration
