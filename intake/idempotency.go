@@ -32,7 +32,7 @@ func (s *Server) idemKey(r *http.Request, route string) (*store.IdemKey, error) 
 		return nil, errf(http.StatusBadRequest, typeInvalidRequest, "idempotency_key_invalid",
 			"Idempotency-Key must be 1 to 255 printable ASCII characters")
 	}
-	return &store.IdemKey{TenantID: principal(r.Context()).TenantID, Route: route, Key: key}, nil
+	return &store.IdemKey{TenantID: principal(r.Context()).TenantID, Route: route, Key: idemScope(key)}, nil
 }
 
 // replayed answers a request whose key already has a record: it writes the

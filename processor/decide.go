@@ -67,7 +67,9 @@ func decide(p payment.Payment, a payment.Attempt, res connector.Result, gerr err
 		ge := connector.AsError(gerr)
 		// An inquiry that never reached the gateway says nothing about the
 		// charge it asks after: only a charge request not sent is "not charged".
-		if !ge.MaybeProcessed && !inquiry {
+		// (retryUnknownAsNotCharged is false but in the I1 negative test's
+		// deliberately broken build, retry_unknown_broken.go.)
+		if (!ge.MaybeProcessed || retryUnknownAsNotCharged) && !inquiry {
 			d.outcome = "not_sent"
 			notCharged(ge.Class, ge.Code, "the gateway could not be reached ("+ge.Code+"); not charged", "")
 			return d

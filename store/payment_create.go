@@ -215,7 +215,7 @@ func (s *Store) createPayments(ctx context.Context, reqs []createReq) ([]createR
 			ORDER BY i.id FOR NO KEY UPDATE OF i),
 		ok AS (SELECT go.* FROM go JOIN li ON li.id = go.invoice_id AND li.tenant_id = go.tenant_id AND li.currency = go.currency),
 		iv AS (
-			UPDATE invoices i SET amount_reserved = i.amount_reserved + d.amount
+			UPDATE invoices i SET amount_reserved = i.amount_reserved + `+reserveAmount+`
 			FROM (SELECT invoice_id, sum(amount)::int8 AS amount FROM ok GROUP BY invoice_id) d
 			WHERE i.id = d.invoice_id AND i.id = ANY ($10::text[])),
 		p AS (

@@ -17,10 +17,23 @@ package main
 //	gateway_notifications       signed gateway notifications on, duplicated, shuffled or reversed, batched and delayed; forged, tampered and replayed ones posted (fault_notify_test.go)
 //	clock_jump                  host clock of a worker, the scheduler and intake +1h, back, -1h; then FLUSHALL with a worker and intake an hour ahead (fault_clock_test.go)
 //
-// Each run ends with the checker (I1–I5, refunds and invoice balances, which
-// window each worker kill hit) and a table line: faults injected, payments
-// accepted, terminal, stuck, lost, double-charged, invariant violations and
-// the time from the last fault healed to the last payment final.
+// and, in the mixed run only:
+//
+//	gateway_void_down           every void refused before processing for 40 s (longer than a void's retry schedule, 26 s), while clients cancel 3-D Secure payments and complete their challenges
+//	gateway_answer_unknown      the sandbox answers the calls about pm_card_unknown keys for 10 s (otherwise they time out)
+//
+// The seeded load (chaosMix) mixes cards of every magic kind in USD, JPY and
+// BHD, 3-D Secure payments whose client completes the challenge, cancels
+// it, does both at once or lets it expire (fault_action_test.go),
+// pm_card_unknown payments, large amounts (up to 1e14 minor units, each
+// paying an invoice of its own), ACH payments and payouts, OFFLINE
+// payments and refunds.
+//
+// Each run ends with the checker (I1–I5 and I8 after a reconciliation,
+// refunds and invoice balances, which window each worker kill hit) and a
+// table line: faults injected, payments accepted, terminal, stuck, lost,
+// double-charged, unaccounted charges, invariant violations and the time
+// from the last fault healed to the last payment final.
 //
 // By hand (PAYD_CHAOS_SEED picks the mix; it is printed):
 //
@@ -69,6 +82,8 @@ type chaosFault struct {
 	// injected at +2 s); 0 means 6 s
 	alone time.Duration
 	run   func(r *chaosRun)
+	// mixedOnly: injected in the mixed run only (no scenario of its own)
+	mixedOnly bool
 }
 
 func chaosFaults() []chaosFault {
@@ -89,6 +104,8 @@ func chaosFaults() []chaosFault {
 		// times must not come from the clocks it jumps
 		{name: "clock_jump", needs: faultOpts{privateRedis: true, privatePG: true, clocks: true},
 			alone: 16 * time.Second, run: chaosClockJump},
+		{name: "gateway_void_down", mixedOnly: true, run: chaosVoidDown},
+		{name: "gateway_answer_unknown", mixedOnly: true, run: chaosAnswerUnknown},
 	}
 }
 
@@ -122,6 +139,7 @@ func chaosScenarios(bin string) []faultScenario {
 				{"kill_intake", "redis_flushall", "redis_restart", "pg_restart", "redis_sigstop"},
 				{"gateway_5xx", "gateway_slow", "gateway_down"},
 				{"gateway_notifications", "clock_jump"},
+				{"gateway_void_down", "gateway_answer_unknown"},
 			} {
 				wg.Add(1)
 				go func() {
@@ -147,6 +165,9 @@ func chaosScenarios(bin string) []faultScenario {
 		if f.alone != 0 {
 			n = int(spread / time.Second * 20) // a longer load, a little lighter
 		}
+		if f.mixedOnly {
+			panic("chaosScenarios: " + name + " runs in the mixed run only")
+		}
 		scenarios = append(scenarios, faultScenario{name, func(t *testing.T) {
 			runChaos(t, bin, f.name, []chaosFault{f}, n, spread, func(r *chaosRun) {
 				faultSleepUntil(r.l.start.Add(2 * time.Second))
@@ -154,7 +175,13 @@ func chaosScenarios(bin string) []faultScenario {
 			})
 		}})
 	}
-	if len(scenarios) != len(all)+1 {
+	mixedOnly := 0
+	for _, f := range all {
+		if f.mixedOnly {
+			mixedOnly++
+		}
+	}
+	if len(scenarios) != len(all)-mixedOnly+1 {
 		panic("chaosScenarios: a fault is missing from the order")
 	}
 	return scenarios
@@ -175,11 +202,18 @@ type chaosRun struct {
 	forged  chaosForged // what gateway_notifications posted
 
 	// the sandbox's faults, PUT as one (PUT /faults replaces them all):
-	// gw by the gateway faults, nf by the notification fault
-	fmu   sync.Mutex
-	gw    sandbox.Faults
-	nf    sandbox.NotifyFaults
-	nfEnv sandbox.NotifyFaults // the delivery the sandbox was started with
+	// gw by the gateway faults, nf by the notification fault, voidDown and
+	// answerUnknown by the faults of those names
+	fmu           sync.Mutex
+	gw            sandbox.Faults
+	nf            sandbox.NotifyFaults
+	nfEnv         sandbox.NotifyFaults // the delivery the sandbox was started with
+	voidDown      bool
+	answerUnknown bool
+	// what the 3-D Secure clients did (fault_action_test.go)
+	actions chaosActions
+	// degradedOK: the run fails the gateway (faultLoadSpec.degradedOK)
+	degradedOK bool
 	// redisMu is held by a fault while it has Redis wiped, restarting or
 	// stopped, so that another track's FLUSHALL does not run into it
 	redisMu sync.Mutex
@@ -202,6 +236,7 @@ type chaosWindows struct {
 }
 
 func runChaos(t *testing.T, bin, name string, faults []chaosFault, n int, spread time.Duration, schedule func(r *chaosRun)) {
+	began := time.Now()
 	seed := chaosSeed(t)
 	o := faultOpts{env: []string{"PAYD_GATEWAY_TIMEOUT=" + chaosGatewayTimeout.String()}}
 	gateway := false
@@ -216,7 +251,7 @@ func runChaos(t *testing.T, bin, name string, faults []chaosFault, n int, spread
 	c := startFaultClusterWith(t, bin, o)
 	counter := &faultCounter{t: t}
 	c.chk = counter
-	r := &chaosRun{t: t, c: c, seed: seed, workerN: 2, gw: chaosNormal}
+	r := &chaosRun{t: t, c: c, seed: seed, workerN: 2, gw: chaosNormal, degradedOK: gateway}
 	if o.notify {
 		// notifications are dropped until the gateway_notifications fault
 		r.nfEnv = r.readNotifyEnv()
@@ -225,14 +260,21 @@ func runChaos(t *testing.T, bin, name string, faults []chaosFault, n int, spread
 	refundq := make(chan *faultClientRecord, n)
 	var refunders sync.WaitGroup
 	refunders.Add(4) // started once r.l is set, which they read
+	actHC := &http.Client{Timeout: 10 * time.Second}
+	defer actHC.CloseIdleConnections()
 	spec := faultLoadSpec{n: n, clients: 16, spread: spread, degradedOK: gateway,
-		build: chaosMix(seed, c.invoiceIDs),
+		build: chaosMix(seed, c.invoiceIDs, len(faults) > 1),
 		created: func(rec *faultClientRecord) {
+			if strings.HasPrefix(rec.kind, "3ds") {
+				// its customer and merchant act on it, on their own
+				r.actions.wg.Add(1)
+				go func() { defer r.actions.wg.Done(); r.act(actHC, rec) }()
+			}
 			if rec.refund > 0 {
 				refundq <- rec
 			}
 		},
-		drained: func() { close(refundq); refunders.Wait() },
+		drained: func() { close(refundq); refunders.Wait(); r.actions.wg.Wait() },
 	}
 	t.Logf("chaos %s: seed %d (rerun with PAYD_CHAOS_SEED=%d), %d payments over %s", name, seed, seed, n, spread)
 	r.l = c.startLoad(spec)
@@ -244,7 +286,7 @@ func runChaos(t *testing.T, bin, name string, faults []chaosFault, n int, spread
 	lastFault := r.lastHealed()
 	s := c.finish(name, r.l, lastFault)
 	refundsOK := r.checkRefunds()
-	ms := checkMoney(c.chk, c.db, c.sandboxURL)
+	ms := s.money // checked by finish
 	hits := r.checkWindows(faults)
 	var extra []string
 	if o.notify {
@@ -257,49 +299,97 @@ func runChaos(t *testing.T, bin, name string, faults []chaosFault, n int, spread
 		ahead, behind := clockSkewedRows(c)
 		extra = append(extra, fmt.Sprintf("audit rows stamped > 10 min off their commit time (written under a jumped clock): %d ahead, %d behind", ahead, behind))
 	}
-	r.table(name, s, ms, refundsOK, hits, counter.n.Load(), lastFault, extra)
+	if a := r.actions.String(); a != "" {
+		extra = append(extra, "3-D Secure clients: "+a)
+	}
+	r.table(name, s, ms, refundsOK, hits, counter.n.Load(), lastFault, time.Since(began), extra)
 }
 
 // ---------------------------------------------------------------- load
 
-// chaosMix returns the seeded mix: cards of every magic kind, ACH that
-// settles or is returned, OFFLINE payments, ACH payouts (seed 002) paying an
-// invoice, and a share of visa payments the client refunds (in part or in
-// whole) once they succeed.
-func chaosMix(seed int64, invoices []string) func(i int, key string) *faultClientRecord {
+// chaosMix returns the seeded mix: cards of every magic kind in USD, JPY
+// and BHD, 3-D Secure payments (their clients complete the challenge,
+// cancel it, do both at once, or let it expire: fault_action_test.go),
+// pm_card_unknown payments, large amounts (1e10 to 1e14 minor units, each
+// paying an invoice of its own the client creates first, some refunded in
+// part or in whole), ACH that settles or is returned, OFFLINE payments,
+// ACH payouts (seed 002) paying an invoice, and a share of visa payments
+// the client refunds (in part or in whole) once they succeed.
+//
+// slow says whether the mix has the kinds that take long to end by design
+// (a 3-D Secure action expires after 18 s, a pm_card_unknown payment goes
+// to review after 26 s): the mixed run has them; a fault's own scenario
+// makes them visa payments, which keeps the package's CI time (its
+// scenarios would otherwise wait ≈ 25 s more each).
+func chaosMix(seed int64, invoices []string, slow bool) func(i int, key string) *faultClientRecord {
 	return func(i int, key string) *faultClientRecord {
 		rng := rand.New(rand.NewPCG(uint64(seed), uint64(i)))
+		// cards are in USD, JPY or BHD; bank rails and payouts in USD
+		currency := "USD"
+		switch c := rng.IntN(10); {
+		case c < 2:
+			currency = "JPY"
+		case c < 4:
+			currency = "BHD"
+		}
 		minor := int64(100 + rng.IntN(9900))
-		amount := payment.FormatMajor(minor, "USD")
 		inv := i % len(invoices)
 		r := &faultClientRecord{key: key}
-		var method, pm string
-		switch x := rng.IntN(100); {
-		case x < 40:
-			method, pm = "CARD", sandbox.CardVisa
-			if x < 8 {
+		var method, pm, kind string
+		refund := func(x, partial, full int) {
+			switch {
+			case x < partial:
+				r.refund = minor / 2
+			case x < full:
 				r.refund = minor
-				if x < 4 {
-					r.refund = minor / 2
-				}
 			}
-		case x < 46:
-			method, pm = "CARD", sandbox.CardDeclined
-		case x < 50:
-			method, pm = "CARD", sandbox.CardInsufficientFunds
+		}
+		switch x := rng.IntN(100); {
+		case x < 30:
+			method, pm, kind = "CARD", sandbox.CardVisa, "visa"
+			refund(x, 3, 6)
+		case x < 34:
+			method, pm, kind = "CARD", sandbox.CardDeclined, "declined"
+		case x < 37:
+			method, pm, kind = "CARD", sandbox.CardInsufficientFunds, "insufficient_funds"
+		case x < 41:
+			method, pm, kind = "CARD", sandbox.CardFlaky, "flaky"
+		case x < 47:
+			method, pm, kind = "CARD", sandbox.CardTimeoutAfterCharge, "timeout_after_charge"
+		case x < 52:
+			method, pm, kind = "CARD", sandbox.Card3DS, "3ds_complete"
 		case x < 56:
-			method, pm = "CARD", sandbox.CardFlaky
-		case x < 64:
-			method, pm = "CARD", sandbox.CardTimeoutAfterCharge
-		case x < 76:
-			method, pm = "ACH", "ba_"+sandbox.BankAccountSettles
+			method, pm, kind = "CARD", sandbox.Card3DS, "3ds_cancel"
+		case x < 60:
+			method, pm, kind = "CARD", sandbox.Card3DS, "3ds_race"
+		case x < 63:
+			method, pm, kind = "CARD", sandbox.Card3DS, "3ds_expire"
+		case x < 67:
+			method, pm, kind = "CARD", sandbox.CardUnknown, "unknown"
+		case x < 73:
+			// a large amount from 1e10 to 1e14 minor units, as many of each
+			// order of magnitude (one in eight exactly 1e14, the largest payd
+			// takes), paying an invoice of its own for exactly that amount
+			method, pm, kind = "CARD", sandbox.CardVisa, "large"
+			e := int64(1)
+			for range 10 + rng.IntN(4) {
+				e *= 10
+			}
+			minor = e + rng.Int64N(9*e)
+			if rng.IntN(8) == 0 {
+				minor = chaosMaxMinor
+			}
+			refund(x-67, 1, 2)
 		case x < 82:
-			method, pm = "ACH", "ba_"+sandbox.BankAccountReturnedR01
-		case x < 90:
-			method, pm = "OFFLINE", ""
+			currency, method, pm, kind = "USD", "ACH", "ba_"+sandbox.BankAccountSettles, "ach"
+		case x < 87:
+			currency, method, pm, kind = "USD", "ACH", "ba_"+sandbox.BankAccountReturnedR01, "ach_returned"
+		case x < 93:
+			method, pm, kind = "OFFLINE", "", "offline"
 		default:
 			// a seed-002 payout over ACH that pays one invoice
-			r.method, r.pm, r.path = "ACH", "123456789", "/v1/payouts"
+			amount := payment.FormatMajor(minor, "USD")
+			r.method, r.pm, r.path, r.kind, r.currency, r.minor = "ACH", "123456789", "/v1/payouts", "payout", "USD", minor
 			r.body, _ = json.Marshal(map[string]any{
 				"external_payment_id": key, "external_source": "chaos", "method": "ACH",
 				"total_amount": amount, "currency": "USD", "beneficiary_name": "Chaos Supplier LLC",
@@ -309,10 +399,19 @@ func chaosMix(seed int64, invoices []string) func(i int, key string) *faultClien
 			})
 			return r
 		}
-		r.method, r.pm = method, pm
+		if !slow && (pm == sandbox.Card3DS || pm == sandbox.CardUnknown) {
+			pm, kind = sandbox.CardVisa, "visa"
+		}
+		r.method, r.pm, r.kind, r.currency, r.minor = method, pm, kind, currency, minor
+		amount := payment.FormatMajor(minor, currency)
+		dest := faultInvoiceExt(currency, i)
+		if kind == "large" {
+			dest = "inv_large_" + key
+			r.invoice, _ = json.Marshal(map[string]string{"external_id": dest, "currency": currency, "amount_due": amount})
+		}
 		req := map[string]any{
-			"amount": amount, "currency": "USD",
-			"destination_id": fmt.Sprintf("inv_fault_%d", inv), "destination_type": "INVOICE",
+			"amount": amount, "currency": currency,
+			"destination_id": dest, "destination_type": "INVOICE",
 			"payment_method_type": method, "metadata": map[string]string{"fault_key": key},
 		}
 		if method == "OFFLINE" {
@@ -325,6 +424,10 @@ func chaosMix(seed int64, invoices []string) func(i int, key string) *faultClien
 	}
 }
 
+// chaosMaxMinor is the largest amount payd accepts, in minor units (1e14:
+// a trillion dollars, a hundred billion dinars).
+const chaosMaxMinor = 100_000_000_000_000
+
 // refundLoop refunds each payment it is given once the payment succeeded,
 // retrying with the same Idempotency-Key like the payment clients.
 func (r *chaosRun) refundLoop(q <-chan *faultClientRecord) {
@@ -334,9 +437,9 @@ func (r *chaosRun) refundLoop(q <-chan *faultClientRecord) {
 		if !r.waitSucceeded(hc, p.id) {
 			continue // FAILED (a gateway fault outlasted the retries) or never final: nothing to refund
 		}
-		body, _ := json.Marshal(map[string]string{"amount": payment.FormatMajor(p.refund, "USD")})
+		body, _ := json.Marshal(map[string]string{"amount": payment.FormatMajor(p.refund, p.currency)})
 		rec := &faultClientRecord{path: "/v1/payments/" + p.id + "/refunds", key: p.key + "-refund", body: body,
-			method: "REFUND", pm: p.id, refund: p.refund}
+			method: "REFUND", pm: p.id, refund: p.refund, currency: p.currency, kind: "refund of " + p.kind}
 		r.c.create(hc, r.l, rec)
 		r.mu.Lock()
 		r.refunds = append(r.refunds, rec)
@@ -449,6 +552,7 @@ func (r *chaosRun) putFaultsLocked() {
 	r.t.Helper()
 	f := r.gw
 	f.Notify = r.nf
+	f.VoidDown, f.AnswerUnknown = r.voidDown, r.answerUnknown
 	b, _ := json.Marshal(f)
 	req, _ := http.NewRequest(http.MethodPut, r.c.sandboxURL+"/faults", strings.NewReader(string(b)))
 	req.Header.Set("Content-Type", "application/json")
@@ -549,8 +653,12 @@ func chaosKillBeforeCommit(r *chaosRun) {
 
 // startedAttempts returns the keys of attempts whose outcome is not recorded.
 func (r *chaosRun) startedAttempts() []string {
+	// not the cards whose answers the sandbox loses or refuses on its own
+	// (their attempts sit STARTED without a kill), nor 3-D Secure ones
+	// (their challenge books the charge later)
 	rows, err := r.c.db.Query(`SELECT a.idempotency_key FROM payment_attempts a JOIN payments p ON p.id = a.payment_id
-		WHERE a.status = 'STARTED' AND p.payment_method_id NOT IN ($1, $2)`, sandbox.CardFlaky, sandbox.CardTimeoutAfterCharge)
+		WHERE a.status = 'STARTED' AND p.payment_method_id NOT IN ($1, $2, $3, $4)`,
+		sandbox.CardFlaky, sandbox.CardTimeoutAfterCharge, sandbox.CardUnknown, sandbox.Card3DS)
 	if err != nil {
 		r.t.Fatalf("started attempts: %v", err)
 	}
@@ -761,7 +869,7 @@ func (r *chaosRun) checkRefunds() int {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	rows, err := c.db.Query(`SELECT r.id, r.payment_id, r.amount, r.status,
+	rows, err := c.db.Query(`SELECT r.id, r.payment_id, r.amount, r.status, r.reason,
 		COALESCE((SELECT k.key FROM idempotency_keys k WHERE k.route = 'POST /v1/payments/{id}/refunds'
 			AND k.state = 'done' AND convert_from(k.response_body, 'UTF8')::jsonb->>'id' = r.id LIMIT 1), '')
 		FROM refunds r`)
@@ -769,15 +877,18 @@ func (r *chaosRun) checkRefunds() int {
 		t.Fatalf("load refunds: %v", err)
 	}
 	var orphan, pending []string
-	rows2 := 0
+	rows2, late := 0, 0
 	for rows.Next() {
-		var id, pid, status, key string
+		var id, pid, status, reason, key string
 		var amount int64
-		if err := rows.Scan(&id, &pid, &amount, &status, &key); err != nil {
+		if err := rows.Scan(&id, &pid, &amount, &status, &reason, &key); err != nil {
 			t.Fatalf("scan refund: %v", err)
 		}
 		rows2++
-		if !told[id] && key == "" {
+		if reason == payment.RefundReasonChargeAfterCancel {
+			// payd's own: the refund of a late charge (accounted by I8)
+			late++
+		} else if !told[id] && key == "" {
 			orphan = append(orphan, fmt.Sprintf("refund %s of %s (%d, %s): no client was told of it and no idempotency record names it", id, pid, amount, status))
 		}
 		if status == "PENDING" {
@@ -794,20 +905,33 @@ func (r *chaosRun) checkRefunds() int {
 	reportViolations(t, "I2: refund not final", pending)
 	reportViolations(t, "I2: accepted refund missing", lost)
 	replayed := c.checkReplays(&faultLoad{recs: recs})
-	t.Logf("refunds: %d requested, %d rows, %d replays identical", len(recs), rows2, replayed)
+	t.Logf("refunds: %d requested, %d rows (%d of them late charges'), %d replays identical", len(recs), rows2, late, replayed)
 	return rows2
 }
 
 // chaosMoney is what checkMoney counted.
 type chaosMoney struct {
-	refunded, refundedPayments, invoices, lines int
+	refundedPayments, lines                           int
+	invoices, invoicesJPY, invoicesBHD, invoicesLarge int
+	refunded                                          map[string]int64 // by currency, minor units
+}
+
+// refundedString is m.refunded in major units, by currency.
+func (m chaosMoney) refundedString() string {
+	var out []string
+	for _, cur := range []string{"USD", "JPY", "BHD"} {
+		if n, ok := m.refunded[cur]; ok {
+			out = append(out, payment.FormatMajor(n, cur)+" "+cur)
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // checkMoney checks I3: a payment's lines never exceed its amount; refunds
 // never exceed what was captured, add up to refunded_amount, agree with the
 // status and with the sandbox ledger; invoices are never over-applied and
 // their balances are exactly the sums of their lines.
-func checkMoney(t faultT, db *sql.DB, sandboxURL string) chaosMoney {
+func checkMoney(t faultT, db faultQuerier, ledger []sandbox.Charge) chaosMoney {
 	t.Helper()
 	var m chaosMoney
 	q := func(what, sql string, args ...any) []string {
@@ -830,18 +954,33 @@ func checkMoney(t faultT, db *sql.DB, sandboxURL string) chaosMoney {
 		SELECT p.id || ' amount ' || p.amount || ' lines ' || sum(a.payment_amount)
 		FROM payments p JOIN payment_applications a ON a.payment_id = p.id
 		GROUP BY p.id, p.amount HAVING sum(a.payment_amount) > p.amount`))
+	// a canceled or failed payment holds no refund but that of a late
+	// charge (charge_after_cancel: the whole amount, given back); no other
+	// payment holds one of those
 	reportViolations(t, "I3: refunds exceed or disagree with the payment", q("refunds", `
-		SELECT p.id || ' ' || p.status || ' amount ' || p.amount || ' refunded ' || p.refunded_amount || ' pending ' ||
-			p.refund_pending_amount || ' succeeded refunds ' || COALESCE(r.ok, 0)
-		FROM payments p LEFT JOIN (SELECT payment_id, sum(amount) FILTER (WHERE status = 'SUCCEEDED') AS ok
+		SELECT p.id || ' ' || p.status || ' ' || p.currency || ' amount ' || p.amount || ' refunded ' || p.refunded_amount ||
+			' pending ' || p.refund_pending_amount || ' succeeded refunds ' || COALESCE(r.ok, 0) ||
+			' of late charges ' || COALESCE(r.late, 0)
+		FROM payments p LEFT JOIN (SELECT payment_id, sum(amount) FILTER (WHERE status = 'SUCCEEDED') AS ok,
+				sum(amount) FILTER (WHERE status = 'SUCCEEDED' AND reason = $1) AS late
 			FROM refunds GROUP BY payment_id) r ON r.payment_id = p.id
 		WHERE p.refunded_amount + p.refund_pending_amount > p.amount OR p.refunded_amount <> COALESCE(r.ok, 0)
 			OR p.refund_pending_amount <> 0
 			OR (p.status = 'REFUNDED' AND p.refunded_amount <> p.amount)
 			OR (p.status = 'PARTIALLY_REFUNDED' AND NOT (p.refunded_amount > 0 AND p.refunded_amount < p.amount))
-			OR (p.status IN ('SUCCEEDED','FAILED','CANCELED','PENDING','PROCESSING','SENT') AND p.refunded_amount <> 0)`))
-	reportViolations(t, "I3: invoice over-applied or its balances differ from its lines", q("invoices", `
-		SELECT i.id || ' due ' || i.amount_due || ' reserved ' || i.amount_reserved || ' paid ' || i.amount_paid ||
+			OR (p.status IN ('SUCCEEDED','PENDING','PROCESSING','SENT','REQUIRES_ACTION','REQUIRES_REVIEW') AND p.refunded_amount <> 0)
+			OR (p.status IN ('FAILED','CANCELED') AND (p.refunded_amount NOT IN (0, p.amount) OR p.refunded_amount <> COALESCE(r.late, 0)))
+			OR (p.status NOT IN ('FAILED','CANCELED') AND COALESCE(r.late, 0) <> 0)`, payment.RefundReasonChargeAfterCancel))
+	// invoices in every currency (JPY, USD, BHD), large amounts included:
+	// minor units throughout, sums in numeric
+	reportViolations(t, "I3: invoice over-applied", q("over-applied", `
+		SELECT i.id || ' ' || i.currency || ' due ' || i.amount_due || ' reserved ' || i.amount_reserved || ' paid ' || i.amount_paid ||
+			' lines ' || COALESCE(a.reserved, 0)
+		FROM invoices i LEFT JOIN (SELECT invoice_id, sum(applied_amount - released_amount) AS reserved
+			FROM payment_applications GROUP BY invoice_id) a ON a.invoice_id = i.id
+		WHERE COALESCE(a.reserved, 0) > i.amount_due OR i.amount_reserved > i.amount_due OR i.amount_paid > i.amount_due`))
+	reportViolations(t, "I3: invoice balances differ from its lines", q("invoices", `
+		SELECT i.id || ' ' || i.currency || ' due ' || i.amount_due || ' reserved ' || i.amount_reserved || ' paid ' || i.amount_paid ||
 			' lines reserved ' || COALESCE(a.reserved, 0) || ' lines applied ' || COALESCE(a.applied, 0)
 		FROM invoices i LEFT JOIN (SELECT invoice_id,
 				sum(applied_amount - released_amount) AS reserved,
@@ -854,19 +993,28 @@ func checkMoney(t faultT, db *sql.DB, sandboxURL string) chaosMoney {
 		FROM payments p JOIN payment_applications a ON a.payment_id = p.id
 		WHERE (p.status IN ('FAILED','CANCELED','RETURNED','REFUNDED') AND a.released_amount <> a.applied_amount)
 			OR (p.status = 'SUCCEEDED' AND (a.state <> 'applied' OR a.released_amount <> 0))`))
-	_ = db.QueryRow(`SELECT count(*) FILTER (WHERE refunded_amount > 0), COALESCE(sum(refunded_amount), 0) FROM payments`).Scan(&m.refundedPayments, &m.refunded)
-	_ = db.QueryRow(`SELECT count(*) FROM invoices`).Scan(&m.invoices)
+	_ = db.QueryRow(`SELECT count(*) FILTER (WHERE refunded_amount > 0) FROM payments`).Scan(&m.refundedPayments)
+	m.refunded = map[string]int64{}
+	rows, err := db.Query(`SELECT currency, sum(refunded_amount)::int8 FROM payments WHERE refunded_amount > 0 GROUP BY currency`)
+	if err != nil {
+		t.Fatalf("refunded: %v", err)
+	}
+	for rows.Next() {
+		var cur string
+		var n int64
+		if err := rows.Scan(&cur, &n); err != nil {
+			t.Fatalf("refunded: %v", err)
+		}
+		m.refunded[cur] = n
+	}
+	rows.Close()
+	_ = db.QueryRow(`SELECT count(*), count(*) FILTER (WHERE currency = 'JPY'), count(*) FILTER (WHERE currency = 'BHD'),
+		count(*) FILTER (WHERE amount_due >= 10000000000) FROM invoices`).Scan(&m.invoices, &m.invoicesJPY, &m.invoicesBHD, &m.invoicesLarge)
 	_ = db.QueryRow(`SELECT count(*) FROM payment_applications`).Scan(&m.lines)
 
 	// the gateway's side of refunds
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ledger, err := sandbox.NewClient(sandboxURL, nil).(*sandbox.Client).Ledger(ctx)
-	if err != nil {
-		t.Fatalf("ledger: %v", err)
-	}
 	refunded := map[string]int64{}
-	rows, err := db.Query(`SELECT id, refunded_amount FROM payments WHERE refunded_amount > 0 OR method NOT IN ('OFFLINE','CREDITS')`)
+	rows, err = db.Query(`SELECT id, refunded_amount FROM payments WHERE refunded_amount > 0 OR method NOT IN ('OFFLINE','CREDITS')`)
 	if err != nil {
 		t.Fatalf("load refunded: %v", err)
 	}
@@ -877,10 +1025,16 @@ func checkMoney(t faultT, db *sql.DB, sandboxURL string) chaosMoney {
 		refunded[id] = n
 	}
 	rows.Close()
-	var bad []string
+	// per payment: what the gateway gave back of all its charges (a late
+	// charge is one; a second charge, I1's, another)
+	atGateway := map[string]int64{}
 	for _, ch := range ledger {
-		if want, ok := refunded[ch.PaymentID]; ok && ch.Refunded != want {
-			bad = append(bad, fmt.Sprintf("%s: the gateway refunded %d, payd recorded %d", ch.PaymentID, ch.Refunded, want))
+		atGateway[ch.PaymentID] += ch.Refunded
+	}
+	var bad []string
+	for pid, n := range atGateway {
+		if want, ok := refunded[pid]; ok && n != want {
+			bad = append(bad, fmt.Sprintf("%s: the gateway refunded %d, payd recorded %d", pid, n, want))
 		}
 	}
 	reportViolations(t, "I3: refunds at the gateway differ from payd's", bad)
@@ -971,7 +1125,8 @@ func (r *chaosRun) checkWindows(faults []chaosFault) map[string]string {
 }
 
 // table logs the run's figures as a markdown table row (docs/RELIABILITY.md).
-func (r *chaosRun) table(name string, s faultSummary, m chaosMoney, refunds int, hits map[string]string, violations int64, lastFault time.Time, extra []string) {
+func (r *chaosRun) table(name string, s faultSummary, m chaosMoney, refunds int, hits map[string]string, violations int64,
+	lastFault time.Time, took time.Duration, extra []string) {
 	r.mu.Lock()
 	var names []string
 	for _, e := range r.events {
@@ -980,7 +1135,8 @@ func (r *chaosRun) table(name string, s faultSummary, m chaosMoney, refunds int,
 	r.mu.Unlock()
 	// Time to terminal after the last fault: for the payments accepted
 	// before it healed, from then to their last transition that is not a
-	// refund (refunds are asked for by clients later). Payments accepted
+	// refund (refunds are asked for by clients later), a note (from = to) or
+	// the resolution of a review (REQUIRES_REVIEW is final). Payments accepted
 	// after it are measured from their own acceptance. Where the database
 	// keeps commit timestamps, a transition's time is when it committed and
 	// a payment's acceptance when its first audit row (written with the
@@ -993,7 +1149,8 @@ func (r *chaosRun) table(name string, s faultSummary, m chaosMoney, refunds int,
 				EXTRACT(EPOCH FROM max(e.created_at) FILTER (WHERE p.created_at <= $1) - $1::timestamptz),
 				EXTRACT(EPOCH FROM max(e.created_at - p.created_at) FILTER (WHERE p.created_at > $1))
 			FROM payment_events e JOIN payments p ON p.id = e.payment_id
-			WHERE e.to_status NOT IN ('PARTIALLY_REFUNDED', 'REFUNDED')`
+			WHERE e.to_status NOT IN ('PARTIALLY_REFUNDED', 'REFUNDED') AND e.from_status IS DISTINCT FROM e.to_status
+				AND e.from_status IS DISTINCT FROM 'REQUIRES_REVIEW'`
 		if r.c.commitTS {
 			q = `WITH ev AS (SELECT payment_id, from_status, to_status,
 					COALESCE(pg_xact_commit_timestamp(xmin), created_at) AS at FROM payment_events),
@@ -1002,7 +1159,8 @@ func (r *chaosRun) table(name string, s faultSummary, m chaosMoney, refunds int,
 				EXTRACT(EPOCH FROM max(ev.at) FILTER (WHERE acc.at <= $1) - $1::timestamptz),
 				EXTRACT(EPOCH FROM max(ev.at - acc.at) FILTER (WHERE acc.at > $1))
 			FROM ev JOIN acc USING (payment_id)
-			WHERE ev.to_status NOT IN ('PARTIALLY_REFUNDED', 'REFUNDED')`
+			WHERE ev.to_status NOT IN ('PARTIALLY_REFUNDED', 'REFUNDED') AND ev.from_status IS DISTINCT FROM ev.to_status
+				AND ev.from_status IS DISTINCT FROM 'REQUIRES_REVIEW'`
 		}
 		err := r.c.db.QueryRow(q, lastFault).Scan(&before, &since)
 		if err != nil {
@@ -1025,15 +1183,34 @@ func (r *chaosRun) table(name string, s faultSummary, m chaosMoney, refunds int,
 	for _, k := range hk {
 		windows = append(windows, "("+k+") "+hits[k])
 	}
-	r.t.Logf("\n| run | seed | faults injected | payments accepted | terminal | stuck | lost | double-charged | invariant violations | max time-to-terminal after last fault |\n"+
-		"| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"+
-		"| %s | %d | %d: %s | %d | %d | %d | %d | %d | %d | %s |\n"+
+	var kinds []string
+	byKind := map[string]int{}
+	for _, rec := range r.l.recs {
+		byKind[rec.kind+" "+rec.currency]++
+	}
+	for k, n := range byKind {
+		kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
+	}
+	sort.Strings(kinds)
+	var sources []string
+	for src, n := range r.c.lateChargeSources() {
+		sources = append(sources, fmt.Sprintf("found by %s %d", src, n))
+	}
+	sort.Strings(sources)
+	r.t.Logf("\n| run | seed | faults injected | payments accepted | terminal | stuck | lost | double-charged | unaccounted charges | in review | late charges refunded | invariant violations | max time-to-terminal after last fault | duration |\n"+
+		"| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"+
+		"| %s | %d | %d: %s | %d | %d | %d | %d | %d | %d | %d (%d at quiescence, before reconciliation) | %d (%s) | %d | %s | %s (load %s) |\n"+
 		"also: accepted after the last fault, max accept-to-terminal %s; degraded by gateway faults %d (FAILED after retries / REQUIRES_REVIEW), unacknowledged-but-committed %d, "+
-		"lost answers resolved by inquiry %d/%d, refunds %d (%d payments refunded, %s), invoices %d with %d lines, "+
-		"statuses %v; windows: %s%s",
-		name, r.seed, len(names), strings.Join(names, ", "), s.accepted, s.final, s.stuck, s.lost, s.doubleCharged, violations, toFinal,
+		"lost answers resolved by inquiry %d/%d, refunds %d (%d payments refunded, %s), invoices %d (JPY %d, BHD %d, due ≥ 1e10 minor units %d) with %d lines; "+
+		"I8 at quiescence: %s (pm_card_unknown payments then: %v); reconciliation: %s; I8 after: %s; "+
+		"statuses %v; mix: %s; windows: %s%s",
+		name, r.seed, len(names), strings.Join(names, ", "), s.accepted, s.final, s.stuck, s.lost, s.doubleCharged,
+		len(s.i8.unaccounted), s.review, s.reviewBefore, s.lateCharges, strings.Join(sources, ", "), violations, toFinal,
+		took.Round(time.Second), r.l.end.Sub(r.l.start).Round(time.Second),
 		after, s.degraded, s.unacknowledged, s.timeoutsByInquiry, s.timeouts, refunds, m.refundedPayments,
-		payment.FormatMajor(int64(m.refunded), "USD")+" USD", m.invoices, m.lines, s.statuses, strings.Join(windows, "; "),
+		m.refundedString(), m.invoices, m.invoicesJPY, m.invoicesBHD, m.invoicesLarge, m.lines,
+		s.i8Before, s.unknownBefore, s.reconcile, s.i8,
+		s.statuses, strings.Join(kinds, ", "), strings.Join(windows, "; "),
 		strings.Join(append([]string{""}, extra...), "; "))
 }
 
