@@ -256,6 +256,11 @@ func TestSessionCardVerificationChargesNothing(t *testing.T) {
 	if l := h.Sandbox.Ledger(); len(l) != 0 {
 		t.Errorf("sandbox ledger has %d charges after card verifications: %+v", len(l), l)
 	}
+	// and reconciliation finds nothing to say about them (I8 both ways)
+	rep, err := h.Processor.Reconcile(context.Background(), time.Now().Add(-time.Hour), time.Now().Add(time.Minute), "test")
+	if err != nil || len(rep.Findings) != 0 {
+		t.Errorf("reconciliation after verifications: %+v, %v", rep.Findings, err)
+	}
 	// a bank account cannot be verified with a zero amount
 	s := createSession(t, h, map[string]any{"amount": 0, "items": nil})
 	checkEnvelope(t, h.Do("POST", "/v1/payment-sessions/"+s["id"].(string)+"/submit", h.KeyA,
