@@ -93,7 +93,7 @@ func (s *Server) handlePageSession(w http.ResponseWriter, r *http.Request) error
 
 func (s *Server) toPageSession(ctx context.Context, sess payment.Session) (pageSession, error) {
 	req := sessionEcho(sess)
-	out := pageSession{ID: sess.ID, Status: string(sess.Status), Amount: sess.Amount.Minor, Currency: sess.Amount.Currency,
+	out := pageSession{ID: sess.ID, Status: s.shownStatus(sess), Amount: sess.Amount.Minor, Currency: sess.Amount.Currency,
 		DisplayName: sess.DisplayName, Locale: sess.Locale, Description: sess.Description, Reference: sess.Reference,
 		Items: []pageItem{}, EnabledMethods: sess.EnabledMethods, ExpiresOn: ts(sess.ExpiresOn),
 		RetryAllowed: sess.RetryAllowed(s.store.Now()) && !sess.SubmitLocked, SuccessURL: sess.SuccessURL, FailureURL: sess.FailureURL}
