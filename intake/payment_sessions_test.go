@@ -511,7 +511,7 @@ func TestSessionPage(t *testing.T) {
 	h := sessionHarness(t, testenv.Options{NoWorker: true})
 	s := createSession(t, h, map[string]any{"currency": "BHD", "amount": 2500, "locale": "fr-FR", "display_name": "Café Zoë",
 		"enabled_payment_methods": []string{"card", "ach", "ideal"}, "disabled_payment_methods": []string{"ach"},
-		"items": []any{map[string]any{"name": "Tasse", "quantity": 2, "unit_price": 1000}, map[string]any{"name": "Port", "total_amount": 500}},
+		"items":      []any{map[string]any{"name": "Tasse", "quantity": 2, "unit_price": 1000}, map[string]any{"name": "Port", "total_amount": 500}},
 		"expires_on": expiresIn(1500 * time.Millisecond)})
 	hdr := map[string]string{intake.SessionSecretHeader: s["payment_session_secret"].(string)}
 	path := "/pay/" + s["payment_session_token"].(string) + "/session"
