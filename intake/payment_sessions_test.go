@@ -588,3 +588,39 @@ func TestSessionExpiryLateCharge(t *testing.T) {
 		return n == 1
 	})
 }
+
+// TestSessionSettlesInvoice: a session naming an invoice (by external id)
+// pays it like a seed-001 payment: the amount is reserved when submitted
+// and paid when the payment succeeds; a session asking more than the
+// invoice has left is refused at submit, and reserves nothing.
+func TestSessionSettlesInvoice(t *testing.T) {
+	t.Parallel()
+	h := sessionHarness(t, testenv.Options{})
+	invID := h.CreateInvoice("inv-sess-1", "USD", "12.50")
+	s := createSession(t, h, map[string]any{"invoice_id": "inv-sess-1"})
+	if s["invoice_id"] != invID {
+		t.Fatalf("session invoice %v, want %s", s["invoice_id"], invID)
+	}
+	big := createSession(t, h, map[string]any{"invoice_id": invID, "amount": 1251})
+	checkEnvelope(t, h.Do("POST", "/v1/payment-sessions/"+big["id"].(string)+"/submit", h.KeyA, submitBody("sandbox:pm_card_visa", 1251), nil),
+		422, "invoice_over_applied")
+	out := jsonObj(t, h.Do("POST", "/v1/payment-sessions/"+s["id"].(string)+"/submit", h.KeyA, submitBody("sandbox:pm_card_visa", 1250), nil), 201)
+	if p := h.WaitFinal(out["id"].(string), 10*time.Second); p.InvoiceID != invID || p.Status != payment.StatusSucceeded {
+		t.Fatalf("payment %+v", p)
+	}
+	var reserved, paid int64
+	if err := h.Store.DB().QueryRow(`SELECT amount_reserved, amount_paid FROM invoices WHERE id = $1`, invID).Scan(&reserved, &paid); err != nil {
+		t.Fatal(err)
+	}
+	if reserved != 1250 || paid != 1250 {
+		t.Errorf("invoice reserved %d paid %d, want 1250 and 1250", reserved, paid)
+	}
+	inv := jsonObj(t, h.Do("GET", "/v1/invoices/"+invID, h.KeyA, nil, nil), 200)
+	if inv["status"] != "PAID" {
+		t.Errorf("invoice %v", inv["status"])
+	}
+	// the refused session is still submittable with nothing reserved: its lock was released
+	if sess, _ := h.Store.GetSession(context.Background(), h.TenantA, big["id"].(string)); sess.Status != payment.SessionActive || sess.SubmitLocked {
+		t.Errorf("refused session %+v", sess)
+	}
+}
