@@ -36,6 +36,15 @@ func (s *Server) routes() http.Handler {
 	handle("PUT /v1/payouts/{id}/lines", s.handleReplacePayoutLines, true)
 	handle("POST /v1/payouts/{id}/cancel", s.handleCancelPayout, true)
 
+	// payment sessions (seed 003) and the hosted page's JSON routes,
+	// authorized by the session's token and secret only (pay_page.go)
+	handle("POST /v1/payment-sessions", s.handleCreateSession, true)
+	handle("GET /v1/payment-sessions/{id}", s.handleGetSession, true)
+	handle("POST /v1/payment-sessions/{id}/submit", s.handleSubmitSession, true)
+	handle("POST /v1/payment-sessions/{id}/cancel", s.handleCancelSession, true)
+	handle("GET /pay/{token}/session", s.handlePageSession, false)
+	handle("POST /pay/{token}/submit", s.handlePageSubmit, false)
+
 	// invoices and users: {ref} is an id or an external id (validRef, not checkID)
 	handle("POST /v1/invoices", s.handleCreateInvoice, true)
 	handle("GET /v1/invoices", s.handleListInvoices, true)

@@ -130,7 +130,9 @@ func Start(t testing.TB, o Options) *Harness {
 	}
 	ic := o.Intake
 	ic.RateLimit, ic.RateBurst = o.RateLimit, o.RateBurst
-	api := intake.NewServer(intake.Deps{Store: st, Enqueue: h.Enqueuer, Redis: h.Redis, Metrics: m, Log: h.Log, Config: ic})
+	tok, _ := gw.(connector.Tokenizer)
+	api := intake.NewServer(intake.Deps{Store: st, Enqueue: h.Enqueuer, Redis: h.Redis, Metrics: m, Log: h.Log, Config: ic,
+		Tokenizer: tok})
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	h.URL = srv.URL
