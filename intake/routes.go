@@ -43,6 +43,11 @@ func (s *Server) routes() http.Handler {
 	handle("POST /v1/users", s.handleCreateUser, true)
 	handle("GET /v1/users/{ref}", s.handleGetUser, true)
 
+	// the hosted payment page (issue 21): static files, no key; the page's
+	// own calls are authorized by the session secret
+	handle("GET /pay/{token}", s.handlePayPage, false)
+	handle("GET /pay-assets/{file}", s.handlePayAsset, false)
+
 	// gateway notifications: signed by the gateway, not by a tenant's key
 	handle("POST /v1/gateway/notifications", s.handleGatewayNotification, false)
 
