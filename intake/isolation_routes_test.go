@@ -34,6 +34,8 @@ var isolationCoverage = map[string][]string{
 	"POST /v1/users":                 {"TestInvoiceIsolation"},
 	"GET /v1/users/{ref}":            {"TestInvoiceIsolation"},
 	"POST /v1/gateway/notifications": {"-"}, // signed by the gateway, no tenant: 202 whoever's payment it names (processor/notification_test.go)
+	"GET /pay/{token}":               {"-"}, // the same static page for every token; its calls are the session routes
+	"GET /pay-assets/{file}":         {"-"}, // static files
 	"GET /healthz":                   {"-"}, // no tenant
 	"GET /readyz":                    {"-"},
 	"/":                              {"-"}, // no route: 404 route_not_found before any lookup
