@@ -2,9 +2,11 @@ package intake_test
 
 import (
 	"encoding/json"
+	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -100,6 +102,7 @@ type stubSessions struct {
 	sessions map[string]map[string]any // by token
 	secrets  map[string]string
 	submits  map[string][]string // session_data by token
+	polls    map[string]int      // GETs a PROCESSING session without a challenge answers before it completes
 }
 
 func (st *stubSessions) add(token, secret string, s map[string]any) {
@@ -125,8 +128,35 @@ func (st *stubSessions) handler(page http.Handler) http.Handler {
 		st.mu.Lock()
 		defer st.mu.Unlock()
 		if s, ok := st.session(w, r); ok {
+			tok := r.PathValue("token")
+			if s["status"] == "PROCESSING" && s["action"].(map[string]any)["type"] == "poll" {
+				if st.polls[tok]--; st.polls[tok] <= 0 {
+					s["status"], s["action"] = "COMPLETED", nil
+				}
+			}
 			_ = json.NewEncoder(w).Encode(s)
 		}
+	})
+	// a 3-D Secure challenge as the sandbox's: two buttons that post
+	// back, then 303 to return_url
+	mux.HandleFunc("GET /challenge/{token}", func(w http.ResponseWriter, r *http.Request) {
+		ret := r.URL.Query().Get("return_url")
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, `<!doctype html><title>challenge</title>`+
+			`<form method="post" action="?result=succeed"><input type="hidden" name="return_url" value="`+html.EscapeString(ret)+`"><button id="succeed">ok</button></form>`+
+			`<form method="post" action="?result=fail"><input type="hidden" name="return_url" value="`+html.EscapeString(ret)+`"><button id="fail">no</button></form>`)
+	})
+	mux.HandleFunc("POST /challenge/{token}", func(w http.ResponseWriter, r *http.Request) {
+		st.mu.Lock()
+		s := st.sessions[r.PathValue("token")]
+		if r.FormValue("result") == "succeed" {
+			s["status"], s["action"] = "COMPLETED", nil
+		} else {
+			s["status"], s["action"], s["retry_allowed"] = "FAILED", nil, true
+			s["last_error"] = map[string]string{"code": "authentication_failed", "message": "3-D Secure failed"}
+		}
+		st.mu.Unlock()
+		http.Redirect(w, r, r.FormValue("return_url"), http.StatusSeeOther)
 	})
 	mux.HandleFunc("POST /pay/{token}/submit", func(w http.ResponseWriter, r *http.Request) {
 		st.mu.Lock()
@@ -140,7 +170,19 @@ func (st *stubSessions) handler(page http.Handler) http.Handler {
 		}
 		_ = json.NewDecoder(r.Body).Decode(&body)
 		st.submits[r.PathValue("token")] = append(st.submits[r.PathValue("token")], body.SessionData)
-		switch {
+		switch tok := r.PathValue("token"); {
+		case body.SessionData == "sandbox:pm_card_3ds":
+			action := map[string]any{"type": "redirect", "url": "http://" + r.Host + "/challenge/" + tok}
+			s["status"], s["action"] = "PROCESSING", action
+			w.WriteHeader(http.StatusAccepted)
+			_ = json.NewEncoder(w).Encode(map[string]any{"id": "pay_1", "status": "Pending", "type": "card", "action": action})
+			return
+		case body.SessionData == "sandbox:pm_card_insufficient_funds": // stands for a slow outcome here
+			action := map[string]any{"type": "poll", "url": "http://" + r.Host + "/pay/" + tok + "/session"}
+			s["status"], s["action"], st.polls[tok] = "PROCESSING", action, 3
+			w.WriteHeader(http.StatusAccepted)
+			_ = json.NewEncoder(w).Encode(map[string]any{"id": "pay_1", "status": "Pending", "type": "card", "action": action})
+			return
 		case body.SessionData == "sandbox:pm_card_declined":
 			s["status"], s["retry_allowed"] = "FAILED", true
 			s["last_error"] = map[string]string{"code": "card_declined", "message": "the card was declined"}
@@ -243,7 +285,8 @@ func TestPayPageInBrowser(t *testing.T) {
 	t.Parallel()
 	b := browser.Start(t)
 	merchant := merchantSite(t)
-	st := &stubSessions{sessions: map[string]map[string]any{}, secrets: map[string]string{}, submits: map[string][]string{}}
+	st := &stubSessions{sessions: map[string]map[string]any{}, secrets: map[string]string{}, submits: map[string][]string{},
+		polls: map[string]int{}}
 	srv := httptest.NewServer(st.handler(intake.NewServer(intake.Deps{})))
 	t.Cleanup(srv.Close)
 	open := func(t *testing.T, token, secret string) *browser.Tab {
@@ -322,6 +365,40 @@ func TestPayPageInBrowser(t *testing.T) {
 		if want := merchant.URL + "/done?order=42&session_id=ps_dec"; got != want {
 			t.Errorf("landed on %s, want %s", got, want)
 		}
+		noProblems(t, tab)
+	})
+
+	for _, c := range []struct{ button, land string }{{"succeed", "/done?order=42&session_id="}, {"fail", "/failed?session_id="}} {
+		t.Run("3-D Secure "+c.button, func(t *testing.T) {
+			t.Parallel()
+			tok := "pst_3ds_" + c.button
+			st.add(tok, "sec_"+tok, stubSession("ps_"+tok, "ACTIVE", "USD", "en-US", 999, []string{"card"}, merchant.URL))
+			tab := open(t, tok, "sec_"+tok)
+			tab.Do(10*time.Second, "pay", chromedp.Click(chromedp.ID("card-3ds")), chromedp.Click(chromedp.ID("pay-button")))
+			at := waitLocation(t, tab, srv.URL+"/challenge/"+tok+"?return_url=", 10*time.Second)
+			if want := srv.URL + "/challenge/" + tok + "?return_url=" + url.QueryEscape(srv.URL+"/pay/"+tok); at != want {
+				t.Errorf("challenge at %s, want %s", at, want)
+			}
+			tab.Do(10*time.Second, "answer", chromedp.Click(chromedp.ID(c.button)))
+			if got := waitLocation(t, tab, merchant.URL, 10*time.Second); got != merchant.URL+c.land+"ps_"+tok {
+				t.Errorf("landed on %s", got)
+			}
+			noProblems(t, tab)
+		})
+	}
+
+	t.Run("an outcome that takes a while", func(t *testing.T) {
+		t.Parallel()
+		st.add("pst_slow", "sec_slow", stubSession("ps_slow", "ACTIVE", "USD", "en-US", 999, []string{"card"}, merchant.URL))
+		tab := open(t, "pst_slow", "sec_slow")
+		tab.Do(10*time.Second, "pay", chromedp.Click(chromedp.ID("card-insufficient")), chromedp.Click(chromedp.ID("pay-button")))
+		if got := text(t, tab, "status"); got != "Processing your payment…" {
+			t.Errorf("status %q", got)
+		}
+		if enabled := browser.Get(tab, 5*time.Second, "button", chromedp.Evaluate[bool](`!document.getElementById("pay-button").disabled`)); enabled {
+			t.Error("the pay button takes clicks while the payment runs")
+		}
+		waitLocation(t, tab, merchant.URL+"/done?order=42&session_id=ps_slow", 10*time.Second)
 		noProblems(t, tab)
 	})
 

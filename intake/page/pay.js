@@ -290,7 +290,7 @@
         showForm(s);
         return;
       case "PROCESSING":
-        if (s.action && flow !== "action" && actionURL(s.action)) {
+        if (isChallenge(s.action) && flow !== "action") {
           // a challenge awaits and this tab is not on its way back from it
           if (flow === "submitted") {
             store(flowKey, "action");
@@ -350,7 +350,7 @@
       pollTimer = 0;
       load().then(function (s) {
         if (!s) { return; }
-        if (s.status !== "PROCESSING" || (s.action && stored(flowKey) !== "action")) { pollStarted = 0; }
+        if (s.status !== "PROCESSING" || (isChallenge(s.action) && stored(flowKey) !== "action")) { pollStarted = 0; }
         render(s);
       }, function () { waitForOutcome(); });
     }, long ? 5000 : 700);
@@ -360,6 +360,12 @@
     if (!a) { return ""; }
     var u = a.url || a.href || (a.redirect && (a.redirect.href || a.redirect.url)) || "";
     return safeURL(u) ? u : "";
+  }
+
+  // isChallenge: the action sends the customer somewhere (3-D Secure),
+  // rather than asking the page to poll.
+  function isChallenge(a) {
+    return !!a && (a.type || "redirect") === "redirect" && !!actionURL(a);
   }
 
   // challengeURL is the 3-D Secure page with return_url set to this page,
@@ -383,7 +389,7 @@
     store(flowKey, "submitted");
     api("POST", "/submit", { session_data: data }).then(function (res) {
       var b = res.body || {};
-      if (res.status === 202 && b.action && actionURL(b.action) && (b.action.type || "redirect") !== "poll") {
+      if (res.status === 202 && isChallenge(b.action)) {
         store(flowKey, "action");
         status("Taking you to your bank to confirm the payment…");
         location.assign(challengeURL(b.action));
