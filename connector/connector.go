@@ -162,3 +162,33 @@ func AsError(err error) *Error {
 	}
 	return &Error{Class: payment.FailureUnknown, Code: "gateway_error", MaybeProcessed: true, Err: err}
 }
+
+// Tokenizer is a gateway that exchanges what a payment page captured
+// (seed 003's session_data) for a one-time payment token. The token is
+// what payd stores and charges (ChargeRequest.PaymentMethodID); the
+// session_data itself goes nowhere else: an adapter never logs it, never
+// puts it in an error and never echoes it back.
+type Tokenizer interface {
+	// Tokenize answers the token and the method it pays with, or an error:
+	// ErrSessionDataInvalid for a value the gateway does not accept, a
+	// *Error when there was no usable answer.
+	Tokenize(ctx context.Context, req TokenizeRequest) (Token, error)
+}
+
+// TokenizeRequest asks for a one-time payment token.
+type TokenizeRequest struct {
+	SessionData string // secret: never logged, stored or echoed
+	SessionID   string
+	Amount      payment.Money
+}
+
+// Token is a one-time payment token: it charges for one payment only (the
+// attempts of that payment may repeat it).
+type Token struct {
+	Token  string
+	Method payment.Method // CARD or ACH
+	Type   string         // the payment method name shown to merchants: "card", "ach"
+}
+
+// ErrSessionDataInvalid: the gateway does not accept the session_data.
+var ErrSessionDataInvalid = errors.New("session_data is not a value the gateway accepts")

@@ -52,14 +52,19 @@ func (c *authCache) put(h [32]byte, p store.Principal) {
 	c.mu.Unlock()
 }
 
-// apiKey reads the secret from Authorization: Bearer or x-api-key.
+// apiKey reads the secret from Authorization: Bearer <key>, a bare
+// Authorization: <key> (the payment-sessions vendor's own clients send that
+// for keys not shaped like the vendor's), or x-api-key.
 func apiKey(r *http.Request) string {
 	if k := r.Header.Get("x-api-key"); k != "" {
 		return strings.TrimSpace(k)
 	}
-	a := r.Header.Get("Authorization")
+	a := strings.TrimSpace(r.Header.Get("Authorization"))
 	if len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
 		return strings.TrimSpace(a[7:])
+	}
+	if a != "" && !strings.ContainsAny(a, " \t") {
+		return a // a bare key: one token, no scheme
 	}
 	return ""
 }

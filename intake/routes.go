@@ -36,17 +36,23 @@ func (s *Server) routes() http.Handler {
 	handle("PUT /v1/payouts/{id}/lines", s.handleReplacePayoutLines, true)
 	handle("POST /v1/payouts/{id}/cancel", s.handleCancelPayout, true)
 
+	// payment sessions (seed 003) and the hosted page's JSON routes,
+	// authorized by the session's token and secret only (pay_page.go)
+	handle("POST /v1/payment-sessions", s.handleCreateSession, true)
+	handle("GET /v1/payment-sessions/{id}", s.handleGetSession, true)
+	handle("POST /v1/payment-sessions/{id}/submit", s.handleSubmitSession, true)
+	handle("GET /pay/{token}/session", s.handlePageSession, false)
+	handle("POST /pay/{token}/submit", s.handlePageSubmit, false)
+	// the hosted page itself: the same static files for every token (page.go)
+	handle("GET /pay/{token}", s.handlePayPage, false)
+	handle("GET /pay-assets/{file}", s.handlePayAsset, false)
+
 	// invoices and users: {ref} is an id or an external id (validRef, not checkID)
 	handle("POST /v1/invoices", s.handleCreateInvoice, true)
 	handle("GET /v1/invoices", s.handleListInvoices, true)
 	handle("GET /v1/invoices/{ref}", s.handleGetInvoice, true)
 	handle("POST /v1/users", s.handleCreateUser, true)
 	handle("GET /v1/users/{ref}", s.handleGetUser, true)
-
-	// the hosted payment page (issue 21): static files, no key; the page's
-	// own calls are authorized by the session secret
-	handle("GET /pay/{token}", s.handlePayPage, false)
-	handle("GET /pay-assets/{file}", s.handlePayAsset, false)
 
 	// gateway notifications: signed by the gateway, not by a tenant's key
 	handle("POST /v1/gateway/notifications", s.handleGatewayNotification, false)

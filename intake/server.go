@@ -15,11 +15,13 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/payd/payd/connector"
 	"github.com/payd/payd/jobs"
 	"github.com/payd/payd/metrics"
 	"github.com/payd/payd/store"
@@ -44,6 +46,12 @@ type Config struct {
 	NotifyGateway   string
 	NotifyTolerance time.Duration
 	NotifyMaxBody   int64
+	// Payment sessions: PublicURL is where payd's public API is reachable
+	// by a customer's browser (the hosted page is PublicURL/pay/{token});
+	// SessionSubmitWait is how long a submit waits for its payment's
+	// outcome before answering 202.
+	PublicURL         string
+	SessionSubmitWait time.Duration
 }
 
 // Deps are what the handlers use.
@@ -54,6 +62,9 @@ type Deps struct {
 	Metrics *metrics.Metrics
 	Log     *slog.Logger
 	Config  Config
+	// Tokenizer exchanges a payment session's session_data for a one-time
+	// payment token (the gateway's); nil refuses every submit with 502.
+	Tokenizer connector.Tokenizer
 }
 
 // Server is the HTTP API.
@@ -65,6 +76,7 @@ type Server struct {
 	metrics *metrics.Metrics
 	log     *slog.Logger
 	cfg     Config
+	tokens  connector.Tokenizer
 	auth    *authCache
 	// invoices caches invoice heads for the payment create path.
 	invoices *invoiceHeads
@@ -102,13 +114,20 @@ func NewServer(d Deps) *Server {
 	if c.NotifyMaxBody <= 0 {
 		c.NotifyMaxBody = DefaultNotifyMaxBody
 	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://127.0.0.1:8080"
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if c.SessionSubmitWait <= 0 {
+		c.SessionSubmitWait = DefaultSessionSubmitWait
+	}
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
 	if d.Metrics == nil {
 		d.Metrics = metrics.Discard()
 	}
-	s := &Server{store: d.Store, enqueue: d.Enqueue, redis: d.Redis, metrics: d.Metrics, log: d.Log, cfg: c,
+	s := &Server{store: d.Store, enqueue: d.Enqueue, redis: d.Redis, metrics: d.Metrics, log: d.Log, cfg: c, tokens: d.Tokenizer,
 		auth: newAuthCache(c.AuthCacheTTL), invoices: newInvoiceHeads()}
 	for _, secret := range c.NotifySecrets {
 		if secret != "" {

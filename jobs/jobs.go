@@ -60,6 +60,8 @@ var specs = map[string]spec{
 	TypeSweep:     {QueueLow, 0, 60 * time.Second},
 	// a hint: polling still resolves the payment if every try fails
 	TypeGatewayNotification: {QueueCritical, 5, 60 * time.Second},
+	// due at a session's expires_on; may void its payment's 3-D Secure
+	TypeSessionExpire: {QueueLow, 10, 30 * time.Second},
 }
 
 // Timeout is the handler deadline of a task type.
@@ -317,8 +319,11 @@ func StepQueue(step payment.Step) string {
 	if t, ok := StepType(step); ok {
 		return specs[t].queue
 	}
-	if step == "notification" {
+	switch step {
+	case "notification":
 		return specs[TypeGatewayNotification].queue
+	case "session":
+		return specs[TypeSessionExpire].queue
 	}
 	return specs[TypePaymentRefund].queue
 }

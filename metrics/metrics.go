@@ -33,6 +33,11 @@ type Metrics struct {
 	ReconciliationFindings *prometheus.CounterVec // kind: new findings only
 	ReconciliationRuns     *prometheus.CounterVec // result (ok, error)
 	ReviewResolutions      *prometheus.CounterVec // to (SUCCEEDED, FAILED), by (inquiry, operator, reconciliation)
+	// payment sessions (seed 003): created, finished by outcome (completed,
+	// failed, expired), and how long a submit took to answer, by answer
+	SessionsCreated      prometheus.Counter
+	SessionsFinished     *prometheus.CounterVec   // outcome
+	SessionSubmitLatency *prometheus.HistogramVec // answer (done, action, pending, refused)
 }
 
 // New registers every collector on reg.
@@ -89,11 +94,21 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "payd_review_resolutions_total",
 			Help: "Payments that left REQUIRES_REVIEW, by status and by what resolved them (inquiry, operator, reconciliation)."},
 			[]string{"to", "by"}),
+		SessionsCreated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "payd_payment_sessions_created_total", Help: "Payment sessions created."}),
+		SessionsFinished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payd_payment_sessions_finished_total",
+			Help: "Payment session outcomes: completed (paid), failed (a payment failed; a retry may follow), expired."},
+			[]string{"outcome"}),
+		SessionSubmitLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "payd_payment_session_submit_duration_seconds",
+			Help:    "Payment session submit latency, by answer: done (201), action (202, 3-D Secure), pending (202, poll), refused (4xx).",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2, 3, 5, 10}}, []string{"answer"}),
 	}
 	reg.MustRegister(m.PaymentsCreated, m.Transitions, m.AttemptOutcomes, m.AttemptLatency, m.TimeToTerminal,
 		m.IdempotentReplays, m.SweeperEnqueued, m.Enqueues, m.HTTPRequests, m.HTTPLatency, m.TaskOutcomes,
 		m.GatewayNotifications, m.GatewayNotificationChecks, m.Voids, m.LateCharges, m.ReconciliationFindings,
-		m.ReconciliationRuns, m.ReviewResolutions)
+		m.ReconciliationRuns, m.ReviewResolutions, m.SessionsCreated, m.SessionsFinished, m.SessionSubmitLatency)
 	return m
 }
 

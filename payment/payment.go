@@ -93,7 +93,9 @@ type Payment struct {
 	// CancelRequestedAt is set when the merchant canceled the payment while
 	// it awaited a customer action: its void step then cancels it.
 	CancelRequestedAt *time.Time
-	Attempts          []Attempt
+	// SessionID is the payment session whose submit recorded the payment.
+	SessionID string
+	Attempts  []Attempt
 }
 
 // AttemptStatus is the state of one try at the gateway.

@@ -123,6 +123,7 @@ func (p *Processor) Mux() *asynq.ServeMux {
 	mux.Handle(jobs.TypePaymentSettle, p.wrap(jobs.TypePaymentSettle, p.settle))
 	mux.Handle(jobs.TypePaymentRefund, p.wrap(jobs.TypePaymentRefund, p.refund))
 	mux.Handle(jobs.TypePaymentVoid, p.wrap(jobs.TypePaymentVoid, p.void))
+	mux.Handle(jobs.TypeSessionExpire, p.wrap(jobs.TypeSessionExpire, p.expireSession))
 	mux.Handle(jobs.TypeReconcile, p.wrap(jobs.TypeReconcile, p.reconcileTask))
 	mux.Handle(jobs.TypeGatewayNotification, p.wrap(jobs.TypeGatewayNotification, p.notification))
 	mux.Handle(jobs.TypeSweep, p.wrap(jobs.TypeSweep, func(ctx context.Context, _ *asynq.Task) error {
@@ -219,6 +220,16 @@ func (p *Processor) observe(pay payment.Payment, changes []store.Change) {
 		p.Metrics.Transitions.WithLabelValues(string(c.From), string(c.To)).Inc()
 		if c.To.Final() && !c.From.Final() {
 			p.Metrics.ObserveTerminal(string(pay.Method), string(c.To), pay.CreatedAt, now)
+		}
+		// the session followed its payment in the same statement (store.applyRows);
+		// a payment voided because its session expired counted as expired
+		if pay.SessionID != "" && c.From != c.To && pay.CancelRequestedAt == nil {
+			switch c.To {
+			case payment.StatusSucceeded, payment.StatusSent:
+				p.Metrics.SessionsFinished.WithLabelValues("completed").Inc()
+			case payment.StatusFailed, payment.StatusCanceled:
+				p.Metrics.SessionsFinished.WithLabelValues("failed").Inc()
+			}
 		}
 	}
 }

@@ -95,7 +95,7 @@ func (p *Processor) sweepOne(ctx context.Context, d store.Due, now time.Time) (i
 				return 0, err
 			}
 			p.Log.WarnContext(ctx, "sweep re-armed a step whose task was stuck", "payment_id", d.PaymentID,
-				"refund_id", d.RefundID, "notification_id", d.Notification.ID, "step", string(d.Step), "state", int(state))
+				"refund_id", d.RefundID, "session_id", d.SessionID, "notification_id", d.Notification.ID, "step", string(d.Step), "state", int(state))
 			d.Seq = seq
 		}
 	}
@@ -103,6 +103,8 @@ func (p *Processor) sweepOne(ctx context.Context, d store.Due, now time.Time) (i
 	switch {
 	case d.Notification.ID != "":
 		err = p.Enqueue.Notification(ctx, d.Notification.Gateway, d.Notification.ID, d.Seq)
+	case d.SessionID != "":
+		err = p.Enqueue.SessionExpire(ctx, d.SessionID, d.Seq, now)
 	case d.RefundID != "":
 		err = p.Enqueue.Refund(ctx, d.RefundID, d.Seq, now)
 	default:
@@ -119,6 +121,9 @@ func (p *Processor) sweepOne(ctx context.Context, d store.Due, now time.Time) (i
 func (p *Processor) taskState(d store.Due) (jobs.TaskState, error) {
 	if d.Notification.ID != "" {
 		return p.Enqueue.NotificationState(d.Notification.Gateway, d.Notification.ID, d.Seq)
+	}
+	if d.SessionID != "" {
+		return p.Enqueue.SessionState(d.SessionID, d.Seq)
 	}
 	return p.Enqueue.State(d.Step, d.PaymentID+d.RefundID, d.Seq)
 }

@@ -24,7 +24,8 @@ const paymentColumns = `p.id, p.tenant_id, p.surface, p.amount, p.currency, p.me
 	p.step_seq, p.attempt_count, p.refunded_amount, p.refund_pending_amount, p.gateway_reference,
 	p.error_code, p.error_message, p.return_code, p.action_url, p.metadata, p.created_by, p.updated_by,
 	p.created_at, p.updated_at, p.succeeded_at, p.failed_at, p.refunded_at, p.canceled_at, p.sent_at,
-	p.expected_settlement_at, p.settled_at, p.returned_at, p.return_watch_until, p.cancel_requested_at`
+	p.expected_settlement_at, p.settled_at, p.returned_at, p.return_watch_until, p.cancel_requested_at,
+	COALESCE(p.session_id, '') AS session_id`
 
 const paymentFrom = ` FROM payments p LEFT JOIN invoices i ON i.id = p.invoice_id `
 
@@ -70,6 +71,7 @@ type paymentRow struct {
 	ReturnedAt           sql.NullTime `db:"returned_at"`
 	ReturnWatchUntil     sql.NullTime `db:"return_watch_until"`
 	CancelRequestedAt    sql.NullTime `db:"cancel_requested_at"`
+	SessionID            string       `db:"session_id"`
 }
 
 func tp(t sql.NullTime) *time.Time {
@@ -97,7 +99,7 @@ func (r paymentRow) toPayment() payment.Payment {
 		SucceededAt: tp(r.SucceededAt), FailedAt: tp(r.FailedAt), RefundedAt: tp(r.RefundedAt),
 		CanceledAt: tp(r.CanceledAt), SentAt: tp(r.SentAt), ExpectedSettlementAt: tp(r.ExpectedSettlementAt),
 		SettledAt: tp(r.SettledAt), ReturnedAt: tp(r.ReturnedAt), ReturnWatchUntil: tp(r.ReturnWatchUntil),
-		CancelRequestedAt: tp(r.CancelRequestedAt),
+		CancelRequestedAt: tp(r.CancelRequestedAt), SessionID: r.SessionID,
 	}
 	if len(r.Metadata) > 0 {
 		_ = json.Unmarshal(r.Metadata, &p.Metadata)

@@ -233,7 +233,24 @@ func (s *Store) applyRows(ctx context.Context, reqs []applyReq) ([]applyRes, err
 			  AND (r.lines = '' OR p.surface <> 'payouts')
 			  AND (r.att_id = '' OR EXISTS (SELECT 1 FROM payment_attempts a
 			       WHERE a.id = r.att_id AND a.id = ANY ($25::text[]) AND a.payment_id = p.id AND a.status IN ('STARTED', 'UNKNOWN')))
-			RETURNING r.*, p.step_seq, p.tenant_id),
+			RETURNING r.*, p.step_seq, p.tenant_id, p.session_id, p.error_code AS p_ecode, p.error_message AS p_emsg),
+		ss AS (
+			-- a session follows its latest payment's terminal transitions, in this statement
+			UPDATE payment_sessions ps SET
+				status = CASE WHEN u.to_status IN ('SUCCEEDED', 'SENT') THEN 'COMPLETED' ELSE 'FAILED' END,
+				completed_at = CASE WHEN u.to_status IN ('SUCCEEDED', 'SENT') THEN $33 ELSE ps.completed_at END,
+				next_at = CASE WHEN u.to_status IN ('SUCCEEDED', 'SENT') THEN NULL ELSE ps.expires_on END,
+				step_seq = ps.step_seq + 1, swept = false, updated_at = $33,
+				last_error_code = CASE WHEN u.to_status IN ('SUCCEEDED', 'SENT') THEN '' ELSE u.p_ecode END,
+				last_error_msg = CASE WHEN u.to_status IN ('SUCCEEDED', 'SENT') THEN '' ELSE u.p_emsg END
+			FROM u
+			WHERE u.session_id IS NOT NULL AND ps.id = u.session_id AND ps.payment_id = u.payment_id
+			  AND ps.status = 'PROCESSING' AND u.from_status <> u.to_status
+			  AND u.to_status IN ('SUCCEEDED', 'SENT', 'FAILED', 'CANCELED')
+			RETURNING ps.id, ps.tenant_id, ps.status, u.payment_id, u.to_status, u.actor),
+		se AS (
+			INSERT INTO payment_session_events (session_id, tenant_id, payment_id, from_status, to_status, reason, actor, created_at)
+			SELECT id, tenant_id, payment_id, 'PROCESSING', status, 'payment ' || to_status, actor, $33 FROM ss),
 		f AS (
 			UPDATE payment_attempts a SET status = u.att_status, failure_class = u.att_class, error_code = u.att_code,
 				error_message = u.att_msg,

@@ -19,6 +19,7 @@ type Due struct {
 	PaymentID    string          // set for payment steps
 	RefundID     string          // set for refund tries (Step StepRefund)
 	Notification NotificationRef // set for gateway notifications (Step StepNotification)
+	SessionID    string          // set for session expiries (Step StepSession)
 	Step         payment.Step
 	Seq          int
 	// Swept says the sweeper already re-enqueued this step once and it is
@@ -32,9 +33,11 @@ type DueBefore map[payment.Step]time.Time
 
 // StepRefund names a refund's try in DueBefore; StepNotification a gateway
 // notification's check.
+// StepSession a payment session's expiry (session:expire).
 const (
 	StepRefund       payment.Step = "refund"
 	StepNotification payment.Step = "notification"
+	StepSession      payment.Step = "session"
 )
 
 // paymentSteps are the steps a payment may wait on (payments.next_step),
@@ -46,7 +49,7 @@ var paymentSteps = [...]payment.Step{payment.StepCreate, payment.StepSubmit, pay
 // DueSteps lists every kind of step ClaimDue claims: the payment steps,
 // refund tries and gateway notifications.
 func DueSteps() []payment.Step {
-	return append(append([]payment.Step{}, paymentSteps[:]...), StepRefund, StepNotification)
+	return append(append([]payment.Step{}, paymentSteps[:]...), StepRefund, StepNotification, StepSession)
 }
 
 // AllDueBefore is the same cutoff for every step.
@@ -72,7 +75,7 @@ func (s *Store) ClaimDue(ctx context.Context, before DueBefore, lease time.Durat
 	var steps, cuts []string
 	latest := time.Time{}
 	for st, t := range before {
-		if st == StepRefund || st == StepNotification {
+		if st == StepRefund || st == StepNotification || st == StepSession {
 			continue
 		}
 		steps, cuts = append(steps, string(st)), append(cuts, pgTime(t))
@@ -145,6 +148,25 @@ func (s *Store) ClaimDue(ctx context.Context, before DueBefore, lease time.Durat
 			out = append(out, Due{Notification: r.NotificationRef, Step: StepNotification, Seq: r.Seq, Swept: r.Swept})
 		}
 	}
+	if cut, ok := before[StepSession]; ok {
+		var rows []struct {
+			ID    string `db:"id"`
+			Seq   int    `db:"step_seq"`
+			Swept bool   `db:"swept"`
+		}
+		err := sqlx.SelectContext(ctx, s.q, &rows, `
+			UPDATE payment_sessions ps SET next_at = $3, swept = true
+			FROM (SELECT id, swept FROM payment_sessions WHERE next_at IS NOT NULL AND next_at <= $1
+			      ORDER BY next_at LIMIT $2 FOR UPDATE SKIP LOCKED) d
+			WHERE ps.id = d.id
+			RETURNING ps.id, ps.step_seq, d.swept`, cut.UTC(), limit, until)
+		if err != nil {
+			return nil, translate(fmt.Errorf("claim due sessions: %w", err))
+		}
+		for _, r := range rows {
+			out = append(out, Due{SessionID: r.ID, Step: StepSession, Seq: r.Seq, Swept: r.Swept})
+		}
+	}
 	return out, nil
 }
 
@@ -161,6 +183,9 @@ func (s *Store) Rearm(ctx context.Context, d Due) (int, error) {
 		q = `UPDATE gateway_notifications SET step_seq = step_seq + 1, swept = false
 			WHERE gateway = $1 AND notification_id = $2 AND step_seq = $3 AND processed_at IS NULL RETURNING step_seq`
 		args = []any{d.Notification.Gateway, d.Notification.ID, d.Seq}
+	case d.SessionID != "":
+		q = `UPDATE payment_sessions SET step_seq = step_seq + 1, swept = false WHERE id = $1 AND step_seq = $2 RETURNING step_seq`
+		args = []any{d.SessionID, d.Seq}
 	case d.RefundID != "":
 		q = `UPDATE refunds SET step_seq = step_seq + 1, swept = false WHERE id = $1 AND step_seq = $2 RETURNING step_seq`
 		args = []any{d.RefundID, d.Seq}
@@ -183,6 +208,8 @@ func (d Due) String() string {
 		return fmt.Sprintf("notification %s/%s@%d", d.Notification.Gateway, d.Notification.ID, d.Seq)
 	case d.RefundID != "":
 		return fmt.Sprintf("refund %s@%d", d.RefundID, d.Seq)
+	case d.SessionID != "":
+		return fmt.Sprintf("session %s@%d", d.SessionID, d.Seq)
 	}
 	return fmt.Sprintf("%s %s@%d", d.Step, d.PaymentID, d.Seq)
 }

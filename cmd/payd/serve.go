@@ -233,10 +233,17 @@ func (d *deps) serveHTTP(ctx context.Context, name string, ln net.Listener, h ht
 }
 
 func (d *deps) runIntake(ctx context.Context) error {
+	tok, _ := d.gateway.(connector.Tokenizer) // both sandboxes tokenize
+	public := d.cfg.PublicURL
+	if public == "" {
+		public = "http://" + loopbackAddr(d.cfg.Addr)
+	}
 	api := intake.NewServer(intake.Deps{Store: d.store, Enqueue: d.enqueue, Redis: d.rdb, Metrics: d.metrics, Log: d.log,
+		Tokenizer: tok,
 		Config: intake.Config{MaxBodyBytes: d.cfg.MaxBodyBytes, RateLimit: d.cfg.RateLimit, RateBurst: d.cfg.RateBurst,
 			IdempotencyTTL: d.cfg.IdempotencyTTL, TxTimeout: d.cfg.TxTimeout,
-			NotifySecrets: d.cfg.NotifySecrets, NotifyTolerance: d.cfg.NotifyTolerance}})
+			NotifySecrets: d.cfg.NotifySecrets, NotifyTolerance: d.cfg.NotifyTolerance,
+			PublicURL: public, SessionSubmitWait: d.cfg.SessionSubmitWait}})
 	h := d.intakeHandler(api)
 	if d.intakeLn != nil {
 		return d.serveHTTP(ctx, "intake", d.intakeLn, h)

@@ -42,7 +42,10 @@ type Client struct {
 	hc   *http.Client
 }
 
-var _ connector.Gateway = (*Client)(nil)
+var (
+	_ connector.Gateway   = (*Client)(nil)
+	_ connector.Tokenizer = (*Client)(nil)
+)
 
 // NewClient returns a gateway backed by the sandbox Handler mounted at
 // baseURL (for `payd sandbox`, "http://host:port/sandbox"). A nil hc means a
@@ -58,6 +61,21 @@ func NewClient(baseURL string, hc *http.Client) connector.Gateway {
 // Charge implements connector.Gateway.
 func (c *Client) Charge(ctx context.Context, req connector.ChargeRequest) (connector.Result, error) {
 	return c.result(ctx, http.MethodPost, "/charges", chargeBodyOf(req))
+}
+
+// Tokenize implements connector.Tokenizer. A 422 session_data_invalid is
+// connector.ErrSessionDataInvalid.
+func (c *Client) Tokenize(ctx context.Context, req connector.TokenizeRequest) (connector.Token, error) {
+	var out tokenBody
+	err := c.do(ctx, http.MethodPost, "/tokens", tokenizeBody{SessionData: req.SessionData, SessionID: req.SessionID,
+		Amount: req.Amount.Minor, Currency: req.Amount.Currency}, &out)
+	if ge := (*connector.Error)(nil); errors.As(err, &ge) && ge.Code == "session_data_invalid" {
+		return connector.Token{}, fmt.Errorf("sandbox: tokenize: %w", connector.ErrSessionDataInvalid)
+	}
+	if err != nil {
+		return connector.Token{}, err
+	}
+	return connector.Token{Token: out.Token, Method: out.Method, Type: out.Type}, nil
 }
 
 // Inquire implements connector.Gateway.

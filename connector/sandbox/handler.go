@@ -43,6 +43,8 @@ var requestSeq atomic.Int64
 //	POST /charges/{key}/void       Void (fences an unknown key) → result
 //	GET  /settlements/{reference}  Settlement → result
 //	POST /refunds                  Refund → result
+//	POST /tokens       {"session_data", "session_id", "amount", "currency"} → {"token", "method", "type"};
+//	                   422 session_data_invalid (the value is never echoed)
 //	GET  /entries?from=&to=&cursor=&limit=  List (RFC 3339 times) → {"entries": [entry…], "next"}
 //	GET  /ledger                   {"charges": [Charge…], "double_charged": [payment_id…]}
 //	POST /notifications/flush      FlushNotifications → {"flushed": n}
@@ -100,6 +102,7 @@ func (s *Sandbox) customerRoutes(mux *http.ServeMux) {
 }
 
 func (s *Sandbox) operatorRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /tokens", s.handleTokenize)
 	mux.HandleFunc("POST /charges", s.handleCharge)
 	mux.HandleFunc("GET /charges/{key}", s.handleInquire)
 	mux.HandleFunc("POST /charges/{key}/void", s.handleVoid)
@@ -119,6 +122,25 @@ func (s *Sandbox) handleCharge(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.Charge(r.Context(), body.request())
 	writeResult(w, r, res, err)
+}
+
+func (s *Sandbox) handleTokenize(w http.ResponseWriter, r *http.Request) {
+	var body tokenizeBody
+	if !decode(w, r, &body) {
+		return
+	}
+	tok, err := s.Tokenize(r.Context(), connector.TokenizeRequest{SessionData: body.SessionData, SessionID: body.SessionID,
+		Amount: payment.Money{Minor: body.Amount, Currency: body.Currency}})
+	if errors.Is(err, connector.ErrSessionDataInvalid) {
+		writeError(w, r, http.StatusUnprocessableEntity, "validation_error", "session_data_invalid",
+			"session_data is not a value the sandbox accepts", false)
+		return
+	}
+	if err != nil {
+		writeResult(w, r, connector.Result{}, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, tokenBody{Token: tok.Token, Method: tok.Method, Type: tok.Type})
 }
 
 func (s *Sandbox) handleInquire(w http.ResponseWriter, r *http.Request) {

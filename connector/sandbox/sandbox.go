@@ -89,13 +89,17 @@ type Sandbox struct {
 	fenced   map[string]bool          // keys Inquire or Void answered StatusNotFound
 	tries    map[string]int           // pm_card_flaky tries by payment id
 	refunds  map[string]*refundRecord // by refund idempotency key
+	tokens   map[string]*tokenRecord  // one-time payment tokens (tokenize.go)
 	ledger   []*Charge                // in the order money moved
 	refunded []*refundRecord          // succeeded refunds, in the order money moved back
 	notify   *notifier                // nil: no notifications
 	faults   Faults                   // injected faults; see SetFaults
 }
 
-var _ connector.Gateway = (*Sandbox)(nil)
+var (
+	_ connector.Gateway   = (*Sandbox)(nil)
+	_ connector.Tokenizer = (*Sandbox)(nil)
+)
 
 // chargeRecord is the outcome of one idempotency key.
 type chargeRecord struct {
@@ -185,6 +189,7 @@ func New(cfg Config) *Sandbox {
 		fenced:  make(map[string]bool),
 		tries:   make(map[string]int),
 		refunds: make(map[string]*refundRecord),
+		tokens:  make(map[string]*tokenRecord),
 		faults: Faults{Latency: cfg.Latency, FaultRate: cfg.FaultRate, Notify: NotifyFaults{Copies: cfg.Notify.Copies,
 			Order: cfg.Notify.Order, Delay: cfg.Notify.Delay, Batch: cfg.Notify.Batch}},
 	}
@@ -259,14 +264,27 @@ func (s *Sandbox) charge(req connector.ChargeRequest) (connector.Result, error) 
 		s.charges[req.IdempotencyKey] = &chargeRecord{req: req, result: res}
 		return res, nil
 	}
-	if req.Method.BankRail() {
-		return s.submitBankLocked(req), nil
+	pm, ok := s.resolveLocked(req)
+	if !ok {
+		return s.recordLocked(req, declined(payment.FailureHardDecline, "token_invalid",
+			"the payment token is unknown, of another method, or already used by another payment")), nil
 	}
-	return s.chargeCardLocked(req)
+	if req.Method.BankRail() {
+		if req.Amount.Minor == 0 {
+			return s.recordLocked(req, declined(payment.FailureHardDecline, "invalid_amount",
+				"a bank payment cannot verify an account with a zero amount")), nil
+		}
+		return s.submitBankLocked(req, pm), nil
+	}
+	return s.chargeCardLocked(req, pm)
 }
 
-func (s *Sandbox) chargeCardLocked(req connector.ChargeRequest) (connector.Result, error) {
-	switch req.PaymentMethodID {
+// chargeCardLocked charges the card pm. A zero amount is a card
+// verification: it authorizes and charges nothing, so it never books a
+// ledger entry (a 3-D Secure challenge included), and a verified card
+// answers succeeded.
+func (s *Sandbox) chargeCardLocked(req connector.ChargeRequest, pm string) (connector.Result, error) {
+	switch pm {
 	case CardFlaky:
 		s.tries[req.PaymentID]++
 		if s.tries[req.PaymentID] <= flakyFailures {
@@ -287,8 +305,12 @@ func (s *Sandbox) chargeCardLocked(req connector.ChargeRequest) (connector.Resul
 	}
 	rec := s.newRecordLocked(req)
 	rec.result.Status = connector.StatusSucceeded
+	if req.Amount.Minor == 0 {
+		rec.result.Message = "card verified"
+		return rec.result, nil
+	}
 	s.bookLocked(rec)
-	switch req.PaymentMethodID {
+	switch pm {
 	case CardTimeoutAfterCharge:
 		return connector.Result{}, unansweredError(errResponseLost)
 	case CardUnknown:
@@ -298,10 +320,10 @@ func (s *Sandbox) chargeCardLocked(req connector.ChargeRequest) (connector.Resul
 	return rec.result, nil
 }
 
-func (s *Sandbox) submitBankLocked(req connector.ChargeRequest) connector.Result {
-	account, ok := strings.CutPrefix(req.PaymentMethodID, bankAccountPrefix)
+func (s *Sandbox) submitBankLocked(req connector.ChargeRequest, pm string) connector.Result {
+	account, ok := strings.CutPrefix(pm, bankAccountPrefix)
 	if !ok {
-		account = ibanDigits(req.PaymentMethodID)
+		account = ibanDigits(pm)
 	}
 	if !allDigits(account) || strings.HasPrefix(account, bankAccountInvalidStart) {
 		return s.recordLocked(req, declined(payment.FailureHardDecline, "account_invalid", "the bank account is invalid"))
@@ -391,7 +413,9 @@ func (s *Sandbox) CompleteAction(reference string, succeed bool) error {
 		return nil
 	}
 	rec.result = connector.Result{Status: connector.StatusSucceeded, Reference: reference}
-	s.bookLocked(rec)
+	if rec.req.Amount.Minor > 0 { // a verification charges nothing
+		s.bookLocked(rec)
+	}
 	return nil
 }
 

@@ -44,7 +44,9 @@ func (s *Sandbox) Void(ctx context.Context, idempotencyKey string) (connector.Re
 	case rec.bank:
 		// money already left on the rail: only its status can be told
 		return s.railStatusLocked(rec), nil
-	case rec.result.Status == connector.StatusRequiresAction:
+	case rec.result.Status == connector.StatusRequiresAction,
+		rec.result.Status == connector.StatusSucceeded && rec.entry == nil:
+		// a pending challenge, or a card verification (amount 0): nothing was charged, and now nothing will be
 		rec.result = connector.Result{Status: connector.StatusVoided, Reference: rec.result.Reference,
 			Message: "the pending 3-D Secure authentication was canceled; nothing was charged"}
 	}

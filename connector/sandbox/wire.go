@@ -134,3 +134,18 @@ type listBody struct {
 // processing anything (Faults.VoidDown): the client knows nothing happened.
 // Any other 503 may have been processed.
 const errorTypeUnavailable = "unavailable"
+
+// tokenizeBody carries session_data to the sandbox: the gateway is the one
+// place it may go.
+type tokenizeBody struct {
+	SessionData string `json:"session_data"`
+	SessionID   string `json:"session_id"`
+	Amount      int64  `json:"amount"`
+	Currency    string `json:"currency"`
+}
+
+type tokenBody struct {
+	Token  string         `json:"token"`
+	Method payment.Method `json:"method"`
+	Type   string         `json:"type"`
+}

@@ -141,7 +141,12 @@ func Start(t testing.TB, o Options) *Harness {
 	}
 	ic := o.Intake
 	ic.RateLimit, ic.RateBurst = o.RateLimit, o.RateBurst
-	api := intake.NewServer(intake.Deps{Store: st, Enqueue: h.Enqueuer, Redis: h.Redis, Metrics: m, Log: h.Log, Config: ic})
+	if ic.PublicURL == "" {
+		ic.PublicURL = h.URL // the hosted page's links work in a browser
+	}
+	tok, _ := gw.(connector.Tokenizer)
+	api := intake.NewServer(intake.Deps{Store: st, Enqueue: h.Enqueuer, Redis: h.Redis, Metrics: m, Log: h.Log, Config: ic,
+		Tokenizer: tok})
 	srv.Config.Handler = api
 	if h.Sandbox != nil {
 		mux := http.NewServeMux()

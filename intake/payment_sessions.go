@@ -1,0 +1,201 @@
+package intake
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/payd/payd/payment"
+	"github.com/payd/payd/store"
+)
+
+// Payment sessions (seed 003's surface): POST /v1/payment-sessions,
+// GET /v1/payment-sessions/{id}, POST /v1/payment-sessions/{id}/submit
+// (payment_session_submit.go) and the hosted page's JSON routes
+// (pay_page.go). See docs/surfaces.md, "Payment sessions".
+
+// DefaultSessionSubmitWait is how long a submit waits for its payment's
+// outcome (PAYD_SESSION_SUBMIT_WAIT).
+const DefaultSessionSubmitWait = 3 * time.Second
+
+type sessionLink struct {
+	Href string `json:"href"`
+}
+
+type sessionLinks struct {
+	Self     sessionLink `json:"self"`
+	Redirect sessionLink `json:"redirect"`
+}
+
+// sessionProduct is a line item as the response's products show it.
+type sessionProduct = sessionItem
+
+// sessionResponse is the seed's payment session (201 and GET). The secret
+// is shown once, in the 201 of the create: payd keeps only its hash, so
+// GET and an Idempotency-Key replay of the create answer without it.
+type sessionResponse struct {
+	ID                   string           `json:"id"`
+	Status               string           `json:"status"`
+	PaymentID            string           `json:"payment_id,omitempty"`
+	Amount               int64            `json:"amount"`
+	Currency             string           `json:"currency"`
+	Reference            string           `json:"reference,omitempty"`
+	Description          string           `json:"description,omitempty"`
+	ExpiresOn            string           `json:"expires_on"`
+	Customer             *sessionCustomer `json:"customer,omitempty"`
+	Billing              *sessionBilling  `json:"billing,omitempty"`
+	Products             []sessionProduct `json:"products"`
+	PaymentSessionToken  string           `json:"payment_session_token"`
+	PaymentSessionSecret string           `json:"payment_session_secret,omitempty"`
+	InvoiceID            string           `json:"invoice_id,omitempty"`
+	Links                sessionLinks     `json:"_links"`
+}
+
+// sessionEcho reads the stored request for the fields a response echoes.
+func sessionEcho(sess payment.Session) createSessionRequest {
+	var req createSessionRequest
+	_ = json.Unmarshal(sess.Request, &req)
+	return req
+}
+
+func (s *Server) toSessionResponse(sess payment.Session) sessionResponse {
+	req := sessionEcho(sess)
+	out := sessionResponse{ID: sess.ID, Status: string(sess.Status), PaymentID: sess.PaymentID, Amount: sess.Amount.Minor,
+		Currency: sess.Amount.Currency, Reference: sess.Reference, Description: sess.Description, ExpiresOn: ts(sess.ExpiresOn),
+		Customer: req.Customer, Billing: req.Billing, Products: req.Items, PaymentSessionToken: sess.Token,
+		InvoiceID: sess.InvoiceID, Links: sessionLinks{
+			Self:     sessionLink{Href: s.cfg.PublicURL + "/v1/payment-sessions/" + url.PathEscape(sess.ID)},
+			Redirect: sessionLink{Href: s.pageURL(sess.Token)},
+		}}
+	if out.Products == nil {
+		out.Products = []sessionProduct{}
+	}
+	return out
+}
+
+// pageURL is the hosted payment page of a session token.
+func (s *Server) pageURL(token string) string {
+	return s.cfg.PublicURL + "/pay/" + url.PathEscape(token)
+}
+
+// handleCreateSession records an ACTIVE session and, after commit, enqueues
+// its expiry step at expires_on (the sweeper enqueues it if that fails). It
+// runs under the Idempotency-Key like every POST, with one difference: the
+// stored answer leaves out payment_session_secret, which is kept nowhere
+// but as a hash, so a replay answers the session without it.
+func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) error {
+	const route = "POST /v1/payment-sessions"
+	ctx := r.Context()
+	p := principal(ctx)
+	v, err := decodeValid(s, w, r, &createSessionRequest{})
+	if err != nil {
+		return err
+	}
+	fp := fingerprint(route, v)
+	k, err := s.idemKey(r, route)
+	if err != nil {
+		return err
+	}
+	if k != nil {
+		if done, err := s.replayed(w, r, *k, fp); done || err != nil {
+			return err
+		}
+	}
+	var invoiceID string
+	if v.InvoiceRef != "" {
+		inv, err := s.store.InvoiceHead(ctx, p.TenantID, v.InvoiceRef)
+		switch {
+		case errors.Is(err, payment.ErrNotFound):
+			return validation(map[string]string{"invoice_id": "invoice_not_found"})
+		case err != nil:
+			return err
+		case inv.Status == invoiceVoid:
+			return validation(map[string]string{"invoice_id": "invoice_void"})
+		case inv.Currency != v.Amount.Currency:
+			return validation(map[string]string{"currency": "currency_mismatch"})
+		}
+		invoiceID = inv.ID
+	}
+	expires := s.store.Now().Add(DefaultSessionLifetime).UTC().Truncate(time.Microsecond)
+	if v.ExpiresOn != nil {
+		expires = *v.ExpiresOn
+	}
+	var (
+		sess   payment.Session
+		secret string
+		body   []byte
+	)
+	txCtx, cancel := context.WithTimeout(ctx, s.cfg.TxTimeout)
+	defer cancel()
+	err = s.store.InTx(txCtx, func(tx *store.Store) error {
+		if k != nil {
+			if err := tx.LockIdempotent(txCtx, *k); err != nil {
+				return err
+			}
+		}
+		var err error
+		sess, secret, err = tx.CreateSession(txCtx, store.NewSession{TenantID: p.TenantID, Amount: v.Amount,
+			Reference: v.Reference, Description: v.Description, DisplayName: v.DisplayName, Locale: v.Locale,
+			SuccessURL: v.SuccessURL, FailureURL: v.FailureURL, EnabledMethods: v.EnabledMethods, Request: v.Request,
+			InvoiceID: invoiceID, ExpiresOn: expires, RetryLimit: v.RetryLimit, Actor: p.KeyID})
+		if err != nil {
+			return err
+		}
+		if body, err = json.Marshal(s.toSessionResponse(sess)); err != nil { // without the secret
+			return err
+		}
+		if k != nil {
+			return tx.PutIdempotent(txCtx, store.IdemWrite{Key: *k, Fingerprint: fp, TTL: s.cfg.IdempotencyTTL,
+				Code: http.StatusCreated, Body: body})
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrIdemTaken) {
+		if done, err := s.replayed(w, r, *k, fp); done || err != nil {
+			return err
+		}
+		return errInFlight
+	}
+	if errors.Is(err, payment.ErrNotFound) {
+		return validation(map[string]string{"invoice_id": "invoice_not_found"})
+	}
+	if err != nil {
+		return err
+	}
+	s.metrics.SessionsCreated.Inc()
+	shown := s.toSessionResponse(sess)
+	shown.PaymentSessionSecret = secret
+	s.answer(w, r, http.StatusCreated, mustJSON(shown), nil, func(ctx context.Context, _ any) {
+		s.enqueueSessionExpiry(ctx, sess.ID, sess.StepSeq, sess.ExpiresOn)
+	})
+	return nil
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // response types always encode
+	}
+	return b
+}
+
+func (s *Server) enqueueSessionExpiry(ctx context.Context, id string, seq int, at time.Time) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	res := "ok"
+	if err := s.enqueue.SessionExpire(ctx, id, seq, at); err != nil {
+		res = "error"
+		s.log.WarnContext(ctx, "enqueue failed; the sweeper will enqueue it", "session_id", id, "step", "session", "err", err)
+	}
+	s.metrics.Enqueues.WithLabelValues("session", res).Inc()
+}
+
+// handleGetSession answers the seed's session with its current status;
+// another tenant's session is 404.
+func (s *Server) handleGetSession(w http.ResponseWriter, r *http.Request) error {
+	sess, err := s.store.GetSession(r.Context(), principal(r.Context()).TenantID, r.PathValue("id"))
+	return writeOne(w, sess, err, s.toSessionResponse)
+}
