@@ -28,6 +28,9 @@ type pageItem struct {
 	Quantity    int64  `json:"quantity"`
 	UnitPrice   int64  `json:"unit_price"`
 	TotalAmount int64  `json:"total_amount"`
+	// as the page shows them: payment.DisplayAmount in the session's locale
+	DisplayUnitPrice   string `json:"display_unit_price"`
+	DisplayTotalAmount string `json:"display_total_amount"`
 }
 
 type pageError struct {
@@ -35,8 +38,10 @@ type pageError struct {
 	Message string `json:"message"`
 }
 
-// pageSession is what the hosted page shows: amounts in minor units (the
-// page formats them by the currency's exponent and the locale), the
+// pageSession is what the hosted page shows: amounts in minor units and,
+// beside each, the text the page shows for it (payment.DisplayAmount: the
+// currency's exponent and the session's locale, so the page does no
+// arithmetic on money), the
 // methods it may offer, whether a (new) submit is allowed now, the last
 // payment's failure, and what the customer must do for a payment in
 // flight (action redirect: a 3-D Secure challenge; poll: ask again).
@@ -45,6 +50,7 @@ type pageSession struct {
 	Status         string        `json:"status"`
 	Amount         int64         `json:"amount"`
 	Currency       string        `json:"currency"`
+	DisplayAmount  string        `json:"display_amount"` // payment.DisplayAmount in Locale
 	DisplayName    string        `json:"display_name"`
 	Locale         string        `json:"locale"`
 	Description    string        `json:"description"`
@@ -95,7 +101,8 @@ func (s *Server) toPageSession(ctx context.Context, sess payment.Session) (pageS
 	req := sessionEcho(sess)
 	out := pageSession{ID: sess.ID, Status: string(sess.Status), Amount: sess.Amount.Minor, Currency: sess.Amount.Currency,
 		DisplayName: sess.DisplayName, Locale: sess.Locale, Description: sess.Description, Reference: sess.Reference,
-		Items: []pageItem{}, EnabledMethods: sess.EnabledMethods, ExpiresOn: ts(sess.ExpiresOn),
+		DisplayAmount: payment.DisplayAmount(sess.Amount.Minor, sess.Amount.Currency, sess.Locale),
+		Items:         []pageItem{}, EnabledMethods: sess.EnabledMethods, ExpiresOn: ts(sess.ExpiresOn),
 		RetryAllowed: sess.RetryAllowed(s.store.Now()) && !sess.SubmitLocked, SuccessURL: sess.SuccessURL, FailureURL: sess.FailureURL}
 	for _, it := range req.Items {
 		pi := pageItem{Name: str(it.Name), Quantity: 1}
@@ -110,6 +117,8 @@ func (s *Server) toPageSession(ctx context.Context, sess payment.Session) (pageS
 		} else {
 			pi.TotalAmount = pi.UnitPrice * pi.Quantity
 		}
+		pi.DisplayUnitPrice = payment.DisplayAmount(pi.UnitPrice, sess.Amount.Currency, sess.Locale)
+		pi.DisplayTotalAmount = payment.DisplayAmount(pi.TotalAmount, sess.Amount.Currency, sess.Locale)
 		out.Items = append(out.Items, pi)
 	}
 	if sess.LastErrorCode != "" {

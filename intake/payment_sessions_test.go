@@ -70,7 +70,7 @@ func TestSessionCreateSubmitCard(t *testing.T) {
 		t.Fatalf("token %q secret %q", token, secret)
 	}
 	links := s["_links"].(map[string]any)
-	if links["redirect"].(map[string]any)["href"] != "https://pay.example/pay/"+token ||
+	if links["redirect"].(map[string]any)["href"] != "https://pay.example/pay/"+token+"#"+secret ||
 		links["self"].(map[string]any)["href"] != "https://pay.example/v1/payment-sessions/"+id {
 		t.Errorf("_links %v", links)
 	}
@@ -446,6 +446,12 @@ func TestSessionIdempotency(t *testing.T) {
 	}
 	if _, ok := again["payment_session_secret"]; ok || first["payment_session_secret"] == "" {
 		t.Errorf("replay shows the secret: %s", r2.Body)
+	}
+	// the hosted page's link has the secret in its fragment in the first
+	// answer only
+	href := func(m map[string]any) string { return m["_links"].(map[string]any)["redirect"].(map[string]any)["href"].(string) }
+	if h1, h2 := href(first), href(again); h1 != h2+"#"+first["payment_session_secret"].(string) || strings.Contains(h2, "#") {
+		t.Errorf("page links: first %s, replay %s", h1, h2)
 	}
 	checkEnvelope(t, h.Do("POST", "/v1/payment-sessions", h.KeyA, sessionBody(map[string]any{"amount": 1}), hdr), 422, "idempotency_key_reused")
 
