@@ -449,7 +449,9 @@ func TestSessionIdempotency(t *testing.T) {
 	}
 	// the hosted page's link has the secret in its fragment in the first
 	// answer only
-	href := func(m map[string]any) string { return m["_links"].(map[string]any)["redirect"].(map[string]any)["href"].(string) }
+	href := func(m map[string]any) string {
+		return m["_links"].(map[string]any)["redirect"].(map[string]any)["href"].(string)
+	}
 	if h1, h2 := href(first), href(again); h1 != h2+"#"+first["payment_session_secret"].(string) || strings.Contains(h2, "#") {
 		t.Errorf("page links: first %s, replay %s", h1, h2)
 	}
