@@ -56,11 +56,11 @@ func TestBrowserJourneys(t *testing.T) {
 	open := func(t *testing.T, link string) *browser.Tab {
 		t.Helper()
 		tab := b.Tab(t)
-		tab.Do(15*time.Second, "open the page", chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("pay-button")))
+		tab.Do(browserWait, "open the page", chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("pay-button")))
 		return tab
 	}
 	pay := func(tab *browser.Tab, card string) {
-		tab.Do(10*time.Second, "pay with "+card, chromedp.Click(chromedp.ID(card)), chromedp.Click(chromedp.ID("pay-button")))
+		tab.Do(browserWait, "pay with "+card, chromedp.Click(chromedp.ID(card)), chromedp.Click(chromedp.ID("pay-button")))
 	}
 	session := func(t *testing.T, id string) payment.Session {
 		t.Helper()
@@ -73,7 +73,7 @@ func TestBrowserJourneys(t *testing.T) {
 	// landed waits for the browser at the merchant and checks the URL.
 	landed := func(t *testing.T, tab *browser.Tab, want string) {
 		t.Helper()
-		if got := waitLocation(t, tab, merchant.URL, 20*time.Second); got != want {
+		if got := waitLocation(t, tab, merchant.URL, browserWait); got != want {
 			t.Errorf("landed on %s, want %s", got, want)
 		}
 	}
@@ -90,7 +90,7 @@ func TestBrowserJourneys(t *testing.T) {
 		}
 		pay(tab, "card-visa")
 		landed(t, tab, merchant.URL+"/ok?order=42&session_id="+id)
-		if p := finalPayment(t, h, session(t, id).PaymentID, 10*time.Second); p.Status != payment.StatusSucceeded {
+		if p := finalPayment(t, h, session(t, id).PaymentID, browserWait); p.Status != payment.StatusSucceeded {
 			t.Errorf("payment %s", p.Status)
 		}
 		if s := session(t, id); s.Status != payment.SessionCompleted {
@@ -112,10 +112,10 @@ func TestBrowserJourneys(t *testing.T) {
 			id, link := create(t, nil)
 			tab := open(t, link)
 			pay(tab, "card-3ds")
-			waitLocation(t, tab, h.URL+"/sandbox/challenge/", 15*time.Second)
-			tab.Do(10*time.Second, "answer the challenge", chromedp.Click(chromedp.ID(c.button)))
+			waitLocation(t, tab, h.URL+"/sandbox/challenge/", browserWait)
+			tab.Do(browserWait, "answer the challenge", chromedp.Click(chromedp.ID(c.button)))
 			landed(t, tab, merchant.URL+c.land+id)
-			if p := finalPayment(t, h, session(t, id).PaymentID, 10*time.Second); p.Status != c.status {
+			if p := finalPayment(t, h, session(t, id).PaymentID, browserWait); p.Status != c.status {
 				t.Errorf("payment %s, want %s", p.Status, c.status)
 			}
 			if s := session(t, id); s.Status != c.session {
@@ -133,8 +133,9 @@ func TestBrowserJourneys(t *testing.T) {
 		if got := text(t, tab, "form-error"); !strings.Contains(got, "declined") {
 			t.Errorf("the decline shows %q", got)
 		}
+		t.Logf("screenshot: %s", tab.Screenshot("paypage-declined-375.png", 375, 812))
 		first := session(t, id).PaymentID
-		if p := finalPayment(t, h, first, 10*time.Second); p.Status != payment.StatusFailed {
+		if p := finalPayment(t, h, first, browserWait); p.Status != payment.StatusFailed {
 			t.Errorf("declined payment %s", p.Status)
 		}
 		pay(tab, "card-visa")
@@ -143,7 +144,7 @@ func TestBrowserJourneys(t *testing.T) {
 		if s.PaymentID == first || s.Status != payment.SessionCompleted {
 			t.Errorf("session %s with payment %s (first %s)", s.Status, s.PaymentID, first)
 		}
-		if p := finalPayment(t, h, s.PaymentID, 10*time.Second); p.Status != payment.StatusSucceeded {
+		if p := finalPayment(t, h, s.PaymentID, browserWait); p.Status != payment.StatusSucceeded {
 			t.Errorf("retry payment %s", p.Status)
 		}
 		noProblems(t, tab)
@@ -156,10 +157,10 @@ func TestBrowserJourneys(t *testing.T) {
 		if got := text(t, tab, "amount"); got != "$25.00" {
 			t.Errorf("amount %q", got)
 		}
-		tab.Do(10*time.Second, "fill the bank account", chromedp.SendKeys(chromedp.ID("ach-routing"), "011000015"),
+		tab.Do(browserWait, "fill the bank account", chromedp.SendKeys(chromedp.ID("ach-routing"), "011000015"),
 			chromedp.SendKeys(chromedp.ID("ach-account"), "123456789"), chromedp.Click(chromedp.ID("pay-button")))
 		landed(t, tab, merchant.URL+"/ok?order=42&session_id="+id)
-		p := finalPayment(t, h, session(t, id).PaymentID, 15*time.Second)
+		p := finalPayment(t, h, session(t, id).PaymentID, browserWait)
 		if p.Status != payment.StatusSucceeded || p.Method != payment.MethodACH {
 			t.Errorf("payment %s %s", p.Method, p.Status)
 		}
@@ -169,9 +170,9 @@ func TestBrowserJourneys(t *testing.T) {
 	t.Run("expired", func(t *testing.T) {
 		t.Parallel()
 		id, link := create(t, map[string]any{"expires_on": time.Now().Add(2 * time.Second).UTC().Format(time.RFC3339Nano)})
-		waitFor(t, 20*time.Second, "session expired", func() bool { return session(t, id).Status == payment.SessionExpired })
+		waitFor(t, browserWait, "session expired", func() bool { return session(t, id).Status == payment.SessionExpired })
 		tab := b.Tab(t)
-		tab.Do(15*time.Second, "open the page", chromedp.Navigate(link))
+		tab.Do(browserWait, "open the page", chromedp.Navigate(link))
 		if got := text(t, tab, "message-title"); got != "This payment link has expired" {
 			t.Errorf("message %q", got)
 		}
@@ -190,12 +191,12 @@ func TestBrowserJourneys(t *testing.T) {
 				map[string]any{"name": "Versand", "quantity": 1, "unit_price": 23456, "total_amount": 23456},
 			}})
 		tab := b.Tab(t)
-		tab.Do(15*time.Second, "open at 375 px", chromedp.EmulateViewport(375, 812, chromedp.EmulateMobile),
+		tab.Do(browserWait, "open at 375 px", chromedp.EmulateViewport(375, 812, chromedp.EmulateMobile),
 			chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("pay-button")))
 		if got := text(t, tab, "amount"); got != "1.234,56\u00a0€" {
 			t.Errorf("amount %q", got)
 		}
-		if w := browser.Get(tab, 5*time.Second, "width", chromedp.Evaluate[int](`document.documentElement.scrollWidth`)); w > 375 {
+		if w := browser.Get(tab, browserWait, "width", chromedp.Evaluate[int](`document.documentElement.scrollWidth`)); w > 375 {
 			t.Errorf("the page is %d px wide at 375 px", w)
 		}
 		t.Logf("screenshot: %s", tab.Screenshot("paypage-375.png", 375, 812))

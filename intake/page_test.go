@@ -21,6 +21,11 @@ import (
 	"github.com/payd/payd/payment"
 )
 
+// browserWait bounds every wait of the browser tests: generous, because
+// the whole suite shares the machine with them; a passing step takes well
+// under a second.
+const browserWait = 30 * time.Second
+
 const wantPageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; " +
 	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
@@ -248,13 +253,13 @@ func waitLocation(t *testing.T, tab *browser.Tab, prefix string, timeout time.Du
 
 func text(t *testing.T, tab *browser.Tab, id string) string {
 	t.Helper()
-	tab.Do(10*time.Second, "wait for #"+id, chromedp.WaitVisible(chromedp.ID(id)))
-	return browser.Get(tab, 5*time.Second, "text of #"+id, chromedp.Text(chromedp.ID(id)))
+	tab.Do(browserWait, "wait for #"+id, chromedp.WaitVisible(chromedp.ID(id)))
+	return browser.Get(tab, browserWait, "text of #"+id, chromedp.Text(chromedp.ID(id)))
 }
 
 func visible(t *testing.T, tab *browser.Tab, id string) bool {
 	t.Helper()
-	return browser.Get(tab, 5*time.Second, "visibility of #"+id, chromedp.Evaluate[bool](
+	return browser.Get(tab, browserWait, "visibility of #"+id, chromedp.Evaluate[bool](
 		`(function(){var e=document.getElementById(`+jsString(id)+`);return !!e && e.getClientRects().length>0})()`))
 }
 
@@ -295,7 +300,7 @@ func TestPayPageInBrowser(t *testing.T) {
 		if secret != "" {
 			link += "#" + secret
 		}
-		tab.Do(15*time.Second, "open "+link, chromedp.Navigate(link))
+		tab.Do(browserWait, "open "+link, chromedp.Navigate(link))
 		return tab
 	}
 
@@ -318,8 +323,8 @@ func TestPayPageInBrowser(t *testing.T) {
 		// Tab from the top: every control is reached, in order
 		var order []string
 		for range 8 {
-			tab.Do(5*time.Second, "tab", chromedp.KeyEvent(kb.Tab))
-			id := browser.Get(tab, 5*time.Second, "focus", chromedp.Evaluate[string](`document.activeElement.id`))
+			tab.Do(browserWait, "tab", chromedp.KeyEvent(kb.Tab))
+			id := browser.Get(tab, browserWait, "focus", chromedp.Evaluate[string](`document.activeElement.id`))
 			order = append(order, id)
 			if id == "pay-button" {
 				break
@@ -329,14 +334,14 @@ func TestPayPageInBrowser(t *testing.T) {
 			t.Errorf("tab order %v, want %v", order, want)
 		}
 		// back to the cards, arrows move the choice, Enter pays
-		tab.Do(5*time.Second, "shift-tab", chromedp.KeyEvent(kb.Tab, chromedp.KeyModifiers(kb.ModifierShift)))
-		tab.Do(5*time.Second, "arrows", chromedp.KeyEvent(kb.ArrowDown), chromedp.KeyEvent(kb.ArrowUp))
-		if got := browser.Get(tab, 5*time.Second, "card", chromedp.Evaluate[string](`document.querySelector('input[name=card]:checked').value`)); got != "pm_card_visa" {
+		tab.Do(browserWait, "shift-tab", chromedp.KeyEvent(kb.Tab, chromedp.KeyModifiers(kb.ModifierShift)))
+		tab.Do(browserWait, "arrows", chromedp.KeyEvent(kb.ArrowDown), chromedp.KeyEvent(kb.ArrowUp))
+		if got := browser.Get(tab, browserWait, "card", chromedp.Evaluate[string](`document.querySelector('input[name=card]:checked').value`)); got != "pm_card_visa" {
 			t.Errorf("after ArrowDown, ArrowUp the card is %q", got)
 		}
-		tab.Do(5*time.Second, "tab to pay", chromedp.KeyEvent(kb.Tab))
-		tab.Do(5*time.Second, "enter", chromedp.KeyEvent(kb.Enter))
-		got := waitLocation(t, tab, merchant.URL, 10*time.Second)
+		tab.Do(browserWait, "tab to pay", chromedp.KeyEvent(kb.Tab))
+		tab.Do(browserWait, "enter", chromedp.KeyEvent(kb.Enter))
+		got := waitLocation(t, tab, merchant.URL, browserWait)
 		if want := merchant.URL + "/done?order=42&session_id=ps_kbd"; got != want {
 			t.Errorf("landed on %s, want %s", got, want)
 		}
@@ -356,12 +361,12 @@ func TestPayPageInBrowser(t *testing.T) {
 		if visible(t, tab, "method-choice") || visible(t, tab, "ach-fields") {
 			t.Error("a card-only session shows a method choice or the bank account form")
 		}
-		tab.Do(10*time.Second, "pay with the declined card", chromedp.Click(chromedp.ID("card-declined")), chromedp.Click(chromedp.ID("pay-button")))
+		tab.Do(browserWait, "pay with the declined card", chromedp.Click(chromedp.ID("card-declined")), chromedp.Click(chromedp.ID("pay-button")))
 		if got := text(t, tab, "form-error"); !strings.Contains(got, "declined") || !strings.Contains(got, "try again") {
 			t.Errorf("the decline shows %q", got)
 		}
-		tab.Do(10*time.Second, "retry with visa", chromedp.Click(chromedp.ID("card-visa")), chromedp.Click(chromedp.ID("pay-button")))
-		got := waitLocation(t, tab, merchant.URL, 10*time.Second)
+		tab.Do(browserWait, "retry with visa", chromedp.Click(chromedp.ID("card-visa")), chromedp.Click(chromedp.ID("pay-button")))
+		got := waitLocation(t, tab, merchant.URL, browserWait)
 		if want := merchant.URL + "/done?order=42&session_id=ps_dec"; got != want {
 			t.Errorf("landed on %s, want %s", got, want)
 		}
@@ -374,13 +379,13 @@ func TestPayPageInBrowser(t *testing.T) {
 			tok := "pst_3ds_" + c.button
 			st.add(tok, "sec_"+tok, stubSession("ps_"+tok, "ACTIVE", "USD", "en-US", 999, []string{"card"}, merchant.URL))
 			tab := open(t, tok, "sec_"+tok)
-			tab.Do(10*time.Second, "pay", chromedp.Click(chromedp.ID("card-3ds")), chromedp.Click(chromedp.ID("pay-button")))
-			at := waitLocation(t, tab, srv.URL+"/challenge/"+tok+"?return_url=", 10*time.Second)
+			tab.Do(browserWait, "pay", chromedp.Click(chromedp.ID("card-3ds")), chromedp.Click(chromedp.ID("pay-button")))
+			at := waitLocation(t, tab, srv.URL+"/challenge/"+tok+"?return_url=", browserWait)
 			if want := srv.URL + "/challenge/" + tok + "?return_url=" + url.QueryEscape(srv.URL+"/pay/"+tok); at != want {
 				t.Errorf("challenge at %s, want %s", at, want)
 			}
-			tab.Do(10*time.Second, "answer", chromedp.Click(chromedp.ID(c.button)))
-			if got := waitLocation(t, tab, merchant.URL, 10*time.Second); got != merchant.URL+c.land+"ps_"+tok {
+			tab.Do(browserWait, "answer", chromedp.Click(chromedp.ID(c.button)))
+			if got := waitLocation(t, tab, merchant.URL, browserWait); got != merchant.URL+c.land+"ps_"+tok {
 				t.Errorf("landed on %s", got)
 			}
 			noProblems(t, tab)
@@ -391,14 +396,14 @@ func TestPayPageInBrowser(t *testing.T) {
 		t.Parallel()
 		st.add("pst_slow", "sec_slow", stubSession("ps_slow", "ACTIVE", "USD", "en-US", 999, []string{"card"}, merchant.URL))
 		tab := open(t, "pst_slow", "sec_slow")
-		tab.Do(10*time.Second, "pay", chromedp.Click(chromedp.ID("card-insufficient")), chromedp.Click(chromedp.ID("pay-button")))
+		tab.Do(browserWait, "pay", chromedp.Click(chromedp.ID("card-insufficient")), chromedp.Click(chromedp.ID("pay-button")))
 		if got := text(t, tab, "status"); got != "Processing your payment…" {
 			t.Errorf("status %q", got)
 		}
-		if enabled := browser.Get(tab, 5*time.Second, "button", chromedp.Evaluate[bool](`!document.getElementById("pay-button").disabled`)); enabled {
+		if enabled := browser.Get(tab, browserWait, "button", chromedp.Evaluate[bool](`!document.getElementById("pay-button").disabled`)); enabled {
 			t.Error("the pay button takes clicks while the payment runs")
 		}
-		waitLocation(t, tab, merchant.URL+"/done?order=42&session_id=ps_slow", 10*time.Second)
+		waitLocation(t, tab, merchant.URL+"/done?order=42&session_id=ps_slow", browserWait)
 		noProblems(t, tab)
 	})
 
@@ -412,7 +417,7 @@ func TestPayPageInBrowser(t *testing.T) {
 		if visible(t, tab, "card-fields") || visible(t, tab, "method-choice") {
 			t.Error("an ACH-only session shows cards or a method choice")
 		}
-		tab.Do(10*time.Second, "a short routing number", chromedp.SendKeys(chromedp.ID("ach-routing"), "12345"),
+		tab.Do(browserWait, "a short routing number", chromedp.SendKeys(chromedp.ID("ach-routing"), "12345"),
 			chromedp.Click(chromedp.ID("pay-button")))
 		if got := text(t, tab, "ach-routing-error"); got != "Enter the 9-digit routing number." {
 			t.Errorf("routing error %q", got)
@@ -420,10 +425,10 @@ func TestPayPageInBrowser(t *testing.T) {
 		if got := text(t, tab, "ach-account-error"); !strings.Contains(got, "4 to 17 digits") {
 			t.Errorf("account error %q", got)
 		}
-		if got := browser.Get(tab, 5*time.Second, "focus", chromedp.Evaluate[string](`document.activeElement.id`)); got != "ach-routing" {
+		if got := browser.Get(tab, browserWait, "focus", chromedp.Evaluate[string](`document.activeElement.id`)); got != "ach-routing" {
 			t.Errorf("focus is on %q, want the first field to correct", got)
 		}
-		tab.Do(10*time.Second, "a routing number that fails its checksum", clearField("ach-routing"),
+		tab.Do(browserWait, "a routing number that fails its checksum", clearField("ach-routing"),
 			chromedp.SendKeys(chromedp.ID("ach-routing"), "011000016"), chromedp.Click(chromedp.ID("pay-button")))
 		if got := text(t, tab, "ach-routing-error"); !strings.Contains(got, "not valid") {
 			t.Errorf("checksum error %q", got)
@@ -431,10 +436,10 @@ func TestPayPageInBrowser(t *testing.T) {
 		if len(st.submits["pst_ach"]) != 0 {
 			t.Errorf("an invalid form was submitted: %q", st.submits["pst_ach"])
 		}
-		tab.Do(10*time.Second, "a good account", clearField("ach-routing"),
+		tab.Do(browserWait, "a good account", clearField("ach-routing"),
 			chromedp.SendKeys(chromedp.ID("ach-routing"), "011000015"), chromedp.SendKeys(chromedp.ID("ach-account"), "000123456789"),
 			chromedp.Click(chromedp.ID("pay-button")))
-		waitLocation(t, tab, merchant.URL+"/done", 10*time.Second)
+		waitLocation(t, tab, merchant.URL+"/done", browserWait)
 		if s := st.submits["pst_ach"]; len(s) != 1 || s[0] != "sandbox:ach:011000015:000123456789" {
 			t.Errorf("submits %q", s)
 		}
@@ -481,9 +486,9 @@ func TestPayPageInBrowser(t *testing.T) {
 		s := stubSession("ps_shot", "ACTIVE", "EUR", "fr-FR", 1234567, []string{"card", "ach"}, merchant.URL)
 		st.add("pst_shot", "sec_shot", s)
 		tab := b.Tab(t)
-		tab.Do(15*time.Second, "open at 375 px", chromedp.EmulateViewport(375, 812, chromedp.EmulateMobile),
+		tab.Do(browserWait, "open at 375 px", chromedp.EmulateViewport(375, 812, chromedp.EmulateMobile),
 			chromedp.Navigate(srv.URL+"/pay/pst_shot#sec_shot"), chromedp.WaitVisible(chromedp.ID("pay-button")))
-		wide := browser.Get(tab, 5*time.Second, "page width", chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
+		wide := browser.Get(tab, browserWait, "page width", chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
 		if wide > 375 {
 			t.Errorf("the page is %d px wide at a 375 px viewport: it scrolls sideways", wide)
 		}
