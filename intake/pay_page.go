@@ -99,7 +99,7 @@ func (s *Server) handlePageSession(w http.ResponseWriter, r *http.Request) error
 
 func (s *Server) toPageSession(ctx context.Context, sess payment.Session) (pageSession, error) {
 	req := sessionEcho(sess)
-	out := pageSession{ID: sess.ID, Status: string(sess.Status), Amount: sess.Amount.Minor, Currency: sess.Amount.Currency,
+	out := pageSession{ID: sess.ID, Status: s.shownStatus(sess), Amount: sess.Amount.Minor, Currency: sess.Amount.Currency,
 		DisplayName: sess.DisplayName, Locale: sess.Locale, Description: sess.Description, Reference: sess.Reference,
 		DisplayAmount: payment.DisplayAmount(sess.Amount.Minor, sess.Amount.Currency, sess.Locale),
 		Items:         []pageItem{}, EnabledMethods: sess.EnabledMethods, ExpiresOn: ts(sess.ExpiresOn),

@@ -399,6 +399,12 @@ func TestSessionExpiresBySweeperAfterRedisWipe(t *testing.T) {
 	if sess, _ := h.Store.GetSession(context.Background(), "", id); sess.Status != payment.SessionActive {
 		t.Fatalf("expired with its task wiped: %s (the test proves nothing)", sess.Status)
 	}
+	// answered as expired already, and refused as such
+	if g := jsonObj(t, h.Do("GET", "/v1/payment-sessions/"+id, h.KeyA, nil, nil), 200); g["status"] != "EXPIRED" {
+		t.Errorf("GET past expires_on: %v", g["status"])
+	}
+	checkEnvelope(t, h.Do("POST", "/v1/payment-sessions/"+id+"/submit", h.KeyA, submitBody("sandbox:pm_card_visa", 1250), nil),
+		422, "payment_session_expired")
 	n, err := h.Processor.Sweep(context.Background())
 	if err != nil || n < 1 {
 		t.Fatalf("sweep enqueued %d, %v", n, err)
