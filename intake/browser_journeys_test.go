@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,9 +24,30 @@ import (
 // a local server) and checks the payment in the database.
 func TestBrowserJourneys(t *testing.T) {
 	t.Parallel()
-	h := testenv.Start(t, testenv.Options{})
+	logs := &syncBuffer{}
+	h := testenv.Start(t, testenv.Options{Log: logs})
 	b := browser.Start(t)
 	merchant := merchantSite(t)
+	// After every journey (a parent's cleanup runs after its subtests):
+	// payd logged neither a session secret, which only ever travels in
+	// the link's fragment and a header, nor the page's session_data.
+	var (
+		mu      sync.Mutex
+		secrets []string
+	)
+	t.Cleanup(func() {
+		out := logs.String()
+		if !strings.Contains(out, `"route":"GET /pay/{token}/session"`) {
+			t.Errorf("payd logged no page call at all: the check below proves nothing")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, s := range append(secrets, "sandbox:pm_card", "sandbox:ach", "011000015") {
+			if strings.Contains(out, s) {
+				t.Errorf("payd's log holds %q", s)
+			}
+		}
+	})
 
 	// create makes a session of tenant A through the API and returns its id
 	// and the hosted page's link (_links.redirect.href).
@@ -48,6 +70,9 @@ func TestBrowserJourneys(t *testing.T) {
 		s := jsonObj(t, h.Do("POST", "/v1/payment-sessions", h.KeyA, raw, nil), 201)
 		link = s["_links"].(map[string]any)["redirect"].(map[string]any)["href"].(string)
 		secret := s["payment_session_secret"].(string)
+		mu.Lock()
+		secrets = append(secrets, secret)
+		mu.Unlock()
 		if want := h.URL + "/pay/" + s["payment_session_token"].(string) + "#" + secret; link != want {
 			t.Fatalf("_links.redirect.href = %s, want %s", link, want)
 		}
