@@ -1,6 +1,7 @@
 package intake_test
 
 import (
+	"context"
 	"encoding/json"
 	"html"
 	"io"
@@ -263,6 +264,24 @@ func visible(t *testing.T, tab *browser.Tab, id string) bool {
 		`(function(){var e=document.getElementById(`+jsString(id)+`);return !!e && e.getClientRects().length>0})()`))
 }
 
+// waitJS waits until the expression is true in the tab's page.
+func waitJS(t *testing.T, tab *browser.Tab, expr string) {
+	t.Helper()
+	deadline := time.Now().Add(browserWait)
+	for {
+		ctx, cancel := context.WithTimeout(tab.Context(), 5*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never held (page %s, last error %v; console %q)", expr, tab.Location(), err, tab.Console())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // clearField empties an input as a select-all and delete would.
 func clearField(id string) chromedp.Action[chromedp.Void] {
 	return chromedp.Evaluate[chromedp.Void](`document.getElementById(` + jsString(id) + `).value = ""`)
@@ -391,6 +410,31 @@ func TestPayPageInBrowser(t *testing.T) {
 			noProblems(t, tab)
 		})
 	}
+
+	t.Run("3-D Secure, back without answering", func(t *testing.T) {
+		t.Parallel()
+		tok := "pst_3ds_back"
+		st.add(tok, "sec_"+tok, stubSession("ps_"+tok, "ACTIVE", "USD", "en-US", 999, []string{"card"}, merchant.URL))
+		tab := open(t, tok, "sec_"+tok)
+		tab.Do(browserWait, "pay", chromedp.Click(chromedp.ID("card-3ds")), chromedp.Click(chromedp.ID("pay-button")))
+		waitLocation(t, tab, srv.URL+"/challenge/"+tok, browserWait)
+		// Back as a customer presses it: the page may come from the
+		// back-forward cache, with no load event
+		tab.Do(browserWait, "back", chromedp.Evaluate[chromedp.Void](`history.back()`))
+		waitLocation(t, tab, srv.URL+"/pay/"+tok, browserWait)
+		// the page waits, then offers the way back to the bank. (chromedp's
+		// DOM queries can miss a document restored from the back-forward
+		// cache, so this looks through the page's own script.)
+		waitJS(t, tab, `document.getElementById("resume-link").getClientRects().length > 0 && `+
+			`document.getElementById("resume-link").textContent === "Continue to your bank"`)
+		tab.Do(browserWait, "resume", chromedp.Evaluate[chromedp.Void](`document.getElementById("resume-link").click()`))
+		waitLocation(t, tab, srv.URL+"/challenge/"+tok, browserWait)
+		tab.Do(browserWait, "answer", chromedp.Click(chromedp.ID("succeed")))
+		if got := waitLocation(t, tab, merchant.URL, browserWait); got != merchant.URL+"/done?order=42&session_id=ps_"+tok {
+			t.Errorf("landed on %s", got)
+		}
+		noProblems(t, tab)
+	})
 
 	t.Run("an outcome that takes a while", func(t *testing.T) {
 		t.Parallel()

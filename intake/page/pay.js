@@ -81,6 +81,7 @@
 
   function message(title, body, link, linkText, flow) {
     stopPolling();
+    show("resume", false);
     show("loading", false);
     show("pay-form", false);
     text("status", "");
@@ -121,6 +122,7 @@
 
   function showForm(s, error) {
     stopPolling();
+    show("resume", false);
     show("loading", false);
     show("message", false);
     var methods = (s.enabled_methods || []).map(function (m) { return String(m).toLowerCase(); });
@@ -303,7 +305,7 @@
             "action");
           return;
         }
-        waitForOutcome();
+        waitForOutcome(s);
         return;
       case "COMPLETED":
         if (flow) { leaveTo(withSessionID(s.success_url, s.id)); return; }
@@ -336,23 +338,29 @@
   }
 
   // waitForOutcome polls the session until it leaves PROCESSING: quickly at
-  // first, every 5 s after two minutes.
-  function waitForOutcome() {
+  // first, every 5 s after two minutes. While the bank's challenge still
+  // waits (the customer came back without answering it, or the answer is
+  // not known yet), a link back to it appears after a few seconds.
+  function waitForOutcome(s) {
     show("loading", false);
     show("message", false);
     busy(true); // the form stays in view, if it was, but takes nothing
     status("Processing your payment…");
     if (!pollStarted) { pollStarted = Date.now(); }
     stopPolling();
-    var long = Date.now() - pollStarted > 120000;
+    var waited = Date.now() - pollStarted;
+    var long = waited > 120000;
     if (long) { status("Still processing your payment. You can keep this page open; it updates by itself."); }
+    var resume = s && isChallenge(s.action) && waited > 3000;
+    if (resume) { $("resume-link").href = challengeURL(s.action); }
+    show("resume", !!resume);
     pollTimer = setTimeout(function () {
       pollTimer = 0;
       load().then(function (s) {
         if (!s) { return; }
         if (s.status !== "PROCESSING" || (isChallenge(s.action) && stored(flowKey) !== "action")) { pollStarted = 0; }
         render(s);
-      }, function () { waitForOutcome(); });
+      }, function () { waitForOutcome(s); });
     }, long ? 5000 : 700);
   }
 
@@ -397,7 +405,7 @@
       }
       if (res.status === 201 || res.status === 202 || res.status === 429) {
         // 429: a submit of this session is already running; wait for it
-        waitForOutcome();
+        waitForOutcome(null);
         return;
       }
       store(flowKey, null);
@@ -443,7 +451,19 @@
       "Open the whole link the merchant gave you (it ends with a # and a code), in this browser tab.");
     return;
   }
-  load().then(function (s) { if (s) { render(s); } }, function () {
-    message("The payment could not be loaded", "The payment service did not answer. Reload the page to try again.");
+  function start() {
+    load().then(function (s) { if (s) { render(s); } }, function () {
+      message("The payment could not be loaded", "The payment service did not answer. Reload the page to try again.");
+    });
+  }
+  // A page restored from the back-forward cache (Back from the bank's
+  // challenge) runs no script from the start: read the session again.
+  window.addEventListener("pageshow", function (ev) {
+    if (ev.persisted) {
+      stopPolling();
+      pollStarted = 0;
+      start();
+    }
   });
+  start();
 })();
