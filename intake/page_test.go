@@ -339,6 +339,13 @@ func TestPayPageInBrowser(t *testing.T) {
 		if u := tab.Location(); strings.Contains(u, "#") || strings.Contains(u, "sec_kbd") {
 			t.Errorf("the secret stayed in the address bar: %s", u)
 		}
+		// every control has a label (a button its text), every group a legend
+		unlabeled := browser.Get(tab, browserWait, "labels", chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("input, select, textarea, button"))
+			.filter(e => !(e.labels && e.labels.length) && !(e.tagName === "BUTTON" && e.textContent.trim()) && !e.getAttribute("aria-label"))
+			.map(e => e.id || e.name).concat(Array.from(document.querySelectorAll("fieldset")).filter(f => !f.querySelector("legend")).map(f => f.id))`))
+		if len(unlabeled) > 0 {
+			t.Errorf("controls without a label: %q", unlabeled)
+		}
 		// Tab from the top: every control is reached, in order
 		var order []string
 		for range 8 {
