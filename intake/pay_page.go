@@ -14,7 +14,11 @@ import (
 // payment_session_secret in the X-Payment-Session-Secret header (never an
 // API key); a wrong secret and an unknown token are both 404, and a page
 // can reach nothing but its own session. The page itself (GET
-// /pay/{token}, HTML and assets) is served beside them.
+// /pay/{token}, HTML and assets) is served beside them. The secret exists
+// only in the create's 201 (stored as a hash); a page learns it from its
+// merchant, e.g. as the URL fragment of _links.redirect
+// (/pay/{token}#<secret>), which browsers never send to a server and so
+// never reaches a log.
 //
 //	GET  /pay/{token}/session  the session as the page shows it (pageSession)
 //	POST /pay/{token}/submit   {"session_data"}: the amount is the session's;
