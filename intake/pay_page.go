@@ -32,7 +32,8 @@ type pageItem struct {
 	Quantity    int64  `json:"quantity"`
 	UnitPrice   int64  `json:"unit_price"`
 	TotalAmount int64  `json:"total_amount"`
-	// as the page shows them: payment.DisplayAmount in the session's locale
+	// as the page shows them: payment.DisplayAmount in the session's
+	// locale; no unit price when the item gave none
 	DisplayUnitPrice   string `json:"display_unit_price"`
 	DisplayTotalAmount string `json:"display_total_amount"`
 }
@@ -121,7 +122,9 @@ func (s *Server) toPageSession(ctx context.Context, sess payment.Session) (pageS
 		} else {
 			pi.TotalAmount = pi.UnitPrice * pi.Quantity
 		}
-		pi.DisplayUnitPrice = payment.DisplayAmount(pi.UnitPrice, sess.Amount.Currency, sess.Locale)
+		if it.UnitPrice != nil { // an item given by its total only shows no price
+			pi.DisplayUnitPrice = payment.DisplayAmount(pi.UnitPrice, sess.Amount.Currency, sess.Locale)
+		}
 		pi.DisplayTotalAmount = payment.DisplayAmount(pi.TotalAmount, sess.Amount.Currency, sess.Locale)
 		out.Items = append(out.Items, pi)
 	}

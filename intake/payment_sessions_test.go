@@ -529,9 +529,11 @@ func TestSessionPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]any{"id": s["id"], "status": "ACTIVE", "amount": 2500.0, "currency": "BHD", "display_name": "Café Zoë",
-		"locale": "fr-FR", "description": "Two mugs", "reference": "ORD-1",
-		"items": []any{map[string]any{"name": "Tasse", "quantity": 2.0, "unit_price": 1000.0, "total_amount": 2000.0},
-			map[string]any{"name": "Port", "quantity": 1.0, "unit_price": 0.0, "total_amount": 500.0}},
+		"display_amount": "2,500\u00a0BHD", "locale": "fr-FR", "description": "Two mugs", "reference": "ORD-1",
+		"items": []any{map[string]any{"name": "Tasse", "quantity": 2.0, "unit_price": 1000.0, "total_amount": 2000.0,
+			"display_unit_price": "1,000\u00a0BHD", "display_total_amount": "2,000\u00a0BHD"},
+			map[string]any{"name": "Port", "quantity": 1.0, "unit_price": 0.0, "total_amount": 500.0,
+				"display_unit_price": "", "display_total_amount": "0,500\u00a0BHD"}},
 		"enabled_methods": []any{"card"}, "payment_id": nil, "expires_on": pg["expires_on"], "retry_allowed": true,
 		"last_error": nil, "success_url": "https://merchant.example/ok", "failure_url": "https://merchant.example/no", "action": nil}
 	diff(t, "page session", want, pg)

@@ -54,6 +54,12 @@
     return s.amount + " " + s.currency + " (minor units)";
   }
 
+  // shown is an item's amount as the server wrote it for display ("" when
+  // it has none), or its minor units from a server that writes none.
+  function shown(it, field) {
+    return ("display_" + field) in it ? it["display_" + field] : it[field];
+  }
+
   function renderHead(s) {
     text("merchant", s.display_name || "");
     show("merchant", !!s.display_name);
@@ -66,7 +72,7 @@
     body.textContent = "";
     items.forEach(function (it) {
       var tr = document.createElement("tr");
-      [it.name, it.quantity, it.display_unit_price || it.unit_price, it.display_total_amount || it.total_amount]
+      [it.name, it.quantity, shown(it, "unit_price"), shown(it, "total_amount")]
         .forEach(function (v, i) {
           var td = document.createElement("td");
           td.textContent = v == null ? "" : String(v);
