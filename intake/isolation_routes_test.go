@@ -39,6 +39,8 @@ var isolationCoverage = map[string][]string{
 	"POST /v1/payment-sessions/{id}/cancel": {"TestSessionTenantIsolation", "TestSessionCancel"},
 	"GET /pay/{token}/session":              {"TestSessionTenantIsolation"}, // no key: token and secret only
 	"POST /pay/{token}/submit":              {"TestSessionTenantIsolation"},
+	"GET /pay/{token}":                      {"-"}, // the same static page for every token; its calls are the session routes
+	"GET /pay-assets/{file}":                {"-"}, // static files
 	"POST /v1/gateway/notifications":        {"-"}, // signed by the gateway, no tenant: 202 whoever's payment it names (processor/notification_test.go)
 	"GET /healthz":                          {"-"}, // no tenant
 	"GET /readyz":                           {"-"},

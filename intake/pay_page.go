@@ -32,6 +32,10 @@ type pageItem struct {
 	Quantity    int64  `json:"quantity"`
 	UnitPrice   int64  `json:"unit_price"`
 	TotalAmount int64  `json:"total_amount"`
+	// as the page shows them: payment.DisplayAmount in the session's
+	// locale; no unit price when the item gave none
+	DisplayUnitPrice   string `json:"display_unit_price"`
+	DisplayTotalAmount string `json:"display_total_amount"`
 }
 
 type pageError struct {
@@ -39,8 +43,10 @@ type pageError struct {
 	Message string `json:"message"`
 }
 
-// pageSession is what the hosted page shows: amounts in minor units (the
-// page formats them by the currency's exponent and the locale), the
+// pageSession is what the hosted page shows: amounts in minor units and,
+// beside each, the text the page shows for it (payment.DisplayAmount: the
+// currency's exponent and the session's locale, so the page does no
+// arithmetic on money), the
 // methods it may offer, whether a (new) submit is allowed now, the last
 // payment's failure, and what the customer must do for a payment in
 // flight (action redirect: a 3-D Secure challenge; poll: ask again).
@@ -49,6 +55,7 @@ type pageSession struct {
 	Status         string        `json:"status"`
 	Amount         int64         `json:"amount"`
 	Currency       string        `json:"currency"`
+	DisplayAmount  string        `json:"display_amount"` // payment.DisplayAmount in Locale
 	DisplayName    string        `json:"display_name"`
 	Locale         string        `json:"locale"`
 	Description    string        `json:"description"`
@@ -99,7 +106,8 @@ func (s *Server) toPageSession(ctx context.Context, sess payment.Session) (pageS
 	req := sessionEcho(sess)
 	out := pageSession{ID: sess.ID, Status: s.shownStatus(sess), Amount: sess.Amount.Minor, Currency: sess.Amount.Currency,
 		DisplayName: sess.DisplayName, Locale: sess.Locale, Description: sess.Description, Reference: sess.Reference,
-		Items: []pageItem{}, EnabledMethods: sess.EnabledMethods, ExpiresOn: ts(sess.ExpiresOn),
+		DisplayAmount: payment.DisplayAmount(sess.Amount.Minor, sess.Amount.Currency, sess.Locale),
+		Items:         []pageItem{}, EnabledMethods: sess.EnabledMethods, ExpiresOn: ts(sess.ExpiresOn),
 		RetryAllowed: sess.RetryAllowed(s.store.Now()) && !sess.SubmitLocked, SuccessURL: sess.SuccessURL, FailureURL: sess.FailureURL}
 	for _, it := range req.Items {
 		pi := pageItem{Name: str(it.Name), Quantity: 1}
@@ -114,6 +122,10 @@ func (s *Server) toPageSession(ctx context.Context, sess payment.Session) (pageS
 		} else {
 			pi.TotalAmount = pi.UnitPrice * pi.Quantity
 		}
+		if it.UnitPrice != nil { // an item given by its total only shows no price
+			pi.DisplayUnitPrice = payment.DisplayAmount(pi.UnitPrice, sess.Amount.Currency, sess.Locale)
+		}
+		pi.DisplayTotalAmount = payment.DisplayAmount(pi.TotalAmount, sess.Amount.Currency, sess.Locale)
 		out.Items = append(out.Items, pi)
 	}
 	if sess.LastErrorCode != "" {

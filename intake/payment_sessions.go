@@ -184,6 +184,10 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 	s.metrics.SessionsCreated.Inc()
 	shown := s.toSessionResponse(sess)
 	shown.PaymentSessionSecret = secret
+	// The hosted page's link carries the secret in its fragment, which a
+	// browser never sends: the page reads it there (intake/page/pay.js).
+	// Only this first answer has it; a replay has neither.
+	shown.Links.Redirect.Href += "#" + url.PathEscape(secret)
 	s.answer(w, r, http.StatusCreated, mustJSON(shown), nil, func(ctx context.Context, _ any) {
 		s.enqueueSessionExpiry(ctx, sess.ID, sess.StepSeq, sess.ExpiresOn)
 	})

@@ -70,7 +70,7 @@ func TestSessionCreateSubmitCard(t *testing.T) {
 		t.Fatalf("token %q secret %q", token, secret)
 	}
 	links := s["_links"].(map[string]any)
-	if links["redirect"].(map[string]any)["href"] != "https://pay.example/pay/"+token ||
+	if links["redirect"].(map[string]any)["href"] != "https://pay.example/pay/"+token+"#"+secret ||
 		links["self"].(map[string]any)["href"] != "https://pay.example/v1/payment-sessions/"+id {
 		t.Errorf("_links %v", links)
 	}
@@ -454,6 +454,14 @@ func TestSessionIdempotency(t *testing.T) {
 	if _, ok := again["payment_session_secret"]; ok || first["payment_session_secret"] == "" {
 		t.Errorf("replay shows the secret: %s", r2.Body)
 	}
+	// the hosted page's link has the secret in its fragment in the first
+	// answer only
+	href := func(m map[string]any) string {
+		return m["_links"].(map[string]any)["redirect"].(map[string]any)["href"].(string)
+	}
+	if h1, h2 := href(first), href(again); h1 != h2+"#"+first["payment_session_secret"].(string) || strings.Contains(h2, "#") {
+		t.Errorf("page links: first %s, replay %s", h1, h2)
+	}
 	checkEnvelope(t, h.Do("POST", "/v1/payment-sessions", h.KeyA, sessionBody(map[string]any{"amount": 1}), hdr), 422, "idempotency_key_reused")
 
 	id := first["id"].(string)
@@ -522,9 +530,11 @@ func TestSessionPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]any{"id": s["id"], "status": "ACTIVE", "amount": 2500.0, "currency": "BHD", "display_name": "Café Zoë",
-		"locale": "fr-FR", "description": "Two mugs", "reference": "ORD-1",
-		"items": []any{map[string]any{"name": "Tasse", "quantity": 2.0, "unit_price": 1000.0, "total_amount": 2000.0},
-			map[string]any{"name": "Port", "quantity": 1.0, "unit_price": 0.0, "total_amount": 500.0}},
+		"display_amount": "2,500\u00a0BHD", "locale": "fr-FR", "description": "Two mugs", "reference": "ORD-1",
+		"items": []any{map[string]any{"name": "Tasse", "quantity": 2.0, "unit_price": 1000.0, "total_amount": 2000.0,
+			"display_unit_price": "1,000\u00a0BHD", "display_total_amount": "2,000\u00a0BHD"},
+			map[string]any{"name": "Port", "quantity": 1.0, "unit_price": 0.0, "total_amount": 500.0,
+				"display_unit_price": "", "display_total_amount": "0,500\u00a0BHD"}},
 		"enabled_methods": []any{"card"}, "payment_id": nil, "expires_on": pg["expires_on"], "retry_allowed": true,
 		"last_error": nil, "success_url": "https://merchant.example/ok", "failure_url": "https://merchant.example/no", "action": nil}
 	diff(t, "page session", want, pg)

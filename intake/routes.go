@@ -44,6 +44,9 @@ func (s *Server) routes() http.Handler {
 	handle("POST /v1/payment-sessions/{id}/cancel", s.handleCancelSession, true)
 	handle("GET /pay/{token}/session", s.handlePageSession, false)
 	handle("POST /pay/{token}/submit", s.handlePageSubmit, false)
+	// the hosted page itself: the same static files for every token (page.go)
+	handle("GET /pay/{token}", s.handlePayPage, false)
+	handle("GET /pay-assets/{file}", s.handlePayAsset, false)
 
 	// invoices and users: {ref} is an id or an external id (validRef, not checkID)
 	handle("POST /v1/invoices", s.handleCreateInvoice, true)

@@ -31,6 +31,31 @@ if [[ "$(go env CGO_ENABLED)" != 1 ]] && command -v gcc >/dev/null 2>&1; then
 	export CGO_ENABLED=1
 fi
 
+# The browser tests (internal/browser: the hosted payment page) drive
+# Debian's chromium headless and fail without it; install it, and a font for
+# its text, from Debian packages when absent (as services.sh installs
+# PostgreSQL and Redis). PAYD_CHROMIUM names another binary instead.
+ensure_chromium() {
+	[[ -n "${PAYD_CHROMIUM:-}" ]] && return 0
+	if command -v chromium >/dev/null 2>&1 && [[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]]; then
+		return 0
+	fi
+	local sudo=()
+	if [[ "$(id -u)" -ne 0 ]]; then
+		command -v sudo >/dev/null 2>&1 || { echo "test.sh: need root (or sudo) to apt-get install chromium" >&2; return 1; }
+		sudo=(sudo -n)
+	fi
+	command -v apt-get >/dev/null 2>&1 || { echo "test.sh: apt-get not found; install chromium by hand (or set PAYD_CHROMIUM)" >&2; return 1; }
+	echo "test.sh: installing chromium and fonts-dejavu-core for the browser tests" >&2
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 </dev/null
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+		-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+		chromium fonts-dejavu-core >&2 </dev/null
+	command -v chromium >/dev/null 2>&1 || { echo "test.sh: chromium still not found after install" >&2; return 1; }
+}
+# A failed install is not fatal here: the browser tests then fail and say why.
+ensure_chromium || true
+
 NAME="test-$$"
 export PAYD_RUN_DIR="$REPO_ROOT/.run/$NAME"
 export PAYD_OWNER_PID="$$"

@@ -41,7 +41,9 @@ type Options struct {
 // Harness is payd in one process on real PostgreSQL and Redis, connected as
 // the app role (AppRole) after migrating as the owner: intake on an
 // httptest server, a worker serving every task type, the in-process
-// sandbox gateway, and two tenants with one key each.
+// sandbox gateway (its 3-D Secure pages served on intake's address under
+// /sandbox/challenge/, as payd serves them), and two tenants with one key
+// each.
 type Harness struct {
 	t         testing.TB
 	URL       string
@@ -93,8 +95,17 @@ func Start(t testing.TB, o Options) *Harness {
 	client := asynq.NewClientFromRedisClient(h.Redis)
 	h.Enqueuer = &jobs.Enqueuer{Client: client, Inspector: asynq.NewInspectorFromRedisClient(h.Redis), Retention: time.Minute,
 		Now: st.Now}
+	// intake's address is known before anything is built: the sandbox's
+	// 3-D Secure pages are served on it (as payd's public port serves
+	// them), so a browser can follow an action URL.
+	srv := httptest.NewUnstartedServer(nil)
+	t.Cleanup(srv.Close)
+	h.URL = "http://" + srv.Listener.Addr().String()
 	gw := o.Gateway
 	if gw == nil {
+		if o.Sandbox.PublicURL == "" {
+			o.Sandbox.PublicURL = h.URL + "/sandbox"
+		}
 		if o.Sandbox.SettleDelay == 0 {
 			o.Sandbox.SettleDelay = 200 * time.Millisecond
 		}
@@ -130,12 +141,20 @@ func Start(t testing.TB, o Options) *Harness {
 	}
 	ic := o.Intake
 	ic.RateLimit, ic.RateBurst = o.RateLimit, o.RateBurst
+	if ic.PublicURL == "" {
+		ic.PublicURL = h.URL // the hosted page's links work in a browser
+	}
 	tok, _ := gw.(connector.Tokenizer)
 	api := intake.NewServer(intake.Deps{Store: st, Enqueue: h.Enqueuer, Redis: h.Redis, Metrics: m, Log: h.Log, Config: ic,
 		Tokenizer: tok})
-	srv := httptest.NewServer(api)
-	t.Cleanup(srv.Close)
-	h.URL = srv.URL
+	srv.Config.Handler = api
+	if h.Sandbox != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/sandbox/challenge/", http.StripPrefix("/sandbox", h.Sandbox.CustomerHandler()))
+		mux.Handle("/", api)
+		srv.Config.Handler = mux
+	}
+	srv.Start()
 	if h.Sandbox != nil {
 		// a sandbox configured to notify posts to this intake
 		h.Sandbox.SetNotifyURL(h.URL + "/v1/gateway/notifications")
