@@ -207,6 +207,23 @@ func TestBrowserJourneys(t *testing.T) {
 		noProblems(t, tab)
 	})
 
+	t.Run("canceled by the merchant", func(t *testing.T) {
+		t.Parallel()
+		id, link := create(t, nil)
+		if r := h.Do("POST", "/v1/payment-sessions/"+id+"/cancel", h.KeyA, nil, nil); r.Status != 200 {
+			t.Fatalf("cancel: %d %s", r.Status, r.Body)
+		}
+		tab := b.Tab(t)
+		tab.Do(browserWait, "open the page", chromedp.Navigate(link))
+		if got := text(t, tab, "message-title"); got != "This payment was canceled" {
+			t.Errorf("message %q", got)
+		}
+		if visible(t, tab, "pay-form") {
+			t.Error("a canceled session shows a form")
+		}
+		noProblems(t, tab)
+	})
+
 	t.Run("screenshot at 375 px", func(t *testing.T) {
 		t.Parallel()
 		_, link := create(t, map[string]any{"currency": "EUR", "locale": "de-DE", "amount": 123456,

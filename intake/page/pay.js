@@ -334,6 +334,12 @@
           "Nothing was charged. Go back to " + (s.display_name || "the merchant") + " to start again.",
           s.failure_url && withSessionID(s.failure_url, s.id));
         return;
+      case "CANCELED":
+        store(flowKey, null);
+        message("This payment was canceled",
+          "Nothing was charged. Go back to " + (s.display_name || "the merchant") + " to start again.",
+          s.failure_url && withSessionID(s.failure_url, s.id));
+        return;
       default:
         message("This payment cannot be made here", "Its status is " + s.status + ".");
     }
