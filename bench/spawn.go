@@ -106,9 +106,23 @@ func runSpawned(ctx context.Context, cfg Config, o Options, p plan, hc *http.Cli
 	}
 	cl.sampleBefore()
 	procBefore, perr := processedTotals(insp)
+	var procAfterPayments map[string]int // with -sessions: the counters when the sessions phase began
 	var backlogErr error
 	var postedAt, workerStart time.Time
-	h := hooks{finished: cl.sampleAfter, posted: func() {
+	h := hooks{finished: cl.sampleAfter, sessions: func() func(int) float64 {
+		// the payments' tasks end here; the sessions' are counted apart
+		procMid, perr := processedTotals(insp)
+		if perr == nil {
+			procAfterPayments = procMid
+		}
+		return func(completed int) float64 {
+			after, err := processedTotals(insp)
+			if err != nil || perr != nil || completed == 0 {
+				return 0
+			}
+			return float64(taskCounts(procMid, after, completed, 0).Total) / float64(completed)
+		}
+	}, posted: func() {
 		postedAt = time.Now()
 		if bl == nil {
 			return
@@ -120,6 +134,9 @@ func runSpawned(ctx context.Context, cfg Config, o Options, p plan, hc *http.Cli
 	}}
 	rep, runErr := runLoad(ctx, o, p, t, hc, runID, &h)
 	procAfter, perr2 := processedTotals(insp)
+	if procAfterPayments != nil {
+		procAfter = procAfterPayments
+	}
 	stopErr := cl.stop()
 	if rep == nil {
 		return nil, errors.Join(runErr, backlogErr, stopErr)

@@ -212,6 +212,8 @@ type chaosRun struct {
 	answerUnknown bool
 	// what the 3-D Secure clients did (fault_action_test.go)
 	actions chaosActions
+	// what the payment sessions' clients did (fault_session_test.go)
+	sessions *chaosSessions
 	// degradedOK: the run fails the gateway (faultLoadSpec.degradedOK)
 	degradedOK bool
 	// redisMu is held by a fault while it has Redis wiped, restarting or
@@ -251,7 +253,7 @@ func runChaos(t *testing.T, bin, name string, faults []chaosFault, n int, spread
 	c := startFaultClusterWith(t, bin, o)
 	counter := &faultCounter{t: t}
 	c.chk = counter
-	r := &chaosRun{t: t, c: c, seed: seed, workerN: 2, gw: chaosNormal, degradedOK: gateway}
+	r := &chaosRun{t: t, c: c, seed: seed, workerN: 2, gw: chaosNormal, degradedOK: gateway, sessions: newChaosSessions()}
 	if o.notify {
 		// notifications are dropped until the gateway_notifications fault
 		r.nfEnv = r.readNotifyEnv()
@@ -269,6 +271,11 @@ func runChaos(t *testing.T, bin, name string, faults []chaosFault, n int, spread
 				// its customer and merchant act on it, on their own
 				r.actions.wg.Add(1)
 				go func() { defer r.actions.wg.Done(); r.act(actHC, rec) }()
+			}
+			if rec.path == faultSessionsPath {
+				// its customer submits it (or walks away), on its own
+				r.actions.wg.Add(1)
+				go func() { defer r.actions.wg.Done(); r.sessionClient(actHC, rec) }()
 			}
 			if rec.refund > 0 {
 				refundq <- rec
@@ -302,6 +309,9 @@ func runChaos(t *testing.T, bin, name string, faults []chaosFault, n int, spread
 	if a := r.actions.String(); a != "" {
 		extra = append(extra, "3-D Secure clients: "+a)
 	}
+	if s.sessions.sessions > 0 {
+		extra = append(extra, "payment sessions: "+s.sessions.String()+"; their clients: "+r.sessions.String())
+	}
 	r.table(name, s, ms, refundsOK, hits, counter.n.Load(), lastFault, time.Since(began), extra)
 }
 
@@ -333,6 +343,10 @@ func chaosMix(seed int64, invoices []string, slow bool) func(i int, key string) 
 			currency = "BHD"
 		}
 		minor := int64(100 + rng.IntN(9900))
+		if slow && rng.IntN(100) < chaosSessionShare {
+			// a payment session and its client (fault_session_test.go)
+			return chaosSession(rng, key, currency, minor)
+		}
 		inv := i % len(invoices)
 		r := &faultClientRecord{key: key}
 		var method, pm, kind string

@@ -1,0 +1,456 @@
+package main
+
+// Payment sessions (seed 003, issue 21) in the chaos load: the mixed run's
+// clients also create sessions and submit them with the sandbox's
+// documented session_data test values, as a merchant's server (or the
+// hosted page) would, while every fault runs.
+//
+//	session_visa            submitted with sandbox:pm_card_visa: COMPLETED, one charge
+//	session_flaky           sandbox:pm_card_flaky (two transient failures, then a charge): COMPLETED
+//	session_timeout         sandbox:pm_card_timeout_after_charge (charged, answer lost): COMPLETED by inquiry, one charge
+//	session_declined_retry  sandbox:pm_card_declined, then once the session is FAILED, a second submit with
+//	                        sandbox:pm_card_visa (a new payment of the same session): COMPLETED, one charge
+//	session_3ds_abandoned   sandbox:pm_card_3ds, the customer never completes the challenge; the session
+//	                        expires (12 s) before the action does (18 s): EXPIRED, its payment voided, no charge kept
+//	session_3ds_left        sandbox:pm_card_3ds, never completed; the action expires first (18 s): FAILED,
+//	                        then the session expires (30 s): EXPIRED, no charge kept
+//	session_expire          created, never submitted; expires (20 s): EXPIRED, no payment
+//
+// The checker (checkSessions) reads every session and the payments tied to
+// it (payments.session_id) on the same snapshot as the payments' checks:
+// no session the client was told of is missing (lost), none keeps more than
+// one charge of the sandbox ledger across its payments (double; a late
+// charge refunded is not kept), a COMPLETED one keeps exactly one, of its
+// amount and currency, on its latest payment, which SUCCEEDED; an EXPIRED
+// or FAILED one keeps none; every session ends as its client's kind says
+// (or degraded, when a gateway fault outlasted the retries: FAILED or
+// EXPIRED with no charge kept, or PROCESSING while its payment is in
+// review); and after the run no session is ACTIVE, PROCESSING or FAILED
+// past its expires_on (stuck), waited for as payments are (I2's bound).
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/payd/payd/connector/sandbox"
+	"github.com/payd/payd/payment"
+)
+
+const (
+	// chaosSessionShare is the share (in %) of the mixed load's clients
+	// that are payment sessions.
+	chaosSessionShare = 15
+	// chaosSessionPatience bounds how long a session's client waits for
+	// the session to reach the status it waits for, after its expiry for
+	// those that expire (longer than a Redis freeze and its recovery).
+	chaosSessionPatience = 90 * time.Second
+	faultSessionsPath    = "/v1/payment-sessions"
+	// chaosSessionLife is the expires_on of the sessions that must not
+	// expire during the run: beyond the hour clock_jump puts intake's and
+	// a worker's clock ahead (intake's clock decides whether a submit
+	// comes too late, a worker's whether the expiry step is due).
+	chaosSessionLife = 3 * time.Hour
+)
+
+// chaosSessionExpiry is each kind's expires_on, after creation; the
+// others' is chaosSessionLife.
+var chaosSessionExpiry = map[string]time.Duration{
+	"session_3ds_abandoned": 12 * time.Second,
+	"session_3ds_left":      30 * time.Second,
+	"session_expire":        20 * time.Second,
+}
+
+// chaosSession makes session client i's create request: its kind from rng,
+// in USD, JPY or BHD as the payments are.
+func chaosSession(rng *rand.Rand, key, currency string, minor int64) *faultClientRecord {
+	var kind string
+	switch x := rng.IntN(100); {
+	case x < 30:
+		kind = "session_visa"
+	case x < 40:
+		kind = "session_flaky"
+	case x < 55:
+		kind = "session_timeout"
+	case x < 72:
+		kind = "session_declined_retry"
+	case x < 82:
+		kind = "session_3ds_abandoned"
+	case x < 90:
+		kind = "session_3ds_left"
+	default:
+		kind = "session_expire"
+	}
+	req := map[string]any{
+		"amount": minor, "currency": currency, "reference": key,
+		"billing":     map[string]any{"address": map[string]any{"country": "GB"}},
+		"success_url": "https://merchant.example/chaos/success", "failure_url": "https://merchant.example/chaos/failure",
+		"display_name": "chaos", "metadata": map[string]string{"fault_key": key},
+	}
+	r := &faultClientRecord{path: faultSessionsPath, key: key, kind: kind, currency: currency, minor: minor, method: "SESSION"}
+	d := chaosSessionExpiry[kind]
+	if d == 0 {
+		d = chaosSessionLife
+	}
+	r.prepare = func(r *faultClientRecord) {
+		r.expires = time.Now().Add(d).UTC().Truncate(time.Second)
+		req["expires_on"] = r.expires.Format(time.RFC3339)
+		r.body, _ = json.Marshal(req)
+	}
+	return r
+}
+
+// sessionData is what a kind's first submit sends.
+var chaosSessionData = map[string]string{
+	"session_visa":           "sandbox:" + sandbox.CardVisa,
+	"session_flaky":          "sandbox:" + sandbox.CardFlaky,
+	"session_timeout":        "sandbox:" + sandbox.CardTimeoutAfterCharge,
+	"session_declined_retry": "sandbox:" + sandbox.CardDeclined,
+	"session_3ds_abandoned":  "sandbox:" + sandbox.Card3DS,
+	"session_3ds_left":       "sandbox:" + sandbox.Card3DS,
+}
+
+// chaosSessionWant is the session status each kind must end in when no
+// gateway fault degraded it.
+var chaosSessionWant = map[string]string{
+	"session_visa": "COMPLETED", "session_flaky": "COMPLETED", "session_timeout": "COMPLETED",
+	"session_declined_retry": "COMPLETED", "session_3ds_abandoned": "EXPIRED", "session_3ds_left": "EXPIRED",
+	"session_expire": "EXPIRED",
+}
+
+// sessionClient is the customer (and merchant server) of one created
+// session. It runs on its own goroutine and records what it did in
+// p.actions; the load is drained only when it returns.
+func (r *chaosRun) sessionClient(hc *http.Client, p *faultClientRecord) {
+	var did []string
+	defer func() {
+		p.actions = strings.Join(did, "; ")
+		r.sessions.count(p.kind + ": " + p.actions)
+	}()
+	submit := func(n int, data string) (string, bool) {
+		body, _ := json.Marshal(map[string]any{"session_data": data, "amount": p.minor})
+		sub := &faultClientRecord{path: faultSessionsPath + "/" + p.id + "/submit", key: fmt.Sprintf("%s-submit-%d", p.key, n), body: body}
+		r.c.create(hc, r.l, sub)
+		if sub.id == "" {
+			return fmt.Sprintf("submit %s: no answer (%s)", strings.TrimPrefix(data, "sandbox:"), sub.lastErr), false
+		}
+		var v struct {
+			Status string `json:"status"`
+		}
+		_ = json.Unmarshal(sub.resp, &v)
+		r.sessions.mu.Lock()
+		r.sessions.payments[sub.id] = p.key
+		r.sessions.mu.Unlock()
+		return fmt.Sprintf("submit %s: %d %s", strings.TrimPrefix(data, "sandbox:"), sub.code, v.Status), true
+	}
+	if data := chaosSessionData[p.kind]; data != "" {
+		what, ok := submit(1, data)
+		did = append(did, what)
+		if !ok {
+			return
+		}
+	}
+	switch p.kind {
+	case "session_declined_retry":
+		st := r.awaitSession(hc, p.id, time.Now().Add(chaosSessionPatience), "FAILED", "COMPLETED", "EXPIRED")
+		did = append(did, "then "+st)
+		if st != "FAILED" {
+			return // a gateway fault, or the declined card was not declined: the checker judges it
+		}
+		what, _ := submit(2, "sandbox:"+sandbox.CardVisa)
+		did = append(did, what)
+	case "session_3ds_abandoned", "session_3ds_left", "session_expire":
+		// the customer walks away; the client waits past the expiry so
+		// that the run ends after it
+		st := r.awaitSession(hc, p.id, p.expires.Add(chaosSessionPatience), "EXPIRED")
+		did = append(did, "left; then "+st)
+		return
+	}
+	did = append(did, "then "+r.awaitSession(hc, p.id, time.Now().Add(chaosSessionPatience), "COMPLETED", "FAILED", "EXPIRED"))
+}
+
+// awaitSession polls GET /v1/payment-sessions/{id} until its status is one
+// of want or the deadline passes, and returns the last status seen.
+func (r *chaosRun) awaitSession(hc *http.Client, id string, deadline time.Time, want ...string) string {
+	seen := "unread"
+	wait := 200 * time.Millisecond
+	for ; time.Now().Before(deadline); time.Sleep(wait) {
+		wait = 250 * time.Millisecond
+		req, _ := http.NewRequest(http.MethodGet, r.c.intakeURL+faultSessionsPath+"/"+id, nil)
+		req.Header.Set("Authorization", "Bearer "+r.c.apiKey)
+		resp, err := hc.Do(req)
+		if err != nil {
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if d, ok := faultRetryAfter(resp.Header); ok && resp.StatusCode == http.StatusTooManyRequests {
+			wait = min(max(d, wait), 2*time.Second)
+			continue
+		}
+		var v struct {
+			Status string `json:"status"`
+		}
+		if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &v) != nil {
+			continue
+		}
+		seen = v.Status
+		if slices.Contains(want, v.Status) {
+			return seen
+		}
+	}
+	return seen + " at its deadline"
+}
+
+// chaosSessions is what the session clients did, and the payments their
+// submits were answered with (payment id → session client key).
+type chaosSessions struct {
+	mu       sync.Mutex
+	counts   map[string]int
+	payments map[string]string
+}
+
+func newChaosSessions() *chaosSessions {
+	return &chaosSessions{counts: map[string]int{}, payments: map[string]string{}}
+}
+
+func (s *chaosSessions) count(what string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.counts[what]++
+}
+
+func (s *chaosSessions) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for k, n := range s.counts {
+		out = append(out, fmt.Sprintf("%s ×%d", k, n))
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
+}
+
+// faultSessionFigures are the sessions' share of a run's figures.
+type faultSessionFigures struct {
+	sessions, lost, double, stuck, wrong, degraded, review int
+	payments, charged, lateRefunded                         int // payments tied to sessions; sessions keeping a charge; late charges refunded
+	statuses                                                map[string]int
+}
+
+func (f faultSessionFigures) String() string {
+	if f.sessions == 0 {
+		return "none"
+	}
+	return fmt.Sprintf("%d sessions (%d payments), lost %d, double-charged %d, stuck past expiry %d, wrong outcome %d, "+
+		"degraded %d, payment in review %d, keeping a charge %d, late charges refunded %d; statuses %v",
+		f.sessions, f.payments, f.lost, f.double, f.stuck, f.wrong, f.degraded, f.review, f.charged, f.lateRefunded, f.statuses)
+}
+
+// faultSessionOpenSQL selects sessions left open past their expiry: ACTIVE,
+// PROCESSING (unless their payment waits in review, which only an operator
+// or a slow inquiry ends) or FAILED (a FAILED session still takes a retry
+// until it expires, then expires).
+const faultSessionOpenSQL = `SELECT s.id || ' ' || s.status || ' expires_on ' || s.expires_on || ' payment ' || COALESCE(s.payment_id, '-') ||
+		' ' || COALESCE(p.status, '-')
+	FROM payment_sessions s LEFT JOIN payments p ON p.id = s.payment_id
+	WHERE s.status IN ('ACTIVE', 'PROCESSING', 'FAILED') AND s.expires_on < now() - interval '2 seconds'
+		AND NOT (s.status = 'PROCESSING' AND p.status = 'REQUIRES_REVIEW')`
+
+// waitSessions polls until no session is open past its expiry, or the
+// deadline.
+func (c *faultCluster) waitSessions(deadline time.Time) bool {
+	for {
+		var open int
+		if err := c.db.QueryRow(`SELECT count(*) FROM (` + faultSessionOpenSQL + `) o`).Scan(&open); err != nil {
+			c.chk.Fatalf("count open sessions: %v", err)
+		}
+		if open == 0 {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// checkSessions checks the sessions of the load (l) on the snapshot q and
+// the gateway's ledger; lateRefund holds the late-charge refunds by
+// payment|charge reference.
+func checkSessions(t faultT, q faultQuerier, ledger []sandbox.Charge, l *faultLoad, lateRefund map[string]string) faultSessionFigures {
+	t.Helper()
+	f := faultSessionFigures{statuses: map[string]int{}}
+	type sess struct {
+		id, status, paymentID string
+		amount                int64
+		currency              string
+		expires               time.Time
+	}
+	sessions := map[string]*sess{}
+	rows, err := q.Query(`SELECT id, status, COALESCE(payment_id, ''), amount, currency, expires_on FROM payment_sessions`)
+	if err != nil {
+		t.Fatalf("load sessions: %v", err)
+	}
+	for rows.Next() {
+		s := &sess{}
+		if err := rows.Scan(&s.id, &s.status, &s.paymentID, &s.amount, &s.currency, &s.expires); err != nil {
+			t.Fatalf("scan session: %v", err)
+		}
+		sessions[s.id] = s
+	}
+	rows.Close()
+	type pay struct{ id, status string }
+	paysOf := map[string][]pay{}
+	status := map[string]string{}
+	rows, err = q.Query(`SELECT id, session_id, status FROM payments WHERE session_id IS NOT NULL ORDER BY created_at, id`)
+	if err != nil {
+		t.Fatalf("load session payments: %v", err)
+	}
+	for rows.Next() {
+		var p pay
+		var sid string
+		if err := rows.Scan(&p.id, &sid, &p.status); err != nil {
+			t.Fatalf("scan session payment: %v", err)
+		}
+		paysOf[sid] = append(paysOf[sid], p)
+		status[p.id] = p.status
+		f.payments++
+	}
+	rows.Close()
+	charges := map[string][]sandbox.Charge{}
+	for _, ch := range ledger {
+		charges[ch.PaymentID] = append(charges[ch.PaymentID], ch)
+	}
+
+	var lost, double, wrong, open []string
+	told := map[string]bool{}
+	for _, r := range l.recs {
+		if r.path != faultSessionsPath || r.id == "" {
+			continue
+		}
+		told[r.id] = true
+		f.sessions++
+		s := sessions[r.id]
+		if s == nil {
+			lost = append(lost, fmt.Sprintf("key %s got %d with session %s, which does not exist", r.key, r.code, r.id))
+			continue
+		}
+		f.statuses[s.status]++
+		// the charges the session keeps, over all its payments: a late
+		// charge refunded is given back
+		var kept []sandbox.Charge
+		for _, p := range paysOf[s.id] {
+			for _, ch := range charges[p.id] {
+				if lateRefund[p.id+"|"+ch.Reference] == string(payment.RefundSucceeded) {
+					f.lateRefunded++
+					continue
+				}
+				kept = append(kept, ch)
+			}
+		}
+		if len(kept) > 0 {
+			f.charged++
+		}
+		if len(kept) > 1 {
+			f.double++
+			double = append(double, fmt.Sprintf("session %s (%s) keeps %d charges: %+v", s.id, r.kind, len(kept), kept))
+			continue
+		}
+		latest := status[s.paymentID]
+		ok := false
+		switch s.status {
+		case "COMPLETED":
+			ok = len(kept) == 1 && kept[0].PaymentID == s.paymentID && latest == "SUCCEEDED" &&
+				kept[0].Amount == s.amount && kept[0].Currency == s.currency
+		case "EXPIRED", "FAILED":
+			ok = len(kept) == 0
+		case "PROCESSING":
+			ok = latest == "REQUIRES_REVIEW" && len(kept) <= 1
+		}
+		want := chaosSessionWant[r.kind]
+		switch {
+		case !ok:
+			wrong = append(wrong, fmt.Sprintf("session %s (%s) is %s keeping %d charges; latest payment %s %s; payments %+v; the client %s",
+				s.id, r.kind, s.status, len(kept), s.paymentID, latest, paysOf[s.id], r.actions))
+		case s.status == want:
+		case s.status == "PROCESSING":
+			f.review++
+		case l.spec.degradedOK && s.status != "COMPLETED" && want == "COMPLETED":
+			f.degraded++ // a gateway fault outlasted the retries: no charge kept, checked above
+		case want == "EXPIRED" && s.status == "FAILED" && s.expires.After(time.Now()):
+			// not expired yet (a fault delayed it): its expiry is checked as stuck
+		default:
+			wrong = append(wrong, fmt.Sprintf("session %s (%s) ended %s, want %s; the client %s", s.id, r.kind, s.status, want, r.actions))
+		}
+	}
+	for id, s := range sessions {
+		if !told[id] {
+			// created, the client never told (intake killed before it
+			// answered): its key still names it; it must not hold money
+			for _, p := range paysOf[id] {
+				if len(charges[p.id]) > 0 {
+					wrong = append(wrong, fmt.Sprintf("session %s no client was told of has a charged payment %s", id, p.id))
+				}
+			}
+			f.statuses[s.status+" (unacknowledged)"]++
+		}
+	}
+	orows, err := q.Query(faultSessionOpenSQL)
+	if err != nil {
+		t.Fatalf("load open sessions: %v", err)
+	}
+	for orows.Next() {
+		var s string
+		_ = orows.Scan(&s)
+		open = append(open, s)
+	}
+	orows.Close()
+	f.stuck, f.lost, f.wrong = len(open), len(lost), len(wrong)
+	reportViolations(t, "sessions: session the client was told of missing", lost)
+	reportViolations(t, "sessions: a session keeps more than one charge", double)
+	reportViolations(t, "sessions: outcome", wrong)
+	reportViolations(t, "sessions: open past its expiry", open)
+	return f
+}
+
+// faultReplayable is the answer a replay of r's request must repeat byte
+// for byte: the first answer, but for a session's create, whose
+// payment_session_secret is shown once and kept only as a hash, without it.
+func faultReplayable(r *faultClientRecord) []byte {
+	if r.path != faultSessionsPath {
+		return r.resp
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(r.resp, &m) != nil {
+		return r.resp
+	}
+	if _, ok := m["payment_session_secret"]; !ok {
+		return r.resp
+	}
+	// the secret is the last field but one or so: cut it out of the bytes,
+	// keeping the rest exactly as answered
+	i := bytes.Index(r.resp, []byte(`"payment_session_secret":`))
+	if i < 0 {
+		return r.resp
+	}
+	j := i + len(`"payment_session_secret":`) + len(m["payment_session_secret"])
+	out := append([]byte{}, r.resp[:i]...)
+	switch {
+	case j < len(r.resp) && r.resp[j] == ',':
+		out = append(out, r.resp[j+1:]...)
+	case i > 0 && out[len(out)-1] == ',':
+		out = append(out[:len(out)-1], r.resp[j:]...)
+	default:
+		out = append(out, r.resp[j:]...)
+	}
+	return out
+}
