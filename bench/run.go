@@ -146,7 +146,7 @@ type hooks struct {
 	finished func() // after every payment is final or the wait gave up
 	// sessions is called before the sessions phase (-sessions), and its
 	// result after it: the spawn mode counts the phase's asynq tasks.
-	sessions func() func(completed int) float64
+	sessions func() func(*sessionReport)
 }
 
 // runLoad creates the invoices, posts, waits and checks. It returns a
@@ -217,10 +217,10 @@ func runLoad(ctx context.Context, o Options, p plan, t *target, hc *http.Client,
 	var sruns []sessionRun
 	var sobs map[string]observation
 	var sessErr error
-	var tasksPerSession func(int) float64
+	var sessionCosts func(*sessionReport)
 	if o.sessions > 0 && waitErr == nil {
 		if h != nil && h.sessions != nil {
-			tasksPerSession = h.sessions()
+			sessionCosts = h.sessions()
 		}
 		sruns, sobs, sessErr = runSessions(ctx, o, t, hc, runID)
 	}
@@ -236,8 +236,8 @@ func runLoad(ctx context.Context, o Options, p plan, t *target, hc *http.Client,
 	fillReport(rep, subs, postSeconds, obs, p, charges, ledgerErr, t.ledgerSource)
 	if o.sessions > 0 {
 		fillSessions(rep, o, sruns, sobs, charges, ledgerErr)
-		if tasksPerSession != nil {
-			rep.Sessions.TasksPerSession = tasksPerSession(rep.Sessions.Completed)
+		if sessionCosts != nil {
+			sessionCosts(rep.Sessions)
 		}
 	}
 	if ledgerErr != nil && t.ledgerRequired {

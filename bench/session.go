@@ -69,8 +69,16 @@ type sessionReport struct {
 	Missing       []string `json:"missing"`      // completed without a charge
 	WrongAmount   []string `json:"wrong_amount"` // a charge of another amount or currency
 	// TasksPerSession is asynq tasks processed during the sessions phase ÷
-	// sessions completed (--spawn).
+	// sessions completed (--spawn); each session also leaves its
+	// session:expire task scheduled at expires_on.
 	TasksPerSession float64 `json:"tasks_per_session,omitempty"`
+	// CPU per completed session and per final card payment, each over its
+	// own phase (--spawn): payd's processes, and the whole machine
+	// (PostgreSQL, Redis, payd and the bench).
+	PaydCPUMs        float64 `json:"payd_cpu_ms_per_session,omitempty"`
+	MachineCPUMs     float64 `json:"machine_cpu_ms_per_session,omitempty"`
+	CardPaydCPUMs    float64 `json:"payd_cpu_ms_per_card_payment,omitempty"`
+	CardMachineCPUMs float64 `json:"machine_cpu_ms_per_card_payment,omitempty"`
 
 	first, last time.Time
 }
@@ -344,4 +352,8 @@ func printSessions(w io.Writer, r *Report) {
 		fmt.Fprintf(w, "; %.2f asynq tasks per session", s.TasksPerSession)
 	}
 	fmt.Fprintln(w)
+	if s.MachineCPUMs > 0 {
+		fmt.Fprintf(w, "sessions: CPU per completed session %.2f ms payd, %.2f ms machine; per final card payment %.2f ms payd, %.2f ms machine\n",
+			s.PaydCPUMs, s.MachineCPUMs, s.CardPaydCPUMs, s.CardMachineCPUMs)
+	}
 }

@@ -243,6 +243,7 @@ func (s *chaosSessions) String() string {
 // faultSessionFigures are the sessions' share of a run's figures.
 type faultSessionFigures struct {
 	sessions, lost, double, stuck, wrong, degraded, review int
+	clockRefused                                           int // creates refused while intake's clock ran an hour ahead
 	payments, charged, lateRefunded                         int // payments tied to sessions; sessions keeping a charge; late charges refunded
 	statuses                                                map[string]int
 }
@@ -252,8 +253,8 @@ func (f faultSessionFigures) String() string {
 		return "none"
 	}
 	return fmt.Sprintf("%d sessions (%d payments), lost %d, double-charged %d, stuck past expiry %d, wrong outcome %d, "+
-		"degraded %d, payment in review %d, keeping a charge %d, late charges refunded %d; statuses %v",
-		f.sessions, f.payments, f.lost, f.double, f.stuck, f.wrong, f.degraded, f.review, f.charged, f.lateRefunded, f.statuses)
+		"degraded %d, payment in review %d, keeping a charge %d, late charges refunded %d, creates refused under intake's clock an hour ahead %d; statuses %v",
+		f.sessions, f.payments, f.lost, f.double, f.stuck, f.wrong, f.degraded, f.review, f.charged, f.lateRefunded, f.clockRefused, f.statuses)
 }
 
 // faultSessionOpenSQL selects sessions left open past their expiry: ACTIVE,
@@ -335,6 +336,9 @@ func checkSessions(t faultT, q faultQuerier, ledger []sandbox.Charge, l *faultLo
 	var lost, double, wrong, open []string
 	told := map[string]bool{}
 	for _, r := range l.recs {
+		if r.path == faultSessionsPath && r.clockRefused {
+			f.clockRefused++
+		}
 		if r.path != faultSessionsPath || r.id == "" {
 			continue
 		}
