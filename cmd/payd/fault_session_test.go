@@ -244,8 +244,8 @@ func (s *chaosSessions) String() string {
 type faultSessionFigures struct {
 	sessions, lost, double, stuck, wrong, degraded, review int
 	clockRefused                                           int // creates refused while intake's clock ran an hour ahead
-	payments, charged, lateRefunded                         int // payments tied to sessions; sessions keeping a charge; late charges refunded
-	statuses                                                map[string]int
+	payments, charged, lateRefunded                        int // payments tied to sessions; sessions keeping a charge; late charges refunded
+	statuses                                               map[string]int
 }
 
 func (f faultSessionFigures) String() string {

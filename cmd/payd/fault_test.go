@@ -332,13 +332,13 @@ type faultCluster struct {
 	// expires_on, was refused 422 expires_on_in_past (faultExpiredSessionReplay)
 	expiredReplays atomic.Int64
 
-	mu      sync.Mutex
-	procs   []*faultProc
+	mu    sync.Mutex
+	procs []*faultProc
 	// intakeAhead: when intake's host clock ran ahead (from, to; to zero
 	// while it still does), fault_clock_test.go
 	intakeAhead [][2]time.Time
-	workers []*faultProc
-	intake  *faultProc
+	workers     []*faultProc
+	intake      *faultProc
 }
 
 // faultProc is one running payd process in its own process group.
@@ -803,8 +803,8 @@ type faultClientRecord struct {
 	actions  string // what the client did after the 2xx and what it was answered (3-D Secure, sessions)
 	// expires is a session's expires_on (fault_session_test.go), set with
 	// its body by prepare just before its first try
-	expires time.Time
-	prepare func(r *faultClientRecord)
+	expires  time.Time
+	prepare  func(r *faultClientRecord)
 	tries    int
 	first    time.Time // when the first try was sent
 	id       string    // the payment id of the first 2xx; empty if none
