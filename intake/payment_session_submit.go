@@ -225,25 +225,26 @@ func settled(p payment.Payment) bool {
 	return false
 }
 
-// submitAnswer is the seed's answer for the payment as it is now, with the
-// metrics label of the answer.
+// submitAnswer is the seed's answer for the payment as it is now
+// (sessionSubmitOutcomes), with the metrics label of the answer.
 func (s *Server) submitAnswer(pay payment.Payment, sess payment.Session) (int, []byte, string) {
 	mt := methodType(pay.Method)
-	switch pay.Status {
-	case payment.StatusSucceeded:
-		st := "Captured"
-		if pay.Amount.Minor == 0 {
+	o, ok := sessionSubmitOutcomes[pay.Status]
+	if !ok {
+		o = submitOutcome{http.StatusAccepted, "Pending", "poll"}
+	}
+	if o.code == http.StatusCreated {
+		st := o.status
+		if st == "Captured" && pay.Amount.Minor == 0 {
 			st = "Card Verified"
 		}
-		return http.StatusCreated, mustJSON(submitDone{ID: pay.ID, Status: st, Type: []string{mt}}), "done"
-	case payment.StatusFailed, payment.StatusCanceled:
-		return http.StatusCreated, mustJSON(submitDone{ID: pay.ID, Status: "Declined", Type: []string{mt}}), "done"
-	case payment.StatusRequiresAction:
-		return http.StatusAccepted, mustJSON(submitPending{ID: pay.ID, Status: "Pending", Type: mt,
-			Action: submitAction{Type: "redirect", URL: pay.ActionURL}}), "action"
+		return o.code, mustJSON(submitDone{ID: pay.ID, Status: st, Type: []string{mt}}), "done"
 	}
-	return http.StatusAccepted, mustJSON(submitPending{ID: pay.ID, Status: "Pending", Type: mt,
-		Action: submitAction{Type: "poll", URL: s.cfg.PublicURL + "/v1/payment-sessions/" + url.PathEscape(sess.ID)}}), "pending"
+	act, label := submitAction{Type: "poll", URL: s.cfg.PublicURL + "/v1/payment-sessions/" + url.PathEscape(sess.ID)}, "pending"
+	if o.action == "redirect" && pay.ActionURL != "" {
+		act, label = submitAction{Type: "redirect", URL: pay.ActionURL}, "action"
+	}
+	return o.code, mustJSON(submitPending{ID: pay.ID, Status: o.status, Type: mt, Action: act}), label
 }
 
 // handleSubmitSession is the merchant's submit: POST

@@ -3,6 +3,7 @@ package intake_test
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -256,6 +257,11 @@ func TestSessionCardVerificationChargesNothing(t *testing.T) {
 	if l := h.Sandbox.Ledger(); len(l) != 0 {
 		t.Errorf("sandbox ledger has %d charges after card verifications: %+v", len(l), l)
 	}
+	// and reconciliation finds nothing to say about them (I8 both ways)
+	rep, err := h.Processor.Reconcile(context.Background(), time.Now().Add(-time.Hour), time.Now().Add(time.Minute), "test")
+	if err != nil || len(rep.Findings) != 0 {
+		t.Errorf("reconciliation after verifications: %+v, %v", rep.Findings, err)
+	}
 	// a bank account cannot be verified with a zero amount
 	s := createSession(t, h, map[string]any{"amount": 0, "items": nil})
 	checkEnvelope(t, h.Do("POST", "/v1/payment-sessions/"+s["id"].(string)+"/submit", h.KeyA,
@@ -422,3 +428,71 @@ func TestSessionExpiryVoids3DS(t *testing.T) {
 		t.Errorf("ledger %+v", l)
 	}
 }
+
+// TestSessionIdempotency: an Idempotency-Key on the create replays the
+// session without its secret (kept only as a hash); on the submit it
+// replays the stored answer and makes no second payment; another body
+// under the key is 422.
+func TestSessionIdempotency(t *testing.T) {
+	t.Parallel()
+	h := sessionHarness(t, testenv.Options{})
+	hdr := map[string]string{"Idempotency-Key": "sess-create-1"}
+	r1 := h.Do("POST", "/v1/payment-sessions", h.KeyA, sessionBody(nil), hdr)
+	first := jsonObj(t, r1, 201)
+	r2 := h.Do("POST", "/v1/payment-sessions", h.KeyA, sessionBody(nil), hdr)
+	again := jsonObj(t, r2, 201)
+	if r2.Header.Get("Idempotent-Replayed") != "true" || again["id"] != first["id"] || again["payment_session_token"] != first["payment_session_token"] {
+		t.Fatalf("replay %s vs %s", r2.Body, r1.Body)
+	}
+	if _, ok := again["payment_session_secret"]; ok || first["payment_session_secret"] == "" {
+		t.Errorf("replay shows the secret: %s", r2.Body)
+	}
+	checkEnvelope(t, h.Do("POST", "/v1/payment-sessions", h.KeyA, sessionBody(map[string]any{"amount": 1}), hdr), 422, "idempotency_key_reused")
+
+	id := first["id"].(string)
+	shdr := map[string]string{"Idempotency-Key": "sess-submit-1"}
+	s1 := h.Do("POST", "/v1/payment-sessions/"+id+"/submit", h.KeyA, submitBody("sandbox:pm_card_visa", 1250), shdr)
+	out := jsonObj(t, s1, 201)
+	s2 := h.Do("POST", "/v1/payment-sessions/"+id+"/submit", h.KeyA, submitBody("sandbox:pm_card_visa", 1250), shdr)
+	if s2.Status != 201 || s2.Header.Get("Idempotent-Replayed") != "true" || string(s2.Body) != string(s1.Body) {
+		t.Fatalf("submit replay %d %s", s2.Status, s2.Body)
+	}
+	checkEnvelope(t, h.Do("POST", "/v1/payment-sessions/"+id+"/submit", h.KeyA, []byte(`{"session_data":"sandbox:pm_card_visa","amount":1250,"reference":"other"}`), shdr),
+		422, "idempotency_key_reused")
+	if n := countPayments(t, h, h.TenantA); n != 1 {
+		t.Errorf("%d payments, want 1 (%v)", n, out["id"])
+	}
+}
+
+// TestSessionAmounts: integer minor units in currencies of 0, 2 and 3
+// decimals, from 1 minor unit to the API's largest amount, charged exactly.
+func TestSessionAmounts(t *testing.T) {
+	t.Parallel()
+	h := sessionHarness(t, testenv.Options{})
+	type key struct {
+		Cur    string
+		Amount int64
+	}
+	want := map[string]key{}
+	for _, cur := range []string{"JPY", "USD", "BHD"} {
+		for _, amount := range []int64{1, 100_000_000_000_000} {
+			s := createSession(t, h, map[string]any{"currency": cur, "amount": amount, "items": nil})
+			if s["amount"] != json.Number(strconvI(amount)) || s["currency"] != cur {
+				t.Fatalf("session %v", s)
+			}
+			out := jsonObj(t, h.Do("POST", "/v1/payment-sessions/"+s["id"].(string)+"/submit", h.KeyA, submitBody("sandbox:pm_card_visa", amount), nil), 201)
+			p := h.WaitFinal(out["id"].(string), 10*time.Second)
+			if p.Status != payment.StatusSucceeded || p.Amount != (payment.Money{Minor: amount, Currency: cur}) {
+				t.Errorf("%s %d: payment %s %+v", cur, amount, p.Status, p.Amount)
+			}
+			want[p.ID] = key{cur, amount}
+		}
+	}
+	got := map[string]key{}
+	for _, c := range h.Sandbox.Ledger() {
+		got[c.PaymentID] = key{c.Currency, c.Amount}
+	}
+	diff(t, "ledger", want, got)
+}
+
+func strconvI(n int64) string { return strconv.FormatInt(n, 10) }

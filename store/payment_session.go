@@ -420,12 +420,30 @@ func (s *Store) ExpireSession(ctx context.Context, id, actor string) (ExpireResu
 	var out ExpireResult
 	err := s.InTx(ctx, func(tx *Store) error {
 		now := tx.now()
+		// Locks in the order a payment's own transition takes them
+		// (applyRows: the payment, then its session), so the two never
+		// deadlock: the session's latest payment first, then the session.
+		var latest string
+		err := tx.q.QueryRowxContext(ctx, `SELECT COALESCE(payment_id, '') FROM payment_sessions WHERE id = $1`, id).Scan(&latest)
+		if err != nil {
+			return translate(fmt.Errorf("load session %s: %w", id, err))
+		}
+		var pay payment.Payment
+		if latest != "" {
+			if pay, err = tx.lockPayment(ctx, latest); err != nil {
+				return err
+			}
+		}
 		var r sessionRow
-		err := tx.q.QueryRowxContext(ctx, `SELECT `+sessionColumns+` FROM payment_sessions WHERE id = $1 FOR UPDATE`, id).StructScan(&r)
+		err = tx.q.QueryRowxContext(ctx, `SELECT `+sessionColumns+` FROM payment_sessions WHERE id = $1 FOR UPDATE`, id).StructScan(&r)
 		if err != nil {
 			return translate(fmt.Errorf("load session %s: %w", id, err))
 		}
 		sess := r.toSession()
+		if sess.PaymentID != latest {
+			// a submit recorded a new payment meanwhile: decide again (the task retries)
+			return fmt.Errorf("expire session %s: its payment changed meanwhile", id)
+		}
 		out.Seq = sess.StepSeq
 		switch {
 		case sess.Status.Final():
@@ -437,10 +455,6 @@ func (s *Store) ExpireSession(ctx context.Context, id, actor string) (ExpireResu
 		}
 		reason := "expired"
 		if sess.Status == payment.SessionProcessing {
-			pay, err := tx.lockPayment(ctx, sess.PaymentID)
-			if err != nil {
-				return err
-			}
 			if pay.Status != payment.StatusRequiresAction || pay.CancelRequestedAt != nil {
 				// the payment's outcome decides; a failure brings the session back to FAILED with next_at set
 				_, err := tx.q.ExecContext(ctx, `UPDATE payment_sessions SET next_at = NULL, swept = false WHERE id = $1`, id)

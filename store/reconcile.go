@@ -259,11 +259,12 @@ func (s *Store) AttemptsByKey(ctx context.Context, keys []string) (map[string]Ch
 // SucceededAttempts lists the attempts payd records as charged (or sent to
 // a rail) that started in [from, to), for the other direction of
 // reconciliation: a charge payd believes in that the gateway lacks.
-// Payments recorded without a gateway have no attempts.
+// Payments recorded without a gateway have no attempts; a card
+// verification (a session of amount 0) charges nothing and is left out.
 func (s *Store) SucceededAttempts(ctx context.Context, from, to time.Time, limit int) ([]ChargedAttempt, error) {
 	var rows []chargedAttemptRow
 	if err := sqlx.SelectContext(ctx, s.q, &rows, chargedAttemptQuery+`
-		WHERE a.status = 'SUCCEEDED' AND a.started_at >= $1 AND a.started_at < $2
+		WHERE a.status = 'SUCCEEDED' AND a.started_at >= $1 AND a.started_at < $2 AND p.amount > 0
 		ORDER BY a.started_at, a.id LIMIT $3`, from.UTC(), to.UTC(), limit); err != nil {
 		return nil, translate(fmt.Errorf("succeeded attempts: %w", err))
 	}
