@@ -260,6 +260,7 @@ func runChaos(t *testing.T, bin, name string, faults []chaosFault, n int, spread
 		r.setNotify(sandbox.NotifyFaults{Drop: true})
 	}
 	refundq := make(chan *faultClientRecord, n)
+	loadSet := make(chan struct{})
 	var refunders sync.WaitGroup
 	refunders.Add(4) // started once r.l is set, which they read
 	actHC := &http.Client{Timeout: 10 * time.Second}
@@ -275,7 +276,7 @@ func runChaos(t *testing.T, bin, name string, faults []chaosFault, n int, spread
 			if rec.path == faultSessionsPath {
 				// its customer submits it (or walks away), on its own
 				r.actions.wg.Add(1)
-				go func() { defer r.actions.wg.Done(); r.sessionClient(actHC, rec) }()
+				go func() { defer r.actions.wg.Done(); <-loadSet; r.sessionClient(actHC, rec) }()
 			}
 			if rec.refund > 0 {
 				refundq <- rec
@@ -285,6 +286,7 @@ func runChaos(t *testing.T, bin, name string, faults []chaosFault, n int, spread
 	}
 	t.Logf("chaos %s: seed %d (rerun with PAYD_CHAOS_SEED=%d), %d payments over %s", name, seed, seed, n, spread)
 	r.l = c.startLoad(spec)
+	close(loadSet) // the session clients post through r.l
 	for range 4 {
 		go func() { defer refunders.Done(); r.refundLoop(refundq) }()
 	}
