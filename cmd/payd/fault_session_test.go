@@ -34,6 +34,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -44,6 +45,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/payd/payd/connector/sandbox"
@@ -410,7 +412,10 @@ func checkSessions(t faultT, q faultQuerier, ledger []sandbox.Charge, l *faultLo
 			ok = latest == "REQUIRES_REVIEW" && len(kept) <= 1
 		}
 		want := chaosSessionWant[r.kind]
+		isOpen := s.status == "ACTIVE" || s.status == "PROCESSING" || s.status == "FAILED"
 		switch {
+		case isOpen && s.expires.Before(time.Now()) && !(s.status == "PROCESSING" && latest == "REQUIRES_REVIEW"):
+			// left open past its expiry: reported as stuck (faultSessionOpenSQL)
 		case !ok:
 			wrong = append(wrong, fmt.Sprintf("session %s (%s) is %s keeping %d charges; latest payment %s %s; payments %+v; the client %s",
 				s.id, r.kind, s.status, len(kept), s.paymentID, latest, paysOf[s.id], r.actions))
@@ -519,4 +524,107 @@ func faultShortErr(s string) string {
 		return fmt.Sprintf("HTTP %d %s", code, strings.Join(e.Codes, ","))
 	}
 	return fmt.Sprintf("HTTP %d", code)
+}
+
+// TestFaultCheckerCatchesSessions proves checkSessions can fail: on a real
+// cluster, sessions paid and expired through the API pass it; then a
+// ledger with a second charge for a completed session's payment, a session
+// turned EXPIRED while it keeps its charge, one turned ACTIVE past its
+// expiry, and a client told of a session that does not exist must each be
+// found, under its own heading, and nothing else.
+func TestFaultCheckerCatchesSessions(t *testing.T) {
+	bin := buildFaultPayd(t)
+	c := startFaultCluster(t, bin)
+	hc := &http.Client{Timeout: 10 * time.Second}
+	defer hc.CloseIdleConnections()
+	l := &faultLoad{statusCounts: map[int]int{}}
+	session := func(key string, life time.Duration, data string) *faultClientRecord {
+		t.Helper()
+		r := &faultClientRecord{path: faultSessionsPath, key: key, kind: "session_visa", currency: "USD", minor: 1250,
+			expires: time.Now().Add(life).UTC().Truncate(time.Second)}
+		r.body, _ = json.Marshal(map[string]any{"amount": 1250, "currency": "USD", "expires_on": r.expires.Format(time.RFC3339),
+			"billing": map[string]any{"address": map[string]any{"country": "GB"}}, "success_url": "https://merchant.example/ok",
+			"failure_url": "https://merchant.example/ko"})
+		c.create(hc, l, r)
+		if r.id == "" {
+			t.Fatalf("create session %s: %s", key, r.lastErr)
+		}
+		if data != "" {
+			body, _ := json.Marshal(map[string]any{"session_data": data, "amount": 1250})
+			sub := &faultClientRecord{path: faultSessionsPath + "/" + r.id + "/submit", key: key + "-submit", body: body}
+			c.create(hc, l, sub)
+			if sub.id == "" {
+				t.Fatalf("submit session %s: %s", key, sub.lastErr)
+			}
+		} else {
+			r.kind = "session_expire"
+		}
+		l.recs = append(l.recs, r)
+		return r
+	}
+	paid := session("neg-paid", time.Hour, "sandbox:"+sandbox.CardVisa)
+	turned := session("neg-turned", time.Hour, "sandbox:"+sandbox.CardVisa)
+	left := session("neg-left", 2*time.Second, "")
+	for end := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		var done int
+		if err := c.db.QueryRow(`SELECT count(*) FROM payment_sessions WHERE (id IN ($1, $2) AND status = 'COMPLETED')
+			OR (id = $3 AND status = 'EXPIRED')`, paid.id, turned.id, left.id).Scan(&done); err != nil {
+			t.Fatal(err)
+		}
+		if done == 3 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("sessions not COMPLETED, COMPLETED, EXPIRED after 30 s (%d of 3)", done)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ledger, err := sandbox.NewClient(c.sandboxURL, nil).(*sandbox.Client).Ledger(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := &faultRecorder{t: t}
+	if f := checkSessions(ok, c.db, ledger, l, nil); len(ok.findings) > 0 || f.sessions != 3 || f.charged != 2 {
+		t.Fatalf("the sessions as payd left them: figures %s, findings %q; want 3 sessions, 2 keeping a charge, no finding", f, ok.findings)
+	}
+
+	// now break each property
+	var paidPayment string
+	if err := c.db.QueryRow(`SELECT payment_id FROM payment_sessions WHERE id = $1`, paid.id).Scan(&paidPayment); err != nil {
+		t.Fatal(err)
+	}
+	var again sandbox.Charge
+	for _, ch := range ledger {
+		if ch.PaymentID == paidPayment {
+			again = ch
+		}
+	}
+	again.Reference += "-again"
+	broken := append(append([]sandbox.Charge{}, ledger...), again)
+	for _, q := range []string{
+		`UPDATE payment_sessions SET status = 'EXPIRED', next_at = NULL WHERE id = '` + turned.id + `'`,
+		`UPDATE payment_sessions SET status = 'ACTIVE', next_at = NULL WHERE id = '` + left.id + `'`,
+	} {
+		if _, err := c.db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.recs = append(l.recs, &faultClientRecord{path: faultSessionsPath, key: "neg-lost", kind: "session_visa", id: "ps_0000000000000000000000000000000", code: 201})
+	rec := &faultRecorder{t: t}
+	f := checkSessions(rec, c.db, broken, l, nil)
+	for _, want := range []string{
+		"sessions: session the client was told of missing: 1 violation",
+		"sessions: a session keeps more than one charge: 1 violation",
+		"sessions: outcome: 1 violation",
+		"sessions: open past its expiry: 1 violation",
+	} {
+		if !rec.found(want) {
+			t.Errorf("checkSessions missed %q; findings:\n%s", want, strings.Join(rec.findings, "\n"))
+		}
+	}
+	if len(rec.findings) != 4 || f.lost != 1 || f.double != 1 || f.wrong != 1 || f.stuck != 1 {
+		t.Errorf("figures %s, %d findings; want lost, double-charged, wrong outcome and stuck 1 each, 4 findings:\n%s",
+			f, len(rec.findings), strings.Join(rec.findings, "\n"))
+	}
 }
