@@ -604,7 +604,7 @@ func TestFaultCheckerCatchesSessions(t *testing.T) {
 	broken := append(append([]sandbox.Charge{}, ledger...), again)
 	for _, q := range []string{
 		`UPDATE payment_sessions SET status = 'EXPIRED', next_at = NULL WHERE id = '` + turned.id + `'`,
-		`UPDATE payment_sessions SET status = 'ACTIVE', next_at = NULL WHERE id = '` + left.id + `'`,
+		`UPDATE payment_sessions SET status = 'ACTIVE', next_at = NULL, expires_on = now() - interval '1 minute' WHERE id = '` + left.id + `'`,
 	} {
 		if _, err := c.db.Exec(q); err != nil {
 			t.Fatal(err)
