@@ -421,6 +421,8 @@ print()
 print(f"payment session {page.get('id')} for the hosted page: {page.get('status')}, {page.get('amount')} {page.get('currency')} "
       f"(minor units), expires_on {page.get('expires_on')}; GET of the page: HTTP {page_code}")
 print(f"  hosted payment page: {page_url}")
+if page_code == "404":
+    print("  (this build serves no page at /pay/{token}: the hosted page's HTML, CSS and JS come with the paypage branch)")
 print(f"payment session {fin.get('id')} submitted through the API with session_data sandbox:pm_card_visa: "
       f"HTTP {submit_code} {json.dumps(sub, separators=(',', ':'))}")
 print(f"  session now {fin.get('status')}, payment_id {fin.get('payment_id')}; payment {tl.get('status', '?')}, sandbox charges {len(charges)}")
