@@ -14,7 +14,11 @@ import (
 // payment_session_secret in the X-Payment-Session-Secret header (never an
 // API key); a wrong secret and an unknown token are both 404, and a page
 // can reach nothing but its own session. The page itself (GET
-// /pay/{token}, HTML and assets) is served beside them.
+// /pay/{token}, HTML and assets) is served beside them. The secret exists
+// only in the create's 201 (stored as a hash); a page learns it from its
+// merchant, e.g. as the URL fragment of _links.redirect
+// (/pay/{token}#<secret>), which browsers never send to a server and so
+// never reaches a log.
 //
 //	GET  /pay/{token}/session  the session as the page shows it (pageSession)
 //	POST /pay/{token}/submit   {"session_data"}: the amount is the session's;
@@ -93,7 +97,7 @@ func (s *Server) handlePageSession(w http.ResponseWriter, r *http.Request) error
 
 func (s *Server) toPageSession(ctx context.Context, sess payment.Session) (pageSession, error) {
 	req := sessionEcho(sess)
-	out := pageSession{ID: sess.ID, Status: string(sess.Status), Amount: sess.Amount.Minor, Currency: sess.Amount.Currency,
+	out := pageSession{ID: sess.ID, Status: s.shownStatus(sess), Amount: sess.Amount.Minor, Currency: sess.Amount.Currency,
 		DisplayName: sess.DisplayName, Locale: sess.Locale, Description: sess.Description, Reference: sess.Reference,
 		Items: []pageItem{}, EnabledMethods: sess.EnabledMethods, ExpiresOn: ts(sess.ExpiresOn),
 		RetryAllowed: sess.RetryAllowed(s.store.Now()) && !sess.SubmitLocked, SuccessURL: sess.SuccessURL, FailureURL: sess.FailureURL}

@@ -61,9 +61,20 @@ func sessionEcho(sess payment.Session) createSessionRequest {
 	return req
 }
 
+// shownStatus is a session's status as answered: one that takes no more
+// submits because expires_on passed is EXPIRED at once, before its expiry
+// task has run (a session whose payment is still running stays
+// PROCESSING: its payment decides).
+func (s *Server) shownStatus(sess payment.Session) string {
+	if (sess.Status == payment.SessionActive || sess.Status == payment.SessionFailed) && !s.store.Now().Before(sess.ExpiresOn) {
+		return string(payment.SessionExpired)
+	}
+	return string(sess.Status)
+}
+
 func (s *Server) toSessionResponse(sess payment.Session) sessionResponse {
 	req := sessionEcho(sess)
-	out := sessionResponse{ID: sess.ID, Status: string(sess.Status), PaymentID: sess.PaymentID, Amount: sess.Amount.Minor,
+	out := sessionResponse{ID: sess.ID, Status: s.shownStatus(sess), PaymentID: sess.PaymentID, Amount: sess.Amount.Minor,
 		Currency: sess.Amount.Currency, Reference: sess.Reference, Description: sess.Description, ExpiresOn: ts(sess.ExpiresOn),
 		Customer: req.Customer, Billing: req.Billing, Products: req.Items, PaymentSessionToken: sess.Token,
 		InvoiceID: sess.InvoiceID, Links: sessionLinks{

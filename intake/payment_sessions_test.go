@@ -399,6 +399,12 @@ func TestSessionExpiresBySweeperAfterRedisWipe(t *testing.T) {
 	if sess, _ := h.Store.GetSession(context.Background(), "", id); sess.Status != payment.SessionActive {
 		t.Fatalf("expired with its task wiped: %s (the test proves nothing)", sess.Status)
 	}
+	// answered as expired already, and refused as such
+	if g := jsonObj(t, h.Do("GET", "/v1/payment-sessions/"+id, h.KeyA, nil, nil), 200); g["status"] != "EXPIRED" {
+		t.Errorf("GET past expires_on: %v", g["status"])
+	}
+	checkEnvelope(t, h.Do("POST", "/v1/payment-sessions/"+id+"/submit", h.KeyA, submitBody("sandbox:pm_card_visa", 1250), nil),
+		422, "payment_session_expired")
 	n, err := h.Processor.Sweep(context.Background())
 	if err != nil || n < 1 {
 		t.Fatalf("sweep enqueued %d, %v", n, err)
@@ -496,3 +502,125 @@ func TestSessionAmounts(t *testing.T) {
 }
 
 func strconvI(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestSessionPage: the page's session as the hosted page shows it, for a
+// session limited to cards with items, a locale and a display name; after
+// it expires the page is told no submit is allowed.
+func TestSessionPage(t *testing.T) {
+	t.Parallel()
+	h := sessionHarness(t, testenv.Options{NoWorker: true})
+	s := createSession(t, h, map[string]any{"currency": "BHD", "amount": 2500, "locale": "fr-FR", "display_name": "Café Zoë",
+		"enabled_payment_methods": []string{"card", "ach", "ideal"}, "disabled_payment_methods": []string{"ach"},
+		"items":      []any{map[string]any{"name": "Tasse", "quantity": 2, "unit_price": 1000}, map[string]any{"name": "Port", "total_amount": 500}},
+		"expires_on": expiresIn(1500 * time.Millisecond)})
+	hdr := map[string]string{intake.SessionSecretHeader: s["payment_session_secret"].(string)}
+	path := "/pay/" + s["payment_session_token"].(string) + "/session"
+	r := h.Do("GET", path, "", nil, hdr)
+	var pg map[string]any
+	if err := json.Unmarshal(jsonBody(t, r, 200), &pg); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"id": s["id"], "status": "ACTIVE", "amount": 2500.0, "currency": "BHD", "display_name": "Café Zoë",
+		"locale": "fr-FR", "description": "Two mugs", "reference": "ORD-1",
+		"items": []any{map[string]any{"name": "Tasse", "quantity": 2.0, "unit_price": 1000.0, "total_amount": 2000.0},
+			map[string]any{"name": "Port", "quantity": 1.0, "unit_price": 0.0, "total_amount": 500.0}},
+		"enabled_methods": []any{"card"}, "payment_id": nil, "expires_on": pg["expires_on"], "retry_allowed": true,
+		"last_error": nil, "success_url": "https://merchant.example/ok", "failure_url": "https://merchant.example/no", "action": nil}
+	diff(t, "page session", want, pg)
+	// an ACH account on a cards-only session
+	b, _ := json.Marshal(map[string]string{"session_data": "sandbox:ach:021000021:123456789"})
+	checkEnvelope(t, h.Do("POST", "/pay/"+s["payment_session_token"].(string)+"/submit", "", b, hdr), 422, "payment_method_not_enabled")
+	time.Sleep(1600 * time.Millisecond)
+	pg = jsonObj(t, h.Do("GET", path, "", nil, hdr), 200)
+	if pg["status"] != "EXPIRED" || pg["retry_allowed"] != false {
+		t.Errorf("page after expires_on: %v", pg)
+	}
+	b, _ = json.Marshal(map[string]string{"session_data": "sandbox:pm_card_visa"})
+	checkEnvelope(t, h.Do("POST", "/pay/"+s["payment_session_token"].(string)+"/submit", "", b, hdr), 422, "payment_session_expired")
+}
+
+func jsonBody(t *testing.T, r testenv.Response, status int) []byte {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)
+	}
+	return r.Body
+}
+
+// TestSessionExpiryLateCharge: a session expires while the gateway refuses
+// voids; its 3-D Secure payment is canceled anyway and the customer then
+// completes the challenge: the charge that lands is found by reconciliation
+// and refunded, like any late charge. An abandoned session never keeps
+// money.
+func TestSessionExpiryLateCharge(t *testing.T) {
+	t.Parallel()
+	h := sessionHarness(t, testenv.Options{})
+	start := h.Store.Now()
+	s := createSession(t, h, map[string]any{"expires_on": expiresIn(1500 * time.Millisecond)})
+	out := jsonObj(t, h.Do("POST", "/v1/payment-sessions/"+s["id"].(string)+"/submit", h.KeyA, submitBody("sandbox:pm_card_3ds", 1250), nil), 202)
+	h.Sandbox.SetFaults(sandbox.Faults{VoidDown: true})
+	waitSession(t, h, s["id"].(string), payment.SessionExpired, 10*time.Second)
+	payID := out["id"].(string)
+	if p := h.WaitFinal(payID, 30*time.Second); p.Status != payment.StatusCanceled {
+		t.Fatalf("payment %s", p.Status)
+	}
+	h.Sandbox.SetFaults(sandbox.Faults{})
+	u := out["action"].(map[string]any)["url"].(string)
+	if err := h.Sandbox.CompleteAction(u[strings.LastIndex(u, "/")+1:], true); err != nil {
+		t.Fatalf("the challenge was never voided, so the customer can complete it: %v", err)
+	}
+	rep, err := h.Processor.Reconcile(context.Background(), start.Add(-time.Minute), h.Store.Now().Add(time.Minute), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range rep.Findings {
+		if f.PaymentID == payID && f.Action == "refund" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("findings %+v: want the late charge refunded", rep.Findings)
+	}
+	waitFor(t, 10*time.Second, "the late charge refunded", func() bool {
+		var n int
+		_ = h.Store.DB().QueryRowContext(context.Background(), `SELECT count(*) FROM refunds WHERE payment_id = $1 AND status = 'SUCCEEDED'`, payID).Scan(&n)
+		return n == 1
+	})
+}
+
+// TestSessionSettlesInvoice: a session naming an invoice (by external id)
+// pays it like a seed-001 payment: the amount is reserved when submitted
+// and paid when the payment succeeds; a session asking more than the
+// invoice has left is refused at submit, and reserves nothing.
+func TestSessionSettlesInvoice(t *testing.T) {
+	t.Parallel()
+	h := sessionHarness(t, testenv.Options{})
+	invID := h.CreateInvoice("inv-sess-1", "USD", "12.50")
+	s := createSession(t, h, map[string]any{"invoice_id": "inv-sess-1"})
+	if s["invoice_id"] != invID {
+		t.Fatalf("session invoice %v, want %s", s["invoice_id"], invID)
+	}
+	big := createSession(t, h, map[string]any{"invoice_id": invID, "amount": 1251})
+	checkEnvelope(t, h.Do("POST", "/v1/payment-sessions/"+big["id"].(string)+"/submit", h.KeyA, submitBody("sandbox:pm_card_visa", 1251), nil),
+		422, "invoice_over_applied")
+	out := jsonObj(t, h.Do("POST", "/v1/payment-sessions/"+s["id"].(string)+"/submit", h.KeyA, submitBody("sandbox:pm_card_visa", 1250), nil), 201)
+	if p := h.WaitFinal(out["id"].(string), 10*time.Second); p.InvoiceID != invID || p.Status != payment.StatusSucceeded {
+		t.Fatalf("payment %+v", p)
+	}
+	var reserved, paid int64
+	if err := h.Store.DB().QueryRow(`SELECT amount_reserved, amount_paid FROM invoices WHERE id = $1`, invID).Scan(&reserved, &paid); err != nil {
+		t.Fatal(err)
+	}
+	if reserved != 1250 || paid != 1250 {
+		t.Errorf("invoice reserved %d paid %d, want 1250 and 1250", reserved, paid)
+	}
+	inv := jsonObj(t, h.Do("GET", "/v1/invoices/"+invID, h.KeyA, nil, nil), 200)
+	if inv["status"] != "PAID" {
+		t.Errorf("invoice %v", inv["status"])
+	}
+	// the refused session is still submittable with nothing reserved: its lock was released
+	if sess, _ := h.Store.GetSession(context.Background(), h.TenantA, big["id"].(string)); sess.Status != payment.SessionActive || sess.SubmitLocked {
+		t.Errorf("refused session %+v", sess)
+	}
+}

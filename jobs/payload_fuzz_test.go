@@ -20,10 +20,23 @@ func FuzzParsePayload(f *testing.F) {
 		`{"payment_id":"pay_1","seq":0}`, `{"payment_id":"pay_1","seq":-1}`, `{"payment_id":"","seq":1}`,
 		`{"payment_id":"pay_1","seq":1e30}`, `{"payment_id":1,"seq":1}`, `{"payment_id":"pay_1","seq":"1"}`,
 		`{"payment_id":"pay_1","seq":9223372036854775808}`, "{\"payment_id\":\"\xff\",\"seq\":1}",
-		`{"payment_id":"pay_1","seq":1,"extra":true}`, `{"PAYMENT_ID":"pay_1","seq":1}`} {
+		`{"payment_id":"pay_1","seq":1,"extra":true}`, `{"PAYMENT_ID":"pay_1","seq":1}`, `{"session_id":"ps_1","seq":3}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if xp, err := ParseSessionExpire(asynq.NewTask(TypeSessionExpire, b)); err != nil {
+			if !errors.Is(err, ErrBadPayload) || !errors.Is(err, asynq.SkipRetry) {
+				t.Fatalf("ParseSessionExpire error %v is not ErrBadPayload", err)
+			}
+		} else {
+			task, err := NewSessionExpireTask(xp.SessionID, xp.Seq, time.Time{}, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if back, err := ParseSessionExpire(task); err != nil || back != xp {
+				t.Fatalf("session payload %+v round-trips to %+v, %v", xp, back, err)
+			}
+		}
 		sp, err := ParseStep(asynq.NewTask(TypePaymentSubmit, b))
 		if err != nil {
 			if !errors.Is(err, ErrBadPayload) || !errors.Is(err, asynq.SkipRetry) {

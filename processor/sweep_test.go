@@ -16,7 +16,7 @@ func TestEveryDueStepHasATask(t *testing.T) {
 		if _, ok := jobs.Queues[jobs.StepQueue(step)]; !ok {
 			t.Errorf("%s runs on queue %q, which the worker does not serve", step, jobs.StepQueue(step))
 		}
-		if step == store.StepRefund || step == store.StepNotification {
+		if step == store.StepRefund || step == store.StepNotification || step == store.StepSession {
 			continue
 		}
 		if _, ok := jobs.StepType(step); !ok {
@@ -25,5 +25,9 @@ func TestEveryDueStepHasATask(t *testing.T) {
 	}
 	if got := jobs.StepQueue(store.StepNotification); got != jobs.QueueCritical {
 		t.Errorf("notifications swept against the %s queue's backlog", got)
+	}
+	// session expiries run as session:expire, on the low queue
+	if got := jobs.StepQueue(store.StepSession); got != jobs.QueueLow {
+		t.Errorf("session expiries swept against the %s queue's backlog", got)
 	}
 }

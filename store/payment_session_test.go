@@ -136,3 +136,29 @@ func TestSessionStore(t *testing.T) {
 		t.Error("an EXPIRED session took a next_at")
 	}
 }
+
+// TestClaimDueSessions: a session whose expiry is due is claimed by the
+// sweeper (pushed out by the lease, marked swept), not before its cutoff,
+// and Rearm gives it a fresh step sequence.
+func TestClaimDueSessions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, tn := open(t)
+	s, _ := newSession(t, st, tn, time.Now().Add(-time.Minute), 1) // due a minute ago
+	later, _ := newSession(t, st, tn, time.Now().Add(time.Hour), 1)
+	if got, err := st.ClaimDue(ctx, store.DueBefore{store.StepSession: time.Now().Add(-2 * time.Minute)}, time.Hour, 10); err != nil || len(got) != 0 {
+		t.Fatalf("claimed before its cutoff: %+v %v", got, err)
+	}
+	got, err := st.ClaimDue(ctx, store.AllDueBefore(time.Now()), time.Hour, 10)
+	if err != nil || len(got) != 1 || got[0].SessionID != s.ID || got[0].Step != store.StepSession || got[0].Seq != 1 || got[0].Swept {
+		t.Fatalf("claim: %+v %v", got, err)
+	}
+	if again, _ := st.ClaimDue(ctx, store.AllDueBefore(time.Now()), time.Hour, 10); len(again) != 0 {
+		t.Errorf("claimed again within the lease: %+v", again)
+	}
+	seq, err := st.Rearm(ctx, got[0])
+	if err != nil || seq != 2 {
+		t.Errorf("rearm: %d %v", seq, err)
+	}
+	_ = later
+}

@@ -125,3 +125,37 @@ func TestTokenizeCharges(t *testing.T) {
 		t.Errorf("ledger has %d entries: %+v", n, s.Ledger())
 	}
 }
+
+// FuzzParseSessionData: any session_data never panics the parser; what it
+// accepts is one of the documented forms, for a card the sandbox knows or
+// an all-digit account of 4 to 17 digits.
+func FuzzParseSessionData(f *testing.F) {
+	for _, s := range []string{"sandbox:pm_card_visa", "sandbox:pm_card_3ds:n0nce", "sandbox:ach:021000021:123456789",
+		"sandbox:ach::", "sandbox:", "", "sandbox:pm_card_visa:", "sandbox:ach:021000021:1234567890123456789"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		pm, m, ok := ParseSessionData(in)
+		if !ok {
+			if pm != "" || m != "" {
+				t.Fatalf("refused %q but answered %q %q", in, pm, m)
+			}
+			return
+		}
+		if !strings.HasPrefix(in, SessionDataPrefix) || len(in) > maxSessionData {
+			t.Fatalf("accepted %q", in)
+		}
+		switch m {
+		case payment.MethodCard:
+			if !sandboxCards[pm] {
+				t.Fatalf("accepted card %q from %q", pm, in)
+			}
+		case payment.MethodACH:
+			if !allDigits(pm) || len(pm) < 4 || len(pm) > 17 || !strings.HasSuffix(in, ":"+pm) {
+				t.Fatalf("accepted account %q from %q", pm, in)
+			}
+		default:
+			t.Fatalf("method %q from %q", m, in)
+		}
+	})
+}
