@@ -27,7 +27,9 @@ package main
 // it, does both at once or lets it expire (fault_action_test.go),
 // pm_card_unknown payments, large amounts (up to 1e14 minor units, each
 // paying an invoice of its own), ACH payments and payouts, OFFLINE
-// payments and refunds.
+// payments and refunds, and, in the mixed run, payment sessions submitted
+// with the sandbox's session_data test values or abandoned
+// (fault_session_test.go).
 //
 // Each run ends with the checker (I1–I5 and I8 after a reconciliation,
 // refunds and invoice balances, which window each worker kill hit) and a
@@ -325,12 +327,15 @@ func runChaos(t *testing.T, bin, name string, faults []chaosFault, n int, spread
 // pm_card_unknown payments, large amounts (1e10 to 1e14 minor units, each
 // paying an invoice of its own the client creates first, some refunded in
 // part or in whole), ACH that settles or is returned, OFFLINE payments,
-// ACH payouts (seed 002) paying an invoice, and a share of visa payments
-// the client refunds (in part or in whole) once they succeed.
+// ACH payouts (seed 002) paying an invoice, a share of visa payments
+// the client refunds (in part or in whole) once they succeed, and payment
+// sessions (seed 003) that their clients submit or abandon
+// (fault_session_test.go).
 //
 // slow says whether the mix has the kinds that take long to end by design
 // (a 3-D Secure action expires after 18 s, a pm_card_unknown payment goes
-// to review after 26 s): the mixed run has them; a fault's own scenario
+// to review after 26 s, sessions expire after 10 to 30 s): the mixed run
+// has them; a fault's own scenario
 // makes them visa payments, which keeps the package's CI time (its
 // scenarios would otherwise wait ≈ 25 s more each).
 func chaosMix(seed int64, invoices []string, slow bool) func(i int, key string) *faultClientRecord {
