@@ -352,7 +352,7 @@ func chaosMix(seed int64, invoices []string, slow bool) func(i int, key string) 
 		minor := int64(100 + rng.IntN(9900))
 		if slow && rng.IntN(100) < chaosSessionShare {
 			// a payment session and its client (fault_session_test.go)
-			return chaosSession(rng, key, currency, minor)
+			return chaosSession(rng, key, currency, minor, faultInvoiceExt(currency, i))
 		}
 		inv := i % len(invoices)
 		r := &faultClientRecord{key: key}
