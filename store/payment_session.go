@@ -296,7 +296,12 @@ func (s *Store) StartSessionPayment(ctx context.Context, sp SessionPayment) (pay
 		if sess.InvoiceID != "" {
 			invoice = sess.InvoiceID
 		}
-		meta := `{"payment_session_id":` + jsonString(sess.ID) + `}`
+		m := map[string]string{"payment_session_id": sess.ID}
+		if sp.Reference != "" {
+			m["reference"] = sp.Reference // the submit's own reference
+		}
+		metaJSON, _ := json.Marshal(m)
+		meta := string(metaJSON)
 		if _, err := tx.q.ExecContext(ctx, `
 			WITH p AS (
 				INSERT INTO payments (id, tenant_id, surface, amount, currency, method, payment_method_id,
@@ -520,9 +525,4 @@ func (s *Store) SessionEvents(ctx context.Context, tenantID, sessionID string) (
 			CreatedAt: r.CreatedAt.UTC()}
 	}
 	return out, nil
-}
-
-func jsonString(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
 }

@@ -69,10 +69,13 @@ func TestSessionStore(t *testing.T) {
 		t.Errorf("start under another lock: %v", err)
 	}
 	pay, err := st.StartSessionPayment(ctx, store.SessionPayment{Session: locked, LockUntil: until, Method: payment.MethodCard,
-		Token: "tok_x", Actor: "test"})
+		Token: "tok_x", Reference: "sub-ref", Actor: "test"})
 	if err != nil || pay.Status != payment.StatusPending || pay.SessionID != s.ID || pay.Surface != store.SurfaceSessions ||
 		pay.PaymentMethodID != "tok_x" || pay.Amount.Minor != 500 {
 		t.Fatalf("start: %+v %v", pay, err)
+	}
+	if pay.Metadata["payment_session_id"] != s.ID || pay.Metadata["reference"] != "sub-ref" {
+		t.Errorf("payment metadata %v", pay.Metadata)
 	}
 	s2, _ := st.GetSession(ctx, tn.ID, s.ID)
 	if s2.Status != payment.SessionProcessing || s2.PaymentID != pay.ID || s2.AttemptsUsed != 1 || s2.SubmitLocked {
