@@ -378,16 +378,12 @@ func (req createSessionRequest) valid(lim limits) (validSession, map[string]stri
 		bad["processing_channel_id"] = "processing_channel_id_invalid"
 	}
 	if p := req.ExpiresOn; p != nil {
-		t, err := time.Parse(time.RFC3339Nano, *p)
-		now := lim.now()
-		switch {
-		case err != nil:
+		// only its form here: whether it is in the future is checked after
+		// the Idempotency-Key's lookup (expiresOnRefusal), so that a create
+		// replayed after its session's expiry still gets its stored answer
+		if t, err := time.Parse(time.RFC3339Nano, *p); err != nil {
 			bad["expires_on"] = "expires_on_invalid"
-		case !t.After(now):
-			bad["expires_on"] = "expires_on_in_past"
-		case t.Sub(now) > MaxSessionLifetime:
-			bad["expires_on"] = "expires_on_too_far"
-		default:
+		} else {
 			t = t.UTC().Truncate(time.Microsecond)
 			v.ExpiresOn = &t
 		}
@@ -569,4 +565,16 @@ func (req submitSessionRequest) valid(lim limits) (validSubmit, map[string]strin
 		v.IPAddress = *p
 	}
 	return v, bad
+}
+
+// expiresOnRefusal is the error code of an expires_on that is not in the
+// future or is further than MaxSessionLifetime from now, or "".
+func expiresOnRefusal(t, now time.Time) string {
+	switch {
+	case !t.After(now):
+		return "expires_on_in_past"
+	case t.Sub(now) > MaxSessionLifetime:
+		return "expires_on_too_far"
+	}
+	return ""
 }

@@ -98,6 +98,15 @@ func (s *Server) submitSession(w http.ResponseWriter, r *http.Request, tenantID,
 		if done, err := s.replayed(w, r, *k, fp); done || err != nil {
 			return err
 		}
+		// a submit under this key recorded its payment but never stored
+		// its answer (it died, or its client left, before its wait ended):
+		// the retry answers with that payment, never a second one
+		if payID, ok, err := s.store.LapsedSubmit(ctx, *k, fp); err != nil || ok {
+			if err != nil {
+				return err
+			}
+			return s.answerLapsedSubmit(ctx, w, tenantID, sessionID, payID, *k, fp)
+		}
 	}
 	until := s.store.Now().Add(sessionSubmitLock).UTC().Truncate(time.Microsecond)
 	sess, refusal, err := s.store.LockSessionSubmit(ctx, tenantID, sessionID, until)
@@ -262,4 +271,30 @@ func (s *Server) handleSubmitSession(w http.ResponseWriter, r *http.Request) err
 	}
 	// the Idempotency-Key is scoped to the session as well as the tenant and route
 	return s.submitSession(w, r, p.TenantID, r.PathValue("id"), v, route+" "+r.PathValue("id"), p.KeyID)
+}
+
+// answerLapsedSubmit answers a retried submit whose first try recorded
+// payID and stored no answer: the payment as it is now, stored as the
+// key's answer when it is final (a 202 leaves the key to be asked again).
+func (s *Server) answerLapsedSubmit(ctx context.Context, w http.ResponseWriter, tenantID, sessionID, payID string,
+	k store.IdemKey, fp []byte) error {
+	sess, err := s.store.GetSession(ctx, tenantID, sessionID)
+	if err != nil {
+		return err
+	}
+	pay, err := s.store.PaymentHead(ctx, payID)
+	if err != nil {
+		return err
+	}
+	code, body, _ := s.submitAnswer(pay, sess)
+	if code == http.StatusCreated {
+		if err := s.store.CompleteIdempotent(ctx, store.IdemWrite{Key: k, Fingerprint: fp, TTL: s.cfg.IdempotencyTTL,
+			Code: code, Body: body}); err != nil {
+			s.log.WarnContext(ctx, "store submit answer", "session_id", sessionID, "err", err)
+		}
+	}
+	s.metrics.IdempotentReplays.WithLabelValues(k.Route).Inc()
+	w.Header().Set("Idempotent-Replayed", "true")
+	writeRaw(w, code, body)
+	return nil
 }

@@ -115,6 +115,11 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 			return err
 		}
 	}
+	if v.ExpiresOn != nil {
+		if code := expiresOnRefusal(*v.ExpiresOn, s.store.Now()); code != "" {
+			return validation(map[string]string{"expires_on": code})
+		}
+	}
 	var invoiceID string
 	if v.InvoiceRef != "" {
 		inv, err := s.store.InvoiceHead(ctx, p.TenantID, v.InvoiceRef)

@@ -624,3 +624,48 @@ func TestSessionSettlesInvoice(t *testing.T) {
 		t.Errorf("refused session %+v", sess)
 	}
 }
+
+// TestSessionIdempotencyLostAnswers: a create replayed after its session's
+// expires_on still gets its stored 201 (the clock check comes after the
+// key's lookup), and a submit whose payment was recorded but whose answer
+// was never stored (the first try died after StartSessionPayment) is
+// answered, once its lease lapsed, with that payment — never a second one
+// and never payment_session_completed.
+func TestSessionIdempotencyLostAnswers(t *testing.T) {
+	t.Parallel()
+	h := sessionHarness(t, testenv.Options{})
+	hdr := map[string]string{"Idempotency-Key": "sess-create-short"}
+	body := sessionBody(map[string]any{"expires_on": expiresIn(1500 * time.Millisecond)})
+	first := jsonObj(t, h.Do("POST", "/v1/payment-sessions", h.KeyA, body, hdr), 201)
+	time.Sleep(2 * time.Second)
+	r := h.Do("POST", "/v1/payment-sessions", h.KeyA, body, hdr)
+	again := jsonObj(t, r, 201)
+	if again["id"] != first["id"] || r.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("create replayed after expiry: %d %s", r.Status, r.Body)
+	}
+	// without the key the same body is refused: its expires_on is past
+	checkEnvelope(t, h.Do("POST", "/v1/payment-sessions", h.KeyA, body, nil), 422, "expires_on_in_past")
+
+	id := createSession(t, h, nil)["id"].(string)
+	shdr := map[string]string{"Idempotency-Key": "sess-submit-lost"}
+	s1 := jsonObj(t, h.Do("POST", "/v1/payment-sessions/"+id+"/submit", h.KeyA, submitBody("sandbox:pm_card_visa", 1250), shdr), 201)
+	payID := s1["id"].(string)
+	// what a submit that died after recording its payment leaves: the key
+	// in flight, owned by the payment, its lease lapsed
+	res, err := h.Store.DB().ExecContext(context.Background(), `UPDATE idempotency_keys SET state = 'in_flight', owner = $2,
+		locked_until = now() - interval '1 second', expires_at = now() - interval '1 second', response_code = NULL, response_body = NULL
+		WHERE tenant_id = $1 AND key LIKE '%sess-submit-lost'`, h.TenantA, payID)
+	if n, _ := res.RowsAffected(); err != nil || n != 1 {
+		t.Fatalf("reset the key: %v (%d rows)", err, n)
+	}
+	for i := 0; i < 2; i++ { // the second is a plain replay of what the first stored
+		r := h.Do("POST", "/v1/payment-sessions/"+id+"/submit", h.KeyA, submitBody("sandbox:pm_card_visa", 1250), shdr)
+		got := jsonObj(t, r, 201)
+		if got["id"] != payID || got["status"] != "Captured" || r.Header.Get("Idempotent-Replayed") != "true" {
+			t.Fatalf("retry %d after a lost answer: %d %s", i, r.Status, r.Body)
+		}
+	}
+	if n := countPayments(t, h, h.TenantA); n != 1 {
+		t.Errorf("%d payments, want 1", n)
+	}
+}

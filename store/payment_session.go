@@ -526,3 +526,23 @@ func (s *Store) SessionEvents(ctx context.Context, tenantID, sessionID string) (
 	}
 	return out, nil
 }
+
+// LapsedSubmit returns the payment a session submit recorded under an
+// Idempotency-Key whose answer was never stored (the submit died, or its
+// client went away, after StartSessionPayment committed and before
+// CompleteIdempotent), once the key's in-flight lease has lapsed: the
+// retry answers with that payment instead of submitting again. ok is false
+// when the key holds no such marker for this fingerprint.
+func (s *Store) LapsedSubmit(ctx context.Context, k IdemKey, fingerprint []byte) (paymentID string, ok bool, err error) {
+	err = s.q.QueryRowxContext(ctx, `SELECT owner FROM idempotency_keys
+		WHERE tenant_id = $1 AND route = $2 AND key = $3 AND fingerprint = $4 AND state = 'in_flight'
+		  AND owner LIKE 'pay\_%' AND locked_until <= $5`,
+		k.TenantID, k.Route, k.Key, fingerprint, s.now()).Scan(&paymentID)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", false, nil
+	case err != nil:
+		return "", false, translate(fmt.Errorf("read lapsed submit: %w", err))
+	}
+	return paymentID, true, nil
+}
