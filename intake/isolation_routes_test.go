@@ -36,6 +36,7 @@ var isolationCoverage = map[string][]string{
 	"POST /v1/payment-sessions":             {"TestSessionTenantIsolation"},
 	"GET /v1/payment-sessions/{id}":         {"TestSessionTenantIsolation"},
 	"POST /v1/payment-sessions/{id}/submit": {"TestSessionTenantIsolation"},
+	"POST /v1/payment-sessions/{id}/cancel": {"TestSessionTenantIsolation", "TestSessionCancel"},
 	"GET /pay/{token}/session":              {"TestSessionTenantIsolation"}, // no key: token and secret only
 	"POST /pay/{token}/submit":              {"TestSessionTenantIsolation"},
 	"POST /v1/gateway/notifications":        {"-"}, // signed by the gateway, no tenant: 202 whoever's payment it names (processor/notification_test.go)

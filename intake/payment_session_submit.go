@@ -55,6 +55,8 @@ var (
 		"the payment session is completed; it takes no more submits")
 	errSessionExpired = errf(http.StatusUnprocessableEntity, typeValidation, "payment_session_expired",
 		"the payment session has expired")
+	errSessionCanceled = errf(http.StatusUnprocessableEntity, typeValidation, "payment_session_canceled",
+		"the payment session was canceled by the merchant")
 	errSessionRetries = errf(http.StatusUnprocessableEntity, typeValidation, "payment_session_retries_exhausted",
 		"the payment session's payments failed as often as its customer_retry allows")
 	errNoTokenizer = errf(http.StatusBadGateway, typeGateway, "gateway_unavailable", "the gateway cannot tokenize session_data")
@@ -122,6 +124,8 @@ func (s *Server) submitSession(w http.ResponseWriter, r *http.Request, tenantID,
 		return errSessionExpired
 	case store.SessionNoRetries:
 		return errSessionRetries
+	case store.SessionIsCanceled:
+		return errSessionCanceled
 	}
 	unlock := func() {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)

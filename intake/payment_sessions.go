@@ -215,3 +215,49 @@ func (s *Server) handleGetSession(w http.ResponseWriter, r *http.Request) error 
 	sess, err := s.store.GetSession(r.Context(), principal(r.Context()).TenantID, r.PathValue("id"))
 	return writeOne(w, sess, err, s.toSessionResponse)
 }
+
+// handleCancelSession is the merchant's cancel of a session (payd's
+// addition to seed 003's routes: a checkout the merchant abandons). An
+// ACTIVE or FAILED session becomes CANCELED, 200; one whose payment awaits
+// 3-D Secure becomes CANCELED and its payment is voided at the gateway
+// first (the void step, as POST /v1/payments/{id}/cancel does: a charge
+// that lands anyway is refunded), 202. A session that is finished, past its
+// expires_on or whose payment is running is 409
+// payment_session_not_cancelable; a canceled session takes no submit (422
+// payment_session_canceled). Idempotency-Key works as on every POST.
+func (s *Server) handleCancelSession(w http.ResponseWriter, r *http.Request) error {
+	const route = "POST /v1/payment-sessions/{id}/cancel"
+	p := principal(r.Context())
+	id := r.PathValue("id")
+	if _, err := s.store.GetSession(r.Context(), p.TenantID, id); err != nil {
+		return err
+	}
+	var res store.ExpireResult
+	return s.idempotent(w, r, route, fingerprint(route, id), func(ctx context.Context, tx *store.Store) (int, any, error) {
+		out, refusal, err := tx.CancelSession(ctx, p.TenantID, id, p.KeyID)
+		switch {
+		case err != nil:
+			return 0, nil, err
+		case refusal == store.SessionIsBusy:
+			return 0, nil, errSessionBusy
+		case refusal != store.SessionOK:
+			return 0, nil, errf(http.StatusConflict, typeConflict, "payment_session_not_cancelable",
+				"the payment session is finished, expired, or its payment is running; fetch it")
+		}
+		res = out
+		sess, err := tx.GetSession(ctx, p.TenantID, id)
+		if err != nil {
+			return 0, nil, err
+		}
+		code := http.StatusOK
+		if out.Outcome == store.ExpireVoid {
+			code = http.StatusAccepted
+		}
+		return code, s.toSessionResponse(sess), nil
+	}, func(ctx context.Context, _ any) {
+		s.metrics.SessionsFinished.WithLabelValues("canceled").Inc()
+		if res.Outcome == store.ExpireVoid {
+			s.enqueueStep(ctx, payment.StepVoid, res.PaymentID, res.VoidSeq)
+		}
+	})
+}

@@ -301,6 +301,7 @@ func TestSessionTenantIsolation(t *testing.T) {
 	for _, p := range []struct{ method, path, body string }{
 		{"GET", "/v1/payment-sessions/" + id, ""},
 		{"POST", "/v1/payment-sessions/" + id + "/submit", string(submitBody("sandbox:pm_card_visa", 1250))},
+		{"POST", "/v1/payment-sessions/" + id + "/cancel", ""},
 	} {
 		var body []byte
 		if p.body != "" {
@@ -667,5 +668,48 @@ func TestSessionIdempotencyLostAnswers(t *testing.T) {
 	}
 	if n := countPayments(t, h, h.TenantA); n != 1 {
 		t.Errorf("%d payments, want 1", n)
+	}
+}
+
+// TestSessionCancel: the merchant cancels an ACTIVE session (200, CANCELED,
+// no more submits: 422 payment_session_canceled), cancels a session whose
+// payment awaits 3-D Secure (202: the payment is voided, the challenge can
+// no longer charge, the ledger stays empty), cannot cancel a completed one
+// (409) nor another tenant's (404); every cancel is audited.
+func TestSessionCancel(t *testing.T) {
+	t.Parallel()
+	h := sessionHarness(t, testenv.Options{})
+	id := createSession(t, h, nil)["id"].(string)
+	checkEnvelope(t, h.Do("POST", "/v1/payment-sessions/"+id+"/cancel", h.KeyB, nil, nil), 404, "resource_not_found")
+	got := jsonObj(t, h.Do("POST", "/v1/payment-sessions/"+id+"/cancel", h.KeyA, nil, nil), 200)
+	if got["status"] != "CANCELED" {
+		t.Fatalf("canceled session: %v", got)
+	}
+	checkEnvelope(t, h.Do("POST", "/v1/payment-sessions/"+id+"/submit", h.KeyA, submitBody("sandbox:pm_card_visa", 1250), nil), 422, "payment_session_canceled")
+	checkEnvelope(t, h.Do("POST", "/v1/payment-sessions/"+id+"/cancel", h.KeyA, nil, nil), 409, "payment_session_not_cancelable")
+
+	id3 := createSession(t, h, nil)["id"].(string)
+	out := jsonObj(t, h.Do("POST", "/v1/payment-sessions/"+id3+"/submit", h.KeyA, submitBody("sandbox:pm_card_3ds", 1250), nil), 202)
+	jsonObj(t, h.Do("POST", "/v1/payment-sessions/"+id3+"/cancel", h.KeyA, nil, nil), 202)
+	if pay := h.WaitFinal(out["id"].(string), 10*time.Second); pay.Status != payment.StatusCanceled {
+		t.Fatalf("payment of the canceled session: %s", pay.Status)
+	}
+	waitSession(t, h, id3, payment.SessionCanceled, 5*time.Second)
+	u := out["action"].(map[string]any)["url"].(string)
+	if err := h.Sandbox.CompleteAction(u[strings.LastIndex(u, "/")+1:], true); err == nil {
+		t.Errorf("the challenge still completes after the cancel")
+	}
+	if l := h.Sandbox.Ledger(); len(l) != 0 {
+		t.Errorf("ledger %+v", l)
+	}
+
+	done := createSession(t, h, nil)["id"].(string)
+	jsonObj(t, h.Do("POST", "/v1/payment-sessions/"+done+"/submit", h.KeyA, submitBody("sandbox:pm_card_visa", 1250), nil), 201)
+	checkEnvelope(t, h.Do("POST", "/v1/payment-sessions/"+done+"/cancel", h.KeyA, nil, nil), 409, "payment_session_not_cancelable")
+
+	var n int
+	if err := h.Store.DB().QueryRow(`SELECT count(*) FROM payment_session_events WHERE to_status = 'CANCELED' AND session_id IN ($1, $2)`,
+		id, id3).Scan(&n); err != nil || n != 2 {
+		t.Errorf("cancel audit rows: %d, %v", n, err)
 	}
 }

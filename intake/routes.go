@@ -41,6 +41,7 @@ func (s *Server) routes() http.Handler {
 	handle("POST /v1/payment-sessions", s.handleCreateSession, true)
 	handle("GET /v1/payment-sessions/{id}", s.handleGetSession, true)
 	handle("POST /v1/payment-sessions/{id}/submit", s.handleSubmitSession, true)
+	handle("POST /v1/payment-sessions/{id}/cancel", s.handleCancelSession, true)
 	handle("GET /pay/{token}/session", s.handlePageSession, false)
 	handle("POST /pay/{token}/submit", s.handlePageSubmit, false)
 

@@ -22,10 +22,13 @@ const (
 	SessionCompleted  SessionStatus = "COMPLETED"
 	SessionFailed     SessionStatus = "FAILED"
 	SessionExpired    SessionStatus = "EXPIRED"
+	SessionCanceled   SessionStatus = "CANCELED" // by the merchant (POST /v1/payment-sessions/{id}/cancel)
 )
 
 // Final reports a session that takes no submit ever again.
-func (s SessionStatus) Final() bool { return s == SessionCompleted || s == SessionExpired }
+func (s SessionStatus) Final() bool {
+	return s == SessionCompleted || s == SessionExpired || s == SessionCanceled
+}
 
 // Session is a payment session as stored. The secret is never held: only
 // its hash is stored, and the plain secret exists once, in the create

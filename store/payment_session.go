@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -204,6 +205,10 @@ const (
 	SessionIsComplete SessionRefusal = "completed" // it paid
 	SessionIsExpired  SessionRefusal = "expired"   // past expires_on, or expired
 	SessionNoRetries  SessionRefusal = "exhausted" // its payments failed as often as customer_retry allows
+	SessionIsCanceled SessionRefusal = "canceled"  // the merchant canceled it
+	// SessionNotCancelable: finished, past expires_on, or its payment is
+	// running (CancelSession)
+	SessionNotCancelable SessionRefusal = "not_cancelable"
 )
 
 // LockSessionSubmit takes the session's submit lock until `until`, so
@@ -232,6 +237,8 @@ func (s *Store) LockSessionSubmit(ctx context.Context, tenantID, id string, unti
 	switch {
 	case sess.Status == payment.SessionCompleted:
 		return sess, SessionIsComplete, nil
+	case sess.Status == payment.SessionCanceled:
+		return sess, SessionIsCanceled, nil
 	case sess.Status == payment.SessionExpired || !now.Before(sess.ExpiresOn):
 		return sess, SessionIsExpired, nil
 	case sess.Status == payment.SessionProcessing || sess.SubmitLocked:
@@ -458,37 +465,98 @@ func (s *Store) ExpireSession(ctx context.Context, id, actor string) (ExpireResu
 			return tx.q.QueryRowxContext(ctx, `UPDATE payment_sessions SET next_at = expires_on, step_seq = step_seq + 1,
 				swept = false WHERE id = $1 RETURNING step_seq`, id).Scan(&out.Seq)
 		}
-		reason := "expired"
-		if sess.Status == payment.SessionProcessing {
-			if pay.Status != payment.StatusRequiresAction || pay.CancelRequestedAt != nil {
-				// the payment's outcome decides; a failure brings the session back to FAILED with next_at set
-				_, err := tx.q.ExecContext(ctx, `UPDATE payment_sessions SET next_at = NULL, swept = false WHERE id = $1`, id)
-				return translate(err)
-			}
-			seq, err := tx.RequestCancel(ctx, pay.ID, actor, "payment session expired before 3-D Secure completed: voiding")
-			if err != nil {
-				return err
-			}
-			out.Outcome, out.PaymentID, out.VoidSeq = ExpireVoid, pay.ID, seq
-			reason = "expired while its payment awaited 3-D Secure; the payment is voided"
-		} else {
-			out.Outcome = ExpireDone
+		if sess.Status == payment.SessionProcessing && (pay.Status != payment.StatusRequiresAction || pay.CancelRequestedAt != nil) {
+			// the payment's outcome decides; a failure brings the session back to FAILED with next_at set
+			_, err := tx.q.ExecContext(ctx, `UPDATE payment_sessions SET next_at = NULL, swept = false WHERE id = $1`, id)
+			return translate(err)
 		}
-		var pid any
-		if sess.PaymentID != "" {
-			pid = sess.PaymentID
-		}
-		return translate(tx.q.QueryRowxContext(ctx, `
-			WITH ps AS (
-				UPDATE payment_sessions SET status = 'EXPIRED', expired_at = $2, next_at = NULL, step_seq = step_seq + 1,
-					swept = false, submit_lock_until = NULL, updated_at = $2
-				WHERE id = $1 RETURNING id, tenant_id, step_seq),
-			e AS (
-				INSERT INTO payment_session_events (session_id, tenant_id, payment_id, from_status, to_status, reason, actor, created_at)
-				SELECT id, tenant_id, $3, $4, 'EXPIRED', $5, $6, $2 FROM ps)
-			SELECT step_seq FROM ps`, id, now, pid, string(sess.Status), reason, actor).Scan(&out.Seq))
+		return tx.closeSession(ctx, sess, pay, payment.SessionExpired, actor, now, &out)
 	})
 	return out, err
+}
+
+// CancelSession is the merchant's cancel of a session, in one transaction
+// under the session's row lock (locked after its latest payment, as
+// ExpireSession does): an ACTIVE or FAILED session becomes CANCELED; a
+// PROCESSING one whose payment awaits 3-D Secure becomes CANCELED and its
+// payment gets the void step (ExpireVoid: the caller enqueues it). A
+// session that is finished, past its expires_on, or whose payment is
+// running (its outcome decides) is refused with SessionNotCancelable.
+// Another tenant's session is payment.ErrNotFound.
+func (s *Store) CancelSession(ctx context.Context, tenantID, id, actor string) (ExpireResult, SessionRefusal, error) {
+	var (
+		out     ExpireResult
+		refusal SessionRefusal
+	)
+	err := s.InTx(ctx, func(tx *Store) error {
+		now := tx.now()
+		var latest string
+		err := tx.q.QueryRowxContext(ctx, `SELECT COALESCE(payment_id, '') FROM payment_sessions WHERE id = $1 AND tenant_id = $2`,
+			id, tenantID).Scan(&latest)
+		if err != nil {
+			return translate(fmt.Errorf("load session %s: %w", id, err))
+		}
+		var pay payment.Payment
+		if latest != "" {
+			if pay, err = tx.lockPayment(ctx, latest); err != nil {
+				return err
+			}
+		}
+		var r sessionRow
+		err = tx.q.QueryRowxContext(ctx, `SELECT `+sessionColumns+` FROM payment_sessions WHERE id = $1 FOR UPDATE`, id).StructScan(&r)
+		if err != nil {
+			return translate(fmt.Errorf("load session %s: %w", id, err))
+		}
+		sess := r.toSession()
+		out.Seq = sess.StepSeq
+		switch {
+		case sess.PaymentID != latest:
+			refusal = SessionIsBusy // a submit recorded a new payment meanwhile
+			return nil
+		case sess.Status.Final() || !now.Before(sess.ExpiresOn):
+			refusal = SessionNotCancelable
+			return nil
+		case sess.Status == payment.SessionProcessing && (pay.Status != payment.StatusRequiresAction || pay.CancelRequestedAt != nil):
+			refusal = SessionNotCancelable
+			return nil
+		}
+		return tx.closeSession(ctx, sess, pay, payment.SessionCanceled, actor, now, &out)
+	})
+	return out, refusal, err
+}
+
+// closeSession moves a session that takes no more submits to EXPIRED or
+// CANCELED, with its audit row; a PROCESSING one's payment awaits 3-D
+// Secure and is voided (RequestCancel: out gets ExpireVoid and the void
+// step's sequence), any other gets ExpireDone.
+func (s *Store) closeSession(ctx context.Context, sess payment.Session, pay payment.Payment, to payment.SessionStatus,
+	actor string, now time.Time, out *ExpireResult) error {
+	reason := strings.ToLower(string(to))
+	if sess.Status == payment.SessionProcessing {
+		seq, err := s.RequestCancel(ctx, pay.ID, actor, "payment session "+reason+" before 3-D Secure completed: voiding")
+		if err != nil {
+			return err
+		}
+		out.Outcome, out.PaymentID, out.VoidSeq = ExpireVoid, pay.ID, seq
+		reason += " while its payment awaited 3-D Secure; the payment is voided"
+	} else {
+		out.Outcome = ExpireDone
+	}
+	var pid any
+	if sess.PaymentID != "" {
+		pid = sess.PaymentID
+	}
+	return translate(s.q.QueryRowxContext(ctx, `
+		WITH ps AS (
+			UPDATE payment_sessions SET status = $7,
+				expired_at = CASE WHEN $7 = 'EXPIRED' THEN $2 ELSE expired_at END,
+				canceled_at = CASE WHEN $7 = 'CANCELED' THEN $2 ELSE canceled_at END,
+				next_at = NULL, step_seq = step_seq + 1, swept = false, submit_lock_until = NULL, updated_at = $2
+			WHERE id = $1 RETURNING id, tenant_id, step_seq),
+		e AS (
+			INSERT INTO payment_session_events (session_id, tenant_id, payment_id, from_status, to_status, reason, actor, created_at)
+			SELECT id, tenant_id, $3, $4, $7, $5, $6, $2 FROM ps)
+		SELECT step_seq FROM ps`, sess.ID, now, pid, string(sess.Status), reason, actor, string(to)).Scan(&out.Seq))
 }
 
 // lockPayment loads a payment under its row lock.

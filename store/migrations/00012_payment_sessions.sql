@@ -13,7 +13,7 @@
 CREATE TABLE payment_sessions (
     id                text PRIMARY KEY,
     tenant_id         text NOT NULL REFERENCES tenants (id),
-    status            text NOT NULL CHECK (status IN ('ACTIVE','PROCESSING','COMPLETED','FAILED','EXPIRED')),
+    status            text NOT NULL CHECK (status IN ('ACTIVE','PROCESSING','COMPLETED','FAILED','EXPIRED','CANCELED')),
     amount            bigint NOT NULL CHECK (amount >= 0),
     currency          text NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
     reference         text NOT NULL DEFAULT '',
@@ -42,8 +42,9 @@ CREATE TABLE payment_sessions (
     updated_at        timestamptz NOT NULL,
     completed_at      timestamptz,
     expired_at        timestamptz,
+    canceled_at       timestamptz,                    -- the merchant canceled it (POST …/cancel)
     -- finished sessions have nothing due
-    CHECK (next_at IS NULL OR status NOT IN ('COMPLETED','EXPIRED')),
+    CHECK (next_at IS NULL OR status NOT IN ('COMPLETED','EXPIRED','CANCELED')),
     CHECK (status <> 'ACTIVE' OR payment_id IS NULL),
     CHECK (status NOT IN ('PROCESSING','COMPLETED','FAILED') OR payment_id IS NOT NULL)
 );
