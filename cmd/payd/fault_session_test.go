@@ -18,6 +18,10 @@ package main
 //	                        expires (10 s), racing the expiry's void: COMPLETED keeping its one charge, or
 //	                        EXPIRED keeping none (a charge that lands after the void is a late charge,
 //	                        refunded: by the void, or by reconciliation while gateway_void_down holds)
+//	session_3ds_cancel      sandbox:pm_card_3ds; while the challenge is pending the merchant cancels the
+//	                        session (POST /v1/payment-sessions/{id}/cancel: 202, the payment voided): CANCELED
+//	session_3ds_cancel_race the customer completes the challenge as the merchant cancels: COMPLETED keeping
+//	                        its charge (the cancel refused 409), or CANCELED keeping none (a late charge refunded)
 //	session_expire          created, never submitted; expires (20 s): EXPIRED, no payment
 //
 // The checker (checkSessions) reads every session and the payments tied to
@@ -91,20 +95,24 @@ var chaosSessionExpiry = map[string]time.Duration{
 func chaosSession(rng *rand.Rand, key, currency string, minor int64, invoice string) *faultClientRecord {
 	var kind string
 	switch x := rng.IntN(100); {
-	case x < 30:
+	case x < 25:
 		kind = "session_visa"
-	case x < 40:
+	case x < 33:
 		kind = "session_flaky"
-	case x < 55:
+	case x < 45:
 		kind = "session_timeout"
-	case x < 72:
+	case x < 60:
 		kind = "session_declined_retry"
-	case x < 82:
+	case x < 68:
 		kind = "session_3ds_abandoned"
-	case x < 87:
+	case x < 74:
 		kind = "session_3ds_left"
-	case x < 94:
+	case x < 82:
 		kind = "session_3ds_late"
+	case x < 88:
+		kind = "session_3ds_cancel"
+	case x < 94:
+		kind = "session_3ds_cancel_race"
 	default:
 		kind = "session_expire"
 	}
@@ -132,13 +140,15 @@ func chaosSession(rng *rand.Rand, key, currency string, minor int64, invoice str
 
 // sessionData is what a kind's first submit sends.
 var chaosSessionData = map[string]string{
-	"session_visa":           "sandbox:" + sandbox.CardVisa,
-	"session_flaky":          "sandbox:" + sandbox.CardFlaky,
-	"session_timeout":        "sandbox:" + sandbox.CardTimeoutAfterCharge,
-	"session_declined_retry": "sandbox:" + sandbox.CardDeclined,
-	"session_3ds_abandoned":  "sandbox:" + sandbox.Card3DS,
-	"session_3ds_left":       "sandbox:" + sandbox.Card3DS,
-	"session_3ds_late":       "sandbox:" + sandbox.Card3DS,
+	"session_visa":            "sandbox:" + sandbox.CardVisa,
+	"session_flaky":           "sandbox:" + sandbox.CardFlaky,
+	"session_timeout":         "sandbox:" + sandbox.CardTimeoutAfterCharge,
+	"session_declined_retry":  "sandbox:" + sandbox.CardDeclined,
+	"session_3ds_abandoned":   "sandbox:" + sandbox.Card3DS,
+	"session_3ds_left":        "sandbox:" + sandbox.Card3DS,
+	"session_3ds_late":        "sandbox:" + sandbox.Card3DS,
+	"session_3ds_cancel":      "sandbox:" + sandbox.Card3DS,
+	"session_3ds_cancel_race": "sandbox:" + sandbox.Card3DS,
 }
 
 // chaosSessionWant is the session statuses each kind may end in when no
@@ -147,6 +157,7 @@ var chaosSessionWant = map[string][]string{
 	"session_visa": {"COMPLETED"}, "session_flaky": {"COMPLETED"}, "session_timeout": {"COMPLETED"},
 	"session_declined_retry": {"COMPLETED"}, "session_3ds_abandoned": {"EXPIRED"}, "session_3ds_left": {"EXPIRED"},
 	"session_3ds_late": {"COMPLETED", "EXPIRED"}, "session_expire": {"EXPIRED"},
+	"session_3ds_cancel": {"CANCELED"}, "session_3ds_cancel_race": {"COMPLETED", "CANCELED"},
 }
 
 // sessionClient is the customer (and merchant server) of one created
@@ -216,6 +227,25 @@ func (r *chaosRun) sessionClient(hc *http.Client, p *faultClientRecord) {
 		did = append(did, "completed the challenge at its expiry: "+charged)
 		did = append(did, "then "+r.awaitSession(hc, p.id, p.expires.Add(chaosSessionPatience), "COMPLETED", "EXPIRED"))
 		return
+	case "session_3ds_cancel", "session_3ds_cancel_race":
+		if action == "" {
+			did = append(did, "no challenge")
+			break
+		}
+		var charged, canceled string
+		if p.kind == "session_3ds_cancel" {
+			canceled = r.cancelSession(hc, p)
+		} else {
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			wg.Add(2)
+			go func() { defer wg.Done(); <-start; charged, _ = r.complete(hc, path.Base(action)) }()
+			go func() { defer wg.Done(); <-start; canceled = r.cancelSession(hc, p) }()
+			close(start)
+			wg.Wait()
+			did = append(did, "completed the challenge: "+charged)
+		}
+		did = append(did, "canceled: "+canceled)
 	case "session_3ds_abandoned", "session_3ds_left", "session_expire":
 		// the customer walks away; the client waits past the expiry so
 		// that the run ends after it
@@ -223,7 +253,39 @@ func (r *chaosRun) sessionClient(hc *http.Client, p *faultClientRecord) {
 		did = append(did, "left; then "+st)
 		return
 	}
-	did = append(did, "then "+r.awaitSession(hc, p.id, time.Now().Add(chaosSessionPatience), "COMPLETED", "FAILED", "EXPIRED"))
+	did = append(did, "then "+r.awaitSession(hc, p.id, time.Now().Add(chaosSessionPatience), "COMPLETED", "FAILED", "EXPIRED", "CANCELED"))
+}
+
+// cancelSession cancels the session as its merchant would (POST
+// /v1/payment-sessions/{id}/cancel with an Idempotency-Key), retrying what
+// a client retries, and returns the status and, for a refusal, its code.
+func (r *chaosRun) cancelSession(hc *http.Client, p *faultClientRecord) string {
+	backoff := 50 * time.Millisecond
+	last := ""
+	for end := time.Now().Add(faultClientPatience); ; {
+		code, body, hdr, err := r.c.post(hc, faultSessionsPath+"/"+p.id+"/cancel", p.key+"-cancel", nil)
+		wait := backoff
+		if err == nil {
+			last = fmt.Sprint(code)
+			if c := faultShortErr(fmt.Sprintf("HTTP %d: %s", code, body)); code >= 400 {
+				last = strings.TrimPrefix(c, "HTTP ")
+			}
+			inFlight := code == http.StatusConflict && bytes.Contains(body, []byte(`"idempotent_request_in_flight"`))
+			if code < 500 && code != http.StatusTooManyRequests && !inFlight {
+				return last
+			}
+			if d, ok := faultRetryAfter(hdr); ok {
+				wait = min(d, 2*time.Second)
+			}
+		} else {
+			last = "no answer: " + err.Error()
+		}
+		if time.Now().Add(wait).After(end) {
+			return last
+		}
+		time.Sleep(wait)
+		backoff = min(2*backoff, time.Second)
+	}
 }
 
 // awaitSession polls GET /v1/payment-sessions/{id} until its status is one
@@ -424,7 +486,7 @@ func checkSessions(t faultT, q faultQuerier, ledger []sandbox.Charge, l *faultLo
 		case "COMPLETED":
 			ok = len(kept) == 1 && kept[0].PaymentID == s.paymentID && latest == "SUCCEEDED" &&
 				kept[0].Amount == s.amount && kept[0].Currency == s.currency
-		case "EXPIRED", "FAILED":
+		case "EXPIRED", "FAILED", "CANCELED":
 			ok = len(kept) == 0
 		case "PROCESSING":
 			ok = latest == "REQUIRES_REVIEW" && len(kept) <= 1
@@ -440,7 +502,7 @@ func checkSessions(t faultT, q faultQuerier, ledger []sandbox.Charge, l *faultLo
 		case slices.Contains(want, s.status):
 		case s.status == "PROCESSING":
 			f.review++
-		case l.spec.degradedOK && s.status != "COMPLETED" && slices.Contains(want, "COMPLETED"):
+		case l.spec.degradedOK && (s.status == "FAILED" || s.status == "EXPIRED" && slices.Contains(want, "COMPLETED")):
 			f.degraded++ // a gateway fault outlasted the retries: no charge kept, checked above
 		case slices.Contains(want, "EXPIRED") && s.status == "FAILED" && s.expires.After(time.Now()):
 			// not expired yet (a fault delayed it): its expiry is checked as stuck
