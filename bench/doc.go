@@ -9,7 +9,10 @@
 // final, and checks correctness whatever the speed: nothing lost, every
 // payment in its expected status, exactly one sandbox charge, of the
 // payment's amount and currency, per charged payment (invariants I1 and
-// I2). A failed check fails the run.
+// I2). A failed check fails the run. With -sessions it then creates and
+// submits payment sessions (seed 003, session_data sandbox:pm_card_visa)
+// on the same payd and puts sessions completed/s beside card payments
+// completed/s (session.go).
 //
 // With --spawn it also measures what payd costs (CPU seconds and peak RSS of
 // each payd process, asynq tasks per payment, Redis bytes per queued task),
@@ -23,7 +26,7 @@
 // (posting), observe.go (waiting for final payments, the sandbox ledger,
 // asynq's counters), baseline.go and seed.go (raw baselines and seeding),
 // report.go, series.go and chart.go (figures, checks, the text report, the
-// PNG).
+// PNG), session.go (-sessions).
 //
 // bench is a tool beside payd, not part of it: it sits in layer 2 with
 // intake and processor and imports neither; it uses store (tenants, keys,

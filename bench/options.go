@@ -50,6 +50,9 @@ type Options struct {
 	memTasks      int           // payd tasks enqueued to measure Redis memory
 	seedPayments  int
 	backlog       int
+
+	sessions int // payment sessions created and submitted after the card payments (session.go)
+	sessionC int // their concurrent clients; 0: -c
 }
 
 // Amount mixes of -amounts.
@@ -95,6 +98,8 @@ func ParseFlags(args []string, out io.Writer) (Options, error) {
 	fs.IntVar(&o.memTasks, "mem-tasks", 10000, "payment:submit tasks queued (and deleted) to measure Redis memory per task")
 	fs.IntVar(&o.seedPayments, "seed-payments", 0, "with --spawn: first COPY this many finished payments (with attempts, audit rows, invoices) into the database, then VACUUM (ANALYZE)")
 	fs.IntVar(&o.backlog, "backlog", 0, "with --spawn: post this many payments with only intake running, then start worker and scheduler and measure the drain (replaces -n, -rate)")
+	fs.IntVar(&o.sessions, "sessions", 0, "after the card payments are final, create this many payment sessions (seed 003) and submit each with session_data sandbox:pm_card_visa, closed loop; report sessions completed/s beside card payments completed/s")
+	fs.IntVar(&o.sessionC, "session-c", 0, "concurrent clients of -sessions, each creating a session then submitting it (default: -c)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -141,8 +146,15 @@ func ParseFlags(args []string, out io.Writer) (Options, error) {
 		return o, fmt.Errorf("bench: -n too large for -invoices: an invoice would be due more than %d minor units: %w", int64(maxAmount), ErrUsage)
 	case o.timeout <= 0 || o.pollEvery <= 0 || o.requestTime <= 0:
 		return o, fmt.Errorf("bench: -timeout, -poll and -request-timeout must be positive: %w", ErrUsage)
+	case o.sessions < 0 || o.sessionC < 0:
+		return o, fmt.Errorf("bench: -sessions and -session-c cannot be negative: %w", ErrUsage)
+	case o.sessions > 0 && o.backlog > 0:
+		return o, fmt.Errorf("bench: -sessions and -backlog exclude each other: %w", ErrUsage)
 	case o.baselines && (o.baselineTime <= 0 || o.baselineTasks < 1 || o.memTasks < 1):
 		return o, fmt.Errorf("bench: -baseline-time, -baseline-tasks and -mem-tasks must be positive: %w", ErrUsage)
+	}
+	if o.sessionC == 0 {
+		o.sessionC = o.c
 	}
 	o.addr = strings.TrimRight(o.addr, "/")
 	return o, nil

@@ -223,3 +223,27 @@ func (w *watcher) err() error {
 	}
 	return fmt.Errorf("payd %s exited: %v", w.which.role, w.which.err)
 }
+
+// machineCPU is the CPU seconds the whole machine spent busy since boot
+// (/proc/stat: user, nice, system, irq, softirq, steal): PostgreSQL, Redis,
+// payd and the bench itself.
+func machineCPU() (float64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, fmt.Errorf("bench: odd /proc/stat")
+	}
+	var busy int64
+	for _, k := range []int{1, 2, 3, 6, 7, 8} { // user nice system (idle iowait) irq softirq steal
+		n, err := strconv.ParseInt(f[k], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("bench: /proc/stat: %w", err)
+		}
+		busy += n
+	}
+	return float64(busy) / userHZ, nil
+}

@@ -75,6 +75,10 @@ type Report struct {
 		WrongAmount []string `json:"wrong_amount"`
 	} `json:"ledger"`
 
+	// Sessions is the -sessions phase: payment sessions created and
+	// submitted after the card payments, on the same payd.
+	Sessions *sessionReport `json:"sessions,omitempty"`
+
 	Series []seriesPoint `json:"series"`
 	Checks []check       `json:"checks"`
 	Pass   bool          `json:"pass"`
@@ -545,6 +549,7 @@ func printReport(w io.Writer, r *Report) {
 		fmt.Fprintf(w, "ratios: intake accepted/s ÷ raw inserts/s = %.3f; completed/s × tasks per payment ÷ raw asynq tasks/s = %.3f\n",
 			r.Ratios.IntakeVsInserts, r.Ratios.TasksVsAsynq)
 	}
+	printSessions(w, r)
 	fmt.Fprintln(w, "checks:")
 	for _, c := range r.Checks {
 		fmt.Fprintf(w, "  %-4s  %-16s %s\n", c.Result, c.Name, c.Detail)

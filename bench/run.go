@@ -144,6 +144,9 @@ func remoteTarget(o Options, hc *http.Client) *target {
 type hooks struct {
 	posted   func() // after the last payment was posted (backlog: start the workers)
 	finished func() // after every payment is final or the wait gave up
+	// sessions is called before the sessions phase (-sessions), and its
+	// result after it: the spawn mode counts the phase's asynq tasks.
+	sessions func() func(*sessionReport)
 }
 
 // runLoad creates the invoices, posts, waits and checks. It returns a
@@ -210,6 +213,17 @@ func runLoad(ctx context.Context, o Options, p plan, t *target, hc *http.Client,
 	if h != nil && h.finished != nil {
 		h.finished()
 	}
+	// -sessions: the same payd, once the card payments are final
+	var sruns []sessionRun
+	var sobs map[string]observation
+	var sessErr error
+	var sessionCosts func(*sessionReport)
+	if o.sessions > 0 && waitErr == nil {
+		if h != nil && h.sessions != nil {
+			sessionCosts = h.sessions()
+		}
+		sruns, sobs, sessErr = runSessions(ctx, o, t, hc, runID)
+	}
 	var charges []sandbox.Charge
 	var ledgerErr error
 	if t.ledger != nil {
@@ -220,6 +234,12 @@ func runLoad(ctx context.Context, o Options, p plan, t *target, hc *http.Client,
 		ledgerErr = errors.New("no sandbox ledger for this gateway")
 	}
 	fillReport(rep, subs, postSeconds, obs, p, charges, ledgerErr, t.ledgerSource)
+	if o.sessions > 0 {
+		fillSessions(rep, o, sruns, sobs, charges, ledgerErr)
+		if sessionCosts != nil {
+			sessionCosts(rep.Sessions)
+		}
+	}
 	if ledgerErr != nil && t.ledgerRequired {
 		for i := range rep.Checks {
 			if rep.Checks[i].Name == "ledger" {
@@ -231,7 +251,10 @@ func runLoad(ctx context.Context, o Options, p plan, t *target, hc *http.Client,
 	if waitErr != nil {
 		waitErr = fmt.Errorf("bench: waiting for final payments: %w", waitErr)
 	}
-	return rep, waitErr
+	if sessErr != nil {
+		sessErr = fmt.Errorf("bench: waiting for the sessions' payments: %w", sessErr)
+	}
+	return rep, errors.Join(waitErr, sessErr)
 }
 
 func chartTitle(r *Report) string {

@@ -105,10 +105,40 @@ func runSpawned(ctx context.Context, cfg Config, o Options, p plan, hc *http.Cli
 		return nil, errors.Join(err, cl.stop())
 	}
 	cl.sampleBefore()
+	machineBefore, merr := machineCPU()
+	var machinePayments, paydPayments float64 // CPU seconds of the card payments' phase (-sessions)
 	procBefore, perr := processedTotals(insp)
+	var procAfterPayments map[string]int // with -sessions: the counters when the sessions phase began
+	queuedAfterPayments := -1
 	var backlogErr error
 	var postedAt, workerStart time.Time
-	h := hooks{finished: cl.sampleAfter, posted: func() {
+	h := hooks{finished: cl.sampleAfter, sessions: func() func(*sessionReport) {
+		// the payments' tasks and CPU end here; the sessions' are counted apart
+		procMid, perr := processedTotals(insp)
+		if perr == nil {
+			procAfterPayments = procMid
+			queuedAfterPayments = queuedTasks(insp)
+		}
+		machineMid, merr2 := machineCPU()
+		paydMid := cl.cpuSeconds()
+		if merr == nil && merr2 == nil {
+			machinePayments = machineMid - machineBefore
+		}
+		paydPayments = paydMid - cl.cpuBefore()
+		return func(sr *sessionReport) {
+			if sr.Completed == 0 {
+				return
+			}
+			n := float64(sr.Completed)
+			if after, err := processedTotals(insp); err == nil && perr == nil {
+				sr.TasksPerSession = float64(taskCounts(procMid, after, sr.Completed, 0).Total) / n
+			}
+			sr.PaydCPUMs = 1000 * (cl.cpuSeconds() - paydMid) / n
+			if m, err := machineCPU(); err == nil && merr2 == nil {
+				sr.MachineCPUMs = 1000 * (m - machineMid) / n
+			}
+		}
+	}, posted: func() {
 		postedAt = time.Now()
 		if bl == nil {
 			return
@@ -120,6 +150,9 @@ func runSpawned(ctx context.Context, cfg Config, o Options, p plan, hc *http.Cli
 	}}
 	rep, runErr := runLoad(ctx, o, p, t, hc, runID, &h)
 	procAfter, perr2 := processedTotals(insp)
+	if procAfterPayments != nil {
+		procAfter = procAfterPayments
+	}
 	stopErr := cl.stop()
 	if rep == nil {
 		return nil, errors.Join(runErr, backlogErr, stopErr)
@@ -130,7 +163,15 @@ func runSpawned(ctx context.Context, cfg Config, o Options, p plan, hc *http.Cli
 	}
 	rep.Processes = cl.figures(rep.Intake.Accepted)
 	if perr == nil && perr2 == nil {
-		rep.Tasks = taskCounts(procBefore, procAfter, rep.Final.Final, queuedTasks(insp))
+		queued := queuedTasks(insp)
+		if queuedAfterPayments >= 0 {
+			queued = queuedAfterPayments
+		}
+		rep.Tasks = taskCounts(procBefore, procAfter, rep.Final.Final, queued)
+	}
+	if s := rep.Sessions; s != nil && rep.Final.Final > 0 {
+		s.CardPaydCPUMs = 1000 * paydPayments / float64(rep.Final.Final)
+		s.CardMachineCPUMs = 1000 * machinePayments / float64(rep.Final.Final)
 	}
 	if bl != nil && !workerStart.IsZero() {
 		bl.PostSeconds = postedAt.Sub(rep.first).Seconds()
@@ -404,4 +445,24 @@ func machineInfo(ctx context.Context, cfg Config, db *sql.DB) machine {
 	m.Postgres, _ = serverVersion(ctx, db)
 	m.Redis = redisVersion(ctx, cfg.RedisURL)
 	return m
+}
+
+// cpuSeconds is the CPU time of every payd child so far; cpuBefore is
+// theirs when the run began.
+func (c *cluster) cpuSeconds() float64 {
+	var sum float64
+	for _, ch := range c.children {
+		if s, err := readProc(ch.cmd.Process.Pid); err == nil {
+			sum += s.CPUSeconds
+		}
+	}
+	return sum
+}
+
+func (c *cluster) cpuBefore() float64 {
+	var sum float64
+	for _, ch := range c.children {
+		sum += ch.before.CPUSeconds
+	}
+	return sum
 }

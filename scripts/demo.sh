@@ -6,10 +6,30 @@
 # invoice per sandbox scenario and posts one payment against it through the
 # public API, waits until each is final, prints what the API and the sandbox
 # ledger say, compares each payment and invoice with its expected outcome
-# (PASS/FAIL), and stops everything. The exit code is
-# non-zero if any scenario fails. Needs bash, Go, python3 and curl (curl is
+# (PASS/FAIL). Then payment sessions (seed 003): it creates one and prints
+# its hosted payment page's URL, and submits another through the API with
+# session_data sandbox:pm_card_visa and prints the outcome. Last it stops
+# everything — or, with KEEP=1 (or --keep), keeps payd running, so that the
+# page can be opened in a browser, until Ctrl-C. The exit code is non-zero
+# if any scenario fails. Needs bash, Go, python3 and curl (curl is
 # installed from Debian packages if missing, like the services).
+#
+#   make demo                 # run, report, stop
+#   KEEP=1 make demo          # … and keep payd (and the page) up until Ctrl-C
+#   DEMO_PORT=8080 KEEP=1 make demo   # on a fixed port instead of a free one
 set -euo pipefail
+
+KEEP="${KEEP:-}"
+for arg in "$@"; do
+	case "$arg" in
+	--keep) KEEP=1 ;;
+	*)
+		printf 'usage: %s [--keep]\n' "$0" >&2
+		exit 2
+		;;
+	esac
+done
+[[ "$KEEP" == 0 ]] && KEEP=""
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
@@ -80,7 +100,10 @@ import socket
 a, b = socket.socket(), socket.socket()
 a.bind(("127.0.0.1", 0)); b.bind(("127.0.0.1", 0))
 print(a.getsockname()[1], b.getsockname()[1])')
+PORT="${DEMO_PORT:-$PORT}"
 export PAYD_ADDR="127.0.0.1:$PORT"
+# where a browser reaches payd: the hosted payment page's links are built on it
+export PAYD_PUBLIC_URL="http://$PAYD_ADDR"
 export PAYD_ADMIN_ADDR="127.0.0.1:$ADMIN_PORT"
 export PAYD_ADMIN_PASSWORD
 PAYD_ADMIN_PASSWORD="$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')"
@@ -240,6 +263,64 @@ for tag in a b; do
 	api GET "/v1/invoices/demo-po-inv-$RUN_ID-$tag" >"$WORK/poinv.$tag.final.json" || true
 done
 
+# ---------------------------------------------------------------- payment sessions
+
+# Seed 003: a session for a customer in a browser (its hosted page's URL is
+# printed), and one a merchant's server submits itself with the sandbox's
+# documented test value of a card that succeeds.
+session_req() { # REFERENCE → the create request on stdout
+	python3 - "$1" <<'EOF'
+import json, sys
+ref = sys.argv[1]
+print(json.dumps({"amount": 1250, "currency": "USD", "reference": ref, "display_name": "payd demo shop",
+                  "description": "Demo order", "locale": "en-GB",
+                  "billing": {"address": {"address_line1": "1 Demo Street", "city": "London", "zip": "N1 1AA", "country": "GB"}},
+                  "items": [{"name": "Demo widget", "quantity": 1, "unit_price": 1250}],
+                  "success_url": "https://example.com/demo/success", "failure_url": "https://example.com/demo/failure"}))
+EOF
+}
+log "creating a payment session for the hosted page"
+session_req "demo-page-$RUN_ID" >"$WORK/ps_page_req.json"
+api POST /v1/payment-sessions "$WORK/ps_page_req.json" "demo-ps-page-$RUN_ID" >"$WORK/ps_page.json" ||
+	die "POST /v1/payment-sessions failed: $(cat "$WORK/ps_page.json")"
+# The hosted page's link (_links.redirect.href) with the session secret in
+# its fragment, where the page reads it (/pay/{token}#<secret>): a browser
+# never sends a fragment to the server, so the secret stays out of logs.
+PAGE_URL="$(python3 - "$WORK/ps_page.json" <<'EOF'
+import json, sys, urllib.parse
+ps = json.load(open(sys.argv[1]))
+href, secret = ps["_links"]["redirect"]["href"], ps.get("payment_session_secret", "")
+print(href if "#" in href or not secret else href + "#" + urllib.parse.quote(secret, safe=""))
+EOF
+)"
+# the page answers while payd runs (without the fragment, as a browser asks)
+PAGE_CODE="$(curl -sS --max-time 10 -o "$WORK/page.html" -w '%{http_code}' "${PAGE_URL%%#*}" || true)"
+
+log "creating a payment session and submitting it through the API (session_data sandbox:pm_card_visa)"
+session_req "demo-api-$RUN_ID" >"$WORK/ps_api_req.json"
+api POST /v1/payment-sessions "$WORK/ps_api_req.json" "demo-ps-api-$RUN_ID" >"$WORK/ps_api.json" ||
+	die "POST /v1/payment-sessions failed: $(cat "$WORK/ps_api.json")"
+PS_ID="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/ps_api.json")"
+printf '{"session_data": "sandbox:pm_card_visa", "amount": 1250}' >"$WORK/ps_submit_req.json"
+SUBMIT_CODE="$(curl -sS --max-time 15 -o "$WORK/ps_submit.json" -w '%{http_code}' -X POST -H "x-api-key: $KEY" \
+	-H 'Content-Type: application/json' -H "Idempotency-Key: demo-ps-submit-$RUN_ID" \
+	--data-binary "@$WORK/ps_submit_req.json" "$BASE/v1/payment-sessions/$PS_ID/submit" || true)"
+deadline=$((SECONDS + TIMEOUT))
+while :; do
+	api GET "/v1/payment-sessions/$PS_ID" >"$WORK/ps_api_final.json" || true
+	st="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("status",""))' "$WORK/ps_api_final.json" 2>/dev/null || true)"
+	[[ "$st" == COMPLETED || "$st" == FAILED || "$st" == EXPIRED ]] && break
+	((SECONDS < deadline)) || break
+	sleep 0.5
+done
+PS_PAY="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("id",""))' "$WORK/ps_submit.json" 2>/dev/null || true)"
+if [[ -n "$PS_PAY" ]]; then
+	api GET "/v1/payments/$PS_PAY/timeline" >"$WORK/ps_timeline.json" || true
+fi
+printf 'user = "admin:%s"\n' "$PAYD_ADMIN_PASSWORD" |
+	curl -sS --max-time 10 -K - "http://$PAYD_ADMIN_ADDR/sandbox/ledger" >"$WORK/ledger_after_sessions.json" ||
+	echo '{"charges": []}' >"$WORK/ledger_after_sessions.json"
+
 # ---------------------------------------------------------------- report
 
 REPORT_RC=0
@@ -325,4 +406,38 @@ for tag in ("a", "b"):
 print("payout paying two invoices: " + ("PASS" if ok else "FAIL (want SETTLED and both invoices PAID)"))
 sys.exit(0 if ok else 1)
 EOF
+
+python3 - "$WORK" "$SUBMIT_CODE" "$PAGE_CODE" "$PAGE_URL" <<'EOF' || REPORT_RC=$?
+import json, sys
+work, submit_code, page_code, page_url = sys.argv[1:]
+def load(n):
+    try:
+        return json.load(open(f"{work}/{n}"))
+    except Exception:
+        return {}
+page, sub, fin, tl = (load(n) for n in ("ps_page.json", "ps_submit.json", "ps_api_final.json", "ps_timeline.json"))
+charges = [c for c in load("ledger_after_sessions.json").get("charges", []) if c.get("payment_id") == sub.get("id")]
+print()
+print(f"payment session {page.get('id')} for the hosted page: {page.get('status')}, {page.get('amount')} {page.get('currency')} "
+      f"(minor units), expires_on {page.get('expires_on')}; GET of the page: HTTP {page_code}")
+print(f"  hosted payment page: {page_url}")
+if page_code == "404":
+    print("  (this build serves no page at /pay/{token}: the hosted page's HTML, CSS and JS come with the paypage branch)")
+print(f"payment session {fin.get('id')} submitted through the API with session_data sandbox:pm_card_visa: "
+      f"HTTP {submit_code} {json.dumps(sub, separators=(',', ':'))}")
+print(f"  session now {fin.get('status')}, payment_id {fin.get('payment_id')}; payment {tl.get('status', '?')}, sandbox charges {len(charges)}")
+ok = (page_code == "200" and submit_code in ("201", "202") and fin.get("status") == "COMPLETED"
+      and tl.get("status") == "SUCCEEDED" and len(charges) == 1)
+print("payment sessions (the page answers; the API submit completes with one charge): " + ("PASS" if ok else "FAIL"))
+sys.exit(0 if ok else 1)
+EOF
+
+if [[ -n "$KEEP" ]]; then
+	printf '\npayd keeps running at %s (API key %s).\n' "$BASE" "$KEY"
+	printf 'Open the hosted payment page in a browser (pm_card_visa succeeds, pm_card_3ds asks for a challenge, pm_card_declined is declined):\n  %s\n' "$PAGE_URL"
+	printf 'Another session: curl -s %s/v1/payment-sessions -H "x-api-key: %s" -d @%s\n' "$BASE" "$KEY" "$WORK/ps_page_req.json"
+	printf 'Ctrl-C stops payd and removes the demo services.\n'
+	trap 'exit "$REPORT_RC"' INT TERM HUP
+	wait "$PAYD_PID" || die "payd exited"
+fi
 exit "$REPORT_RC"

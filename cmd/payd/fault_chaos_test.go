@@ -27,7 +27,9 @@ package main
 // it, does both at once or lets it expire (fault_action_test.go),
 // pm_card_unknown payments, large amounts (up to 1e14 minor units, each
 // paying an invoice of its own), ACH payments and payouts, OFFLINE
-// payments and refunds.
+// payments and refunds, and, in the mixed run, payment sessions submitted
+// with the sandbox's session_data test values or abandoned
+// (fault_session_test.go).
 //
 // Each run ends with the checker (I1–I5 and I8 after a reconciliation,
 // refunds and invoice balances, which window each worker kill hit) and a
@@ -212,6 +214,8 @@ type chaosRun struct {
 	answerUnknown bool
 	// what the 3-D Secure clients did (fault_action_test.go)
 	actions chaosActions
+	// what the payment sessions' clients did (fault_session_test.go)
+	sessions *chaosSessions
 	// degradedOK: the run fails the gateway (faultLoadSpec.degradedOK)
 	degradedOK bool
 	// redisMu is held by a fault while it has Redis wiped, restarting or
@@ -251,13 +255,14 @@ func runChaos(t *testing.T, bin, name string, faults []chaosFault, n int, spread
 	c := startFaultClusterWith(t, bin, o)
 	counter := &faultCounter{t: t}
 	c.chk = counter
-	r := &chaosRun{t: t, c: c, seed: seed, workerN: 2, gw: chaosNormal, degradedOK: gateway}
+	r := &chaosRun{t: t, c: c, seed: seed, workerN: 2, gw: chaosNormal, degradedOK: gateway, sessions: newChaosSessions()}
 	if o.notify {
 		// notifications are dropped until the gateway_notifications fault
 		r.nfEnv = r.readNotifyEnv()
 		r.setNotify(sandbox.NotifyFaults{Drop: true})
 	}
 	refundq := make(chan *faultClientRecord, n)
+	loadSet := make(chan struct{})
 	var refunders sync.WaitGroup
 	refunders.Add(4) // started once r.l is set, which they read
 	actHC := &http.Client{Timeout: 10 * time.Second}
@@ -270,6 +275,11 @@ func runChaos(t *testing.T, bin, name string, faults []chaosFault, n int, spread
 				r.actions.wg.Add(1)
 				go func() { defer r.actions.wg.Done(); r.act(actHC, rec) }()
 			}
+			if rec.path == faultSessionsPath {
+				// its customer submits it (or walks away), on its own
+				r.actions.wg.Add(1)
+				go func() { defer r.actions.wg.Done(); <-loadSet; r.sessionClient(actHC, rec) }()
+			}
 			if rec.refund > 0 {
 				refundq <- rec
 			}
@@ -278,6 +288,7 @@ func runChaos(t *testing.T, bin, name string, faults []chaosFault, n int, spread
 	}
 	t.Logf("chaos %s: seed %d (rerun with PAYD_CHAOS_SEED=%d), %d payments over %s", name, seed, seed, n, spread)
 	r.l = c.startLoad(spec)
+	close(loadSet) // the session clients post through r.l
 	for range 4 {
 		go func() { defer refunders.Done(); r.refundLoop(refundq) }()
 	}
@@ -302,6 +313,9 @@ func runChaos(t *testing.T, bin, name string, faults []chaosFault, n int, spread
 	if a := r.actions.String(); a != "" {
 		extra = append(extra, "3-D Secure clients: "+a)
 	}
+	if s.sessions.sessions > 0 {
+		extra = append(extra, "payment sessions: "+s.sessions.String()+"; their clients: "+r.sessions.String())
+	}
 	r.table(name, s, ms, refundsOK, hits, counter.n.Load(), lastFault, time.Since(began), extra)
 }
 
@@ -313,12 +327,15 @@ func runChaos(t *testing.T, bin, name string, faults []chaosFault, n int, spread
 // pm_card_unknown payments, large amounts (1e10 to 1e14 minor units, each
 // paying an invoice of its own the client creates first, some refunded in
 // part or in whole), ACH that settles or is returned, OFFLINE payments,
-// ACH payouts (seed 002) paying an invoice, and a share of visa payments
-// the client refunds (in part or in whole) once they succeed.
+// ACH payouts (seed 002) paying an invoice, a share of visa payments
+// the client refunds (in part or in whole) once they succeed, and payment
+// sessions (seed 003) that their clients submit or abandon
+// (fault_session_test.go).
 //
 // slow says whether the mix has the kinds that take long to end by design
 // (a 3-D Secure action expires after 18 s, a pm_card_unknown payment goes
-// to review after 26 s): the mixed run has them; a fault's own scenario
+// to review after 26 s, sessions expire after 10 to 30 s): the mixed run
+// has them; a fault's own scenario
 // makes them visa payments, which keeps the package's CI time (its
 // scenarios would otherwise wait ≈ 25 s more each).
 func chaosMix(seed int64, invoices []string, slow bool) func(i int, key string) *faultClientRecord {
@@ -333,6 +350,10 @@ func chaosMix(seed int64, invoices []string, slow bool) func(i int, key string) 
 			currency = "BHD"
 		}
 		minor := int64(100 + rng.IntN(9900))
+		if slow && rng.IntN(100) < chaosSessionShare {
+			// a payment session and its client (fault_session_test.go)
+			return chaosSession(rng, key, currency, minor, faultInvoiceExt(currency, i))
+		}
 		inv := i % len(invoices)
 		r := &faultClientRecord{key: key}
 		var method, pm, kind string

@@ -115,6 +115,43 @@ func (c *faultCluster) setClock(name string, off time.Duration) {
 	if err := os.Rename(tmp, path); err != nil {
 		c.t.Fatalf("clock of %s: %v", name, err)
 	}
+	if strings.HasPrefix(name, "intake") {
+		c.noteIntakeClock(off)
+	}
+}
+
+// noteIntakeClock records when intake's clock ran ahead (a session's
+// expires_on can then be refused as in the past: fault_session_test.go).
+func (c *faultCluster) noteIntakeClock(off time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	n := len(c.intakeAhead)
+	open := n > 0 && c.intakeAhead[n-1][1].IsZero()
+	switch {
+	case off > 0 && !open:
+		c.intakeAhead = append(c.intakeAhead, [2]time.Time{now, {}})
+	case off <= 0 && open:
+		c.intakeAhead[n-1][1] = now
+	}
+}
+
+// intakeAheadDuring reports whether intake's clock ran ahead at some time
+// within [from, to], give or take the clock file's read interval.
+func (c *faultCluster) intakeAheadDuring(from, to time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	slack := 2 * fileClockRead
+	for _, iv := range c.intakeAhead {
+		end := iv[1]
+		if end.IsZero() {
+			end = time.Now()
+		}
+		if !iv[0].After(to.Add(slack)) && !end.Add(slack).Before(from) {
+			return true
+		}
+	}
+	return false
 }
 
 // chaosClockHold is how long a jumped clock stays off before the next step.

@@ -329,10 +329,13 @@ type faultCluster struct {
 	// replays429 counts the 429s checkReplays met and waited out
 	replays429 atomic.Int64
 
-	mu      sync.Mutex
-	procs   []*faultProc
-	workers []*faultProc
-	intake  *faultProc
+	mu    sync.Mutex
+	procs []*faultProc
+	// intakeAhead: when intake's host clock ran ahead (from, to; to zero
+	// while it still does), fault_clock_test.go
+	intakeAhead [][2]time.Time
+	workers     []*faultProc
+	intake      *faultProc
 }
 
 // faultProc is one running payd process in its own process group.
@@ -794,7 +797,11 @@ type faultClientRecord struct {
 	minor    int64
 	invoice  []byte
 	want     []string
-	actions  string // what the client did after the 2xx and what it was answered (3-D Secure)
+	actions  string // what the client did after the 2xx and what it was answered (3-D Secure, sessions)
+	// expires is a session's expires_on (fault_session_test.go), set with
+	// its body by prepare just before its first try
+	expires  time.Time
+	prepare  func(r *faultClientRecord)
 	tries    int
 	first    time.Time // when the first try was sent
 	id       string    // the payment id of the first 2xx; empty if none
@@ -802,6 +809,9 @@ type faultClientRecord struct {
 	resp     []byte    // its body
 	lastErr  string    // why the last try failed
 	rejected bool      // a 4xx that retrying cannot fix
+	// clockRefused: a session's create refused because intake's clock ran
+	// an hour ahead (422 expires_on_in_past): not payd's fault
+	clockRefused bool
 }
 
 type faultLoad struct {
@@ -861,6 +871,9 @@ func (c *faultCluster) startLoad(spec faultLoadSpec) *faultLoad {
 						continue
 					}
 				}
+				if r.prepare != nil {
+					r.prepare(r) // its body, as of when it is sent
+				}
 				c.create(hc, l, r)
 				if spec.resend && r.id != "" {
 					c.resend(hc, l, r)
@@ -904,6 +917,7 @@ func (c *faultCluster) create(hc *http.Client, l *faultLoad, r *faultClientRecor
 		if r.first.IsZero() {
 			r.first = time.Now()
 		}
+		sent := time.Now()
 		code, body, hdr, err := c.post(hc, r.path, r.key, r.body)
 		l.requests.Add(1)
 		if err != nil {
@@ -926,6 +940,8 @@ func (c *faultCluster) create(hc *http.Client, l *faultLoad, r *faultClientRecor
 				return
 			case code != http.StatusConflict && code != http.StatusTooManyRequests && code < 500:
 				r.lastErr, r.rejected = fmt.Sprintf("HTTP %d: %s", code, body), true
+				r.clockRefused = r.path == faultSessionsPath && code == http.StatusUnprocessableEntity &&
+					bytes.Contains(body, []byte(`"expires_on_in_past"`)) && c.intakeAheadDuring(sent, time.Now())
 				return
 			}
 			r.lastErr = fmt.Sprintf("HTTP %d: %s", code, body)
@@ -993,7 +1009,7 @@ func (c *faultCluster) finish(name string, l *faultLoad, lastFault time.Time) fa
 	t := c.chk
 	t.Helper()
 	for _, r := range l.recs {
-		if r.rejected {
+		if r.rejected && !r.clockRefused {
 			t.Errorf("key %s (%s %s) was refused: %s", r.key, r.method, r.pm, r.lastErr)
 		}
 	}
@@ -1038,6 +1054,8 @@ func (c *faultCluster) finish(name string, l *faultLoad, lastFault time.Time) fa
 	if !c.waitRefunds(time.Now().Add(c.finalBound)) {
 		t.Errorf("I2: refunds still PENDING %s after reconciliation", c.finalBound)
 	}
+	// sessions past their expiry expire (checkSessions reports those left)
+	c.waitSessions(time.Now().Add(c.finalBound))
 
 	// every check on one snapshot of the database, read after the gateway's
 	// ledger: nothing the checks compare moves under them
@@ -1074,6 +1092,9 @@ func (c *faultCluster) finish(name string, l *faultLoad, lastFault time.Time) fa
 		l.requests.Load(), l.retries.Load(), l.netErrors.Load(), codes, s.statuses)
 	t.Logf("I8 %s: at quiescence %s (%d payments in review; pm_card_unknown %v); reconciliation: %s; after it %s (%d payments in review)",
 		name, s.i8Before, s.reviewBefore, s.unknownBefore, s.reconcile, s.i8, s.review)
+	if s.sessions.sessions > 0 {
+		t.Logf("SESSIONS %s: %s", name, s.sessions)
+	}
 	return s
 }
 
@@ -1188,7 +1209,7 @@ func (c *faultCluster) checkReplays(l *faultLoad) int {
 					mu.Lock()
 					bad = append(bad, fmt.Sprintf("%s: %v", r.key, err))
 					mu.Unlock()
-				case code != r.code || hdr.Get("Idempotent-Replayed") != "true" || !bytes.Equal(body, r.resp):
+				case code != r.code || hdr.Get("Idempotent-Replayed") != "true" || !bytes.Equal(body, faultReplayable(r)):
 					mu.Lock()
 					bad = append(bad, fmt.Sprintf("%s: replay %d replayed=%q body %s; first answer %d %s",
 						r.key, code, hdr.Get("Idempotent-Replayed"), body, r.code, r.resp))
@@ -1230,6 +1251,7 @@ type faultSummary struct {
 	i8Before, i8 faultI8
 	reconcile    faultReconcile
 	money        chaosMoney // I3's figures
+	sessions     faultSessionFigures
 }
 
 // checkInvariants checks I1, I2, I4 and I5 on the database (q: one
@@ -1241,6 +1263,7 @@ func checkInvariants(t faultT, q faultQuerier, ledger []sandbox.Charge, l *fault
 
 	type payRow struct {
 		id, status, method, pm, nextStep, ref, key string
+		session                                    string // the payment session whose submit made it (checkSessions)
 		amount                                     int64
 		updated                                    time.Time
 	}
@@ -1254,14 +1277,14 @@ func checkInvariants(t faultT, q faultQuerier, ledger []sandbox.Charge, l *fault
 		updated = "COALESCE(pg_xact_commit_timestamp(p.xmin), p.updated_at)"
 	}
 	rows, err := q.Query(`SELECT p.id, p.status, p.method, p.payment_method_id, p.amount, COALESCE(p.next_step,''),
-		p.gateway_reference, COALESCE(p.metadata->>'fault_key', d.external_payment_id, ''), ` + updated + `
+		p.gateway_reference, COALESCE(p.metadata->>'fault_key', d.external_payment_id, ''), COALESCE(p.session_id, ''), ` + updated + `
 		FROM payments p LEFT JOIN payout_details d ON d.payment_id = p.id`)
 	if err != nil {
 		t.Fatalf("load payments: %v", err)
 	}
 	for rows.Next() {
 		p := &payRow{}
-		if err := rows.Scan(&p.id, &p.status, &p.method, &p.pm, &p.amount, &p.nextStep, &p.ref, &p.key, &p.updated); err != nil {
+		if err := rows.Scan(&p.id, &p.status, &p.method, &p.pm, &p.amount, &p.nextStep, &p.ref, &p.key, &p.session, &p.updated); err != nil {
 			t.Fatalf("scan payment: %v", err)
 		}
 		pays[p.id] = p
@@ -1389,15 +1412,19 @@ func checkInvariants(t faultT, q faultQuerier, ledger []sandbox.Charge, l *fault
 
 	// ---- I2: no lost payment; nothing nobody asked for
 	byKey := map[string]*faultClientRecord{}
+	acceptedPayments := 0 // the keys of payments and payouts (a session's key names the session)
 	for _, r := range l.recs {
 		byKey[r.key] = r
 		if r.id != "" {
 			s.accepted++
+			if r.path != faultSessionsPath {
+				acceptedPayments++
+			}
 		}
 	}
 	var missing, notFinal, orphan, wrongOutcome, otherPayment []string
 	for _, r := range l.recs {
-		if r.id != "" && pays[r.id] == nil {
+		if r.id != "" && r.path != faultSessionsPath && pays[r.id] == nil { // a session's: checkSessions
 			s.lost++
 			missing = append(missing, fmt.Sprintf("key %s got %d with id %s, which does not exist", r.key, r.code, r.id))
 		}
@@ -1410,6 +1437,7 @@ func checkInvariants(t faultT, q faultQuerier, ledger []sandbox.Charge, l *fault
 	final := map[string]bool{"SUCCEEDED": true, "PARTIALLY_REFUNDED": true, "REFUNDED": true, "RETURNED": true,
 		"FAILED": true, "CANCELED": true, "REQUIRES_REVIEW": true}
 	perKey := map[string][]string{}
+	sessionPayments := 0
 	for _, p := range pays {
 		s.statuses[p.status]++
 		// REQUIRES_REVIEW is final with its slow inquiries still scheduled
@@ -1421,6 +1449,13 @@ func checkInvariants(t faultT, q faultQuerier, ledger []sandbox.Charge, l *fault
 		} else {
 			s.stuck++
 			notFinal = append(notFinal, fmt.Sprintf("%s (%s) is %s, next step %q", p.id, p.pm, p.status, p.nextStep))
+		}
+		if p.session != "" {
+			// a session's payment (one per submit): its outcome, its
+			// client and its money are the session's, checked by
+			// checkSessions; I1 above and I4 below hold for it as for any
+			sessionPayments++
+			continue
 		}
 		r := byKey[p.key]
 		want := faultWantStatus[p.pm]
@@ -1469,8 +1504,8 @@ func checkInvariants(t faultT, q faultQuerier, ledger []sandbox.Charge, l *fault
 	reportViolations(t, "I2: payment no client asked for", orphan)
 	reportViolations(t, "unexpected outcome", wrongOutcome)
 	// one payment per key used (several for one key are I5's, below)
-	if want := s.accepted + s.unacknowledged; len(perKey) != want {
-		t.Errorf("I2: payments for %d keys, want %d (accepted %d + committed-unacknowledged %d)", len(perKey), want, s.accepted, s.unacknowledged)
+	if want := acceptedPayments + s.unacknowledged; len(perKey) != want {
+		t.Errorf("I2: payments for %d keys, want %d (accepted %d + committed-unacknowledged %d)", len(perKey), want, acceptedPayments, s.unacknowledged)
 	}
 
 	// ---- I5: one payment per Idempotency-Key, on both sides
@@ -1514,8 +1549,8 @@ func checkInvariants(t faultT, q faultQuerier, ledger []sandbox.Charge, l *fault
 	}
 	rows.Close()
 	reportViolations(t, "I5: idempotency record", idemBad)
-	if idemDone != s.payments {
-		t.Errorf("I5: %d completed idempotency records for %d payments", idemDone, s.payments)
+	if idemDone != s.payments-sessionPayments {
+		t.Errorf("I5: %d completed idempotency records for %d payments (and %d of sessions, whose records are the sessions')", idemDone, s.payments-sessionPayments, sessionPayments)
 	}
 
 	// ---- I4: every status change audited, in an unbroken allowed chain;
@@ -1564,6 +1599,9 @@ func checkInvariants(t faultT, q faultQuerier, ledger []sandbox.Charge, l *fault
 		}
 	}
 	reportViolations(t, "I4: audit chain", chainBad)
+
+	// ---- sessions: lost, double-charged, outcome, open past expiry
+	s.sessions = checkSessions(t, q, ledger, l, lateRefund)
 	return s
 }
 

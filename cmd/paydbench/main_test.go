@@ -520,3 +520,33 @@ func TestChildEnv(t *testing.T) {
 		t.Errorf("childEnv with the process's own getenv (-want +got):\n%s", diff)
 	}
 }
+
+// TestBenchSpawnSessions runs the sessions mode beside card payments in one
+// invocation: every session created, submitted with sandbox:pm_card_visa,
+// COMPLETED with one charge, and both rates in the report.
+func TestBenchSpawnSessions(t *testing.T) {
+	t.Parallel()
+	jsonPath := filepath.Join(t.TempDir(), "bench.json")
+	var buf bytes.Buffer
+	err := run(context.Background(), spawnArgs(t, "-n", "40", "-c", "8", "-sessions", "40", "-baselines=false",
+		"-json", jsonPath), benchEnv(t), &buf)
+	out := buf.String()
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		`(?m)^sessions: 40 created and submitted \(session_data sandbox:pm_card_visa\) at concurrency 8: 40 completed in [0-9.]+ s = [0-9.]+/s; card payments of this run [0-9.]+/s; sessions ÷ card payments = [0-9.]+ \(target ≥ 0\.70\)$`,
+		`(?m)^  PASS  sessions +40/40 sessions completed \(payment SUCCEEDED, session COMPLETED\); 40 charges: 0 double-charged, 0 completed without a charge, 0 of another amount or currency$`,
+		`(?m)^  PASS  ledger +40 charges`,
+		`(?m)^RESULT PASS$`,
+	} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("output does not match %s:\n%s", want, out)
+		}
+	}
+	rep := readReport(t, jsonPath)
+	if s := rep.Sessions; s == nil || s.Completed != 40 || s.PerSecond <= 0 || s.VsCard <= 0 || s.TasksPerSession < 1 ||
+		rep.Final.Final != 40 || rep.Tasks == nil || rep.Tasks.PerPayment < 1 {
+		t.Errorf("sessions %+v, card payments final %d, tasks %+v", s, rep.Final.Final, rep.Tasks)
+	}
+}
