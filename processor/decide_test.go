@@ -298,3 +298,30 @@ func TestDecideReview(t *testing.T) {
 		t.Errorf("into review: %+v", ch)
 	}
 }
+
+// TestDecideSettlementNextCheck: a bank payment still SENT is checked
+// again at the rail's settlement time when that comes before a poll, a
+// moment later when that time has already passed on payd's clock (the
+// clocks differ; waiting a whole poll was a flake of
+// TestStaleSettleWhileSettlementWaits), else a poll later.
+func TestDecideSettlementNextCheck(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	sent := payment.Payment{ID: "pay_1", Method: payment.MethodACH, Status: payment.StatusSent, AttemptCount: 1, NextStep: payment.StepSettle}
+	for _, c := range []struct {
+		name     string
+		settleAt time.Time
+		want     time.Time
+	}{
+		{"no time given", time.Time{}, now.Add(time.Hour)},
+		{"before a poll", now.Add(4 * time.Second), now.Add(4 * time.Second)},
+		{"after a poll", now.Add(2 * time.Hour), now.Add(time.Hour)},
+		{"already passed", now.Add(-5 * time.Millisecond), now.Add(settleRecheck)},
+		{"exactly now", now, now.Add(settleRecheck)},
+	} {
+		d := decideSettlement(sent, connector.Result{Status: connector.StatusSent, SettleAt: c.settleAt}, now, time.Hour, time.Hour)
+		if len(d.changes) != 1 || !d.changes[0].NextStepAt.Equal(c.want) || d.changes[0].NextStep != payment.StepSettle {
+			t.Errorf("%s: %+v, want the next check at %v", c.name, d.changes, c.want)
+		}
+	}
+}

@@ -85,13 +85,23 @@ func decideSettlement(pay payment.Payment, res connector.Result, now time.Time, 
 			ErrorMessage: why, Attempt: pay.AttemptCount, Reason: why})
 	default: // still sent: look again when it is due
 		at := now.Add(poll)
-		if res.SettleAt.After(now) && res.SettleAt.Before(at) {
+		switch {
+		case res.SettleAt.After(now) && res.SettleAt.Before(at):
 			at = res.SettleAt
+		case !res.SettleAt.IsZero() && !res.SettleAt.After(now):
+			// the rail's settlement time has passed on payd's clock but it
+			// says not yet (the two clocks differ a little): look again
+			// shortly, not a whole poll later
+			at = now.Add(min(poll, settleRecheck))
 		}
 		d.changes = append(d.changes, same(at, payment.StepSettle))
 	}
 	return d
 }
+
+// settleRecheck is how soon a bank payment is checked again when the
+// rail's announced settlement time has passed but it is still pending.
+const settleRecheck = time.Second
 
 func orNow(t, now time.Time) time.Time {
 	if t.IsZero() {

@@ -543,7 +543,8 @@ func checkSessions(t faultT, q faultQuerier, ledger []sandbox.Charge, l *faultLo
 
 // faultReplayable is the answer a replay of r's request must repeat byte
 // for byte: the first answer, but for a session's create, whose
-// payment_session_secret is shown once and kept only as a hash, without it.
+// payment_session_secret is shown once and kept only as a hash, without it
+// (and without the #secret fragment of its hosted page's link).
 func faultReplayable(r *faultClientRecord) []byte {
 	if r.path != faultSessionsPath {
 		return r.resp
@@ -570,6 +571,12 @@ func faultReplayable(r *faultClientRecord) []byte {
 		out = append(out[:len(out)-1], r.resp[j:]...)
 	default:
 		out = append(out, r.resp[j:]...)
+	}
+	// the hosted page's link carries the secret in its fragment, in the
+	// first answer only
+	var secret string
+	if json.Unmarshal(m["payment_session_secret"], &secret) == nil && secret != "" {
+		out = bytes.ReplaceAll(out, []byte("#"+secret), nil)
 	}
 	return out
 }
