@@ -809,8 +809,9 @@ type faultClientRecord struct {
 	resp     []byte    // its body
 	lastErr  string    // why the last try failed
 	rejected bool      // a 4xx that retrying cannot fix
-	// clockRefused: a session's create refused because intake's clock ran
-	// an hour ahead (422 expires_on_in_past): not payd's fault
+	// clockRefused: a session's create refused with 422 expires_on_in_past
+	// because intake's clock ran an hour ahead, or because the client's
+	// retries outlasted the session's expires_on: not payd's fault
 	clockRefused bool
 }
 
@@ -940,8 +941,13 @@ func (c *faultCluster) create(hc *http.Client, l *faultLoad, r *faultClientRecor
 				return
 			case code != http.StatusConflict && code != http.StatusTooManyRequests && code < 500:
 				r.lastErr, r.rejected = fmt.Sprintf("HTTP %d: %s", code, body), true
+				// refused for an expires_on that had passed: on intake's clock
+				// while it ran an hour ahead, or truly, because the client's
+				// tries of a short-lived session outlasted it (no try before
+				// committed: a committed one would have been replayed)
 				r.clockRefused = r.path == faultSessionsPath && code == http.StatusUnprocessableEntity &&
-					bytes.Contains(body, []byte(`"expires_on_in_past"`)) && c.intakeAheadDuring(sent, time.Now())
+					bytes.Contains(body, []byte(`"expires_on_in_past"`)) &&
+					(c.intakeAheadDuring(sent, time.Now()) || (!r.expires.IsZero() && !time.Now().Before(r.expires)))
 				return
 			}
 			r.lastErr = fmt.Sprintf("HTTP %d: %s", code, body)
