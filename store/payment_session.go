@@ -435,23 +435,10 @@ func (s *Store) ExpireSession(ctx context.Context, id, actor string) (ExpireResu
 		// Locks in the order a payment's own transition takes them
 		// (applyRows: the payment, then its session), so the two never
 		// deadlock: the session's latest payment first, then the session.
-		var latest string
-		err := tx.q.QueryRowxContext(ctx, `SELECT COALESCE(payment_id, '') FROM payment_sessions WHERE id = $1`, id).Scan(&latest)
+		sess, pay, latest, err := tx.lockSession(ctx, "", id)
 		if err != nil {
-			return translate(fmt.Errorf("load session %s: %w", id, err))
+			return err
 		}
-		var pay payment.Payment
-		if latest != "" {
-			if pay, err = tx.lockPayment(ctx, latest); err != nil {
-				return err
-			}
-		}
-		var r sessionRow
-		err = tx.q.QueryRowxContext(ctx, `SELECT `+sessionColumns+` FROM payment_sessions WHERE id = $1 FOR UPDATE`, id).StructScan(&r)
-		if err != nil {
-			return translate(fmt.Errorf("load session %s: %w", id, err))
-		}
-		sess := r.toSession()
 		if sess.PaymentID != latest {
 			// a submit recorded a new payment meanwhile: decide again (the task retries)
 			return fmt.Errorf("expire session %s: its payment changed meanwhile", id)
@@ -490,24 +477,10 @@ func (s *Store) CancelSession(ctx context.Context, tenantID, id, actor string) (
 	)
 	err := s.InTx(ctx, func(tx *Store) error {
 		now := tx.now()
-		var latest string
-		err := tx.q.QueryRowxContext(ctx, `SELECT COALESCE(payment_id, '') FROM payment_sessions WHERE id = $1 AND tenant_id = $2`,
-			id, tenantID).Scan(&latest)
+		sess, pay, latest, err := tx.lockSession(ctx, tenantID, id)
 		if err != nil {
-			return translate(fmt.Errorf("load session %s: %w", id, err))
+			return err
 		}
-		var pay payment.Payment
-		if latest != "" {
-			if pay, err = tx.lockPayment(ctx, latest); err != nil {
-				return err
-			}
-		}
-		var r sessionRow
-		err = tx.q.QueryRowxContext(ctx, `SELECT `+sessionColumns+` FROM payment_sessions WHERE id = $1 FOR UPDATE`, id).StructScan(&r)
-		if err != nil {
-			return translate(fmt.Errorf("load session %s: %w", id, err))
-		}
-		sess := r.toSession()
 		out.Seq = sess.StepSeq
 		switch {
 		case sess.PaymentID != latest:
@@ -557,6 +530,32 @@ func (s *Store) closeSession(ctx context.Context, sess payment.Session, pay paym
 			INSERT INTO payment_session_events (session_id, tenant_id, payment_id, from_status, to_status, reason, actor, created_at)
 			SELECT id, tenant_id, $3, $4, $7, $5, $6, $2 FROM ps)
 		SELECT step_seq FROM ps`, sess.ID, now, pid, string(sess.Status), reason, actor, string(to)).Scan(&out.Seq))
+}
+
+// lockSession locks a session's latest payment and then the session, in
+// the order a payment's own transition takes them (applyRows: the payment,
+// then its session), so the two never deadlock. latest is the payment id
+// read before the locks: a session whose payment_id differs from it got a
+// new payment meanwhile. tenantID "" reads any tenant's session (tasks).
+func (s *Store) lockSession(ctx context.Context, tenantID, id string) (payment.Session, payment.Payment, string, error) {
+	var latest string
+	err := s.q.QueryRowxContext(ctx, `SELECT COALESCE(payment_id, '') FROM payment_sessions
+		WHERE id = $1 AND ($2 = '' OR tenant_id = $2)`, id, tenantID).Scan(&latest)
+	if err != nil {
+		return payment.Session{}, payment.Payment{}, "", translate(fmt.Errorf("load session %s: %w", id, err))
+	}
+	var pay payment.Payment
+	if latest != "" {
+		if pay, err = s.lockPayment(ctx, latest); err != nil {
+			return payment.Session{}, payment.Payment{}, "", err
+		}
+	}
+	var r sessionRow
+	err = s.q.QueryRowxContext(ctx, `SELECT `+sessionColumns+` FROM payment_sessions WHERE id = $1 FOR UPDATE`, id).StructScan(&r)
+	if err != nil {
+		return payment.Session{}, payment.Payment{}, "", translate(fmt.Errorf("load session %s: %w", id, err))
+	}
+	return r.toSession(), pay, latest, nil
 }
 
 // lockPayment loads a payment under its row lock.
