@@ -43,6 +43,7 @@ type createInvoiceRequest struct {
 	AmountDue  decimal           `json:"amount_due"`
 	Payer      *userRefRequest   `json:"payer"`
 	Payees     []payeeRequest    `json:"payees"`
+	Payers     []payeeRequest    `json:"payers"`
 	DueDate    *string           `json:"due_date"`
 	Metadata   map[string]string `json:"metadata"`
 }
@@ -55,6 +56,7 @@ type validInvoice struct {
 	AmountDue  payment.Money     `json:"amount_due"`
 	Payer      string            `json:"payer"` // external id; empty for none
 	Payees     []validPayee      `json:"payees"`
+	Payers     []validPayee      `json:"payers,omitempty"` // several payers with their shares (omitted when none: old fingerprints stay)
 	DueDate    string            `json:"due_date"` // YYYY-MM-DD; empty for none
 	Metadata   map[string]string `json:"metadata"`
 }
@@ -92,6 +94,28 @@ func (req createInvoiceRequest) valid(lim limits) (validInvoice, map[string]stri
 			bad["payer"] = "payer_external_id_" + code
 		}
 	}
+	if req.Payers != nil {
+		payers, code := validParties("payers", req.Payers, cur, badCurrency, lim.maxAmount)
+		switch {
+		case code != "":
+			bad["payers"] = code
+		case req.Payer != nil:
+			bad["payers"] = "payers_and_payer"
+		case len(payers) == 0:
+			bad["payers"] = "payers_empty"
+		default:
+			v.Payers = payers
+			if _, ok := bad["amount_due"]; !ok && !badCurrency {
+				var sum int64 // at most maxPayees × maxAmount: no overflow
+				for _, p := range payers {
+					sum += p.Amount
+				}
+				if sum != v.AmountDue.Minor {
+					bad["payers"] = "payers_sum_not_amount_due"
+				}
+			}
+		}
+	}
 	if code := v.validPayees(req.Payees, cur, badCurrency, lim.maxAmount); code != "" {
 		bad["payees"] = code
 	} else if _, ok := bad["amount_due"]; !ok && !badCurrency {
@@ -122,33 +146,42 @@ func (req createInvoiceRequest) valid(lim limits) (validInvoice, map[string]stri
 // validPayees checks the payees and records them sorted by external id. It
 // returns the error code of the first bad payee.
 func (v *validInvoice) validPayees(ps []payeeRequest, cur string, badCurrency bool, maxAmount int64) string {
+	payees, code := validParties("payees", ps, cur, badCurrency, maxAmount)
+	v.Payees = append(v.Payees, payees...)
+	return code
+}
+
+// validParties checks a list of payees or payers (field) and returns them
+// sorted by external id, or the error code of the first bad one.
+func validParties(field string, ps []payeeRequest, cur string, badCurrency bool, maxAmount int64) ([]validPayee, string) {
 	if len(ps) > maxPayees {
-		return "payees_too_many"
+		return nil, field + "_too_many"
 	}
+	out := []validPayee{}
 	seen := map[string]bool{}
 	for _, p := range ps {
 		if code := checkText(p.ExternalID, true, 255); code != "" {
-			return "payees_external_id_" + code
+			return nil, field + "_external_id_" + code
 		}
 		if seen[*p.ExternalID] {
-			return "payees_duplicate_external_id"
+			return nil, field + "_duplicate_external_id"
 		}
 		seen[*p.ExternalID] = true
 		if badCurrency {
 			// no exponent to parse with; only a missing amount can be told
 			if p.Amount.absent() {
-				return "payees_amount_required"
+				return nil, field + "_amount_required"
 			}
 			continue
 		}
 		minor, code := parseAmount(p.Amount, cur, maxAmount, false)
 		if code != "" {
-			return amountCode("payees_amount", code)
+			return nil, amountCode(field+"_amount", code)
 		}
-		v.Payees = append(v.Payees, validPayee{ExternalID: *p.ExternalID, Amount: minor})
+		out = append(out, validPayee{ExternalID: *p.ExternalID, Amount: minor})
 	}
-	sort.Slice(v.Payees, func(i, j int) bool { return v.Payees[i].ExternalID < v.Payees[j].ExternalID })
-	return ""
+	sort.Slice(out, func(i, j int) bool { return out[i].ExternalID < out[j].ExternalID })
+	return out, ""
 }
 
 // parseDate accepts a calendar date written exactly YYYY-MM-DD, years 1900
@@ -180,6 +213,9 @@ func (s *Server) handleCreateInvoice(w http.ResponseWriter, r *http.Request) err
 	return s.idempotent(rw, r, route, fp, func(ctx context.Context, tx *store.Store) (int, any, error) {
 		ni := store.NewInvoice{TenantID: p.TenantID, ExternalID: v.ExternalID, Currency: v.AmountDue.Currency,
 			AmountDue: v.AmountDue.Minor, PayerExternalID: v.Payer, Metadata: v.Metadata, Fingerprint: fp}
+		for _, pe := range v.Payers {
+			ni.Payers = append(ni.Payers, store.NewPayee{ExternalID: pe.ExternalID, Amount: pe.Amount})
+		}
 		for _, pe := range v.Payees {
 			ni.Payees = append(ni.Payees, store.NewPayee{ExternalID: pe.ExternalID, Amount: pe.Amount})
 		}
@@ -253,6 +289,7 @@ type invoiceResponse struct {
 	Status          string            `json:"status"`
 	Payer           *userRefResponse  `json:"payer"`
 	Payees          []payeeResponse   `json:"payees"`
+	Payers          []payeeResponse   `json:"payers"`
 	DueDate         *string           `json:"due_date"`
 	Metadata        map[string]string `json:"metadata"`
 	CreatedAt       string            `json:"created_at"`
@@ -273,7 +310,7 @@ func toInvoiceResponse(inv payment.Invoice) invoiceResponse {
 	amount := func(minor int64) json.Number { return major(minor, inv.Currency) }
 	out := invoiceResponse{ID: inv.ID, ExternalID: inv.ExternalID, InvoiceNumber: inv.InvoiceNumber, Currency: inv.Currency,
 		AmountDue: amount(inv.AmountDue), AmountPaid: amount(inv.AmountPaid), AmountRemaining: amount(max(inv.AmountRemaining(), 0)),
-		Status: inv.Status, Payees: make([]payeeResponse, 0, len(inv.Payees)), Metadata: inv.Metadata, CreatedAt: ts(inv.CreatedAt)}
+		Status: inv.Status, Payees: make([]payeeResponse, 0, len(inv.Payees)), Payers: make([]payeeResponse, 0, len(inv.Payers)), Metadata: inv.Metadata, CreatedAt: ts(inv.CreatedAt)}
 	if out.Metadata == nil {
 		out.Metadata = map[string]string{}
 	}
@@ -282,6 +319,9 @@ func toInvoiceResponse(inv payment.Invoice) invoiceResponse {
 	}
 	for _, pe := range inv.Payees {
 		out.Payees = append(out.Payees, payeeResponse{ID: pe.User.ID, ExternalID: pe.User.ExternalID, Amount: amount(pe.Amount)})
+	}
+	for _, pe := range inv.Payers {
+		out.Payers = append(out.Payers, payeeResponse{ID: pe.User.ID, ExternalID: pe.User.ExternalID, Amount: amount(pe.Amount)})
 	}
 	if inv.DueDate != nil {
 		d := inv.DueDate.Format(time.DateOnly)

@@ -54,6 +54,14 @@ func (s *Server) routes() http.Handler {
 	handle("GET /v1/invoices/{ref}", s.handleGetInvoice, true)
 	handle("POST /v1/users", s.handleCreateUser, true)
 	handle("GET /v1/users/{ref}", s.handleGetUser, true)
+	handle("PATCH /v1/users/{ref}", s.handleUpdateUser, true)
+
+	// payment flows (seed 000): an invoice settled by a plan of payins, then payouts
+	handle("POST /v1/payment-flows", s.handleCreateFlow, true)
+	handle("GET /v1/payment-flows", s.handleListFlows, true)
+	handle("GET /v1/payment-flows/{id}", s.handleGetFlow, true)
+	handle("GET /v1/payment-flows/{id}/plans", s.handleFlowPlans, true)
+	handle("POST /v1/payment-flows/{id}/cancel", s.handleCancelFlow, true)
 
 	// gateway notifications: signed by the gateway, not by a tenant's key
 	handle("POST /v1/gateway/notifications", s.handleGatewayNotification, false)

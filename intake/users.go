@@ -15,10 +15,12 @@ import (
 // name, email or metadata); POST /v1/users creates one with its details.
 
 type createUserRequest struct {
-	ExternalID *string           `json:"external_id"`
-	Name       *string           `json:"name"`
-	Email      *string           `json:"email"`
-	Metadata   map[string]string `json:"metadata"`
+	ExternalID    *string               `json:"external_id"`
+	Name          *string               `json:"name"`
+	Email         *string               `json:"email"`
+	Metadata      map[string]string     `json:"metadata"`
+	PayinMethod   *payinMethodRequest   `json:"payin_method"`
+	PayoutAccount *payoutAccountRequest `json:"payout_account"`
 }
 
 // validUser is a create request that passed validation, normalized.
@@ -27,6 +29,9 @@ type validUser struct {
 	Name       string            `json:"name"`
 	Email      string            `json:"email"`
 	Metadata   map[string]string `json:"metadata"`
+	// what payment flows need (nil when not given)
+	PayinMethod   *payment.PayinMethod   `json:"payin_method,omitempty"`
+	PayoutAccount *payment.PayoutAccount `json:"payout_account,omitempty"`
 }
 
 // valid checks every field and returns one error code per bad field.
@@ -48,6 +53,8 @@ func (req createUserRequest) valid(limits) (validUser, map[string]string) {
 		bad["metadata"] = code
 	}
 	maps.Copy(v.Metadata, req.Metadata)
+	v.PayinMethod = req.PayinMethod.valid("payin_method", bad)
+	v.PayoutAccount = req.PayoutAccount.valid("payout_account", bad)
 	return v, bad
 }
 
@@ -71,14 +78,15 @@ func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request) error 
 	rw := &replayWriter{ResponseWriter: w}
 	return s.idempotent(rw, r, route, fingerprint(route, v), func(ctx context.Context, tx *store.Store) (int, any, error) {
 		u, created, err := tx.CreateUser(ctx, payment.User{TenantID: p.TenantID, ExternalID: v.ExternalID, Name: v.Name,
-			Email: v.Email, Metadata: v.Metadata})
+			Email: v.Email, Metadata: v.Metadata, PayinMethod: v.PayinMethod, PayoutAccount: v.PayoutAccount})
 		if err != nil {
 			return 0, nil, err
 		}
 		if created {
 			return http.StatusCreated, toUserResponse(u), nil
 		}
-		if u.Name != v.Name || u.Email != v.Email || !maps.Equal(u.Metadata, v.Metadata) {
+		if u.Name != v.Name || u.Email != v.Email || !maps.Equal(u.Metadata, v.Metadata) ||
+			!samePtr(u.PayinMethod, v.PayinMethod) || !samePtr(u.PayoutAccount, v.PayoutAccount) {
 			return 0, nil, errf(http.StatusUnprocessableEntity, typeValidation, "idempotency_key_reused",
 				"a user with this external_id already exists with other details")
 		}
@@ -98,12 +106,14 @@ func (s *Server) handleGetUser(w http.ResponseWriter, r *http.Request) error {
 
 // userResponse is the user object; name and email are null when not given.
 type userResponse struct {
-	ID         string            `json:"id"`
-	ExternalID string            `json:"external_id"`
-	Name       *string           `json:"name"`
-	Email      *string           `json:"email"`
-	Metadata   map[string]string `json:"metadata"`
-	CreatedAt  string            `json:"created_at"`
+	ID            string                 `json:"id"`
+	ExternalID    string                 `json:"external_id"`
+	Name          *string                `json:"name"`
+	Email         *string                `json:"email"`
+	Metadata      map[string]string      `json:"metadata"`
+	PayinMethod   *payinMethodResponse   `json:"payin_method"`
+	PayoutAccount *payoutAccountResponse `json:"payout_account"`
+	CreatedAt     string                 `json:"created_at"`
 }
 
 func toUserResponse(u payment.User) userResponse {
@@ -112,5 +122,81 @@ func toUserResponse(u payment.User) userResponse {
 		meta = map[string]string{}
 	}
 	return userResponse{ID: u.ID, ExternalID: u.ExternalID, Name: strp(u.Name), Email: strp(u.Email), Metadata: meta,
+		PayinMethod: toPayinMethodResponse(u.PayinMethod), PayoutAccount: toPayoutAccountResponse(u.PayoutAccount),
 		CreatedAt: ts(u.CreatedAt)}
+}
+
+// samePtr: both nil, or both set to equal values.
+func samePtr[T comparable](a, b *T) bool {
+	return (a == nil) == (b == nil) && (a == nil || *a == *b)
+}
+
+// updateUserRequest is PATCH /v1/users/{id}: each field given replaces
+// the user's; one absent (or null) stays. external_id cannot change.
+type updateUserRequest struct {
+	Name          *string               `json:"name"`
+	Email         *string               `json:"email"`
+	Metadata      map[string]string     `json:"metadata"`
+	PayinMethod   *payinMethodRequest   `json:"payin_method"`
+	PayoutAccount *payoutAccountRequest `json:"payout_account"`
+}
+
+type validUserUpdate struct {
+	Name          *string                `json:"name,omitempty"`
+	Email         *string                `json:"email,omitempty"`
+	Metadata      map[string]string      `json:"metadata,omitempty"`
+	PayinMethod   *payment.PayinMethod   `json:"payin_method,omitempty"`
+	PayoutAccount *payment.PayoutAccount `json:"payout_account,omitempty"`
+}
+
+func (req updateUserRequest) valid(limits) (validUserUpdate, map[string]string) {
+	bad := map[string]string{}
+	v := validUserUpdate{Name: req.Name, Email: req.Email, Metadata: req.Metadata}
+	if code := checkText(req.Name, false, 200); code != "" {
+		bad["name"] = "name_" + code
+	}
+	if code := checkText(req.Email, false, 254); code != "" {
+		bad["email"] = "email_" + code
+	} else if e := str(req.Email); e != "" && !plausibleEmail(e) {
+		bad["email"] = "email_invalid"
+	}
+	if req.Metadata != nil {
+		if code := checkMetadata(req.Metadata); code != "" {
+			bad["metadata"] = code
+		}
+	}
+	v.PayinMethod = req.PayinMethod.valid("payin_method", bad)
+	v.PayoutAccount = req.PayoutAccount.valid("payout_account", bad)
+	return v, bad
+}
+
+// handleUpdateUser changes a user's details: what a payment flow needs to
+// move money (payin_method, payout_account), name, email, metadata. A flow
+// whose payin failed takes a new payin method as its cue to try again
+// (the flow's recompute: see docs/flows.md).
+func (s *Server) handleUpdateUser(w http.ResponseWriter, r *http.Request) error {
+	const route = "PATCH /v1/users/{ref}"
+	p := principal(r.Context())
+	ref := r.PathValue("ref")
+	if !validRef(ref) {
+		return errNotFound
+	}
+	v, err := decodeValid(s, w, r, &updateUserRequest{})
+	if err != nil {
+		return err
+	}
+	var flows []store.FlowStepRef
+	return s.idempotent(w, r, route, fingerprint(route, []any{ref, v}), func(ctx context.Context, tx *store.Store) (int, any, error) {
+		u, fl, err := tx.UpdateUser(ctx, p.TenantID, ref, store.UserUpdate{Name: v.Name, Email: v.Email, Metadata: v.Metadata,
+			PayinMethod: v.PayinMethod, PayoutAccount: v.PayoutAccount})
+		if err != nil {
+			return 0, nil, err
+		}
+		flows = fl
+		return http.StatusOK, toUserResponse(u), nil
+	}, func(ctx context.Context, _ any) {
+		for _, f := range flows {
+			s.enqueueFlow(ctx, f.FlowID, f.Seq)
+		}
+	})
 }

@@ -62,6 +62,8 @@ var specs = map[string]spec{
 	TypeGatewayNotification: {QueueCritical, 5, 60 * time.Second},
 	// due at a session's expires_on; may void its payment's 3-D Secure
 	TypeSessionExpire: {QueueLow, 10, 30 * time.Second},
+	// reads and writes Postgres only: a 100-payee flow's recompute is one transaction
+	TypeFlowRecompute: {QueueDefault, 10, 30 * time.Second},
 }
 
 // Timeout is the handler deadline of a task type.
@@ -324,6 +326,8 @@ func StepQueue(step payment.Step) string {
 		return specs[TypeGatewayNotification].queue
 	case "session":
 		return specs[TypeSessionExpire].queue
+	case "flow":
+		return specs[TypeFlowRecompute].queue
 	}
 	return specs[TypePaymentRefund].queue
 }

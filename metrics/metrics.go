@@ -38,6 +38,13 @@ type Metrics struct {
 	SessionsCreated      prometheus.Counter
 	SessionsFinished     *prometheus.CounterVec   // outcome
 	SessionSubmitLatency *prometheus.HistogramVec // answer (done, action, pending, refused)
+	// payment flows (seed 000): flows created, status changes by status,
+	// recomputes by outcome and their duration, plan payments created
+	FlowsCreated        prometheus.Counter
+	FlowTransitions     *prometheus.CounterVec   // to (processing, settled, failed, canceled)
+	FlowRecomputes      *prometheus.CounterVec   // outcome (changed, unchanged, stale, error)
+	FlowRecomputeTime   prometheus.Histogram     // seconds, changed and unchanged runs
+	FlowPaymentsCreated *prometheus.CounterVec   // batch (payins, payouts)
 }
 
 // New registers every collector on reg.
@@ -104,11 +111,27 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name:    "payd_payment_session_submit_duration_seconds",
 			Help:    "Payment session submit latency, by answer: done (201), action (202, 3-D Secure), pending (202, poll), refused (4xx).",
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2, 3, 5, 10}}, []string{"answer"}),
+		FlowsCreated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "payd_payment_flows_created_total", Help: "Payment flows created."}),
+		FlowTransitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payd_payment_flow_transitions_total",
+			Help: "Payment flow status changes, by the status reached (processing, settled, failed, canceled)."}, []string{"to"}),
+		FlowRecomputes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payd_payment_flow_recomputes_total",
+			Help: "flow:recompute runs by outcome: changed (a new plan version), unchanged, stale (a later step is due), error."},
+			[]string{"outcome"}),
+		FlowRecomputeTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "payd_payment_flow_recompute_duration_seconds", Help: "flow:recompute duration (its one transaction), stale runs excluded.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}}),
+		FlowPaymentsCreated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payd_payment_flow_payments_created_total", Help: "Payments created by payment flow plans, by batch (payins, payouts)."},
+			[]string{"batch"}),
 	}
 	reg.MustRegister(m.PaymentsCreated, m.Transitions, m.AttemptOutcomes, m.AttemptLatency, m.TimeToTerminal,
 		m.IdempotentReplays, m.SweeperEnqueued, m.Enqueues, m.HTTPRequests, m.HTTPLatency, m.TaskOutcomes,
 		m.GatewayNotifications, m.GatewayNotificationChecks, m.Voids, m.LateCharges, m.ReconciliationFindings,
-		m.ReconciliationRuns, m.ReviewResolutions, m.SessionsCreated, m.SessionsFinished, m.SessionSubmitLatency)
+		m.ReconciliationRuns, m.ReviewResolutions, m.SessionsCreated, m.SessionsFinished, m.SessionSubmitLatency,
+		m.FlowsCreated, m.FlowTransitions, m.FlowRecomputes, m.FlowRecomputeTime, m.FlowPaymentsCreated)
 	return m
 }
 

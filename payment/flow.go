@@ -154,3 +154,51 @@ type PlanPayment struct {
 	UserExternalID string
 	Generation     int
 }
+
+// PayinMethod is a user's default payin method for flows: a card
+// (payment_method_id such as pm_card_visa, or a sandbox token) or a bank
+// account to debit by ACH (ba_<account>).
+type PayinMethod struct {
+	Type Method `json:"payment_method_type"`
+	ID   string `json:"payment_method_id"`
+}
+
+// PayoutAccount is where a flow pays a user: a bank rail and the
+// beneficiary fields of seed 002, under its names, normalized.
+type PayoutAccount struct {
+	Method                 Method `json:"method"`
+	BeneficiaryName        string `json:"beneficiary_name,omitempty"`
+	BeneficiaryBankName    string `json:"beneficiary_bank_name,omitempty"`
+	BeneficiaryBankCountry string `json:"beneficiary_bank_country,omitempty"`
+	BeneficiarySwiftBIC    string `json:"beneficiary_swift_bic,omitempty"`
+	BeneficiaryIBAN        string `json:"beneficiary_iban,omitempty"`
+	BeneficiaryAccount     string `json:"beneficiary_account,omitempty"`
+	BeneficiaryRouting     string `json:"beneficiary_routing,omitempty"`
+}
+
+// Beneficiary is the account's beneficiary.
+func (a PayoutAccount) Beneficiary() Beneficiary {
+	return Beneficiary{Name: a.BeneficiaryName, BankCountry: a.BeneficiaryBankCountry, SwiftBIC: a.BeneficiarySwiftBIC,
+		IBAN: a.BeneficiaryIBAN, Account: a.BeneficiaryAccount, Routing: a.BeneficiaryRouting}
+}
+
+// Flow is a payment flow as stored.
+type Flow struct {
+	ID            string
+	TenantID      string
+	ExternalID    string
+	Type          string
+	InvoiceID     string
+	InvoiceExtID  string
+	Status        FlowStatus
+	BlockedReason string
+	PaidOutside   int64
+	PlanVersion   int
+	Plan          *Plan // the latest version; nil before the first recompute
+	Fingerprint   []byte
+	StepSeq       int
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	CanceledAt    *time.Time
+	SettledAt     *time.Time
+}

@@ -14,6 +14,9 @@ type User struct {
 	Email      string
 	Metadata   map[string]string
 	CreatedAt  time.Time
+	// What payment flows need (nil when not given).
+	PayinMethod   *PayinMethod
+	PayoutAccount *PayoutAccount
 }
 
 // Invoice is what payments pay. Its balances change only with lines.
@@ -28,6 +31,7 @@ type Invoice struct {
 	AmountPaid     int64
 	Status         string // OPEN, PARTIALLY_PAID, PAID, VOID (derived by the schema)
 	Payer          *User
+	Payers         []Payee // several payers with their shares (summing to AmountDue); empty with Payer alone
 	Payees         []Payee
 	DueDate        *time.Time // a calendar date: midnight UTC
 	Metadata       map[string]string

@@ -95,7 +95,10 @@ type Payment struct {
 	CancelRequestedAt *time.Time
 	// SessionID is the payment session whose submit recorded the payment.
 	SessionID string
-	Attempts  []Attempt
+	// FlowID is the payment flow that created the payment (a payin or
+	// payout of its plan).
+	FlowID   string
+	Attempts []Attempt
 }
 
 // AttemptStatus is the state of one try at the gateway.

@@ -124,6 +124,7 @@ func (p *Processor) Mux() *asynq.ServeMux {
 	mux.Handle(jobs.TypePaymentRefund, p.wrap(jobs.TypePaymentRefund, p.refund))
 	mux.Handle(jobs.TypePaymentVoid, p.wrap(jobs.TypePaymentVoid, p.void))
 	mux.Handle(jobs.TypeSessionExpire, p.wrap(jobs.TypeSessionExpire, p.expireSession))
+	mux.Handle(jobs.TypeFlowRecompute, p.wrap(jobs.TypeFlowRecompute, p.recomputeFlow))
 	mux.Handle(jobs.TypeReconcile, p.wrap(jobs.TypeReconcile, p.reconcileTask))
 	mux.Handle(jobs.TypeGatewayNotification, p.wrap(jobs.TypeGatewayNotification, p.notification))
 	mux.Handle(jobs.TypeSweep, p.wrap(jobs.TypeSweep, func(ctx context.Context, _ *asynq.Task) error {
@@ -189,6 +190,9 @@ func (p *Processor) record(ctx context.Context, pay payment.Payment, d decision)
 		return err
 	}
 	p.observe(pay, d.changes)
+	if pay.FlowID != "" {
+		p.followFlow(ctx, pay.FlowID)
+	}
 	if lateFresh {
 		p.startLateRefund(ctx, d.lateCharge.Source, late)
 	}

@@ -95,7 +95,7 @@ func (p *Processor) sweepOne(ctx context.Context, d store.Due, now time.Time) (i
 				return 0, err
 			}
 			p.Log.WarnContext(ctx, "sweep re-armed a step whose task was stuck", "payment_id", d.PaymentID,
-				"refund_id", d.RefundID, "session_id", d.SessionID, "notification_id", d.Notification.ID, "step", string(d.Step), "state", int(state))
+				"refund_id", d.RefundID, "session_id", d.SessionID, "flow_id", d.FlowID, "notification_id", d.Notification.ID, "step", string(d.Step), "state", int(state))
 			d.Seq = seq
 		}
 	}
@@ -105,6 +105,8 @@ func (p *Processor) sweepOne(ctx context.Context, d store.Due, now time.Time) (i
 		err = p.Enqueue.Notification(ctx, d.Notification.Gateway, d.Notification.ID, d.Seq)
 	case d.SessionID != "":
 		err = p.Enqueue.SessionExpire(ctx, d.SessionID, d.Seq, now)
+	case d.FlowID != "":
+		err = p.Enqueue.FlowRecompute(ctx, d.FlowID, d.Seq)
 	case d.RefundID != "":
 		err = p.Enqueue.Refund(ctx, d.RefundID, d.Seq, now)
 	default:
@@ -124,6 +126,9 @@ func (p *Processor) taskState(d store.Due) (jobs.TaskState, error) {
 	}
 	if d.SessionID != "" {
 		return p.Enqueue.SessionState(d.SessionID, d.Seq)
+	}
+	if d.FlowID != "" {
+		return p.Enqueue.FlowState(d.FlowID, d.Seq)
 	}
 	return p.Enqueue.State(d.Step, d.PaymentID+d.RefundID, d.Seq)
 }

@@ -24,26 +24,53 @@ type userRow struct {
 	Email      string    `db:"email"`
 	Metadata   []byte    `db:"metadata"`
 	CreatedAt  time.Time `db:"created_at"`
+	Payin      []byte    `db:"payin_method"`
+	Payout     []byte    `db:"payout_account"`
 }
 
 func (r userRow) toUser() payment.User {
 	u := payment.User{ID: r.ID, TenantID: r.TenantID, ExternalID: r.ExternalID, Name: r.Name, Email: r.Email, CreatedAt: r.CreatedAt.UTC()}
 	_ = json.Unmarshal(r.Metadata, &u.Metadata)
+	if len(r.Payin) > 0 {
+		u.PayinMethod = &payment.PayinMethod{}
+		_ = json.Unmarshal(r.Payin, u.PayinMethod)
+	}
+	if len(r.Payout) > 0 {
+		u.PayoutAccount = &payment.PayoutAccount{}
+		_ = json.Unmarshal(r.Payout, u.PayoutAccount)
+	}
 	return u
 }
 
-const userColumns = `id, tenant_id, external_id, name, email, metadata, created_at`
+const userColumns = `id, tenant_id, external_id, name, email, metadata, created_at, payin_method, payout_account`
+
+// jsonOrNull encodes v, or SQL NULL for a nil pointer.
+func jsonOrNull[T any](v *T) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	return json.Marshal(v)
+}
 
 // CreateUser inserts a user; an existing external id is returned as it is,
 // with created false.
 func (s *Store) CreateUser(ctx context.Context, u payment.User) (payment.User, bool, error) {
 	meta, _ := json.Marshal(nonNil(u.Metadata))
+	payin, err := jsonOrNull(u.PayinMethod)
+	if err != nil {
+		return payment.User{}, false, err
+	}
+	payout, err := jsonOrNull(u.PayoutAccount)
+	if err != nil {
+		return payment.User{}, false, err
+	}
 	var r userRow
-	err := s.q.QueryRowxContext(ctx, `
-		INSERT INTO users (id, tenant_id, external_id, name, email, metadata, created_at)
-		VALUES ($1,$2,$3,$4,$5,$6,$7)
+	err = s.q.QueryRowxContext(ctx, `
+		INSERT INTO users (id, tenant_id, external_id, name, email, metadata, created_at, payin_method, payout_account)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)
 		ON CONFLICT (tenant_id, external_id) DO NOTHING
-		RETURNING `+userColumns, NewID(payment.PrefixUser), u.TenantID, u.ExternalID, u.Name, u.Email, meta, s.now()).StructScan(&r)
+		RETURNING `+userColumns, NewID(payment.PrefixUser), u.TenantID, u.ExternalID, u.Name, u.Email, meta, s.now(),
+		payin, payout).StructScan(&r)
 	if errors.Is(err, sql.ErrNoRows) {
 		existing, err := s.GetUser(ctx, u.TenantID, u.ExternalID)
 		return existing, false, err
@@ -95,6 +122,7 @@ type NewInvoice struct {
 	AmountDue       int64
 	PayerExternalID string // created on first use; empty for none
 	Payees          []NewPayee
+	Payers          []NewPayee // several payers with their shares; empty for PayerExternalID alone
 	DueDate         *time.Time // only the date counts
 	Metadata        map[string]string
 	Fingerprint     []byte // of the request, to recognize its repeats; nil for none
@@ -145,6 +173,9 @@ func (s *Store) CreateInvoice(ctx context.Context, ni NewInvoice) (payment.Invoi
 		for _, p := range ni.Payees {
 			refs = append(refs, p.ExternalID)
 		}
+		for _, p := range ni.Payers {
+			refs = append(refs, p.ExternalID)
+		}
 		sort.Strings(refs)
 		users := map[string]string{}
 		for _, ref := range refs {
@@ -167,6 +198,12 @@ func (s *Store) CreateInvoice(ctx context.Context, ni NewInvoice) (payment.Invoi
 			if _, err := tx.q.ExecContext(ctx, `INSERT INTO invoice_payees (invoice_id, user_id, amount) VALUES ($1,$2,$3)`,
 				id, users[p.ExternalID], p.Amount); err != nil {
 				return translate(fmt.Errorf("add payee: %w", err))
+			}
+		}
+		for _, p := range ni.Payers {
+			if _, err := tx.q.ExecContext(ctx, `INSERT INTO invoice_payers (invoice_id, user_id, amount) VALUES ($1,$2,$3)`,
+				id, users[p.ExternalID], p.Amount); err != nil {
+				return translate(fmt.Errorf("add payer: %w", err))
 			}
 		}
 		return nil
@@ -296,11 +333,17 @@ func (s *Store) completeInvoices(ctx context.Context, rows []invoiceRow) ([]paym
 		userRow
 	}
 	err := sqlx.SelectContext(ctx, s.q, &parties, `
-		SELECT i.id AS invoice_id, 'payer' AS role, 0 AS amount, u.id, u.tenant_id, u.external_id, u.name, u.email, u.metadata, u.created_at
+		SELECT i.id AS invoice_id, 'payer' AS role, 0 AS amount, u.id, u.tenant_id, u.external_id, u.name, u.email, u.metadata, u.created_at,
+			u.payin_method, u.payout_account
 		FROM invoices i JOIN users u ON u.id = i.payer_user_id WHERE i.id = ANY($1)
 		UNION ALL
-		SELECT p.invoice_id, 'payee', p.amount, u.id, u.tenant_id, u.external_id, u.name, u.email, u.metadata, u.created_at
+		SELECT p.invoice_id, 'payee', p.amount, u.id, u.tenant_id, u.external_id, u.name, u.email, u.metadata, u.created_at,
+			u.payin_method, u.payout_account
 		FROM invoice_payees p JOIN users u ON u.id = p.user_id WHERE p.invoice_id = ANY($1)
+		UNION ALL
+		SELECT p.invoice_id, 'payers', p.amount, u.id, u.tenant_id, u.external_id, u.name, u.email, u.metadata, u.created_at,
+			u.payin_method, u.payout_account
+		FROM invoice_payers p JOIN users u ON u.id = p.user_id WHERE p.invoice_id = ANY($1)
 		ORDER BY 1, 2, 3`, pq.Array(ids))
 	if err != nil {
 		return nil, translate(fmt.Errorf("load invoice parties: %w", err))
@@ -312,14 +355,18 @@ func (s *Store) completeInvoices(ctx context.Context, rows []invoiceRow) ([]paym
 	for _, p := range parties {
 		inv := &out[idx[p.InvoiceID]]
 		u := p.userRow.toUser()
-		if p.Role == "payer" {
+		switch p.Role {
+		case "payer":
 			inv.Payer = &u
-		} else {
+		case "payers":
+			inv.Payers = append(inv.Payers, payment.Payee{User: u, Amount: p.Amount})
+		default:
 			inv.Payees = append(inv.Payees, payment.Payee{User: u, Amount: p.Amount})
 		}
 	}
 	for i := range out {
 		sort.Slice(out[i].Payees, func(a, b int) bool { return out[i].Payees[a].User.ExternalID < out[i].Payees[b].User.ExternalID })
+		sort.Slice(out[i].Payers, func(a, b int) bool { return out[i].Payers[a].User.ExternalID < out[i].Payers[b].User.ExternalID })
 	}
 	return out, nil
 }

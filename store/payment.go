@@ -25,7 +25,7 @@ const paymentColumns = `p.id, p.tenant_id, p.surface, p.amount, p.currency, p.me
 	p.error_code, p.error_message, p.return_code, p.action_url, p.metadata, p.created_by, p.updated_by,
 	p.created_at, p.updated_at, p.succeeded_at, p.failed_at, p.refunded_at, p.canceled_at, p.sent_at,
 	p.expected_settlement_at, p.settled_at, p.returned_at, p.return_watch_until, p.cancel_requested_at,
-	COALESCE(p.session_id, '') AS session_id`
+	COALESCE(p.session_id, '') AS session_id, COALESCE(p.flow_id, '') AS flow_id`
 
 const paymentFrom = ` FROM payments p LEFT JOIN invoices i ON i.id = p.invoice_id `
 
@@ -72,6 +72,7 @@ type paymentRow struct {
 	ReturnWatchUntil     sql.NullTime `db:"return_watch_until"`
 	CancelRequestedAt    sql.NullTime `db:"cancel_requested_at"`
 	SessionID            string       `db:"session_id"`
+	FlowID               string       `db:"flow_id"`
 }
 
 func tp(t sql.NullTime) *time.Time {
@@ -99,7 +100,7 @@ func (r paymentRow) toPayment() payment.Payment {
 		SucceededAt: tp(r.SucceededAt), FailedAt: tp(r.FailedAt), RefundedAt: tp(r.RefundedAt),
 		CanceledAt: tp(r.CanceledAt), SentAt: tp(r.SentAt), ExpectedSettlementAt: tp(r.ExpectedSettlementAt),
 		SettledAt: tp(r.SettledAt), ReturnedAt: tp(r.ReturnedAt), ReturnWatchUntil: tp(r.ReturnWatchUntil),
-		CancelRequestedAt: tp(r.CancelRequestedAt), SessionID: r.SessionID,
+		CancelRequestedAt: tp(r.CancelRequestedAt), SessionID: r.SessionID, FlowID: r.FlowID,
 	}
 	if len(r.Metadata) > 0 {
 		_ = json.Unmarshal(r.Metadata, &p.Metadata)

@@ -21,6 +21,9 @@ import (
 // SurfacePayouts is the surface of payments created by POST /v1/payouts.
 const SurfacePayouts = "payouts"
 
+// SurfacePayments is payments.surface for seed-001 payments (and the payins of flows).
+const SurfacePayments = "payments"
+
 // payoutDetailsRow is a payout's payout_details row.
 type payoutDetailsRow struct {
 	PaymentID          string         `db:"payment_id"`

@@ -20,6 +20,7 @@ type Due struct {
 	RefundID     string          // set for refund tries (Step StepRefund)
 	Notification NotificationRef // set for gateway notifications (Step StepNotification)
 	SessionID    string          // set for session expiries (Step StepSession)
+	FlowID       string          // set for flow recomputes (Step StepFlow)
 	Step         payment.Step
 	Seq          int
 	// Swept says the sweeper already re-enqueued this step once and it is
@@ -33,11 +34,13 @@ type DueBefore map[payment.Step]time.Time
 
 // StepRefund names a refund's try in DueBefore; StepNotification a gateway
 // notification's check.
-// StepSession a payment session's expiry (session:expire).
+// StepSession a payment session's expiry (session:expire); StepFlow a
+// payment flow's recompute (flow:recompute).
 const (
 	StepRefund       payment.Step = "refund"
 	StepNotification payment.Step = "notification"
 	StepSession      payment.Step = "session"
+	StepFlow         payment.Step = "flow"
 )
 
 // paymentSteps are the steps a payment may wait on (payments.next_step),
@@ -49,7 +52,7 @@ var paymentSteps = [...]payment.Step{payment.StepCreate, payment.StepSubmit, pay
 // DueSteps lists every kind of step ClaimDue claims: the payment steps,
 // refund tries and gateway notifications.
 func DueSteps() []payment.Step {
-	return append(append([]payment.Step{}, paymentSteps[:]...), StepRefund, StepNotification, StepSession)
+	return append(append([]payment.Step{}, paymentSteps[:]...), StepRefund, StepNotification, StepSession, StepFlow)
 }
 
 // AllDueBefore is the same cutoff for every step.
@@ -75,7 +78,7 @@ func (s *Store) ClaimDue(ctx context.Context, before DueBefore, lease time.Durat
 	var steps, cuts []string
 	latest := time.Time{}
 	for st, t := range before {
-		if st == StepRefund || st == StepNotification || st == StepSession {
+		if st == StepRefund || st == StepNotification || st == StepSession || st == StepFlow {
 			continue
 		}
 		steps, cuts = append(steps, string(st)), append(cuts, pgTime(t))
@@ -167,6 +170,25 @@ func (s *Store) ClaimDue(ctx context.Context, before DueBefore, lease time.Durat
 			out = append(out, Due{SessionID: r.ID, Step: StepSession, Seq: r.Seq, Swept: r.Swept})
 		}
 	}
+	if cut, ok := before[StepFlow]; ok {
+		var rows []struct {
+			ID    string `db:"id"`
+			Seq   int    `db:"step_seq"`
+			Swept bool   `db:"swept"`
+		}
+		err := sqlx.SelectContext(ctx, s.q, &rows, `
+			UPDATE payment_flows pf SET next_at = $3, swept = true
+			FROM (SELECT id, swept FROM payment_flows WHERE next_at IS NOT NULL AND next_at <= $1
+			      ORDER BY next_at LIMIT $2 FOR UPDATE SKIP LOCKED) d
+			WHERE pf.id = d.id
+			RETURNING pf.id, pf.step_seq, d.swept`, cut.UTC(), limit, until)
+		if err != nil {
+			return nil, translate(fmt.Errorf("claim due flows: %w", err))
+		}
+		for _, r := range rows {
+			out = append(out, Due{FlowID: r.ID, Step: StepFlow, Seq: r.Seq, Swept: r.Swept})
+		}
+	}
 	return out, nil
 }
 
@@ -186,6 +208,9 @@ func (s *Store) Rearm(ctx context.Context, d Due) (int, error) {
 	case d.SessionID != "":
 		q = `UPDATE payment_sessions SET step_seq = step_seq + 1, swept = false WHERE id = $1 AND step_seq = $2 RETURNING step_seq`
 		args = []any{d.SessionID, d.Seq}
+	case d.FlowID != "":
+		q = `UPDATE payment_flows SET step_seq = step_seq + 1, swept = false WHERE id = $1 AND step_seq = $2 RETURNING step_seq`
+		args = []any{d.FlowID, d.Seq}
 	case d.RefundID != "":
 		q = `UPDATE refunds SET step_seq = step_seq + 1, swept = false WHERE id = $1 AND step_seq = $2 RETURNING step_seq`
 		args = []any{d.RefundID, d.Seq}
@@ -210,6 +235,8 @@ func (d Due) String() string {
 		return fmt.Sprintf("refund %s@%d", d.RefundID, d.Seq)
 	case d.SessionID != "":
 		return fmt.Sprintf("session %s@%d", d.SessionID, d.Seq)
+	case d.FlowID != "":
+		return fmt.Sprintf("flow %s@%d", d.FlowID, d.Seq)
 	}
 	return fmt.Sprintf("%s %s@%d", d.Step, d.PaymentID, d.Seq)
 }
