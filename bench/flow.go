@@ -140,8 +140,10 @@ func split(total int64, n int) []int64 {
 	return out
 }
 
-func payerExt(runID string, flow, j int) string { return fmt.Sprintf("bench-%s-f%d-payer%d", runID, flow, j) }
-func payeeExt(runID string, j int) string       { return fmt.Sprintf("bench-%s-payee%d", runID, j) }
+func payerExt(runID string, flow, j int) string {
+	return fmt.Sprintf("bench-%s-f%d-payer%d", runID, flow, j)
+}
+func payeeExt(runID string, j int) string { return fmt.Sprintf("bench-%s-payee%d", runID, j) }
 
 // userSpecs are the users of the flows phase: every flow's payers, with a
 // card that succeeds, then the payees every flow shares, with an ACH

@@ -124,7 +124,7 @@ type target struct {
 	// (--spawn: payd all's admin port); empty when unknown.
 	metricsURL string
 	died       <-chan struct{}
-	diedErr        func() error
+	diedErr    func() error
 }
 
 // remoteTarget is a payd someone else runs. Its ledger is read from -sandbox
