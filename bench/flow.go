@@ -86,7 +86,10 @@ type recomputeFigures struct {
 	P50    float64 `json:"p50_ms"`
 	P99    float64 `json:"p99_ms"`
 	MeanMs float64 `json:"mean_ms"` // sum ÷ count: one recompute's transaction, all its round trips to Postgres
-	Error  string  `json:"error,omitempty"`
+	// P99Capped: the p99 fell in the +Inf bucket; P99 is then the largest
+	// finite bound (1 s), a floor.
+	P99Capped bool   `json:"p99_capped,omitempty"`
+	Error     string `json:"error,omitempty"`
 }
 
 // flowReport is the -flows part of a run.
@@ -501,8 +504,12 @@ func printFlows(w io.Writer, r *Report) {
 			for _, k := range slices.Sorted(maps.Keys(rc.PerFlow)) {
 				per = append(per, fmt.Sprintf("%s %.2f", k, rc.PerFlow[k]))
 			}
-			fmt.Fprintf(w, "flows: flow:recompute (payd's histogram, %s): %.0f timed, p50 %.2f ms, p99 %.2f ms, mean transaction %.2f ms; per flow %s\n",
-				rc.Source, rc.Timed, rc.P50, rc.P99, rc.MeanMs, strings.Join(per, ", "))
+			capped := ""
+			if rc.P99Capped {
+				capped = "≥ "
+			}
+			fmt.Fprintf(w, "flows: flow:recompute (payd's histogram, %s): %.0f timed, p50 %.2f ms, p99 %s%.2f ms, mean transaction %.2f ms; per flow %s\n",
+				rc.Source, rc.Timed, rc.P50, capped, rc.P99, rc.MeanMs, strings.Join(per, ", "))
 		}
 	}
 	if f.MachineCPUMs > 0 {
@@ -598,6 +605,9 @@ func recomputeDelta(before, after recomputeMetrics, source string) *recomputeFig
 		cum[i] = after.buckets[b] - before.buckets[b]
 	}
 	rc.P50, rc.P99 = 1000*bucketQuantile(0.50, bounds, cum), 1000*bucketQuantile(0.99, bounds, cum)
+	if n := len(cum); n > 1 && math.IsInf(bounds[n-1], 1) && cum[n-2] < 0.99*cum[n-1] {
+		rc.P99Capped = true
+	}
 	return rc
 }
 

@@ -260,4 +260,11 @@ payd_payment_flows_created_total 7
 	if q := bucketQuantile(0.99, []float64{0.1, math.Inf(1)}, []float64{1, 10}); q != 0.1 {
 		t.Errorf("+Inf quantile %g", q)
 	}
+	if rc.P99Capped {
+		t.Error("p99 within the buckets marked capped")
+	}
+	slow, _ := parseRecomputeMetrics(strings.NewReader(page(5, 1, [4]float64{1, 6, 6, 106}, 100)))
+	if rc := recomputeDelta(before, slow, "test"); !rc.P99Capped || rc.P99 != 100 {
+		t.Errorf("p99 beyond the last bound: %+v", rc)
+	}
 }
