@@ -269,10 +269,10 @@ func planChanges(prev, cur payment.Plan) []string {
 				if id == "" {
 					id = "not created"
 				}
-				out = append(out, fmt.Sprintf("  %s %s: %s → %s", paymentName(pp), id, op.Status, pp.Status))
+				out = append(out, fmt.Sprintf("~ %s %s: %s → %s", paymentName(pp), id, op.Status, pp.Status))
 			}
 			if had && op.Amount != pp.Amount {
-				out = append(out, fmt.Sprintf("  %s: amount %s → %s", paymentName(pp), payment.FormatMajor(op.Amount, pp.Currency),
+				out = append(out, fmt.Sprintf("~ %s: amount %s → %s", paymentName(pp), payment.FormatMajor(op.Amount, pp.Currency),
 					payment.FormatMajor(pp.Amount, pp.Currency)))
 			}
 		}
