@@ -21,7 +21,7 @@ import (
 
 // invoiceFields are the members of the invoice object, exactly.
 var invoiceFields = []string{"id", "external_id", "invoice_number", "currency", "amount_due", "amount_paid",
-	"amount_remaining", "status", "payer", "payees", "due_date", "metadata", "created_at"}
+	"amount_remaining", "status", "payer", "payees", "payers", "due_date", "metadata", "created_at"}
 
 // invoiceView is what a test compares of an invoice: its balances and status.
 type invoiceView struct {

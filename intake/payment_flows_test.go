@@ -198,7 +198,7 @@ func TestFlowTwoPayersTwoPayeesSettles(t *testing.T) {
 	}
 	payoutsSeen := false
 	for i, p := range plans {
-		if int(p["version"].(float64)) != i+1 {
+		if p["version"] != json.Number(strconv.Itoa(i+1)) {
 			t.Fatalf("plan %d has version %v", i, p["version"])
 		}
 		for _, pm := range batch(p, "payouts")["payments"].([]any) {
@@ -464,7 +464,7 @@ func TestFlowCreateRefusals(t *testing.T) {
 	// one flow per invoice at a time
 	checkEnvelope(t, createFlowResp(h, "pf-second", good), 409, "invoice_has_active_flow")
 	// another tenant cannot see it
-	checkEnvelope(t, h.Do("GET", "/v1/payment-flows/"+first["id"].(string), h.KeyB, nil, nil), 404, "not_found")
+	checkEnvelope(t, h.Do("GET", "/v1/payment-flows/"+first["id"].(string), h.KeyB, nil, nil), 404, "resource_not_found")
 	// cancel: then a new flow may start; a second cancel is a 409
 	canceled := jsonObj(t, h.Do("POST", "/v1/payment-flows/"+first["id"].(string)+"/cancel", h.KeyA, nil, nil), 200)
 	if canceled["data"].(map[string]any)["status"] != "canceled" {
@@ -484,8 +484,8 @@ func TestFlowCreateRefusals(t *testing.T) {
 	// users: a payout account is checked by the payout's rules
 	badAcct, _ := json.Marshal(map[string]any{"external_id": "badacct", "payout_account": map[string]any{"method": "ACH",
 		"beneficiary_name": "X", "beneficiary_account": "123456789", "beneficiary_routing": "123456789"}})
-	env = checkEnvelope(t, h.Do("POST", "/v1/users", h.KeyA, badAcct, nil), 422, "")
-	if env.Fields["payout_account.beneficiary_routing"] == "" {
+	env = checkEnvelope(t, h.Do("POST", "/v1/users", h.KeyA, badAcct, nil), 422, "payout_account_beneficiary_routing_checksum_failed")
+	if env.Fields["payout_account.beneficiary_routing"] != "payout_account_beneficiary_routing_checksum_failed" {
 		t.Fatalf("bad routing not named: %v", env.Fields)
 	}
 }
@@ -557,7 +557,7 @@ func shape(prefix string, v any, out map[string]string) {
 		}
 	case string:
 		out[prefix] = "string"
-	case float64:
+	case float64, json.Number:
 		out[prefix] = "number"
 	case bool:
 		out[prefix] = "bool"
@@ -624,4 +624,34 @@ func ownerDB(t *testing.T, h *testenv.Harness) *sqlx.DB {
 // sandboxReturnAfter is a sandbox whose bank returns come d after settlement.
 func sandboxReturnAfter(d time.Duration) sandbox.Config {
 	return sandbox.Config{SettleDelay: 200 * time.Millisecond, ReturnDelay: d}
+}
+
+// TestFlowTenantIsolation: tenant B's key on tenant A's flow, its plans,
+// its cancel, its list and A's users: 404 or an empty page, and nothing of
+// A's changes.
+func TestFlowTenantIsolation(t *testing.T) {
+	t.Parallel()
+	h := flowHarness(t, testenv.Options{NoWorker: true})
+	flowPayer(t, h, "iso-payer", "CARD", "pm_card_visa")
+	flowPayee(t, h, "iso-payee")
+	inv := flowInvoice(t, h, "inv-iso", "USD", "10.00", []party{{"iso-payer", "10.00"}}, []party{{"iso-payee", "9.00"}})
+	id := createFlow(t, h, "pf-iso", inv, 201)["data"].(map[string]any)["id"].(string)
+	for _, path := range []string{"/v1/payment-flows/" + id, "/v1/payment-flows/" + id + "/plans"} {
+		checkEnvelope(t, h.Do("GET", path, h.KeyB, nil, nil), 404, "resource_not_found")
+	}
+	checkEnvelope(t, h.Do("POST", "/v1/payment-flows/"+id+"/cancel", h.KeyB, nil, nil), 404, "resource_not_found")
+	if l := jsonObj(t, h.Do("GET", "/v1/payment-flows", h.KeyB, nil, nil), 200); len(l["data"].([]any)) != 0 {
+		t.Fatalf("tenant B lists %v", l["data"])
+	}
+	checkEnvelope(t, h.Do("GET", "/v1/payment-flows?starting_after="+id, h.KeyB, nil, nil), 422, "starting_after_not_found")
+	b := []byte(`{"payin_method":{"payment_method_type":"CARD","payment_method_id":"pm_card_declined"}}`)
+	checkEnvelope(t, h.Do("PATCH", "/v1/users/iso-payer", h.KeyB, b, nil), 404, "resource_not_found")
+	bb, _ := json.Marshal(map[string]any{"external_id": "pf-iso-b", "invoice": map[string]any{"external_id": "inv-iso"},
+		"type": "single_invoice_settlement"})
+	checkEnvelope(t, h.Do("POST", "/v1/payment-flows", h.KeyB, bb, nil), 422, "invoice_not_found")
+	f := jsonObj(t, h.Do("GET", "/v1/payment-flows/"+id, h.KeyA, nil, nil), 200)["data"].(map[string]any)
+	u := jsonObj(t, h.Do("GET", "/v1/users/iso-payer", h.KeyA, nil, nil), 200)
+	if f["status"] == "canceled" || u["payin_method"].(map[string]any)["payment_method_id"] != "pm_card_visa" {
+		t.Fatalf("tenant B changed A's flow or user: %v %v", f["status"], u["payin_method"])
+	}
 }

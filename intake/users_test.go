@@ -26,7 +26,7 @@ func TestUsers(t *testing.T) {
 		members = append(members, k)
 	}
 	sort.Strings(members)
-	diff(t, "members", []string{"created_at", "email", "external_id", "id", "metadata", "name"}, members)
+	diff(t, "members", []string{"created_at", "email", "external_id", "id", "metadata", "name", "payin_method", "payout_account"}, members)
 	id, _ := u["id"].(string)
 	if !strings.HasPrefix(id, payment.PrefixUser) || !timestampRE.MatchString(u["created_at"].(string)) {
 		t.Errorf("id %v created_at %v", u["id"], u["created_at"])
@@ -34,7 +34,7 @@ func TestUsers(t *testing.T) {
 	delete(u, "id")
 	delete(u, "created_at")
 	diff(t, "user", map[string]any{"external_id": "cust-7", "name": "Zoë Ærøskøbing", "email": "zoe@example.com",
-		"metadata": map[string]any{"tier": "gold"}}, u)
+		"metadata": map[string]any{"tier": "gold"}, "payin_method": nil, "payout_account": nil}, u)
 	for _, ref := range []string{id, "cust-7"} {
 		if g := h.Do("GET", "/v1/users/"+ref, h.KeyA, nil, nil); g.Status != http.StatusOK || !bytes.Equal(g.Body, r.Body) {
 			t.Errorf("GET %s = %d %s", ref, g.Status, g.Body)

@@ -113,6 +113,14 @@ func (s *Store) CreateFlow(ctx context.Context, nf NewFlow) (payment.Flow, error
 		if err := tx.q.QueryRowxContext(ctx, q, nf.TenantID, nf.InvoiceRef).Scan(&invID); err != nil {
 			return translate(fmt.Errorf("lock invoice: %w", err))
 		}
+		var active bool
+		if err := tx.q.QueryRowxContext(ctx, `SELECT EXISTS (SELECT 1 FROM payment_flows WHERE invoice_id = $1
+			AND status IN ('pending','processing'))`, invID).Scan(&active); err != nil {
+			return translate(fmt.Errorf("active flow: %w", err))
+		}
+		if active {
+			return ErrInvoiceHasFlow
+		}
 		inv, err := tx.GetInvoice(ctx, nf.TenantID, invID)
 		if err != nil {
 			return err
