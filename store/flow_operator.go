@@ -40,3 +40,23 @@ func (s *Store) FlowPlansByID(ctx context.Context, id string) ([]payment.Plan, e
 	}
 	return out, nil
 }
+
+// CountOpenFlows counts the flows that are not settled or canceled, by
+// status (pending, processing, failed): the monitor's gauge. Settled and
+// canceled flows are not counted, so a scrape never scans the history.
+func (s *Store) CountOpenFlows(ctx context.Context) (map[string]int, error) {
+	var rows []struct {
+		Status string `db:"status"`
+		N      int    `db:"n"`
+	}
+	err := sqlx.SelectContext(ctx, s.q, &rows, `SELECT status, count(*) AS n FROM payment_flows
+		WHERE status IN ('pending','processing','failed') GROUP BY status`)
+	if err != nil {
+		return nil, translate(fmt.Errorf("count flows: %w", err))
+	}
+	out := map[string]int{"pending": 0, "processing": 0, "failed": 0}
+	for _, r := range rows {
+		out[r.Status] = r.N
+	}
+	return out, nil
+}
