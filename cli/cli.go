@@ -1,6 +1,6 @@
 // Package cli is payd's operator command line: the commands an operator
 // runs against a live deployment (payments in review and their resolution,
-// reconciliation with the gateway), on github.com/spf13/cobra. Each command
+// reconciliation with the gateway, payment flows' plans), on github.com/spf13/cobra. Each command
 // prints a human table by default and JSON with --json, and exits with a
 // code a script can rely on (see ExitCode). It imports store, connector and
 // payment; it must not import intake or processor: cmd/payd wires what it
@@ -78,7 +78,8 @@ type Opener func(ctx context.Context) (env *Env, close func(), err error)
 
 // Commands are the operator commands, to add under payd's root command.
 func Commands(open Opener, stdout io.Writer) []*cobra.Command {
-	return []*cobra.Command{paymentsCommand(open, stdout), reconcileCommand(open, stdout), keysCommand(open, stdout)}
+	return []*cobra.Command{paymentsCommand(open, stdout), reconcileCommand(open, stdout), keysCommand(open, stdout),
+		flowsCommand(open, stdout)}
 }
 
 // Run runs one operator command line (args without the program name), as

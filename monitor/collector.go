@@ -25,6 +25,7 @@ type Collector struct {
 	overdue  *prometheus.Desc
 	review   *prometheus.Desc
 	findings *prometheus.Desc
+	flows    *prometheus.Desc
 	up       *prometheus.Desc
 }
 
@@ -40,6 +41,9 @@ func NewCollector(insp *asynq.Inspector, st *store.Store) *Collector {
 			"Payments in REQUIRES_REVIEW, by how long they have been there (under_1h, 1h_to_24h, over_24h).", []string{"age"}, nil),
 		findings: prometheus.NewDesc("payd_reconciliation_findings_open",
 			"Reconciliation findings open for an operator, by kind.", []string{"kind"}, nil),
+		flows: prometheus.NewDesc("payd_payment_flows_open",
+			"Payment flows not settled or canceled, by status (pending, processing, failed: blocked until an operator or a new payin method acts).",
+			[]string{"status"}, nil),
 		up: prometheus.NewDesc("payd_monitor_source_up", "Whether the monitor could read a source (redis, postgres).", []string{"source"}, nil),
 	}
 }
@@ -50,6 +54,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.overdue
 	ch <- c.review
 	ch <- c.findings
+	ch <- c.flows
 	ch <- c.up
 }
 
@@ -99,6 +104,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	} else {
 		for _, kind := range store.FindingKinds {
 			ch <- prometheus.MustNewConstMetric(c.findings, prometheus.GaugeValue, float64(open[kind]), kind)
+		}
+	}
+	if open, err := c.store.CountOpenFlows(ctx); err != nil {
+		pgUp = 0
+	} else {
+		for status, n := range open {
+			ch <- prometheus.MustNewConstMetric(c.flows, prometheus.GaugeValue, float64(n), status)
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, pgUp, "postgres")

@@ -16,7 +16,7 @@ func TestEveryDueStepHasATask(t *testing.T) {
 		if _, ok := jobs.Queues[jobs.StepQueue(step)]; !ok {
 			t.Errorf("%s runs on queue %q, which the worker does not serve", step, jobs.StepQueue(step))
 		}
-		if step == store.StepRefund || step == store.StepNotification || step == store.StepSession {
+		if step == store.StepRefund || step == store.StepNotification || step == store.StepSession || step == store.StepFlow {
 			continue
 		}
 		if _, ok := jobs.StepType(step); !ok {
@@ -29,5 +29,9 @@ func TestEveryDueStepHasATask(t *testing.T) {
 	// session expiries run as session:expire, on the low queue
 	if got := jobs.StepQueue(store.StepSession); got != jobs.QueueLow {
 		t.Errorf("session expiries swept against the %s queue's backlog", got)
+	}
+	// flow recomputes run as flow:recompute, on the default queue
+	if got := jobs.StepQueue(store.StepFlow); got != jobs.QueueDefault {
+		t.Errorf("flow recomputes swept against the %s queue's backlog", got)
 	}
 }

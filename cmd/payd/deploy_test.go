@@ -76,7 +76,7 @@ func exportedMetrics(t *testing.T) map[string]bool {
 		}
 	}
 	for _, want := range []string{"payd_queue_tasks", "payd_queue_latency_seconds", "payd_payments_overdue",
-		"payd_payments_in_review", "payd_reconciliation_findings_open"} {
+		"payd_payments_in_review", "payd_reconciliation_findings_open", "payd_payment_flows_open"} {
 		if !names[want] {
 			t.Fatalf("the monitor does not export %s", want)
 		}

@@ -52,6 +52,8 @@ commands:
              payments in REQUIRES_REVIEW and their audited resolution (payd payments -h)
   reconcile [--since 24h] | findings | resolve-finding ID
              compare the gateway's ledger with payd's records now (payd reconcile -h)
+  flows show FLOW_ID [--versions] [--json]
+             a payment flow's plan as a tree, and with --versions its history (payd flows -h)
 
 The load driver and benchmark is its own command: paydbench (-h for flags).
 `
@@ -72,7 +74,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return cfg.migrate(ctx)
 	case "sandbox":
 		return runSandbox(ctx, cfg, stdout)
-	case "payments", "reconcile", "keys":
+	case "payments", "reconcile", "keys", "flows":
 		return cli.Run(ctx, args[1:], operatorEnv(cfg), stdout, stdout)
 	case "bench":
 		// It moved out of the server binary, with its chart libraries.
