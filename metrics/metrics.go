@@ -38,6 +38,9 @@ type Metrics struct {
 	SessionsCreated      prometheus.Counter
 	SessionsFinished     *prometheus.CounterVec   // outcome
 	SessionSubmitLatency *prometheus.HistogramVec // answer (done, action, pending, refused)
+	// reads of a submit's payment while it waits with wake-ups: after a
+	// wake-up (notified) or by the fallback poll (polled)
+	SessionSubmitWakeups *prometheus.CounterVec // how
 }
 
 // New registers every collector on reg.
@@ -104,11 +107,16 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name:    "payd_payment_session_submit_duration_seconds",
 			Help:    "Payment session submit latency, by answer: done (201), action (202, 3-D Secure), pending (202, poll), refused (4xx).",
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2, 3, 5, 10}}, []string{"answer"}),
+		SessionSubmitWakeups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payd_payment_session_submit_reads_total",
+			Help: "Reads of a waiting submit's payment: after the worker's wake-up (notified) or by the fallback poll (polled)."},
+			[]string{"how"}),
 	}
 	reg.MustRegister(m.PaymentsCreated, m.Transitions, m.AttemptOutcomes, m.AttemptLatency, m.TimeToTerminal,
 		m.IdempotentReplays, m.SweeperEnqueued, m.Enqueues, m.HTTPRequests, m.HTTPLatency, m.TaskOutcomes,
 		m.GatewayNotifications, m.GatewayNotificationChecks, m.Voids, m.LateCharges, m.ReconciliationFindings,
-		m.ReconciliationRuns, m.ReviewResolutions, m.SessionsCreated, m.SessionsFinished, m.SessionSubmitLatency)
+		m.ReconciliationRuns, m.ReviewResolutions, m.SessionsCreated, m.SessionsFinished, m.SessionSubmitLatency,
+		m.SessionSubmitWakeups)
 	return m
 }
 
