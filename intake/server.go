@@ -49,9 +49,11 @@ type Config struct {
 	// Payment sessions: PublicURL is where payd's public API is reachable
 	// by a customer's browser (the hosted page is PublicURL/pay/{token});
 	// SessionSubmitWait is how long a submit waits for its payment's
-	// outcome before answering 202.
+	// outcome before answering 202; SessionSubmitPoll is the first pause of
+	// its fallback poll while the worker's wake-ups work (awaitOutcome).
 	PublicURL         string
 	SessionSubmitWait time.Duration
+	SessionSubmitPoll time.Duration
 }
 
 // Deps are what the handlers use.
@@ -120,6 +122,9 @@ func NewServer(d Deps) *Server {
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	if c.SessionSubmitWait <= 0 {
 		c.SessionSubmitWait = DefaultSessionSubmitWait
+	}
+	if c.SessionSubmitPoll <= 0 {
+		c.SessionSubmitPoll = DefaultSessionSubmitPoll
 	}
 	if d.Log == nil {
 		d.Log = slog.Default()

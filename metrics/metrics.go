@@ -45,6 +45,9 @@ type Metrics struct {
 	FlowRecomputes      *prometheus.CounterVec   // outcome (changed, unchanged, stale, error)
 	FlowRecomputeTime   prometheus.Histogram     // seconds, changed and unchanged runs
 	FlowPaymentsCreated *prometheus.CounterVec   // batch (payins, payouts)
+	// reads of a submit's payment while it waits with wake-ups: after a
+	// wake-up (notified) or by the fallback poll (polled)
+	SessionSubmitWakeups *prometheus.CounterVec // how
 }
 
 // New registers every collector on reg.
@@ -126,12 +129,17 @@ func New(reg prometheus.Registerer) *Metrics {
 		FlowPaymentsCreated: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "payd_payment_flow_payments_created_total", Help: "Payments created by payment flow plans, by batch (payins, payouts)."},
 			[]string{"batch"}),
+		SessionSubmitWakeups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payd_payment_session_submit_reads_total",
+			Help: "Reads of a waiting submit's payment: after the worker's wake-up (notified) or by the fallback poll (polled)."},
+			[]string{"how"}),
 	}
 	reg.MustRegister(m.PaymentsCreated, m.Transitions, m.AttemptOutcomes, m.AttemptLatency, m.TimeToTerminal,
 		m.IdempotentReplays, m.SweeperEnqueued, m.Enqueues, m.HTTPRequests, m.HTTPLatency, m.TaskOutcomes,
 		m.GatewayNotifications, m.GatewayNotificationChecks, m.Voids, m.LateCharges, m.ReconciliationFindings,
 		m.ReconciliationRuns, m.ReviewResolutions, m.SessionsCreated, m.SessionsFinished, m.SessionSubmitLatency,
-		m.FlowsCreated, m.FlowTransitions, m.FlowRecomputes, m.FlowRecomputeTime, m.FlowPaymentsCreated)
+		m.FlowsCreated, m.FlowTransitions, m.FlowRecomputes, m.FlowRecomputeTime, m.FlowPaymentsCreated,
+		m.SessionSubmitWakeups)
 	return m
 }
 

@@ -58,9 +58,11 @@ type config struct {
 	TxTimeout      time.Duration `env:"PAYD_TX_TIMEOUT" envDefault:"15s"`
 	// payment sessions: where browsers reach the public API (the hosted
 	// page's links; empty: http:// and PAYD_ADDR on loopback), and how long
-	// a submit waits for its payment's outcome before answering 202
+	// a submit waits for its payment's outcome before answering 202, and
+	// the first pause of its fallback poll while the worker's wake-ups work
 	PublicURL         string        `env:"PAYD_PUBLIC_URL"`
 	SessionSubmitWait time.Duration `env:"PAYD_SESSION_SUBMIT_WAIT" envDefault:"3s"`
+	SessionSubmitPoll time.Duration `env:"PAYD_SESSION_SUBMIT_POLL" envDefault:"250ms"`
 
 	SandboxURL         string        `env:"PAYD_SANDBOX_URL"`
 	SandboxAddr        string        `env:"PAYD_SANDBOX_ADDR" envDefault:":8090"`
@@ -119,7 +121,7 @@ func envNames() []string {
 		"PAYD_DB_MAX_CONNS", "PAYD_DB_BATCH_MAX", "PAYD_DB_BATCH_RUNNERS", "PAYD_WORKER_CONCURRENCY", "PAYD_TASK_CHECK_INTERVAL", "PAYD_DELAYED_TASK_CHECK_INTERVAL",
 		"PAYD_TASK_RETENTION", "PAYD_SWEEP_INTERVAL", "PAYD_SWEEP_GRACE", "PAYD_SWEEP_LEASE", "PAYD_SHUTDOWN_TIMEOUT", "PAYD_GATEWAY_TIMEOUT",
 		"PAYD_RETRY_UNIT", "PAYD_SETTLE_POLL", "PAYD_RETURN_WINDOW", "PAYD_RECONCILE_INTERVAL", "PAYD_RECONCILE_GRACE", "PAYD_RATE_LIMIT", "PAYD_RATE_BURST",
-		"PAYD_MAX_BODY_BYTES", "PAYD_IDEMPOTENCY_TTL", "PAYD_TX_TIMEOUT", "PAYD_PUBLIC_URL", "PAYD_SESSION_SUBMIT_WAIT", "PAYD_SANDBOX_URL", "PAYD_SANDBOX_ADDR", "PAYD_SANDBOX_PUBLIC_URL",
+		"PAYD_MAX_BODY_BYTES", "PAYD_IDEMPOTENCY_TTL", "PAYD_TX_TIMEOUT", "PAYD_PUBLIC_URL", "PAYD_SESSION_SUBMIT_WAIT", "PAYD_SESSION_SUBMIT_POLL", "PAYD_SANDBOX_URL", "PAYD_SANDBOX_ADDR", "PAYD_SANDBOX_PUBLIC_URL",
 		"PAYD_SANDBOX_SETTLE_DELAY", "PAYD_SANDBOX_RETURN_DELAY", "PAYD_SANDBOX_LATENCY", "PAYD_SANDBOX_FAULT_RATE",
 		"PAYD_SANDBOX_SEED", "PAYD_GATEWAY_NOTIFY_SECRET", "PAYD_GATEWAY_NOTIFY_TOLERANCE", "PAYD_SANDBOX_NOTIFY_URL",
 		"PAYD_SANDBOX_NOTIFY_COPIES", "PAYD_SANDBOX_NOTIFY_ORDER", "PAYD_SANDBOX_NOTIFY_DELAY", "PAYD_SANDBOX_NOTIFY_BATCH"}

@@ -243,7 +243,8 @@ func (d *deps) runIntake(ctx context.Context) error {
 		Config: intake.Config{MaxBodyBytes: d.cfg.MaxBodyBytes, RateLimit: d.cfg.RateLimit, RateBurst: d.cfg.RateBurst,
 			IdempotencyTTL: d.cfg.IdempotencyTTL, TxTimeout: d.cfg.TxTimeout,
 			NotifySecrets: d.cfg.NotifySecrets, NotifyTolerance: d.cfg.NotifyTolerance,
-			PublicURL: public, SessionSubmitWait: d.cfg.SessionSubmitWait}})
+			PublicURL: public, SessionSubmitWait: d.cfg.SessionSubmitWait,
+			SessionSubmitPoll: d.cfg.SessionSubmitPoll}})
 	h := d.intakeHandler(api)
 	if d.intakeLn != nil {
 		return d.serveHTTP(ctx, "intake", d.intakeLn, h)
