@@ -41,10 +41,10 @@ type Metrics struct {
 	// payment flows (seed 000): flows created, status changes by status,
 	// recomputes by outcome and their duration, plan payments created
 	FlowsCreated        prometheus.Counter
-	FlowTransitions     *prometheus.CounterVec   // to (processing, settled, failed, canceled)
-	FlowRecomputes      *prometheus.CounterVec   // outcome (changed, unchanged, stale, error)
-	FlowRecomputeTime   prometheus.Histogram     // seconds, changed and unchanged runs
-	FlowPaymentsCreated *prometheus.CounterVec   // batch (payins, payouts)
+	FlowTransitions     *prometheus.CounterVec // to (processing, settled, failed, canceled)
+	FlowRecomputes      *prometheus.CounterVec // outcome (changed, unchanged, stale, error)
+	FlowRecomputeTime   prometheus.Histogram   // seconds, changed and unchanged runs
+	FlowPaymentsCreated *prometheus.CounterVec // batch (payins, payouts)
 	// reads of a submit's payment while it waits with wake-ups: after a
 	// wake-up (notified) or by the fallback poll (polled)
 	SessionSubmitWakeups *prometheus.CounterVec // how
