@@ -1,6 +1,7 @@
 package intake_test
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/lib/pq"
 	"github.com/payd/payd/internal/testenv"
+	"github.com/payd/payd/payment"
 )
 
 // Merchant events (docs/events.md) on real Postgres and Redis: every
@@ -425,5 +427,53 @@ func TestEventSecretCanary(t *testing.T) {
 		if strings.Contains(dump, col) {
 			t.Errorf("column %s is in an event's snapshot", col)
 		}
+	}
+}
+
+// TestEventBlockedFlowResumes: a flow whose payin is declined is
+// payment_flow.blocked (payin_failed: the merchant can act), and after a new
+// payin method processing, then settled; a refund is payment.partially_refunded
+// then payment.refunded.
+func TestEventBlockedFlowResumes(t *testing.T) {
+	t.Parallel()
+	h := flowHarness(t, testenv.Options{})
+	sweeping(t, h)
+	flowPayer(t, h, "blk-payer", "CARD", "pm_card_declined")
+	flowPayee(t, h, "blk-payee")
+	inv := flowInvoice(t, h, "inv-blk", "USD", "10.00", []party{{"blk-payer", "10.00"}}, []party{{"blk-payee", "9.00"}})
+	id := createFlow(t, h, "pf-blk", inv, 201)["data"].(map[string]any)["id"].(string)
+	waitFlow(t, h, id, 30*time.Second, "failed")
+	evs := eventsOf(t, h, id)
+	types := typesOf(t, evs)
+	if types[len(types)-1] != "payment_flow.blocked" {
+		t.Fatalf("events of a flow whose payin was declined: %v", types)
+	}
+	if o := object(evs[len(evs)-1]); o["status"] != "failed" || o["blocked_reason"] != payment.BlockedPayinFailed {
+		t.Errorf("payment_flow.blocked object: %v / %v", o["status"], o["blocked_reason"])
+	}
+	b, _ := json.Marshal(map[string]any{"payin_method": map[string]any{"payment_method_type": "CARD", "payment_method_id": "pm_card_visa"}})
+	jsonObj(t, h.Do("PATCH", "/v1/users/blk-payer", h.KeyA, b, nil), 200)
+	waitFlow(t, h, id, 30*time.Second, "settled")
+	types = typesOf(t, eventsOf(t, h, id))
+	diff(t, "events of the flow after it resumed", []string{"payment_flow.blocked", "payment_flow.processing", "payment_flow.settled"},
+		types[len(types)-3:])
+
+	pay := h.CreatePayment("CARD", "pm_card_visa", "10.00")
+	h.WaitFinal(pay, 10*time.Second)
+	for _, amount := range []string{"4.00", "6.00"} {
+		r := h.Do("POST", "/v1/payments/"+pay+"/refunds", h.KeyA, []byte(`{"amount":"`+amount+`"}`), nil)
+		if r.Status != 201 && r.Status != 202 && r.Status != 200 {
+			t.Fatalf("refund %s: %d %s", amount, r.Status, r.Body)
+		}
+		waitFor(t, 10*time.Second, "refund "+amount, func() bool {
+			p, _ := h.Store.GetPayment(context.Background(), "", pay)
+			return p.RefundPendingAmount == 0
+		})
+	}
+	evs = eventsOf(t, h, pay)
+	diff(t, "events of a payment refunded in two parts",
+		[]string{"payment.processing", "payment.succeeded", "payment.partially_refunded", "payment.refunded"}, typesOf(t, evs))
+	if o := object(evs[2]); o["refunded_amount"] != json.Number("4.00") || o["payment_status"] != "PARTIALLY_REFUNDED" {
+		t.Errorf("payment.partially_refunded object: %v %v", o["refunded_amount"], o["payment_status"])
 	}
 }
