@@ -57,7 +57,7 @@ type validInvoice struct {
 	Payer      string            `json:"payer"` // external id; empty for none
 	Payees     []validPayee      `json:"payees"`
 	Payers     []validPayee      `json:"payers,omitempty"` // several payers with their shares (omitted when none: old fingerprints stay)
-	DueDate    string            `json:"due_date"` // YYYY-MM-DD; empty for none
+	DueDate    string            `json:"due_date"`         // YYYY-MM-DD; empty for none
 	Metadata   map[string]string `json:"metadata"`
 }
 

@@ -29,7 +29,8 @@ package main
 // paying an invoice of its own), ACH payments and payouts, OFFLINE
 // payments and refunds, and, in the mixed run, payment sessions submitted
 // with the sandbox's session_data test values or abandoned
-// (fault_session_test.go).
+// (fault_session_test.go), and payment flows: users, an invoice with payers
+// and payees, the flow, some canceled by their merchant (fault_flow_test.go).
 //
 // Each run ends with the checker (I1–I5 and I8 after a reconciliation,
 // refunds and invoice balances, which window each worker kill hit) and a
@@ -216,6 +217,8 @@ type chaosRun struct {
 	actions chaosActions
 	// what the payment sessions' clients did (fault_session_test.go)
 	sessions *chaosSessions
+	// what the payment flows' clients did (fault_flow_test.go)
+	flows *chaosSessions
 	// degradedOK: the run fails the gateway (faultLoadSpec.degradedOK)
 	degradedOK bool
 	// redisMu is held by a fault while it has Redis wiped, restarting or
@@ -255,7 +258,7 @@ func runChaos(t *testing.T, bin, name string, faults []chaosFault, n int, spread
 	c := startFaultClusterWith(t, bin, o)
 	counter := &faultCounter{t: t}
 	c.chk = counter
-	r := &chaosRun{t: t, c: c, seed: seed, workerN: 2, gw: chaosNormal, degradedOK: gateway, sessions: newChaosSessions()}
+	r := &chaosRun{t: t, c: c, seed: seed, workerN: 2, gw: chaosNormal, degradedOK: gateway, sessions: newChaosSessions(), flows: newChaosSessions()}
 	if o.notify {
 		// notifications are dropped until the gateway_notifications fault
 		r.nfEnv = r.readNotifyEnv()
@@ -279,6 +282,11 @@ func runChaos(t *testing.T, bin, name string, faults []chaosFault, n int, spread
 				// its customer submits it (or walks away), on its own
 				r.actions.wg.Add(1)
 				go func() { defer r.actions.wg.Done(); <-loadSet; r.sessionClient(actHC, rec) }()
+			}
+			if rec.path == faultFlowsPath {
+				// its merchant waits for it (or cancels it), on its own
+				r.actions.wg.Add(1)
+				go func() { defer r.actions.wg.Done(); <-loadSet; r.flowClient(actHC, rec) }()
 			}
 			if rec.refund > 0 {
 				refundq <- rec
@@ -315,6 +323,9 @@ func runChaos(t *testing.T, bin, name string, faults []chaosFault, n int, spread
 	}
 	if s.sessions.sessions > 0 {
 		extra = append(extra, "payment sessions: "+s.sessions.String()+"; their clients: "+r.sessions.String())
+	}
+	if s.flows.flows > 0 {
+		extra = append(extra, "payment flows: "+s.flows.String()+"; their clients: "+r.flows.String())
 	}
 	r.table(name, s, ms, refundsOK, hits, counter.n.Load(), lastFault, time.Since(began), extra)
 }
@@ -353,6 +364,10 @@ func chaosMix(seed int64, invoices []string, slow bool) func(i int, key string) 
 		if slow && rng.IntN(100) < chaosSessionShare {
 			// a payment session and its client (fault_session_test.go)
 			return chaosSession(rng, key, currency, minor, faultInvoiceExt(currency, i))
+		}
+		if slow && rng.IntN(100) < chaosFlowShare {
+			// a payment flow with its users and invoice (fault_flow_test.go)
+			return chaosFlow(rng, key)
 		}
 		inv := i % len(invoices)
 		r := &faultClientRecord{key: key}

@@ -260,10 +260,17 @@ func (r *chaosRun) sessionClient(hc *http.Client, p *faultClientRecord) {
 // /v1/payment-sessions/{id}/cancel with an Idempotency-Key), retrying what
 // a client retries, and returns the status and, for a refusal, its code.
 func (r *chaosRun) cancelSession(hc *http.Client, p *faultClientRecord) string {
+	return r.cancelAt(hc, faultSessionsPath+"/"+p.id+"/cancel", p.key+"-cancel")
+}
+
+// cancelAt posts a cancel (a session's, a flow's) with its Idempotency-Key,
+// retrying what a client retries, and returns the status and, for a
+// refusal, its code.
+func (r *chaosRun) cancelAt(hc *http.Client, path, key string) string {
 	backoff := 50 * time.Millisecond
 	last := ""
 	for end := time.Now().Add(faultClientPatience); ; {
-		code, body, hdr, err := r.c.post(hc, faultSessionsPath+"/"+p.id+"/cancel", p.key+"-cancel", nil)
+		code, body, hdr, err := r.c.post(hc, path, key, nil)
 		wait := backoff
 		if err == nil {
 			last = fmt.Sprint(code)

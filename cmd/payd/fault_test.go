@@ -800,8 +800,13 @@ type faultClientRecord struct {
 	actions  string // what the client did after the 2xx and what it was answered (3-D Secure, sessions)
 	// expires is a session's expires_on (fault_session_test.go), set with
 	// its body by prepare just before its first try
-	expires  time.Time
-	prepare  func(r *faultClientRecord)
+	expires time.Time
+	prepare func(r *faultClientRecord)
+	// pre: the requests the client makes first, in order, each retried
+	// like the record's own (a payment flow's users and invoice,
+	// fault_flow_test.go); flow: what the flow's client asked for
+	pre      []*faultClientRecord
+	flow     *chaosFlowSpec
 	tries    int
 	first    time.Time // when the first try was sent
 	id       string    // the payment id of the first 2xx; empty if none
@@ -872,6 +877,9 @@ func (c *faultCluster) startLoad(spec faultLoadSpec) *faultLoad {
 						continue
 					}
 				}
+				if failed := c.createPre(hc, l, r); failed {
+					continue
+				}
 				if r.prepare != nil {
 					r.prepare(r) // its body, as of when it is sent
 				}
@@ -898,6 +906,19 @@ func (c *faultCluster) startLoad(spec faultLoadSpec) *faultLoad {
 }
 
 func (l *faultLoad) wait() { <-l.done }
+
+// createPre makes r's pre requests, in order; when one gets no 2xx, r
+// records why and is not sent (failed).
+func (c *faultCluster) createPre(hc *http.Client, l *faultLoad, r *faultClientRecord) (failed bool) {
+	for _, pre := range r.pre {
+		c.create(hc, l, pre)
+		if pre.id == "" {
+			r.lastErr, r.rejected = "its "+pre.path+" "+pre.key+": "+pre.lastErr, pre.rejected
+			return true
+		}
+	}
+	return false
+}
 
 // resend posts an accepted request once more with its key, as a client
 // that never saw the first answer would, until it is answered (the answer
@@ -931,9 +952,16 @@ func (c *faultCluster) create(hc *http.Client, l *faultLoad, r *faultClientRecor
 			switch {
 			case code/100 == 2:
 				var v struct {
-					ID string `json:"id"`
+					ID   string `json:"id"`
+					Data struct {
+						ID string `json:"id"`
+					} `json:"data"` // a payment flow's {"data": flow}
 				}
-				if jerr := json.Unmarshal(body, &v); jerr != nil || v.ID == "" {
+				jerr := json.Unmarshal(body, &v)
+				if v.ID == "" {
+					v.ID = v.Data.ID
+				}
+				if jerr != nil || v.ID == "" {
 					r.lastErr, r.rejected = fmt.Sprintf("HTTP %d without an id: %s", code, body), true
 					return
 				}
@@ -1062,6 +1090,9 @@ func (c *faultCluster) finish(name string, l *faultLoad, lastFault time.Time) fa
 	}
 	// sessions past their expiry expire (checkSessions reports those left)
 	c.waitSessions(time.Now().Add(c.finalBound))
+	// flows recompute after their payments' last transitions, and may
+	// create payouts (checkFlows reports the flows left under way)
+	c.waitFlows(time.Now().Add(c.finalBound))
 
 	// every check on one snapshot of the database, read after the gateway's
 	// ledger: nothing the checks compare moves under them
@@ -1100,6 +1131,9 @@ func (c *faultCluster) finish(name string, l *faultLoad, lastFault time.Time) fa
 		name, s.i8Before, s.reviewBefore, s.unknownBefore, s.reconcile, s.i8, s.review)
 	if s.sessions.sessions > 0 {
 		t.Logf("SESSIONS %s: %s", name, s.sessions)
+	}
+	if s.flows.flows > 0 {
+		t.Logf("FLOWS %s: %s", name, s.flows)
 	}
 	return s
 }
@@ -1258,6 +1292,7 @@ type faultSummary struct {
 	reconcile    faultReconcile
 	money        chaosMoney // I3's figures
 	sessions     faultSessionFigures
+	flows        faultFlowFigures
 }
 
 // checkInvariants checks I1, I2, I4 and I5 on the database (q: one
@@ -1270,6 +1305,7 @@ func checkInvariants(t faultT, q faultQuerier, ledger []sandbox.Charge, l *fault
 	type payRow struct {
 		id, status, method, pm, nextStep, ref, key string
 		session                                    string // the payment session whose submit made it (checkSessions)
+		flow                                       string // the payment flow whose plan made it (checkFlows)
 		amount                                     int64
 		updated                                    time.Time
 	}
@@ -1283,14 +1319,14 @@ func checkInvariants(t faultT, q faultQuerier, ledger []sandbox.Charge, l *fault
 		updated = "COALESCE(pg_xact_commit_timestamp(p.xmin), p.updated_at)"
 	}
 	rows, err := q.Query(`SELECT p.id, p.status, p.method, p.payment_method_id, p.amount, COALESCE(p.next_step,''),
-		p.gateway_reference, COALESCE(p.metadata->>'fault_key', d.external_payment_id, ''), COALESCE(p.session_id, ''), ` + updated + `
+		p.gateway_reference, COALESCE(p.metadata->>'fault_key', d.external_payment_id, ''), COALESCE(p.session_id, ''), COALESCE(p.flow_id, ''), ` + updated + `
 		FROM payments p LEFT JOIN payout_details d ON d.payment_id = p.id`)
 	if err != nil {
 		t.Fatalf("load payments: %v", err)
 	}
 	for rows.Next() {
 		p := &payRow{}
-		if err := rows.Scan(&p.id, &p.status, &p.method, &p.pm, &p.amount, &p.nextStep, &p.ref, &p.key, &p.session, &p.updated); err != nil {
+		if err := rows.Scan(&p.id, &p.status, &p.method, &p.pm, &p.amount, &p.nextStep, &p.ref, &p.key, &p.session, &p.flow, &p.updated); err != nil {
 			t.Fatalf("scan payment: %v", err)
 		}
 		pays[p.id] = p
@@ -1418,19 +1454,19 @@ func checkInvariants(t faultT, q faultQuerier, ledger []sandbox.Charge, l *fault
 
 	// ---- I2: no lost payment; nothing nobody asked for
 	byKey := map[string]*faultClientRecord{}
-	acceptedPayments := 0 // the keys of payments and payouts (a session's key names the session)
+	acceptedPayments := 0 // the keys of payments and payouts (a session's key names the session, a flow's the flow)
 	for _, r := range l.recs {
 		byKey[r.key] = r
 		if r.id != "" {
 			s.accepted++
-			if r.path != faultSessionsPath {
+			if r.path != faultSessionsPath && r.path != faultFlowsPath {
 				acceptedPayments++
 			}
 		}
 	}
 	var missing, notFinal, orphan, wrongOutcome, otherPayment []string
 	for _, r := range l.recs {
-		if r.id != "" && r.path != faultSessionsPath && pays[r.id] == nil { // a session's: checkSessions
+		if r.id != "" && r.path != faultSessionsPath && r.path != faultFlowsPath && pays[r.id] == nil { // checkSessions', checkFlows'
 			s.lost++
 			missing = append(missing, fmt.Sprintf("key %s got %d with id %s, which does not exist", r.key, r.code, r.id))
 		}
@@ -1443,7 +1479,7 @@ func checkInvariants(t faultT, q faultQuerier, ledger []sandbox.Charge, l *fault
 	final := map[string]bool{"SUCCEEDED": true, "PARTIALLY_REFUNDED": true, "REFUNDED": true, "RETURNED": true,
 		"FAILED": true, "CANCELED": true, "REQUIRES_REVIEW": true}
 	perKey := map[string][]string{}
-	sessionPayments := 0
+	sessionPayments, flowPayments := 0, 0
 	for _, p := range pays {
 		s.statuses[p.status]++
 		// REQUIRES_REVIEW is final with its slow inquiries still scheduled
@@ -1461,6 +1497,13 @@ func checkInvariants(t faultT, q faultQuerier, ledger []sandbox.Charge, l *fault
 			// client and its money are the session's, checked by
 			// checkSessions; I1 above and I4 below hold for it as for any
 			sessionPayments++
+			continue
+		}
+		if p.flow != "" {
+			// made by a payment flow's plan (no client key of its own): its
+			// outcome and money are the flow's, checked by checkFlows; I1
+			// above and I4 below hold for it as for any
+			flowPayments++
 			continue
 		}
 		r := byKey[p.key]
@@ -1555,8 +1598,9 @@ func checkInvariants(t faultT, q faultQuerier, ledger []sandbox.Charge, l *fault
 	}
 	rows.Close()
 	reportViolations(t, "I5: idempotency record", idemBad)
-	if idemDone != s.payments-sessionPayments {
-		t.Errorf("I5: %d completed idempotency records for %d payments (and %d of sessions, whose records are the sessions')", idemDone, s.payments-sessionPayments, sessionPayments)
+	if idemDone != s.payments-sessionPayments-flowPayments {
+		t.Errorf("I5: %d completed idempotency records for %d payments (and %d of sessions, %d of flows, whose records are the sessions' and flows')",
+			idemDone, s.payments-sessionPayments-flowPayments, sessionPayments, flowPayments)
 	}
 
 	// ---- I4: every status change audited, in an unbroken allowed chain;
@@ -1608,6 +1652,9 @@ func checkInvariants(t faultT, q faultQuerier, ledger []sandbox.Charge, l *fault
 
 	// ---- sessions: lost, double-charged, outcome, open past expiry
 	s.sessions = checkSessions(t, q, ledger, l, lateRefund)
+	// ---- flows: lost, outcome, money conservation, one payment per
+	// generation, payouts only after payins settled, ledger
+	s.flows = checkFlows(t, q, ledger, l, lateRefund)
 	return s
 }
 
