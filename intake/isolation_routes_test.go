@@ -47,6 +47,8 @@ var isolationCoverage = map[string][]string{
 	"POST /pay/{token}/submit":              {"TestSessionTenantIsolation"},
 	"GET /pay/{token}":                      {"-"}, // the same static page for every token; its calls are the session routes
 	"GET /pay-assets/{file}":                {"-"}, // static files
+	"GET /v1/events":                        {"TestEventTenantIsolation"},
+	"GET /v1/events/{id}":                   {"TestEventTenantIsolation"},
 	"POST /v1/gateway/notifications":        {"-"}, // signed by the gateway, no tenant: 202 whoever's payment it names (processor/notification_test.go)
 	"GET /healthz":                          {"-"}, // no tenant
 	"GET /readyz":                           {"-"},

@@ -63,6 +63,10 @@ func (s *Server) routes() http.Handler {
 	handle("GET /v1/payment-flows/{id}/plans", s.handleFlowPlans, true)
 	handle("POST /v1/payment-flows/{id}/cancel", s.handleCancelFlow, true)
 
+	// merchant events: the outbox every transition writes (events.go, docs/events.md)
+	handle("GET /v1/events", s.handleListEvents, true)
+	handle("GET /v1/events/{id}", s.handleGetEvent, true)
+
 	// gateway notifications: signed by the gateway, not by a tenant's key
 	handle("POST /v1/gateway/notifications", s.handleGatewayNotification, false)
 
