@@ -25,6 +25,7 @@ import (
 	"github.com/payd/payd/jobs"
 	"github.com/payd/payd/metrics"
 	"github.com/payd/payd/store"
+	"github.com/payd/payd/webhook"
 )
 
 // Config tunes the API.
@@ -54,6 +55,9 @@ type Config struct {
 	PublicURL         string
 	SessionSubmitWait time.Duration
 	SessionSubmitPoll time.Duration
+	// WebhookPolicy is what webhook endpoint URLs may be (http, private
+	// addresses: PAYD_WEBHOOK_ALLOW_HTTP, PAYD_WEBHOOK_ALLOW_PRIVATE).
+	WebhookPolicy webhook.Policy
 }
 
 // Deps are what the handlers use.
@@ -67,6 +71,9 @@ type Deps struct {
 	// Tokenizer exchanges a payment session's session_data for a one-time
 	// payment token (the gateway's); nil refuses every submit with 502.
 	Tokenizer connector.Tokenizer
+	// Keyring seals webhook endpoint secrets (PAYD_WEBHOOK_KEYS); nil
+	// refuses endpoint creation with 409 webhooks_not_configured.
+	Keyring *webhook.Keyring
 }
 
 // Server is the HTTP API.
@@ -87,6 +94,7 @@ type Server struct {
 	// notifySecrets are Config.NotifySecrets as keys; empty disables
 	// gateway notifications.
 	notifySecrets [][]byte
+	keyring       *webhook.Keyring
 }
 
 // NewServer builds the API handler with defaults filled in.
@@ -133,7 +141,7 @@ func NewServer(d Deps) *Server {
 		d.Metrics = metrics.Discard()
 	}
 	s := &Server{store: d.Store, enqueue: d.Enqueue, redis: d.Redis, metrics: d.Metrics, log: d.Log, cfg: c, tokens: d.Tokenizer,
-		auth: newAuthCache(c.AuthCacheTTL), invoices: newInvoiceHeads()}
+		auth: newAuthCache(c.AuthCacheTTL), invoices: newInvoiceHeads(), keyring: d.Keyring}
 	for _, secret := range c.NotifySecrets {
 		if secret != "" {
 			s.notifySecrets = append(s.notifySecrets, []byte(secret))
