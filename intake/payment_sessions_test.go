@@ -570,7 +570,9 @@ func TestSessionExpiryLateCharge(t *testing.T) {
 	s := createSession(t, h, map[string]any{"expires_on": expiresIn(1500 * time.Millisecond)})
 	out := jsonObj(t, h.Do("POST", "/v1/payment-sessions/"+s["id"].(string)+"/submit", h.KeyA, submitBody("sandbox:pm_card_3ds", 1250), nil), 202)
 	h.Sandbox.SetFaults(sandbox.Faults{VoidDown: true})
-	waitSession(t, h, s["id"].(string), payment.SessionExpired, 10*time.Second)
+	// the expiry runs on the low queue: under a full parallel test run it
+	// can wait its turn for several seconds
+	waitSession(t, h, s["id"].(string), payment.SessionExpired, 30*time.Second)
 	payID := out["id"].(string)
 	if p := h.WaitFinal(payID, 30*time.Second); p.Status != payment.StatusCanceled {
 		t.Fatalf("payment %s", p.Status)
