@@ -12,7 +12,11 @@
 // I2). A failed check fails the run. With -sessions it then creates and
 // submits payment sessions (seed 003, session_data sandbox:pm_card_visa)
 // on the same payd and puts sessions completed/s beside card payments
-// completed/s (session.go).
+// completed/s (session.go). With -flows it then creates payment flows (seed
+// 000: payers by card, payees by ACH), waits until each is settled, reports
+// flows settled/s, time to settled and, with --spawn, what flow:recompute
+// cost from payd's own /metrics, and checks every flow's money and charges
+// (flow.go).
 //
 // With --spawn it also measures what payd costs (CPU seconds and peak RSS of
 // each payd process, asynq tasks per payment, Redis bytes per queued task),
@@ -26,7 +30,7 @@
 // (posting), observe.go (waiting for final payments, the sandbox ledger,
 // asynq's counters), baseline.go and seed.go (raw baselines and seeding),
 // report.go, series.go and chart.go (figures, checks, the text report, the
-// PNG), session.go (-sessions).
+// PNG), session.go (-sessions), flow.go (-flows).
 //
 // bench is a tool beside payd, not part of it: it sits in layer 2 with
 // intake and processor and imports neither; it uses store (tenants, keys,

@@ -53,6 +53,11 @@ type Options struct {
 
 	sessions int // payment sessions created and submitted after the card payments (session.go)
 	sessionC int // their concurrent clients; 0: -c
+
+	flows      int // payment flows created and awaited until settled after the card payments (flow.go)
+	flowPayers int // payers of each flow's invoice, each paying by card
+	flowPayees int // payees of each flow's invoice, each paid by ACH
+	flowC      int // concurrent clients of -flows; 0: -c
 }
 
 // Amount mixes of -amounts.
@@ -100,6 +105,10 @@ func ParseFlags(args []string, out io.Writer) (Options, error) {
 	fs.IntVar(&o.backlog, "backlog", 0, "with --spawn: post this many payments with only intake running, then start worker and scheduler and measure the drain (replaces -n, -rate)")
 	fs.IntVar(&o.sessions, "sessions", 0, "after the card payments are final, create this many payment sessions (seed 003) and submit each with session_data sandbox:pm_card_visa, closed loop; report sessions completed/s beside card payments completed/s")
 	fs.IntVar(&o.sessionC, "session-c", 0, "concurrent clients of -sessions, each creating a session then submitting it (default: -c)")
+	fs.IntVar(&o.flows, "flows", 0, "after the card payments (and -sessions) are final, create this many payment flows (seed 000), each settling an invoice of 100.00 USD: payins by card from -flow-payers payers, then ACH payouts to -flow-payees payees (80 % of it); wait until every flow is settled and report flows settled/s, time to settled and what flow:recompute cost")
+	fs.IntVar(&o.flowPayers, "flow-payers", 2, "payers of each -flows invoice (1 to 100), each with a CARD payin method pm_card_visa")
+	fs.IntVar(&o.flowPayees, "flow-payees", 1, "payees of each -flows invoice (1 to 100), each with an ACH payout account; the same payees for every flow")
+	fs.IntVar(&o.flowC, "flow-c", 0, "concurrent clients of -flows: users, invoices, then the flow creates (default: -c)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -150,11 +159,20 @@ func ParseFlags(args []string, out io.Writer) (Options, error) {
 		return o, fmt.Errorf("bench: -sessions and -session-c cannot be negative: %w", ErrUsage)
 	case o.sessions > 0 && o.backlog > 0:
 		return o, fmt.Errorf("bench: -sessions and -backlog exclude each other: %w", ErrUsage)
+	case o.flows < 0 || o.flowC < 0:
+		return o, fmt.Errorf("bench: -flows and -flow-c cannot be negative: %w", ErrUsage)
+	case o.flowPayers < 1 || o.flowPayers > 100 || o.flowPayees < 1 || o.flowPayees > 100:
+		return o, fmt.Errorf("bench: -flow-payers and -flow-payees must be 1 to 100: %w", ErrUsage)
+	case o.flows > 0 && o.backlog > 0:
+		return o, fmt.Errorf("bench: -flows and -backlog exclude each other: %w", ErrUsage)
 	case o.baselines && (o.baselineTime <= 0 || o.baselineTasks < 1 || o.memTasks < 1):
 		return o, fmt.Errorf("bench: -baseline-time, -baseline-tasks and -mem-tasks must be positive: %w", ErrUsage)
 	}
 	if o.sessionC == 0 {
 		o.sessionC = o.c
+	}
+	if o.flowC == 0 {
+		o.flowC = o.c
 	}
 	o.addr = strings.TrimRight(o.addr, "/")
 	return o, nil

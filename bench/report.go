@@ -78,6 +78,9 @@ type Report struct {
 	// Sessions is the -sessions phase: payment sessions created and
 	// submitted after the card payments, on the same payd.
 	Sessions *sessionReport `json:"sessions,omitempty"`
+	// Flows is the -flows phase: payment flows created after the card
+	// payments (and sessions), on the same payd.
+	Flows *flowReport `json:"flows,omitempty"`
 
 	Series []seriesPoint `json:"series"`
 	Checks []check       `json:"checks"`
@@ -550,6 +553,7 @@ func printReport(w io.Writer, r *Report) {
 			r.Ratios.IntakeVsInserts, r.Ratios.TasksVsAsynq)
 	}
 	printSessions(w, r)
+	printFlows(w, r)
 	fmt.Fprintln(w, "checks:")
 	for _, c := range r.Checks {
 		fmt.Fprintf(w, "  %-4s  %-16s %s\n", c.Result, c.Name, c.Detail)

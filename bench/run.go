@@ -120,8 +120,11 @@ type target struct {
 	// ledgerRequired: the bench runs the sandbox itself (--spawn), so a
 	// ledger it cannot read fails the run instead of skipping the check.
 	ledgerRequired bool
-	died           <-chan struct{}
-	diedErr        func() error
+	// metricsURL is payd's /metrics with its basic auth in the user info
+	// (--spawn: payd all's admin port); empty when unknown.
+	metricsURL string
+	died       <-chan struct{}
+	diedErr    func() error
 }
 
 // remoteTarget is a payd someone else runs. Its ledger is read from -sandbox
@@ -147,6 +150,9 @@ type hooks struct {
 	// sessions is called before the sessions phase (-sessions), and its
 	// result after it: the spawn mode counts the phase's asynq tasks.
 	sessions func() func(*sessionReport)
+	// flows is called before the flows phase (-flows), and its result
+	// after it, as sessions.
+	flows func() func(*flowReport)
 }
 
 // runLoad creates the invoices, posts, waits and checks. It returns a
@@ -224,6 +230,35 @@ func runLoad(ctx context.Context, o Options, p plan, t *target, hc *http.Client,
 		}
 		sruns, sobs, sessErr = runSessions(ctx, o, t, hc, runID)
 	}
+	// -flows: the same payd, once the payments (and sessions) are final
+	var fruns []flowRun
+	var flowSetup float64
+	var flowErr error
+	var flowCosts func(*flowReport)
+	var rc *recomputeFigures
+	if o.flows > 0 && waitErr == nil && sessErr == nil {
+		if h != nil && h.flows != nil {
+			flowCosts = h.flows()
+		}
+		var before recomputeMetrics
+		var merr error
+		if t.metricsURL == "" {
+			merr = errors.New("payd's /metrics is known only with --spawn")
+		} else {
+			before, merr = readRecomputeMetrics(ctx, hc, t.metricsURL)
+		}
+		fruns, flowSetup, flowErr = runFlows(ctx, o, t, hc, runID)
+		if merr == nil {
+			var after recomputeMetrics
+			after, merr = readRecomputeMetrics(context.WithoutCancel(ctx), hc, t.metricsURL)
+			if merr == nil {
+				rc = recomputeDelta(before, after, "payd all's /metrics")
+			}
+		}
+		if merr != nil {
+			rc = &recomputeFigures{Error: merr.Error()}
+		}
+	}
 	var charges []sandbox.Charge
 	var ledgerErr error
 	if t.ledger != nil {
@@ -240,6 +275,12 @@ func runLoad(ctx context.Context, o Options, p plan, t *target, hc *http.Client,
 			sessionCosts(rep.Sessions)
 		}
 	}
+	if o.flows > 0 && fruns != nil {
+		fillFlows(rep, o, fruns, flowSetup, rc, charges, ledgerErr)
+		if flowCosts != nil {
+			flowCosts(rep.Flows)
+		}
+	}
 	if ledgerErr != nil && t.ledgerRequired {
 		for i := range rep.Checks {
 			if rep.Checks[i].Name == "ledger" {
@@ -254,7 +295,10 @@ func runLoad(ctx context.Context, o Options, p plan, t *target, hc *http.Client,
 	if sessErr != nil {
 		sessErr = fmt.Errorf("bench: waiting for the sessions' payments: %w", sessErr)
 	}
-	return rep, errors.Join(waitErr, sessErr)
+	if flowErr != nil {
+		flowErr = fmt.Errorf("bench: the flows phase: %w", flowErr)
+	}
+	return rep, errors.Join(waitErr, sessErr, flowErr)
 }
 
 func chartTitle(r *Report) string {

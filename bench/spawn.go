@@ -112,31 +112,65 @@ func runSpawned(ctx context.Context, cfg Config, o Options, p plan, hc *http.Cli
 	queuedAfterPayments := -1
 	var backlogErr error
 	var postedAt, workerStart time.Time
-	h := hooks{finished: cl.sampleAfter, sessions: func() func(*sessionReport) {
-		// the payments' tasks and CPU end here; the sessions' are counted apart
+	// phase marks the end of the card payments' tasks and CPU (once: at the
+	// first of -sessions and -flows) and of the phase before, and returns
+	// what this phase cost per unit: asynq tasks, payd CPU ms and machine
+	// CPU ms, up to the start of the next phase or the call.
+	var endPrev func()
+	phase := func() func(n int) (tasks, paydMs, machineMs float64) {
+		if endPrev != nil {
+			endPrev()
+		}
 		procMid, perr := processedTotals(insp)
-		if perr == nil {
+		if perr == nil && procAfterPayments == nil {
 			procAfterPayments = procMid
 			queuedAfterPayments = queuedTasks(insp)
 		}
 		machineMid, merr2 := machineCPU()
 		paydMid := cl.cpuSeconds()
-		if merr == nil && merr2 == nil {
-			machinePayments = machineMid - machineBefore
+		if machinePayments == 0 && paydPayments == 0 {
+			if merr == nil && merr2 == nil {
+				machinePayments = machineMid - machineBefore
+			}
+			paydPayments = paydMid - cl.cpuBefore()
 		}
-		paydPayments = paydMid - cl.cpuBefore()
+		var procEnd map[string]int
+		var perrEnd, merrEnd error
+		var paydEnd, machineEnd float64
+		ended := false
+		end := func() {
+			if !ended {
+				ended = true
+				procEnd, perrEnd = processedTotals(insp)
+				paydEnd = cl.cpuSeconds()
+				machineEnd, merrEnd = machineCPU()
+			}
+		}
+		endPrev = end
+		return func(n int) (tasks, paydMs, machineMs float64) {
+			end()
+			if n == 0 {
+				return 0, 0, 0
+			}
+			if perrEnd == nil && perr == nil {
+				tasks = float64(taskCounts(procMid, procEnd, n, 0).Total) / float64(n)
+			}
+			paydMs = 1000 * (paydEnd - paydMid) / float64(n)
+			if merrEnd == nil && merr2 == nil {
+				machineMs = 1000 * (machineEnd - machineMid) / float64(n)
+			}
+			return tasks, paydMs, machineMs
+		}
+	}
+	h := hooks{finished: cl.sampleAfter, sessions: func() func(*sessionReport) {
+		cost := phase()
 		return func(sr *sessionReport) {
-			if sr.Completed == 0 {
-				return
-			}
-			n := float64(sr.Completed)
-			if after, err := processedTotals(insp); err == nil && perr == nil {
-				sr.TasksPerSession = float64(taskCounts(procMid, after, sr.Completed, 0).Total) / n
-			}
-			sr.PaydCPUMs = 1000 * (cl.cpuSeconds() - paydMid) / n
-			if m, err := machineCPU(); err == nil && merr2 == nil {
-				sr.MachineCPUMs = 1000 * (m - machineMid) / n
-			}
+			sr.TasksPerSession, sr.PaydCPUMs, sr.MachineCPUMs = cost(sr.Completed)
+		}
+	}, flows: func() func(*flowReport) {
+		cost := phase()
+		return func(fr *flowReport) {
+			fr.TasksPerFlow, fr.PaydCPUMs, fr.MachineCPUMs = cost(fr.Settled)
 		}
 	}, posted: func() {
 		postedAt = time.Now()
@@ -346,6 +380,9 @@ func (c *cluster) startPayd(o Options, hc *http.Client, secret string) (*target,
 		t.ledgerSource = "payd all's in-process sandbox at " + sb.String()
 		sb.User = url.UserPassword("admin", c.over["PAYD_ADMIN_PASSWORD"])
 		t.ledger = func(ctx context.Context) ([]sandbox.Charge, error) { return readLedger(ctx, hc, sb.String()) }
+		mu := *sb
+		mu.Path = "/metrics"
+		t.metricsURL = mu.String()
 		return t, nil, nil
 	}
 	sbAddr, err := freeLoopback()

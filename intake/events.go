@@ -58,6 +58,8 @@ func (s *Server) toEventResponse(e store.OutboxEvent) eventResponse {
 		out.Data.Object = eventSessionObject{sessionResponse: sr, Links: eventSessionLinks{Self: sr.Links.Self}}
 	case payment.Flow:
 		out.Data.Object = toFlowResponse(o)
+	case payment.WebhookEndpoint:
+		out.Data.Object = toEndpointResponse(o)
 	}
 	return out
 }

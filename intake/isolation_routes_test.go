@@ -17,42 +17,50 @@ import (
 // it with tenant B's key on tenant A's objects (I6). A route added to
 // routes.go without an entry here fails TestIsolationCoversEveryRoute.
 var isolationCoverage = map[string][]string{
-	"POST /v1/payments":                     {"TestInvoiceIsolation", "TestTenantIsolation", "TestCrossTenantPayoutsTimelines"},
-	"GET /v1/payments":                      {"TestTenantIsolation", "TestCrossTenantPayoutsTimelines"},
-	"GET /v1/payments/{id}":                 {"TestTenantIsolation", "TestCrossTenantPayoutsTimelines"},
-	"POST /v1/payments/{id}/cancel":         {"TestTenantIsolation", "TestCrossTenantPayoutsTimelines"},
-	"POST /v1/payments/{id}/refunds":        {"TestTenantIsolation", "TestCrossTenantPayoutsTimelines"},
-	"GET /v1/payments/{id}/timeline":        {"TestTenantIsolation", "TestCrossTenantPayoutsTimelines"},
-	"POST /v1/payouts":                      {"TestPayoutTenantIsolation", "TestCrossTenantPayoutsTimelines"},
-	"GET /v1/payouts":                       {"TestPayoutTenantIsolation", "TestCrossTenantPayoutsTimelines"},
-	"GET /v1/payouts/{id}":                  {"TestPayoutTenantIsolation", "TestCrossTenantPayoutsTimelines"},
-	"PUT /v1/payouts/{id}/lines":            {"TestPayoutTenantIsolation", "TestCrossTenantPayoutsTimelines"},
-	"POST /v1/payouts/{id}/cancel":          {"TestPayoutTenantIsolation", "TestCrossTenantPayoutsTimelines"},
-	"POST /v1/invoices":                     {"TestInvoiceIsolation"},
-	"GET /v1/invoices":                      {"TestInvoiceIsolation", "TestCrossTenantPayoutsTimelines"},
-	"GET /v1/invoices/{ref}":                {"TestInvoiceIsolation"},
-	"POST /v1/users":                        {"TestInvoiceIsolation"},
-	"GET /v1/users/{ref}":                   {"TestInvoiceIsolation"},
-	"PATCH /v1/users/{ref}":                 {"TestFlowTenantIsolation"},
-	"POST /v1/payment-flows":                {"TestFlowTenantIsolation", "TestFlowCreateRefusals"},
-	"GET /v1/payment-flows":                 {"TestFlowTenantIsolation"},
-	"GET /v1/payment-flows/{id}":            {"TestFlowTenantIsolation", "TestFlowCreateRefusals"},
-	"GET /v1/payment-flows/{id}/plans":      {"TestFlowTenantIsolation"},
-	"POST /v1/payment-flows/{id}/cancel":    {"TestFlowTenantIsolation"},
-	"POST /v1/payment-sessions":             {"TestSessionTenantIsolation"},
-	"GET /v1/payment-sessions/{id}":         {"TestSessionTenantIsolation"},
-	"POST /v1/payment-sessions/{id}/submit": {"TestSessionTenantIsolation"},
-	"POST /v1/payment-sessions/{id}/cancel": {"TestSessionTenantIsolation", "TestSessionCancel"},
-	"GET /pay/{token}/session":              {"TestSessionTenantIsolation"}, // no key: token and secret only
-	"POST /pay/{token}/submit":              {"TestSessionTenantIsolation"},
-	"GET /pay/{token}":                      {"-"}, // the same static page for every token; its calls are the session routes
-	"GET /pay-assets/{file}":                {"-"}, // static files
-	"GET /v1/events":                        {"TestEventTenantIsolation"},
-	"GET /v1/events/{id}":                   {"TestEventTenantIsolation"},
-	"POST /v1/gateway/notifications":        {"-"}, // signed by the gateway, no tenant: 202 whoever's payment it names (processor/notification_test.go)
-	"GET /healthz":                          {"-"}, // no tenant
-	"GET /readyz":                           {"-"},
-	"/":                                     {"-"}, // no route: 404 route_not_found before any lookup
+	"POST /v1/payments":                             {"TestInvoiceIsolation", "TestTenantIsolation", "TestCrossTenantPayoutsTimelines"},
+	"GET /v1/payments":                              {"TestTenantIsolation", "TestCrossTenantPayoutsTimelines"},
+	"GET /v1/payments/{id}":                         {"TestTenantIsolation", "TestCrossTenantPayoutsTimelines"},
+	"POST /v1/payments/{id}/cancel":                 {"TestTenantIsolation", "TestCrossTenantPayoutsTimelines"},
+	"POST /v1/payments/{id}/refunds":                {"TestTenantIsolation", "TestCrossTenantPayoutsTimelines"},
+	"GET /v1/payments/{id}/timeline":                {"TestTenantIsolation", "TestCrossTenantPayoutsTimelines"},
+	"POST /v1/payouts":                              {"TestPayoutTenantIsolation", "TestCrossTenantPayoutsTimelines"},
+	"GET /v1/payouts":                               {"TestPayoutTenantIsolation", "TestCrossTenantPayoutsTimelines"},
+	"GET /v1/payouts/{id}":                          {"TestPayoutTenantIsolation", "TestCrossTenantPayoutsTimelines"},
+	"PUT /v1/payouts/{id}/lines":                    {"TestPayoutTenantIsolation", "TestCrossTenantPayoutsTimelines"},
+	"POST /v1/payouts/{id}/cancel":                  {"TestPayoutTenantIsolation", "TestCrossTenantPayoutsTimelines"},
+	"POST /v1/invoices":                             {"TestInvoiceIsolation"},
+	"GET /v1/invoices":                              {"TestInvoiceIsolation", "TestCrossTenantPayoutsTimelines"},
+	"GET /v1/invoices/{ref}":                        {"TestInvoiceIsolation"},
+	"POST /v1/users":                                {"TestInvoiceIsolation"},
+	"GET /v1/users/{ref}":                           {"TestInvoiceIsolation"},
+	"PATCH /v1/users/{ref}":                         {"TestFlowTenantIsolation"},
+	"POST /v1/payment-flows":                        {"TestFlowTenantIsolation", "TestFlowCreateRefusals"},
+	"GET /v1/payment-flows":                         {"TestFlowTenantIsolation"},
+	"GET /v1/payment-flows/{id}":                    {"TestFlowTenantIsolation", "TestFlowCreateRefusals"},
+	"GET /v1/payment-flows/{id}/plans":              {"TestFlowTenantIsolation"},
+	"POST /v1/payment-flows/{id}/cancel":            {"TestFlowTenantIsolation"},
+	"POST /v1/payment-sessions":                     {"TestSessionTenantIsolation"},
+	"GET /v1/payment-sessions/{id}":                 {"TestSessionTenantIsolation"},
+	"POST /v1/payment-sessions/{id}/submit":         {"TestSessionTenantIsolation"},
+	"POST /v1/payment-sessions/{id}/cancel":         {"TestSessionTenantIsolation", "TestSessionCancel"},
+	"GET /pay/{token}/session":                      {"TestSessionTenantIsolation"}, // no key: token and secret only
+	"POST /pay/{token}/submit":                      {"TestSessionTenantIsolation"},
+	"GET /pay/{token}":                              {"-"}, // the same static page for every token; its calls are the session routes
+	"GET /pay-assets/{file}":                        {"-"}, // static files
+	"GET /v1/events":                                {"TestEventTenantIsolation"},
+	"GET /v1/events/{id}":                           {"TestEventTenantIsolation"},
+	"POST /v1/events/{id}/redeliver":                {"TestWebhookRedeliver"},
+	"POST /v1/webhook-endpoints":                    {"TestWebhookEndpointTenantIsolation"},
+	"GET /v1/webhook-endpoints":                     {"TestWebhookEndpointTenantIsolation"},
+	"GET /v1/webhook-endpoints/{id}":                {"TestWebhookEndpointTenantIsolation"},
+	"POST /v1/webhook-endpoints/{id}":               {"TestWebhookEndpointTenantIsolation"},
+	"DELETE /v1/webhook-endpoints/{id}":             {"TestWebhookEndpointTenantIsolation"},
+	"POST /v1/webhook-endpoints/{id}/rotate-secret": {"TestWebhookEndpointTenantIsolation"},
+	"GET /v1/webhook-endpoints/{id}/deliveries":     {"TestWebhookEndpointTenantIsolation"},
+	"POST /v1/gateway/notifications":                {"-"}, // signed by the gateway, no tenant: 202 whoever's payment it names (processor/notification_test.go)
+	"GET /healthz":                                  {"-"}, // no tenant
+	"GET /readyz":                                   {"-"},
+	"/":                                             {"-"}, // no route: 404 route_not_found before any lookup
 }
 
 // TestIsolationCoversEveryRoute reads routes.go and requires every route to

@@ -93,29 +93,41 @@ func (s *Server) submitSession(w http.ResponseWriter, r *http.Request, tenantID,
 	var k *store.IdemKey
 	if key := r.Header.Get("Idempotency-Key"); key != "" {
 		if !validIdemKey(key) {
+			// the session must exist before anything else is said about it
+			if _, err := s.store.GetSession(ctx, tenantID, sessionID); err != nil {
+				return err
+			}
 			return errf(http.StatusBadRequest, typeInvalidRequest, "idempotency_key_invalid",
 				"Idempotency-Key must be 1 to 255 printable ASCII characters")
 		}
 		k = &store.IdemKey{TenantID: tenantID, Route: route, Key: idemScope(key)}
-		if done, err := s.replayed(w, r, *k, fp); done || err != nil {
-			return err
-		}
-		// a submit under this key recorded its payment but never stored
-		// its answer (it died, or its client left, before its wait ended):
-		// the retry answers with that payment, never a second one
-		if payID, ok, err := s.store.LapsedSubmit(ctx, *k, fp); err != nil || ok {
-			if err != nil {
-				return err
-			}
-			return s.answerLapsedSubmit(ctx, w, tenantID, sessionID, payID, *k, fp)
-		}
 	}
+	// One statement: the session (404 if it is not the tenant's), the
+	// key's record, and the submit lock unless the key answers instead.
 	until := s.store.Now().Add(sessionSubmitLock).UTC().Truncate(time.Microsecond)
-	sess, refusal, err := s.store.LockSessionSubmit(ctx, tenantID, sessionID, until)
+	st, err := s.store.BeginSubmit(ctx, tenantID, sessionID, k, fp, until)
 	if err != nil {
 		return err
 	}
-	switch refusal {
+	switch st.Idem.State {
+	case store.IdemInFlight:
+		return errInFlight
+	case store.IdemMismatch:
+		return errKeyReused
+	case store.IdemReplay:
+		s.metrics.IdempotentReplays.WithLabelValues(k.Route).Inc()
+		w.Header().Set("Idempotent-Replayed", "true")
+		writeRaw(w, st.Idem.Code, st.Idem.Body)
+		return nil
+	}
+	if st.LapsedPayment != "" {
+		// a submit under this key recorded its payment but never stored
+		// its answer (it died, or its client left, before its wait ended):
+		// the retry answers with that payment, never a second one
+		return s.answerLapsedSubmit(ctx, w, tenantID, sessionID, st.LapsedPayment, *k, fp)
+	}
+	sess := st.Session
+	switch st.Refusal {
 	case store.SessionIsBusy:
 		return errSessionBusy
 	case store.SessionIsComplete:
@@ -186,8 +198,11 @@ func (s *Server) submitSession(w http.ResponseWriter, r *http.Request, tenantID,
 		return err
 	}
 	s.metrics.PaymentsCreated.WithLabelValues(string(pay.Method), store.SurfaceSessions).Inc()
+	// waiting starts before the payment can run: its outcome's wake-up cannot come first
+	woken, stopWait, live := s.store.WaitPayment(pay.ID)
 	s.enqueueStep(ctx, payment.StepCreate, pay.ID, 1)
-	pay = s.awaitOutcome(ctx, pay)
+	pay = s.awaitOutcome(ctx, pay, woken, live)
+	stopWait()
 	code, body, ans := s.submitAnswer(pay, sess)
 	answer = ans
 	if k != nil {
@@ -202,22 +217,29 @@ func (s *Server) submitSession(w http.ResponseWriter, r *http.Request, tenantID,
 	return nil
 }
 
-// Submit polls: the first read after awaitFirstPoll, each later one after
-// twice the previous pause, at most awaitMaxPoll apart. A card payment
-// usually ends within a few of the first pauses; a slower one costs a read
-// every awaitMaxPoll, not one every few milliseconds (a fixed 15 ms poll
-// was about half a session's database transactions in the benchmark).
+// Without wake-ups (the listener is down) a submit polls: the first read
+// after awaitFirstPoll, each later one after twice the previous pause, at
+// most awaitMaxPoll apart. With them, a read follows each wake-up (the
+// worker's commit of the payment's outcome, store.WaitPayment) and the poll
+// is only the fallback for a wake-up that was lost: first after
+// Config.SessionSubmitPoll, then doubling, so a lost notification costs
+// latency, never the answer. The wait always ends with a read at its
+// deadline.
 const (
 	awaitFirstPoll = 10 * time.Millisecond
 	awaitMaxPoll   = 160 * time.Millisecond
 )
 
-// awaitOutcome polls the payment until it finishes, awaits the customer,
-// or the submit wait is over (or the client went away).
-func (s *Server) awaitOutcome(ctx context.Context, pay payment.Payment) payment.Payment {
+// awaitOutcome waits for the payment to finish, await the customer, or for
+// the submit wait to be over (or the client to go away): it reads the
+// payment when woken and at each poll.
+func (s *Server) awaitOutcome(ctx context.Context, pay payment.Payment, woken <-chan struct{}, live bool) payment.Payment {
 	deadline := time.NewTimer(s.cfg.SessionSubmitWait)
 	defer deadline.Stop()
-	pause := awaitFirstPoll
+	pause, maxPause := awaitFirstPoll, awaitMaxPoll
+	if live {
+		pause, maxPause = s.cfg.SessionSubmitPoll, max(s.cfg.SessionSubmitPoll, 4*s.cfg.SessionSubmitPoll)
+	}
 	tick := time.NewTimer(pause)
 	defer tick.Stop()
 	for {
@@ -230,9 +252,15 @@ func (s *Server) awaitOutcome(ctx context.Context, pay payment.Payment) payment.
 				pay = p
 			}
 			return pay
+		case <-woken:
+			woken = nil // one wake-up per wait (the channel is closed)
+			s.metrics.SessionSubmitWakeups.WithLabelValues("notified").Inc()
 		case <-tick.C:
-			pause = min(2*pause, awaitMaxPoll)
+			pause = min(2*pause, maxPause)
 			tick.Reset(pause)
+			if live {
+				s.metrics.SessionSubmitWakeups.WithLabelValues("polled").Inc()
+			}
 		}
 		p, err := s.store.PaymentHead(ctx, pay.ID)
 		if err != nil {
@@ -286,10 +314,8 @@ func (s *Server) handleSubmitSession(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	p := principal(r.Context())
-	// the session must exist for this tenant before anything else is said about it
-	if _, err := s.store.GetSession(r.Context(), p.TenantID, r.PathValue("id")); err != nil {
-		return err
-	}
+	// the session must exist for this tenant before anything else is said
+	// about it: submitSession's first statement answers 404 if it does not;
 	// the Idempotency-Key is scoped to the session as well as the tenant and route
 	return s.submitSession(w, r, p.TenantID, r.PathValue("id"), v, route+" "+r.PathValue("id"), p.KeyID)
 }

@@ -21,6 +21,10 @@ import (
 // outcome (PAYD_SESSION_SUBMIT_WAIT).
 const DefaultSessionSubmitWait = 3 * time.Second
 
+// DefaultSessionSubmitPoll is the first pause of a submit's fallback poll
+// while wake-ups work (a lost wake-up costs at most about this much).
+const DefaultSessionSubmitPoll = 250 * time.Millisecond
+
 type sessionLink struct {
 	Href string `json:"href"`
 }
@@ -96,7 +100,10 @@ func (s *Server) pageURL(token string) string {
 // its expiry step at expires_on (the sweeper enqueues it if that fails). It
 // runs under the Idempotency-Key like every POST, with one difference: the
 // stored answer leaves out payment_session_secret, which is kept nowhere
-// but as a hash, so a replay answers the session without it.
+// but as a hash, so a replay answers the session without it. As a card
+// payment's create, the session, its audit row and the key's answer are one
+// statement shared with concurrent creates (store.CreateSessionWith); a key
+// already used is looked up only when that statement finds it.
 func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) error {
 	const route = "POST /v1/payment-sessions"
 	ctx := r.Context()
@@ -110,14 +117,18 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	if k != nil {
-		if done, err := s.replayed(w, r, *k, fp); done || err != nil {
-			return err
+	refuse := func(err error) error {
+		// a key already used answers as such, whatever else is wrong
+		if k != nil {
+			if done, rerr := s.replayed(w, r, *k, fp); done || rerr != nil {
+				return rerr
+			}
 		}
+		return err
 	}
 	if v.ExpiresOn != nil {
 		if code := expiresOnRefusal(*v.ExpiresOn, s.store.Now()); code != "" {
-			return validation(map[string]string{"expires_on": code})
+			return refuse(validation(map[string]string{"expires_on": code}))
 		}
 	}
 	var invoiceID string
@@ -125,13 +136,13 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 		inv, err := s.store.InvoiceHead(ctx, p.TenantID, v.InvoiceRef)
 		switch {
 		case errors.Is(err, payment.ErrNotFound):
-			return validation(map[string]string{"invoice_id": "invoice_not_found"})
+			return refuse(validation(map[string]string{"invoice_id": "invoice_not_found"}))
 		case err != nil:
-			return err
+			return refuse(err)
 		case inv.Status == invoiceVoid:
-			return validation(map[string]string{"invoice_id": "invoice_void"})
+			return refuse(validation(map[string]string{"invoice_id": "invoice_void"}))
 		case inv.Currency != v.Amount.Currency:
-			return validation(map[string]string{"currency": "currency_mismatch"})
+			return refuse(validation(map[string]string{"currency": "currency_mismatch"}))
 		}
 		invoiceID = inv.ID
 	}
@@ -139,55 +150,49 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 	if v.ExpiresOn != nil {
 		expires = *v.ExpiresOn
 	}
-	var (
-		sess   payment.Session
-		secret string
-		body   []byte
-	)
-	txCtx, cancel := context.WithTimeout(ctx, s.cfg.TxTimeout)
-	defer cancel()
-	err = s.store.InTx(txCtx, func(tx *store.Store) error {
-		if k != nil {
-			if err := tx.LockIdempotent(txCtx, *k); err != nil {
-				return err
-			}
-		}
-		var err error
-		sess, secret, err = tx.CreateSession(txCtx, store.NewSession{TenantID: p.TenantID, Amount: v.Amount,
+	sc := store.SessionCreate{
+		NewSession: store.NewSession{TenantID: p.TenantID, Amount: v.Amount,
 			Reference: v.Reference, Description: v.Description, DisplayName: v.DisplayName, Locale: v.Locale,
 			SuccessURL: v.SuccessURL, FailureURL: v.FailureURL, EnabledMethods: v.EnabledMethods, Request: v.Request,
-			InvoiceID: invoiceID, ExpiresOn: expires, RetryLimit: v.RetryLimit, Actor: p.KeyID})
-		if err != nil {
+			InvoiceID: invoiceID, ExpiresOn: expires, RetryLimit: v.RetryLimit, Actor: p.KeyID},
+		Respond: func(sess payment.Session) (int, []byte, error) {
+			b, err := json.Marshal(s.toSessionResponse(sess)) // without the secret
+			return http.StatusCreated, b, err
+		},
+	}
+	if k != nil {
+		sc.Idem = &store.IdemWrite{Key: *k, Fingerprint: fp, TTL: s.cfg.IdempotencyTTL}
+	}
+	var res store.SessionCreateResult
+	for try := 0; ; try++ {
+		if res, err = s.store.CreateSessionWith(ctx, sc); err != nil {
 			return err
 		}
-		if body, err = json.Marshal(s.toSessionResponse(sess)); err != nil { // without the secret
-			return err
+		if res.Outcome != store.KeyUsed {
+			break
 		}
-		if k != nil {
-			return tx.PutIdempotent(txCtx, store.IdemWrite{Key: *k, Fingerprint: fp, TTL: s.cfg.IdempotencyTTL,
-				Code: http.StatusCreated, Body: body})
-		}
-		return nil
-	})
-	if errors.Is(err, store.ErrIdemTaken) {
 		if done, err := s.replayed(w, r, *k, fp); done || err != nil {
 			return err
 		}
-		return errInFlight
+		// an expired record: forget it and run the request once more
+		if err := s.store.ForgetIdempotent(ctx, *k); err != nil || try > 0 {
+			return errInFlight
+		}
 	}
-	if errors.Is(err, payment.ErrNotFound) {
+	switch res.Outcome {
+	case store.KeyInFlight:
+		return errInFlight
+	case store.InvoiceRefused:
 		return validation(map[string]string{"invoice_id": "invoice_not_found"})
 	}
-	if err != nil {
-		return err
-	}
+	sess := res.Session
 	s.metrics.SessionsCreated.Inc()
 	shown := s.toSessionResponse(sess)
-	shown.PaymentSessionSecret = secret
+	shown.PaymentSessionSecret = res.Secret
 	// The hosted page's link carries the secret in its fragment, which a
 	// browser never sends: the page reads it there (intake/page/pay.js).
 	// Only this first answer has it; a replay has neither.
-	shown.Links.Redirect.Href += "#" + url.PathEscape(secret)
+	shown.Links.Redirect.Href += "#" + url.PathEscape(res.Secret)
 	s.answer(w, r, http.StatusCreated, mustJSON(shown), nil, func(ctx context.Context, _ any) {
 		s.enqueueSessionExpiry(ctx, sess.ID, sess.StepSeq, sess.ExpiresOn)
 	})

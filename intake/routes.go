@@ -66,6 +66,16 @@ func (s *Server) routes() http.Handler {
 	// merchant events: the outbox every transition writes (events.go, docs/events.md)
 	handle("GET /v1/events", s.handleListEvents, true)
 	handle("GET /v1/events/{id}", s.handleGetEvent, true)
+	handle("POST /v1/events/{id}/redeliver", s.handleRedeliver, true)
+
+	// webhook endpoints: where events are delivered, signed (webhook_endpoints.go)
+	handle("POST /v1/webhook-endpoints", s.handleCreateEndpoint, true)
+	handle("GET /v1/webhook-endpoints", s.handleListEndpoints, true)
+	handle("GET /v1/webhook-endpoints/{id}", s.handleGetEndpoint, true)
+	handle("POST /v1/webhook-endpoints/{id}", s.handleUpdateEndpoint, true)
+	handle("DELETE /v1/webhook-endpoints/{id}", s.handleDeleteEndpoint, true)
+	handle("POST /v1/webhook-endpoints/{id}/rotate-secret", s.handleRotateSecret, true)
+	handle("GET /v1/webhook-endpoints/{id}/deliveries", s.handleListDeliveries, true)
 
 	// gateway notifications: signed by the gateway, not by a tenant's key
 	handle("POST /v1/gateway/notifications", s.handleGatewayNotification, false)

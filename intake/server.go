@@ -25,6 +25,7 @@ import (
 	"github.com/payd/payd/jobs"
 	"github.com/payd/payd/metrics"
 	"github.com/payd/payd/store"
+	"github.com/payd/payd/webhook"
 )
 
 // Config tunes the API.
@@ -49,9 +50,14 @@ type Config struct {
 	// Payment sessions: PublicURL is where payd's public API is reachable
 	// by a customer's browser (the hosted page is PublicURL/pay/{token});
 	// SessionSubmitWait is how long a submit waits for its payment's
-	// outcome before answering 202.
+	// outcome before answering 202; SessionSubmitPoll is the first pause of
+	// its fallback poll while the worker's wake-ups work (awaitOutcome).
 	PublicURL         string
 	SessionSubmitWait time.Duration
+	SessionSubmitPoll time.Duration
+	// WebhookPolicy is what webhook endpoint URLs may be (http, private
+	// addresses: PAYD_WEBHOOK_ALLOW_HTTP, PAYD_WEBHOOK_ALLOW_PRIVATE).
+	WebhookPolicy webhook.Policy
 }
 
 // Deps are what the handlers use.
@@ -65,6 +71,9 @@ type Deps struct {
 	// Tokenizer exchanges a payment session's session_data for a one-time
 	// payment token (the gateway's); nil refuses every submit with 502.
 	Tokenizer connector.Tokenizer
+	// Keyring seals webhook endpoint secrets (PAYD_WEBHOOK_KEYS); nil
+	// refuses endpoint creation with 409 webhooks_not_configured.
+	Keyring *webhook.Keyring
 }
 
 // Server is the HTTP API.
@@ -85,6 +94,7 @@ type Server struct {
 	// notifySecrets are Config.NotifySecrets as keys; empty disables
 	// gateway notifications.
 	notifySecrets [][]byte
+	keyring       *webhook.Keyring
 }
 
 // NewServer builds the API handler with defaults filled in.
@@ -121,6 +131,9 @@ func NewServer(d Deps) *Server {
 	if c.SessionSubmitWait <= 0 {
 		c.SessionSubmitWait = DefaultSessionSubmitWait
 	}
+	if c.SessionSubmitPoll <= 0 {
+		c.SessionSubmitPoll = DefaultSessionSubmitPoll
+	}
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
@@ -128,7 +141,7 @@ func NewServer(d Deps) *Server {
 		d.Metrics = metrics.Discard()
 	}
 	s := &Server{store: d.Store, enqueue: d.Enqueue, redis: d.Redis, metrics: d.Metrics, log: d.Log, cfg: c, tokens: d.Tokenizer,
-		auth: newAuthCache(c.AuthCacheTTL), invoices: newInvoiceHeads()}
+		auth: newAuthCache(c.AuthCacheTTL), invoices: newInvoiceHeads(), keyring: d.Keyring}
 	for _, secret := range c.NotifySecrets {
 		if secret != "" {
 			s.notifySecrets = append(s.notifySecrets, []byte(secret))

@@ -64,6 +64,10 @@ var specs = map[string]spec{
 	TypeSessionExpire: {QueueLow, 10, 30 * time.Second},
 	// reads and writes Postgres only: a 100-payee flow's recompute is one transaction
 	TypeFlowRecompute: {QueueDefault, 10, 30 * time.Second},
+	// one POST with a 10 s timeout; a failed try is scheduled again by the
+	// handler itself (its own backoff over days), so asynq retries only
+	// what never reached the receiver (Postgres down)
+	TypeWebhookDeliver: {QueueDefault, 5, 30 * time.Second},
 }
 
 // Timeout is the handler deadline of a task type.
@@ -328,6 +332,8 @@ func StepQueue(step payment.Step) string {
 		return specs[TypeSessionExpire].queue
 	case "flow":
 		return specs[TypeFlowRecompute].queue
+	case "delivery":
+		return specs[TypeWebhookDeliver].queue
 	}
 	return specs[TypePaymentRefund].queue
 }

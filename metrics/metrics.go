@@ -41,10 +41,18 @@ type Metrics struct {
 	// payment flows (seed 000): flows created, status changes by status,
 	// recomputes by outcome and their duration, plan payments created
 	FlowsCreated        prometheus.Counter
-	FlowTransitions     *prometheus.CounterVec   // to (processing, settled, failed, canceled)
-	FlowRecomputes      *prometheus.CounterVec   // outcome (changed, unchanged, stale, error)
-	FlowRecomputeTime   prometheus.Histogram     // seconds, changed and unchanged runs
-	FlowPaymentsCreated *prometheus.CounterVec   // batch (payins, payouts)
+	FlowTransitions     *prometheus.CounterVec // to (processing, settled, failed, canceled)
+	FlowRecomputes      *prometheus.CounterVec // outcome (changed, unchanged, stale, error)
+	FlowRecomputeTime   prometheus.Histogram   // seconds, changed and unchanged runs
+	FlowPaymentsCreated *prometheus.CounterVec // batch (payins, payouts)
+	// reads of a submit's payment while it waits with wake-ups: after a
+	// wake-up (notified) or by the fallback poll (polled)
+	SessionSubmitWakeups *prometheus.CounterVec // how
+	// webhooks: tries by outcome, event-to-delivery latency, endpoints
+	// disabled (the outbox backlog is the monitor's gauge)
+	WebhookDeliveries *prometheus.CounterVec // outcome (delivered, retry, failed, refused)
+	WebhookLatency    prometheus.Histogram   // seconds from the event to its 2xx
+	WebhooksDisabled  prometheus.Counter
 }
 
 // New registers every collector on reg.
@@ -126,12 +134,26 @@ func New(reg prometheus.Registerer) *Metrics {
 		FlowPaymentsCreated: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "payd_payment_flow_payments_created_total", Help: "Payments created by payment flow plans, by batch (payins, payouts)."},
 			[]string{"batch"}),
+		SessionSubmitWakeups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payd_payment_session_submit_reads_total",
+			Help: "Reads of a waiting submit's payment: after the worker's wake-up (notified) or by the fallback poll (polled)."},
+			[]string{"how"}),
+		WebhookDeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payd_webhook_deliveries_total",
+			Help: "Webhook delivery tries by outcome: delivered (2xx), retry (scheduled again), failed (retries ran out or the endpoint is gone), refused (the address is not allowed)."},
+			[]string{"outcome"}),
+		WebhookLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "payd_webhook_delivery_latency_seconds", Help: "From an event to its delivery's 2xx.",
+			Buckets: []float64{.05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 300, 3600, 86400}}),
+		WebhooksDisabled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "payd_webhook_endpoints_disabled_total", Help: "Webhook endpoints disabled because every delivery failed for the whole retry window."}),
 	}
 	reg.MustRegister(m.PaymentsCreated, m.Transitions, m.AttemptOutcomes, m.AttemptLatency, m.TimeToTerminal,
 		m.IdempotentReplays, m.SweeperEnqueued, m.Enqueues, m.HTTPRequests, m.HTTPLatency, m.TaskOutcomes,
 		m.GatewayNotifications, m.GatewayNotificationChecks, m.Voids, m.LateCharges, m.ReconciliationFindings,
 		m.ReconciliationRuns, m.ReviewResolutions, m.SessionsCreated, m.SessionsFinished, m.SessionSubmitLatency,
-		m.FlowsCreated, m.FlowTransitions, m.FlowRecomputes, m.FlowRecomputeTime, m.FlowPaymentsCreated)
+		m.FlowsCreated, m.FlowTransitions, m.FlowRecomputes, m.FlowRecomputeTime, m.FlowPaymentsCreated,
+		m.SessionSubmitWakeups, m.WebhookDeliveries, m.WebhookLatency, m.WebhooksDisabled)
 	return m
 }
 

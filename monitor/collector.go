@@ -26,6 +26,7 @@ type Collector struct {
 	review   *prometheus.Desc
 	findings *prometheus.Desc
 	flows    *prometheus.Desc
+	backlog  *prometheus.Desc
 	up       *prometheus.Desc
 }
 
@@ -44,6 +45,8 @@ func NewCollector(insp *asynq.Inspector, st *store.Store) *Collector {
 		flows: prometheus.NewDesc("payd_payment_flows_open",
 			"Payment flows not settled or canceled, by status (pending, processing, failed: blocked until an operator or a new payin method acts).",
 			[]string{"status"}, nil),
+		backlog: prometheus.NewDesc("payd_webhook_deliveries_pending",
+			"The webhook outbox backlog: deliveries not yet delivered nor failed (new, or waiting for a retry).", nil, nil),
 		up: prometheus.NewDesc("payd_monitor_source_up", "Whether the monitor could read a source (redis, postgres).", []string{"source"}, nil),
 	}
 }
@@ -55,6 +58,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.review
 	ch <- c.findings
 	ch <- c.flows
+	ch <- c.backlog
 	ch <- c.up
 }
 
@@ -112,6 +116,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		for status, n := range open {
 			ch <- prometheus.MustNewConstMetric(c.flows, prometheus.GaugeValue, float64(n), status)
 		}
+	}
+	if n, err := c.store.PendingDeliveries(ctx); err != nil {
+		pgUp = 0
+	} else {
+		ch <- prometheus.MustNewConstMetric(c.backlog, prometheus.GaugeValue, float64(n))
 	}
 	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, pgUp, "postgres")
 }

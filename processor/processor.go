@@ -10,7 +10,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -20,6 +22,7 @@ import (
 	"github.com/payd/payd/metrics"
 	"github.com/payd/payd/payment"
 	"github.com/payd/payd/store"
+	"github.com/payd/payd/webhook"
 )
 
 // Config tunes the handlers.
@@ -49,6 +52,11 @@ type Config struct {
 	// flight. ReconcileOverlap is how far each periodic run reaches back
 	// before where the last one ended.
 	ReconcileGrace, ReconcileOverlap time.Duration
+	// Webhooks: what URLs deliveries may reach, the timeout of one try,
+	// and the unit of the retry schedule (PAYD_RETRY_UNIT; webhook.NextTry).
+	WebhookPolicy  webhook.Policy
+	WebhookTimeout time.Duration
+	WebhookUnit    time.Duration
 }
 
 // Deps are what the handlers use.
@@ -59,12 +67,20 @@ type Deps struct {
 	Metrics *metrics.Metrics
 	Log     *slog.Logger
 	Config  Config
+	// Webhook deliveries: the keys that open endpoint secrets, and the
+	// renderer of an event's body (intake's, wired by cmd/payd: the body
+	// is the object in its surface's shape, which only intake knows).
+	// Without either, deliveries wait (and the dispatcher does not run).
+	Keyring     *webhook.Keyring
+	RenderEvent func(context.Context, store.OutboxEvent) ([]byte, error)
 }
 
 // Processor runs payd's tasks.
 type Processor struct {
 	Deps
-	cfg Config
+	cfg      Config
+	whOnce   sync.Once
+	whClient *http.Client
 }
 
 // New builds a Processor, filling defaults.
@@ -100,6 +116,12 @@ func New(d Deps) *Processor {
 	if c.ReconcileOverlap <= 0 {
 		c.ReconcileOverlap = 10 * time.Minute
 	}
+	if c.WebhookTimeout <= 0 {
+		c.WebhookTimeout = 10 * time.Second
+	}
+	if c.WebhookUnit <= 0 {
+		c.WebhookUnit = time.Second
+	}
 	if c.Policy.Card == nil {
 		c.Policy = payment.DefaultRetryPolicy(time.Second)
 	}
@@ -125,6 +147,7 @@ func (p *Processor) Mux() *asynq.ServeMux {
 	mux.Handle(jobs.TypePaymentVoid, p.wrap(jobs.TypePaymentVoid, p.void))
 	mux.Handle(jobs.TypeSessionExpire, p.wrap(jobs.TypeSessionExpire, p.expireSession))
 	mux.Handle(jobs.TypeFlowRecompute, p.wrap(jobs.TypeFlowRecompute, p.recomputeFlow))
+	mux.Handle(jobs.TypeWebhookDeliver, p.wrap(jobs.TypeWebhookDeliver, p.deliverWebhook))
 	mux.Handle(jobs.TypeReconcile, p.wrap(jobs.TypeReconcile, p.reconcileTask))
 	mux.Handle(jobs.TypeGatewayNotification, p.wrap(jobs.TypeGatewayNotification, p.notification))
 	mux.Handle(jobs.TypeSweep, p.wrap(jobs.TypeSweep, func(ctx context.Context, _ *asynq.Task) error {

@@ -95,7 +95,7 @@ func (p *Processor) sweepOne(ctx context.Context, d store.Due, now time.Time) (i
 				return 0, err
 			}
 			p.Log.WarnContext(ctx, "sweep re-armed a step whose task was stuck", "payment_id", d.PaymentID,
-				"refund_id", d.RefundID, "session_id", d.SessionID, "flow_id", d.FlowID, "notification_id", d.Notification.ID, "step", string(d.Step), "state", int(state))
+				"refund_id", d.RefundID, "session_id", d.SessionID, "flow_id", d.FlowID, "delivery_id", d.DeliveryID, "notification_id", d.Notification.ID, "step", string(d.Step), "state", int(state))
 			d.Seq = seq
 		}
 	}
@@ -107,6 +107,8 @@ func (p *Processor) sweepOne(ctx context.Context, d store.Due, now time.Time) (i
 		err = p.Enqueue.SessionExpire(ctx, d.SessionID, d.Seq, now)
 	case d.FlowID != "":
 		err = p.Enqueue.FlowRecompute(ctx, d.FlowID, d.Seq)
+	case d.DeliveryID != "":
+		err = p.Enqueue.Deliver(ctx, d.DeliveryID, d.Seq, time.Time{})
 	case d.RefundID != "":
 		err = p.Enqueue.Refund(ctx, d.RefundID, d.Seq, now)
 	default:
@@ -129,6 +131,9 @@ func (p *Processor) taskState(d store.Due) (jobs.TaskState, error) {
 	}
 	if d.FlowID != "" {
 		return p.Enqueue.FlowState(d.FlowID, d.Seq)
+	}
+	if d.DeliveryID != "" {
+		return p.Enqueue.DeliverState(d.DeliveryID, d.Seq)
 	}
 	return p.Enqueue.State(d.Step, d.PaymentID+d.RefundID, d.Seq)
 }

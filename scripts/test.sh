@@ -37,7 +37,8 @@ fi
 # PostgreSQL and Redis). PAYD_CHROMIUM names another binary instead.
 ensure_chromium() {
 	[[ -n "${PAYD_CHROMIUM:-}" ]] && return 0
-	if command -v chromium >/dev/null 2>&1 && [[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]]; then
+	if command -v chromium >/dev/null 2>&1 && [[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] &&
+		command -v node >/dev/null 2>&1 && command -v python3 >/dev/null 2>&1; then
 		return 0
 	fi
 	local sudo=()
@@ -46,11 +47,11 @@ ensure_chromium() {
 		sudo=(sudo -n)
 	fi
 	command -v apt-get >/dev/null 2>&1 || { echo "test.sh: apt-get not found; install chromium by hand (or set PAYD_CHROMIUM)" >&2; return 1; }
-	echo "test.sh: installing chromium and fonts-dejavu-core for the browser tests" >&2
+	echo "test.sh: installing chromium and fonts-dejavu-core for the browser tests, nodejs and python3 for the README's webhook snippets" >&2
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 </dev/null
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
 		-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-		chromium fonts-dejavu-core >&2 </dev/null
+		chromium fonts-dejavu-core nodejs python3 >&2 </dev/null
 	command -v chromium >/dev/null 2>&1 || { echo "test.sh: chromium still not found after install" >&2; return 1; }
 }
 # A failed install is not fatal here: the browser tests then fail and say why.

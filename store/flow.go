@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/payd/payd/payment"
 )
@@ -310,6 +311,18 @@ type RecomputeResult struct {
 // the plan changed.
 func (s *Store) RecomputeFlow(ctx context.Context, flowID string, seq int, actor string) (RecomputeResult, error) {
 	var res RecomputeResult
+	if s.tx == nil {
+		// a task older than the flow's step is stale: told without taking
+		// the flow's lock, so a burst of transitions (a 100-payee flow's
+		// payouts) does not queue its stale recomputes behind the live one
+		var cur int
+		if err := s.q.QueryRowxContext(ctx, `SELECT step_seq FROM payment_flows WHERE id = $1`, flowID).Scan(&cur); err != nil {
+			return res, translate(fmt.Errorf("flow step: %w", err))
+		}
+		if seq < cur {
+			return RecomputeResult{Outcome: RecomputeStale}, nil
+		}
+	}
 	err := s.InTx(ctx, func(tx *Store) error {
 		res = RecomputeResult{}
 		var r flowRow
@@ -332,7 +345,12 @@ func (s *Store) RecomputeFlow(ctx context.Context, flowID string, seq int, actor
 			return err
 		}
 		plan := payment.PlanFlow(in)
+		var payouts []payment.PlanPayment
 		for _, pp := range plan.ToCreate() {
+			if pp.Direction == payment.DirectionPayout {
+				payouts = append(payouts, pp)
+				continue
+			}
 			pay, methodID, err := tx.createFlowPayment(ctx, flow, inv, users[pp.UserID], pp, actor)
 			if err != nil {
 				return err
@@ -341,6 +359,14 @@ func (s *Store) RecomputeFlow(ctx context.Context, flowID string, seq int, actor
 			in.Payments = append(in.Payments, payment.FlowPayment{PaymentID: pay.ID, Batch: batchOf(pp.Direction),
 				UserID: pp.UserID, Generation: pp.Generation, Amount: pp.Amount, MethodID: methodID,
 				Status: pay.Status, CreatedAt: pay.CreatedAt})
+		}
+		if len(payouts) > 0 {
+			created, fps, err := tx.createFlowPayouts(ctx, flow, users, payouts, actor)
+			if err != nil {
+				return err
+			}
+			res.Created = append(res.Created, created...)
+			in.Payments = append(in.Payments, fps...)
 		}
 		if len(res.Created) > 0 {
 			plan = payment.PlanFlow(in)
@@ -614,4 +640,88 @@ func (s *Store) UpdateUser(ctx context.Context, tenantID, ref string, up UserUpd
 		return nil
 	})
 	return u, flows, err
+}
+
+// createFlowPayouts records a batch's payouts in one statement (a
+// 100-payee flow's payouts are one round trip, not a hundred): each a
+// PENDING seed-002 payout to its payee's account with its create step due
+// now, its creation audit row, its payout_details and its
+// payment_flow_payments row (whose primary key refuses a second payout of
+// the same plan payment, and payout_details' unique external id a second
+// payout of the same generation). A payee account blocked after a return
+// is payment.ErrAccountBlocked.
+func (s *Store) createFlowPayouts(ctx context.Context, flow payment.Flow, users map[string]payment.User,
+	pps []payment.PlanPayment, actor string) ([]payment.Payment, []payment.FlowPayment, error) {
+	n := len(pps)
+	ids, methods, pmids, exts, fps, details, userIDs, methodIDs, metas := strs(n), strs(n), strs(n), strs(n), strs(n), strs(n), strs(n), strs(n), strs(n)
+	amounts, gens := make([]int64, n), make([]int64, n)
+	live := make([]bool, n)
+	for i, pp := range pps {
+		u := users[pp.UserID]
+		a := u.PayoutAccount
+		if a == nil {
+			return nil, nil, fmt.Errorf("flow %s: payee %s has no payout account: %w", flow.ID, u.ID, payment.ErrConflict)
+		}
+		b := a.Beneficiary()
+		d, err := json.Marshal(a)
+		if err != nil {
+			return nil, nil, err
+		}
+		m, err := json.Marshal(map[string]string{"payment_flow_id": flow.ID, "payment_flow_batch": payment.BatchPayouts,
+			"payment_flow_generation": strconv.Itoa(pp.Generation)})
+		if err != nil {
+			return nil, nil, err
+		}
+		ids[i], methods[i], pmids[i] = NewID(payment.PrefixPayment), string(a.Method), b.AccountKey(a.Method)
+		exts[i] = flow.ID + ":payouts:" + u.ID + ":" + strconv.Itoa(pp.Generation)
+		fps[i], details[i], userIDs[i], methodIDs[i], metas[i] = b.AccountFingerprint(a.Method), string(d), u.ID, payoutMethodID(u), string(m)
+		amounts[i], gens[i], live[i] = pp.Amount, int64(pp.Generation), a.Method.BankRail()
+	}
+	var blocked bool
+	if err := s.q.QueryRowxContext(ctx, `SELECT EXISTS (SELECT 1 FROM blocked_accounts WHERE tenant_id = $1
+		AND account_fingerprint = ANY ($2::text[]))`, flow.TenantID, pq.Array(fps)).Scan(&blocked); err != nil {
+		return nil, nil, translate(fmt.Errorf("blocked accounts: %w", err))
+	}
+	if blocked {
+		return nil, nil, fmt.Errorf("flow %s: %w", flow.ID, payment.ErrAccountBlocked)
+	}
+	now := s.now()
+	_, err := s.q.ExecContext(ctx, `
+		WITH r AS (
+			SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[],
+				$8::text[], $9::int8[], $10::text[], $11::jsonb[], $12::bool[])
+			AS r(id, amount, method, pmid, ext, fp, details, user_id, gen, method_id, meta, live)),
+		p AS (
+			INSERT INTO payments (id, tenant_id, surface, amount, currency, method, payment_method_id, destination_type,
+				destination_id, process_payment, track_attempts, status, next_step, next_step_at, step_seq, metadata,
+				created_by, updated_by, created_at, updated_at, flow_id)
+			SELECT r.id, $13, 'payouts', r.amount, $14, r.method, r.pmid, 'BANK_ACCOUNT', '', r.live, true, 'PENDING',
+				'create', $15, 1, r.meta, $16, $16, $15, $15, $17 FROM r
+			RETURNING id, tenant_id, created_by, created_at),
+		e AS (
+			INSERT INTO payment_events (payment_id, tenant_id, from_status, to_status, reason, attempt_number, actor, created_at)
+			SELECT id, tenant_id, NULL, 'PENDING', 'created', 0, created_by, created_at FROM p),
+		d AS (
+			INSERT INTO payout_details (payment_id, tenant_id, external_payment_id, external_source, imported_status,
+				account_fingerprint, details)
+			SELECT r.id, $13, r.ext, 'payment_flow', NULL, r.fp, r.details FROM r)
+		INSERT INTO payment_flow_payments (flow_id, batch, user_id, generation, payment_id, method_id, created_at)
+		SELECT $17, 'payouts', r.user_id, r.gen, r.id, r.method_id, $15 FROM r`,
+		pq.Array(ids), pq.Array(amounts), pq.Array(methods), pq.Array(pmids), pq.Array(exts), pq.Array(fps), pq.Array(details),
+		pq.Array(userIDs), pq.Array(gens), pq.Array(methodIDs), pq.Array(metas), pq.Array(live),
+		flow.TenantID, pps[0].Currency, now, actor, flow.ID)
+	if err != nil {
+		return nil, nil, translate(fmt.Errorf("insert flow payouts: %w", err))
+	}
+	pays := make([]payment.Payment, n)
+	fpays := make([]payment.FlowPayment, n)
+	for i, pp := range pps {
+		pays[i] = payment.Payment{ID: ids[i], TenantID: flow.TenantID, Surface: SurfacePayouts,
+			Amount: payment.Money{Minor: pp.Amount, Currency: pp.Currency}, Method: payment.Method(methods[i]),
+			Status: payment.StatusPending, StepSeq: 1, FlowID: flow.ID, CreatedAt: now,
+			Metadata: map[string]string{"payment_flow_id": flow.ID, "payment_flow_batch": payment.BatchPayouts}}
+		fpays[i] = payment.FlowPayment{PaymentID: ids[i], Batch: payment.BatchPayouts, UserID: pp.UserID,
+			Generation: pp.Generation, Amount: pp.Amount, MethodID: methodIDs[i], Status: payment.StatusPending, CreatedAt: now}
+	}
+	return pays, fpays, nil
 }

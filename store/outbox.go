@@ -26,6 +26,7 @@ const (
 	EventObjectPayout  = "payout"
 	EventObjectSession = "payment_session"
 	EventObjectFlow    = "payment_flow"
+	EventObjectWebhook = "webhook_endpoint"
 )
 
 // OutboxEvent is one row of events with its object decoded: Object is a
@@ -155,6 +156,8 @@ func (s *Store) decodeEvents(ctx context.Context, rows []outboxRow) ([]OutboxEve
 			err = s.sessionSnapshots(ctx, seqs, objects)
 		case EventObjectFlow:
 			err = s.flowSnapshots(ctx, seqs, objects)
+		case EventObjectWebhook:
+			err = s.endpointSnapshots(ctx, seqs, objects)
 		}
 		if err != nil {
 			return nil, err

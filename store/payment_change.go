@@ -288,8 +288,14 @@ func (s *Store) applyRows(ctx context.Context, reqs []applyReq) ([]applyRes, err
 			INSERT INTO blocked_accounts (tenant_id, account_fingerprint, return_code, payment_id, created_at)
 			SELECT pd.tenant_id, pd.account_fingerprint, u.rcode, pd.payment_id, $33
 			FROM payout_details pd JOIN u ON u.block AND pd.payment_id = u.payment_id AND pd.payment_id = ANY ($1::text[])
-			ON CONFLICT DO NOTHING)
-		SELECT ord, step_seq FROM u`,
+			ON CONFLICT DO NOTHING),
+		nt AS (
+			-- wakes the submits waiting for these session payments (PaymentWaits), at commit
+			SELECT pg_notify('`+SessionPaymentChannel+`', string_agg(payment_id, ',')) FROM u
+			WHERE session_id IS NOT NULL AND from_status <> to_status
+			  AND to_status IN ('SUCCEEDED', 'FAILED', 'CANCELED', 'REQUIRES_ACTION', 'SENT')
+			HAVING count(*) > 0)
+		SELECT ord, step_seq FROM u WHERE (SELECT count(*) FROM nt) >= 0`,
 		pq.Array(ids), pq.Array(to), pq.Array(from), pq.Array(seqs), pq.Array(anySeq), pq.Array(keep), pq.Array(step), pq.Array(stepAt),
 		pq.Array(actor), pq.Array(gref), pq.Array(ecode), pq.Array(emsg), pq.Array(rcode), pq.Array(aurl),
 		pq.Array(expSettle), pq.Array(watch), pq.Array(settled),

@@ -109,53 +109,14 @@ func SessionSecretHash(secret string) []byte {
 // once. An invoice named must be the tenant's, in the session's currency
 // and not void (payment.ErrNotFound otherwise).
 func (s *Store) CreateSession(ctx context.Context, ns NewSession) (payment.Session, string, error) {
-	id := NewID(payment.PrefixSession)
-	token := "pst_" + randomHex(16)
-	secret := "pss_" + randomHex(32)
-	now := s.now().Truncate(time.Microsecond)
-	var invoice any
-	if ns.InvoiceID != "" {
-		invoice = ns.InvoiceID
+	res, err := s.CreateSessionWith(ctx, SessionCreate{NewSession: ns})
+	if err != nil {
+		return payment.Session{}, "", err
 	}
-	req := ns.Request
-	if len(req) == 0 {
-		req = []byte("{}")
+	if res.Outcome == InvoiceRefused {
+		return payment.Session{}, "", fmt.Errorf("session invoice %s: %w", ns.InvoiceID, payment.ErrNotFound)
 	}
-	var sess payment.Session
-	err := s.InTx(ctx, func(tx *Store) error {
-		if ns.InvoiceID != "" {
-			var ok bool
-			err := tx.q.QueryRowxContext(ctx, `SELECT true FROM invoices WHERE id = $1 AND tenant_id = $2 AND currency = $3
-				AND voided_at IS NULL`, ns.InvoiceID, ns.TenantID, ns.Amount.Currency).Scan(&ok)
-			if errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("session invoice %s: %w", ns.InvoiceID, payment.ErrNotFound)
-			}
-			if err != nil {
-				return translate(fmt.Errorf("session invoice %s: %w", ns.InvoiceID, err))
-			}
-		}
-		var r sessionRow
-		err := tx.q.QueryRowxContext(ctx, `
-			WITH ps AS (
-				INSERT INTO payment_sessions (id, tenant_id, status, amount, currency, reference, description, display_name,
-					locale, success_url, failure_url, enabled_methods, request, token, secret_hash, invoice_id, expires_on,
-					retry_limit, next_at, step_seq, created_by, created_at, updated_at)
-				VALUES ($1, $2, 'ACTIVE', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $16, 1, $18, $19, $19)
-				RETURNING *),
-			e AS (
-				INSERT INTO payment_session_events (session_id, tenant_id, from_status, to_status, reason, actor, created_at)
-				SELECT id, tenant_id, NULL, 'ACTIVE', 'created', created_by, created_at FROM ps)
-			SELECT `+sessionColumns+` FROM ps`,
-			id, ns.TenantID, ns.Amount.Minor, ns.Amount.Currency, ns.Reference, ns.Description, ns.DisplayName, ns.Locale,
-			ns.SuccessURL, ns.FailureURL, pq.Array(ns.EnabledMethods), req, token, SessionSecretHash(secret), invoice,
-			ns.ExpiresOn.UTC(), ns.RetryLimit, ns.Actor, now).StructScan(&r)
-		if err != nil {
-			return translate(fmt.Errorf("insert session: %w", err))
-		}
-		sess = r.toSession()
-		return nil
-	})
-	return sess, secret, err
+	return res.Session, res.Secret, nil
 }
 
 // GetSession loads a tenant's session; another tenant's is
@@ -218,36 +179,8 @@ const (
 // another submit. It returns the session and SessionOK, or the reason it
 // takes none; another tenant's session is payment.ErrNotFound.
 func (s *Store) LockSessionSubmit(ctx context.Context, tenantID, id string, until time.Time) (payment.Session, SessionRefusal, error) {
-	now := s.now()
-	var r sessionRow
-	err := s.q.QueryRowxContext(ctx, `UPDATE payment_sessions SET submit_lock_until = $3
-		WHERE id = $1 AND tenant_id = $2 AND status IN ('ACTIVE', 'FAILED') AND expires_on > $4
-		  AND attempts_used < retry_limit AND (submit_lock_until IS NULL OR submit_lock_until <= $4)
-		RETURNING `+sessionColumns, id, tenantID, until, now).StructScan(&r)
-	if err == nil {
-		return r.toSession(), SessionOK, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return payment.Session{}, "", translate(fmt.Errorf("lock session %s: %w", id, err))
-	}
-	sess, err := s.GetSession(ctx, tenantID, id)
-	if err != nil {
-		return sess, "", err
-	}
-	switch {
-	case sess.Status == payment.SessionCompleted:
-		return sess, SessionIsComplete, nil
-	case sess.Status == payment.SessionCanceled:
-		return sess, SessionIsCanceled, nil
-	case sess.Status == payment.SessionExpired || !now.Before(sess.ExpiresOn):
-		return sess, SessionIsExpired, nil
-	case sess.Status == payment.SessionProcessing || sess.SubmitLocked:
-		return sess, SessionIsBusy, nil
-	case sess.AttemptsUsed >= sess.RetryLimit:
-		return sess, SessionNoRetries, nil
-	}
-	// it changed between the two statements: let the client try again
-	return sess, SessionIsBusy, nil
+	st, err := s.BeginSubmit(ctx, tenantID, id, nil, nil, until)
+	return st.Session, st.Refusal, err
 }
 
 // UnlockSessionSubmit gives back a submit lock taken until `until` (a
@@ -284,6 +217,9 @@ type SessionPayment struct {
 // holding this submit's lock: payment.ErrStale otherwise (expired
 // meanwhile). The payment's create step is the caller's to enqueue.
 func (s *Store) StartSessionPayment(ctx context.Context, sp SessionPayment) (payment.Payment, error) {
+	if sp.Session.InvoiceID == "" {
+		return s.startSessionPayment(ctx, sp)
+	}
 	sess := sp.Session
 	payID := NewID(payment.PrefixPayment)
 	var pay payment.Payment
@@ -361,6 +297,37 @@ func (s *Store) StartSessionPayment(ctx context.Context, sp SessionPayment) (pay
 	return pay, err
 }
 
+// startSessionPayment is StartSessionPayment for a session that settles no
+// invoice: one statement shared with concurrent submits
+// (startSessionPayments). The payment is returned as stored.
+func (s *Store) startSessionPayment(ctx context.Context, sp SessionPayment) (payment.Payment, error) {
+	sess := sp.Session
+	now := s.now().Truncate(time.Microsecond)
+	meta := map[string]string{"payment_session_id": sess.ID}
+	if sp.Reference != "" {
+		meta["reference"] = sp.Reference // the submit's own reference
+	}
+	p := payment.Payment{ID: NewID(payment.PrefixPayment), TenantID: sess.TenantID, Surface: SurfaceSessions,
+		Amount: sess.Amount, Method: sp.Method, PaymentMethodID: sp.Token, DestinationType: "SESSION",
+		DestinationID: sess.ID, ProcessPayment: true, TrackAttempts: true, Status: payment.StatusPending,
+		NextStep: payment.StepCreate, NextStepAt: &now, StepSeq: 1, Metadata: meta, CreatedBy: sp.Actor,
+		UpdatedBy: sp.Actor, CreatedAt: now, UpdatedAt: now, SessionID: sess.ID}
+	req := startReq{p: p, lockUntil: sp.LockUntil}
+	if sp.Idem != nil {
+		req.idem, req.idemFP, req.idemUntil = sp.Idem, sp.IdemFP, sp.IdemUntil
+	}
+	res, err := one(ctx, s, s.sessionStarts, (*Store).startSessionPayments, req)
+	switch {
+	case err != nil:
+		return payment.Payment{}, translate(fmt.Errorf("start payment of session %s: %w", sess.ID, err))
+	case !res.held:
+		return payment.Payment{}, fmt.Errorf("start payment of session %s: %w", sess.ID, payment.ErrStale)
+	case !res.got:
+		return payment.Payment{}, ErrIdemInFlight
+	}
+	return p, nil
+}
+
 // reserveSessionLine reserves a session payment's whole amount on the
 // session's invoice, under the invoice's row lock, as CreatePayment does
 // (the invoice's CHECK refuses an over-application).
@@ -386,17 +353,10 @@ func (s *Store) reserveSessionLine(ctx context.Context, payID string, sess payme
 }
 
 // CompleteIdempotent stores the answer of a request whose Idempotency-Key
-// was marked in flight (StartSessionPayment), replacing only that marker.
+// was marked in flight (StartSessionPayment), replacing only that marker;
+// concurrent answers share one statement (completeIdempotents).
 func (s *Store) CompleteIdempotent(ctx context.Context, w IdemWrite) error {
-	now := s.now()
-	var expires any
-	if w.TTL > 0 {
-		expires = now.Add(w.TTL)
-	}
-	_, err := s.q.ExecContext(ctx, `UPDATE idempotency_keys SET state = 'done', owner = '', locked_until = $5,
-			expires_at = $6, response_code = $7, response_body = $8
-		WHERE tenant_id = $1 AND route = $2 AND key = $3 AND fingerprint = $4 AND state = 'in_flight'`,
-		w.Key.TenantID, w.Key.Route, w.Key.Key, w.Fingerprint, now, expires, w.Code, w.Body)
+	_, err := one(ctx, s, s.completes, (*Store).completeIdempotents, w)
 	return translate(err)
 }
 

@@ -51,6 +51,14 @@ type groups struct {
 	claims  *group[claimReq, claimRes]
 	records *group[applyReq, applyRes]
 	creates *group[createReq, createRes]
+	// payment sessions (payment_session_batch.go)
+	sessionCreates *group[sessionCreateReq, createRes]
+	sessionStarts  *group[startReq, startRes]
+	submitBegins   *group[beginReq, beginRes]
+	completes      *group[IdemWrite, struct{}]
+
+	waits *paymentWaits   // the LISTEN connection of WaitPayment (payment_wait.go)
+	bg    context.Context // ends with Close
 }
 
 // Batch sizes the groups: up to maxRows requests share a statement, and up
@@ -115,6 +123,14 @@ func Open(ctx context.Context, cfg Config, now func() time.Time) (*Store, error)
 		claims:  newGroup(b, st.claimAttempts),
 		records: newGroup(b, st.applyRows),
 		creates: newGroup(b, st.createPayments),
+
+		sessionCreates: newGroup(b, st.createSessions),
+		sessionStarts:  newGroup(b, st.startSessionPayments),
+		submitBegins:   newGroup(b, st.beginSubmits),
+		completes:      newGroup(b, st.completeIdempotents),
+
+		waits: &paymentWaits{url: cfg.URL, waiters: map[string][]chan struct{}{}},
+		bg:    bg,
 	}
 	return st, nil
 }

@@ -21,6 +21,7 @@ type Due struct {
 	Notification NotificationRef // set for gateway notifications (Step StepNotification)
 	SessionID    string          // set for session expiries (Step StepSession)
 	FlowID       string          // set for flow recomputes (Step StepFlow)
+	DeliveryID   string          // set for webhook deliveries (Step StepDelivery)
 	Step         payment.Step
 	Seq          int
 	// Swept says the sweeper already re-enqueued this step once and it is
@@ -41,6 +42,7 @@ const (
 	StepNotification payment.Step = "notification"
 	StepSession      payment.Step = "session"
 	StepFlow         payment.Step = "flow"
+	StepDelivery     payment.Step = "delivery" // a webhook delivery's try (webhook:deliver)
 )
 
 // paymentSteps are the steps a payment may wait on (payments.next_step),
@@ -52,7 +54,7 @@ var paymentSteps = [...]payment.Step{payment.StepCreate, payment.StepSubmit, pay
 // DueSteps lists every kind of step ClaimDue claims: the payment steps,
 // refund tries and gateway notifications.
 func DueSteps() []payment.Step {
-	return append(append([]payment.Step{}, paymentSteps[:]...), StepRefund, StepNotification, StepSession, StepFlow)
+	return append(append([]payment.Step{}, paymentSteps[:]...), StepRefund, StepNotification, StepSession, StepFlow, StepDelivery)
 }
 
 // AllDueBefore is the same cutoff for every step.
@@ -78,7 +80,7 @@ func (s *Store) ClaimDue(ctx context.Context, before DueBefore, lease time.Durat
 	var steps, cuts []string
 	latest := time.Time{}
 	for st, t := range before {
-		if st == StepRefund || st == StepNotification || st == StepSession || st == StepFlow {
+		if st == StepRefund || st == StepNotification || st == StepSession || st == StepFlow || st == StepDelivery {
 			continue
 		}
 		steps, cuts = append(steps, string(st)), append(cuts, pgTime(t))
@@ -189,6 +191,25 @@ func (s *Store) ClaimDue(ctx context.Context, before DueBefore, lease time.Durat
 			out = append(out, Due{FlowID: r.ID, Step: StepFlow, Seq: r.Seq, Swept: r.Swept})
 		}
 	}
+	if cut, ok := before[StepDelivery]; ok {
+		var rows []struct {
+			ID    string `db:"id"`
+			Seq   int    `db:"step_seq"`
+			Swept bool   `db:"swept"`
+		}
+		err := sqlx.SelectContext(ctx, s.q, &rows, `
+			UPDATE webhook_deliveries wd SET next_at = $3, swept = true
+			FROM (SELECT id, swept FROM webhook_deliveries WHERE next_at IS NOT NULL AND next_at <= $1
+			      ORDER BY next_at LIMIT $2 FOR UPDATE SKIP LOCKED) d
+			WHERE wd.id = d.id
+			RETURNING wd.id, wd.step_seq, d.swept`, cut.UTC(), limit, until)
+		if err != nil {
+			return nil, translate(fmt.Errorf("claim due deliveries: %w", err))
+		}
+		for _, r := range rows {
+			out = append(out, Due{DeliveryID: r.ID, Step: StepDelivery, Seq: r.Seq, Swept: r.Swept})
+		}
+	}
 	return out, nil
 }
 
@@ -211,6 +232,10 @@ func (s *Store) Rearm(ctx context.Context, d Due) (int, error) {
 	case d.FlowID != "":
 		q = `UPDATE payment_flows SET step_seq = step_seq + 1, swept = false WHERE id = $1 AND step_seq = $2 RETURNING step_seq`
 		args = []any{d.FlowID, d.Seq}
+	case d.DeliveryID != "":
+		q = `UPDATE webhook_deliveries SET step_seq = step_seq + 1, swept = false WHERE id = $1 AND step_seq = $2
+			AND status = 'pending' RETURNING step_seq`
+		args = []any{d.DeliveryID, d.Seq}
 	case d.RefundID != "":
 		q = `UPDATE refunds SET step_seq = step_seq + 1, swept = false WHERE id = $1 AND step_seq = $2 RETURNING step_seq`
 		args = []any{d.RefundID, d.Seq}
@@ -237,6 +262,8 @@ func (d Due) String() string {
 		return fmt.Sprintf("session %s@%d", d.SessionID, d.Seq)
 	case d.FlowID != "":
 		return fmt.Sprintf("flow %s@%d", d.FlowID, d.Seq)
+	case d.DeliveryID != "":
+		return fmt.Sprintf("delivery %s@%d", d.DeliveryID, d.Seq)
 	}
 	return fmt.Sprintf("%s %s@%d", d.Step, d.PaymentID, d.Seq)
 }

@@ -22,7 +22,7 @@ func TestClaimDuePerStepCutoff(t *testing.T) {
 	due := time.Now().Add(-time.Minute)
 	byStep := map[payment.Step]string{}
 	for _, step := range store.DueSteps() {
-		if step == store.StepRefund || step == store.StepNotification || step == store.StepSession || step == store.StepFlow {
+		if step == store.StepRefund || step == store.StepNotification || step == store.StepSession || step == store.StepFlow || step == store.StepDelivery {
 			continue // not a payment step (TestClaimDueSessions for sessions; flows: intake's TestFlowRedisFlushAllStillSettles)
 		}
 		p := newPayment(t, st, tn, 100)

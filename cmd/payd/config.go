@@ -12,6 +12,7 @@ import (
 
 	"github.com/payd/payd/connector/sandbox"
 	"github.com/payd/payd/store"
+	"github.com/payd/payd/webhook"
 )
 
 // config is every setting payd reads, all from the environment. The README's
@@ -58,9 +59,20 @@ type config struct {
 	TxTimeout      time.Duration `env:"PAYD_TX_TIMEOUT" envDefault:"15s"`
 	// payment sessions: where browsers reach the public API (the hosted
 	// page's links; empty: http:// and PAYD_ADDR on loopback), and how long
-	// a submit waits for its payment's outcome before answering 202
+	// a submit waits for its payment's outcome before answering 202, and
+	// the first pause of its fallback poll while the worker's wake-ups work
 	PublicURL         string        `env:"PAYD_PUBLIC_URL"`
 	SessionSubmitWait time.Duration `env:"PAYD_SESSION_SUBMIT_WAIT" envDefault:"3s"`
+	SessionSubmitPoll time.Duration `env:"PAYD_SESSION_SUBMIT_POLL" envDefault:"250ms"`
+	// outbound webhooks: the keys that seal endpoint secrets ("id:key,…",
+	// the first seals; empty turns webhook endpoints off), what URLs may
+	// be, one try's timeout and how often the worker dispatches new
+	// deliveries
+	WebhookKeys             string        `env:"PAYD_WEBHOOK_KEYS"`
+	WebhookAllowHTTP        bool          `env:"PAYD_WEBHOOK_ALLOW_HTTP" envDefault:"false"`
+	WebhookAllowPrivate     bool          `env:"PAYD_WEBHOOK_ALLOW_PRIVATE" envDefault:"false"`
+	WebhookTimeout          time.Duration `env:"PAYD_WEBHOOK_TIMEOUT" envDefault:"10s"`
+	WebhookDispatchInterval time.Duration `env:"PAYD_WEBHOOK_DISPATCH_INTERVAL" envDefault:"200ms"`
 
 	SandboxURL         string        `env:"PAYD_SANDBOX_URL"`
 	SandboxAddr        string        `env:"PAYD_SANDBOX_ADDR" envDefault:":8090"`
@@ -108,6 +120,14 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if c.ReconcileInterval < 0 || c.ReconcileGrace < 0 {
 		return c, fmt.Errorf("config: PAYD_RECONCILE_INTERVAL and PAYD_RECONCILE_GRACE must not be negative")
 	}
+	if c.WebhookKeys != "" {
+		if _, err := webhook.ParseKeyring(c.WebhookKeys); err != nil {
+			return c, fmt.Errorf("config: PAYD_WEBHOOK_KEYS: %w", err)
+		}
+	}
+	if c.WebhookTimeout <= 0 || c.WebhookDispatchInterval <= 0 {
+		return c, fmt.Errorf("config: PAYD_WEBHOOK_TIMEOUT and PAYD_WEBHOOK_DISPATCH_INTERVAL must be positive")
+	}
 	if c.GatewayTimeout <= 0 || c.WorkerConcurrency <= 0 {
 		return c, fmt.Errorf("config: PAYD_GATEWAY_TIMEOUT and PAYD_WORKER_CONCURRENCY must be positive")
 	}
@@ -119,7 +139,8 @@ func envNames() []string {
 		"PAYD_DB_MAX_CONNS", "PAYD_DB_BATCH_MAX", "PAYD_DB_BATCH_RUNNERS", "PAYD_WORKER_CONCURRENCY", "PAYD_TASK_CHECK_INTERVAL", "PAYD_DELAYED_TASK_CHECK_INTERVAL",
 		"PAYD_TASK_RETENTION", "PAYD_SWEEP_INTERVAL", "PAYD_SWEEP_GRACE", "PAYD_SWEEP_LEASE", "PAYD_SHUTDOWN_TIMEOUT", "PAYD_GATEWAY_TIMEOUT",
 		"PAYD_RETRY_UNIT", "PAYD_SETTLE_POLL", "PAYD_RETURN_WINDOW", "PAYD_RECONCILE_INTERVAL", "PAYD_RECONCILE_GRACE", "PAYD_RATE_LIMIT", "PAYD_RATE_BURST",
-		"PAYD_MAX_BODY_BYTES", "PAYD_IDEMPOTENCY_TTL", "PAYD_TX_TIMEOUT", "PAYD_PUBLIC_URL", "PAYD_SESSION_SUBMIT_WAIT", "PAYD_SANDBOX_URL", "PAYD_SANDBOX_ADDR", "PAYD_SANDBOX_PUBLIC_URL",
+		"PAYD_MAX_BODY_BYTES", "PAYD_IDEMPOTENCY_TTL", "PAYD_TX_TIMEOUT", "PAYD_PUBLIC_URL", "PAYD_SESSION_SUBMIT_WAIT", "PAYD_SESSION_SUBMIT_POLL",
+		"PAYD_WEBHOOK_KEYS", "PAYD_WEBHOOK_ALLOW_HTTP", "PAYD_WEBHOOK_ALLOW_PRIVATE", "PAYD_WEBHOOK_TIMEOUT", "PAYD_WEBHOOK_DISPATCH_INTERVAL", "PAYD_SANDBOX_URL", "PAYD_SANDBOX_ADDR", "PAYD_SANDBOX_PUBLIC_URL",
 		"PAYD_SANDBOX_SETTLE_DELAY", "PAYD_SANDBOX_RETURN_DELAY", "PAYD_SANDBOX_LATENCY", "PAYD_SANDBOX_FAULT_RATE",
 		"PAYD_SANDBOX_SEED", "PAYD_GATEWAY_NOTIFY_SECRET", "PAYD_GATEWAY_NOTIFY_TOLERANCE", "PAYD_SANDBOX_NOTIFY_URL",
 		"PAYD_SANDBOX_NOTIFY_COPIES", "PAYD_SANDBOX_NOTIFY_ORDER", "PAYD_SANDBOX_NOTIFY_DELAY", "PAYD_SANDBOX_NOTIFY_BATCH"}

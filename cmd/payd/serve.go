@@ -29,6 +29,7 @@ import (
 	"github.com/payd/payd/payment"
 	"github.com/payd/payd/processor"
 	"github.com/payd/payd/store"
+	"github.com/payd/payd/webhook"
 )
 
 type role string
@@ -140,10 +141,46 @@ func (d *deps) close() {
 
 func (d *deps) processor() *processor.Processor {
 	c := d.cfg
-	return processor.New(processor.Deps{Store: d.store, Gateway: d.gateway, Enqueue: d.enqueue, Metrics: d.metrics, Log: d.log,
+	p := processor.New(processor.Deps{Store: d.store, Gateway: d.gateway, Enqueue: d.enqueue, Metrics: d.metrics, Log: d.log,
+		Keyring: d.keyring(),
 		Config: processor.Config{GatewayTimeout: c.GatewayTimeout, SettlePoll: c.SettlePoll, ReturnWindow: c.ReturnWindow,
 			SweepGrace: c.SweepGrace, SweepLease: c.SweepLease, Policy: payment.DefaultRetryPolicy(c.RetryUnit),
-			GatewayName: c.gatewayName(), ReconcileGrace: c.ReconcileGrace}})
+			GatewayName: c.gatewayName(), ReconcileGrace: c.ReconcileGrace,
+			WebhookPolicy: d.webhookPolicy(), WebhookTimeout: c.WebhookTimeout, WebhookUnit: c.RetryUnit}})
+	// a delivery's body is the event as GET /v1/events/{id} shows it:
+	// intake's rendering, built here for the worker (no route is served)
+	p.RenderEvent = d.api().EventBody
+	return p
+}
+
+// keyring is the webhook sealing keys (nil: webhooks off); the config
+// checked them at start.
+func (d *deps) keyring() *webhook.Keyring {
+	if d.cfg.WebhookKeys == "" {
+		return nil
+	}
+	k, _ := webhook.ParseKeyring(d.cfg.WebhookKeys)
+	return k
+}
+
+func (d *deps) webhookPolicy() webhook.Policy {
+	return webhook.Policy{AllowHTTP: d.cfg.WebhookAllowHTTP, AllowPrivate: d.cfg.WebhookAllowPrivate}
+}
+
+// api builds intake's server (its handler and its event rendering).
+func (d *deps) api() *intake.Server {
+	tok, _ := d.gateway.(connector.Tokenizer) // both sandboxes tokenize
+	public := d.cfg.PublicURL
+	if public == "" {
+		public = "http://" + loopbackAddr(d.cfg.Addr)
+	}
+	return intake.NewServer(intake.Deps{Store: d.store, Enqueue: d.enqueue, Redis: d.rdb, Metrics: d.metrics, Log: d.log,
+		Tokenizer: tok, Keyring: d.keyring(),
+		Config: intake.Config{MaxBodyBytes: d.cfg.MaxBodyBytes, RateLimit: d.cfg.RateLimit, RateBurst: d.cfg.RateBurst,
+			IdempotencyTTL: d.cfg.IdempotencyTTL, TxTimeout: d.cfg.TxTimeout,
+			NotifySecrets: d.cfg.NotifySecrets, NotifyTolerance: d.cfg.NotifyTolerance,
+			PublicURL: public, SessionSubmitWait: d.cfg.SessionSubmitWait,
+			SessionSubmitPoll: d.cfg.SessionSubmitPoll, WebhookPolicy: d.webhookPolicy()}})
 }
 
 // serve runs the given roles until ctx ends, then shuts each down gracefully.
@@ -233,18 +270,7 @@ func (d *deps) serveHTTP(ctx context.Context, name string, ln net.Listener, h ht
 }
 
 func (d *deps) runIntake(ctx context.Context) error {
-	tok, _ := d.gateway.(connector.Tokenizer) // both sandboxes tokenize
-	public := d.cfg.PublicURL
-	if public == "" {
-		public = "http://" + loopbackAddr(d.cfg.Addr)
-	}
-	api := intake.NewServer(intake.Deps{Store: d.store, Enqueue: d.enqueue, Redis: d.rdb, Metrics: d.metrics, Log: d.log,
-		Tokenizer: tok,
-		Config: intake.Config{MaxBodyBytes: d.cfg.MaxBodyBytes, RateLimit: d.cfg.RateLimit, RateBurst: d.cfg.RateBurst,
-			IdempotencyTTL: d.cfg.IdempotencyTTL, TxTimeout: d.cfg.TxTimeout,
-			NotifySecrets: d.cfg.NotifySecrets, NotifyTolerance: d.cfg.NotifyTolerance,
-			PublicURL: public, SessionSubmitWait: d.cfg.SessionSubmitWait}})
-	h := d.intakeHandler(api)
+	h := d.intakeHandler(d.api())
 	if d.intakeLn != nil {
 		return d.serveHTTP(ctx, "intake", d.intakeLn, h)
 	}
@@ -285,6 +311,10 @@ func (d *deps) runWorker(ctx context.Context) error {
 	if err := srv.Start(p.Mux()); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
+	// The webhook dispatcher enqueues every delivery the events trigger
+	// wrote (and any retry whose task was lost), every
+	// PAYD_WEBHOOK_DISPATCH_INTERVAL; several workers split the rows.
+	go p.RunDispatcher(ctx, d.cfg.WebhookDispatchInterval)
 	// A worker that starts sweeps at once: after a Redis wipe or a crash,
 	// overdue steps are back on the queue without waiting for the scheduler.
 	go func() {

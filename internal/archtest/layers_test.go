@@ -22,6 +22,7 @@ const module = "github.com/payd/payd"
 var layer = map[string]int{
 	"payment":   0,
 	"metrics":   0,
+	"webhook":   0, // what receivers import: signatures, the delivery client, sealed secrets (stdlib only)
 	"jobs":      1,
 	"connector": 1,
 	"store":     1,

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/payd/payd/payment"
 	"github.com/payd/payd/processor"
 	"github.com/payd/payd/store"
+	"github.com/payd/payd/webhook"
 )
 
 // Options shape a Harness.
@@ -135,18 +137,33 @@ func Start(t testing.TB, o Options) *Harness {
 	if pc.SweepGrace == 0 {
 		pc.SweepGrace = 500 * time.Millisecond
 	}
-	h.Processor = processor.New(processor.Deps{Store: st, Gateway: gw, Enqueue: h.Enqueuer, Metrics: m, Log: h.Log, Config: pc})
-	if !o.NoWorker {
-		h.StartWorker()
+	// webhooks: a test key seals endpoint secrets; receivers are local
+	// httptest servers, so http and loopback are allowed unless a test
+	// sets its own policy
+	ring, err := webhook.ParseKeyring("test:" + strings.Repeat("5a", 32))
+	if err != nil {
+		t.Fatal(err)
 	}
+	if pc.WebhookPolicy == (webhook.Policy{}) {
+		pc.WebhookPolicy = webhook.Policy{AllowHTTP: true, AllowPrivate: true}
+	}
+	h.Processor = processor.New(processor.Deps{Store: st, Gateway: gw, Enqueue: h.Enqueuer, Metrics: m, Log: h.Log, Config: pc,
+		Keyring: ring})
 	ic := o.Intake
 	ic.RateLimit, ic.RateBurst = o.RateLimit, o.RateBurst
 	if ic.PublicURL == "" {
 		ic.PublicURL = h.URL // the hosted page's links work in a browser
 	}
 	tok, _ := gw.(connector.Tokenizer)
+	if ic.WebhookPolicy == (webhook.Policy{}) {
+		ic.WebhookPolicy = webhook.Policy{AllowHTTP: true, AllowPrivate: true}
+	}
 	api := intake.NewServer(intake.Deps{Store: st, Enqueue: h.Enqueuer, Redis: h.Redis, Metrics: m, Log: h.Log, Config: ic,
-		Tokenizer: tok})
+		Tokenizer: tok, Keyring: ring})
+	h.Processor.RenderEvent = api.EventBody
+	if !o.NoWorker {
+		h.StartWorker()
+	}
 	srv.Config.Handler = api
 	if h.Sandbox != nil {
 		mux := http.NewServeMux()
@@ -206,6 +223,11 @@ func (h *Harness) StartWorker() {
 	}
 	h.Worker = srv
 	h.t.Cleanup(srv.Shutdown)
+	// the webhook dispatcher runs beside the worker, as in payd's worker role
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); h.Processor.RunDispatcher(ctx, 50*time.Millisecond) }()
+	h.t.Cleanup(func() { cancel(); <-done })
 }
 
 // Response is a decoded HTTP answer.
