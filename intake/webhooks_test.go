@@ -86,7 +86,7 @@ func endpoint(t *testing.T, h *testenv.Harness, url string, events ...string) (s
 
 func TestWebhookEveryTransitionDeliveredAndSigned(t *testing.T) {
 	t.Parallel()
-	h := testenv.Start(t, testenv.Options{})
+	h := testenv.Start(t, testenv.Options{Webhooks: true})
 	rc := newReceiver(t, nil)
 	_, secret := endpoint(t, h, rc.srv.URL+"/hook", "*")
 	ok := h.CreatePayment("CARD", "pm_card_visa", "12.50")
@@ -130,7 +130,7 @@ func TestWebhookEveryTransitionDeliveredAndSigned(t *testing.T) {
 
 func TestWebhookRetriesThenDeliveredOnce(t *testing.T) {
 	t.Parallel()
-	h := testenv.Start(t, testenv.Options{Processor: processor.Config{WebhookUnit: 10 * time.Millisecond}})
+	h := testenv.Start(t, testenv.Options{Webhooks: true, Processor: processor.Config{WebhookUnit: 10 * time.Millisecond}})
 	rc := newReceiver(t, func(n int) int {
 		if n <= 3 {
 			return 503
@@ -175,7 +175,7 @@ func TestWebhookRetriesThenDeliveredOnce(t *testing.T) {
 func TestWebhookReceiverDownDisablesEndpoint(t *testing.T) {
 	t.Parallel()
 	// the whole 3-day window in about 2.6 s: one unit is 10 µs
-	h := testenv.Start(t, testenv.Options{Processor: processor.Config{WebhookUnit: 10 * time.Microsecond}})
+	h := testenv.Start(t, testenv.Options{Webhooks: true, Processor: processor.Config{WebhookUnit: 10 * time.Microsecond}})
 	rc := newReceiver(t, func(int) int { return 500 })
 	id, _ := endpoint(t, h, rc.srv.URL, "payment.succeeded")
 	pay := h.CreatePayment("CARD", "pm_card_visa", "1.00")
@@ -204,7 +204,7 @@ func TestWebhookReceiverDownDisablesEndpoint(t *testing.T) {
 
 func TestWebhookRotationSignsWithBoth(t *testing.T) {
 	t.Parallel()
-	h := testenv.Start(t, testenv.Options{})
+	h := testenv.Start(t, testenv.Options{Webhooks: true})
 	rc := newReceiver(t, nil)
 	id, old := endpoint(t, h, rc.srv.URL, "payment.succeeded")
 	rot := jsonObj(t, h.Do("POST", "/v1/webhook-endpoints/"+id+"/rotate-secret", h.KeyA, []byte(`{"expires_in":3600}`), nil), 200)
@@ -250,7 +250,7 @@ func TestWebhookPrivateAddressesRefused(t *testing.T) {
 
 func TestWebhookSurvivesFlushAll(t *testing.T) {
 	t.Parallel()
-	h := testenv.Start(t, testenv.Options{NoWorker: true})
+	h := testenv.Start(t, testenv.Options{NoWorker: true, Webhooks: true})
 	rc := newReceiver(t, nil)
 	endpoint(t, h, rc.srv.URL, "payment.processing")
 	// the event is written with its transition while nothing runs the queue
@@ -269,7 +269,7 @@ func TestWebhookSurvivesFlushAll(t *testing.T) {
 
 func TestWebhookRedeliver(t *testing.T) {
 	t.Parallel()
-	h := testenv.Start(t, testenv.Options{})
+	h := testenv.Start(t, testenv.Options{Webhooks: true})
 	rc := newReceiver(t, nil)
 	id, _ := endpoint(t, h, rc.srv.URL, "payment.succeeded")
 	h.WaitFinal(h.CreatePayment("CARD", "pm_card_visa", "1.00"), 10*time.Second)

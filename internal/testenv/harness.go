@@ -28,7 +28,11 @@ import (
 
 // Options shape a Harness.
 type Options struct {
-	NoWorker  bool              // intake only: nothing processes tasks
+	NoWorker bool // intake only: nothing processes tasks
+	// Webhooks runs the webhook dispatcher beside the worker (as payd's
+	// worker role does); off by default, so that the many parallel tests
+	// that need none do not poll Postgres for deliveries.
+	Webhooks  bool
 	Gateway   connector.Gateway // default: the in-process sandbox
 	Sandbox   sandbox.Config    // for the default sandbox
 	RateLimit int               // per tenant per second; 0: off
@@ -63,13 +67,14 @@ type Harness struct {
 	TenantA   string
 	TenantB   string
 	Log       *slog.Logger
+	webhooks  bool
 }
 
 // Start builds a Harness; everything stops when the test ends.
 func Start(t testing.TB, o Options) *Harness {
 	t.Helper()
 	ctx := context.Background()
-	h := &Harness{t: t}
+	h := &Harness{t: t, webhooks: o.Webhooks}
 	h.DBURL, h.AppDBURL = PostgresURLs(t)
 	if err := store.Migrate(ctx, h.DBURL, AppRole); err != nil {
 		t.Fatalf("migrate: %v", err)
@@ -223,6 +228,9 @@ func (h *Harness) StartWorker() {
 	}
 	h.Worker = srv
 	h.t.Cleanup(srv.Shutdown)
+	if !h.webhooks {
+		return
+	}
 	// the webhook dispatcher runs beside the worker, as in payd's worker role
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
