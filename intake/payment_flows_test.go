@@ -411,6 +411,9 @@ func TestFlowConcurrentRecomputes(t *testing.T) {
 
 // TestFlowRedisFlushAllStillSettles: the queue is wiped in the middle of a
 // flow; the sweeper rebuilds every step from Postgres and the flow settles.
+// The wipe is FLUSHDB of the test's own Redis database: a FLUSHALL would
+// wipe the other tests sharing the Redis instance (the fault harness's
+// mixed run does real FLUSHALLs on a Redis of its own, flows included).
 func TestFlowRedisFlushAllStillSettles(t *testing.T) {
 	t.Parallel()
 	h := flowHarness(t, testenv.Options{})
@@ -420,7 +423,7 @@ func TestFlowRedisFlushAllStillSettles(t *testing.T) {
 	inv := flowInvoice(t, h, "inv-flush", "USD", "30.00", []party{{"a", "15.00"}, {"b", "15.00"}}, []party{{"c", "25.00"}})
 	id := createFlow(t, h, "pf-flush", inv, 201)["data"].(map[string]any)["id"].(string)
 	time.Sleep(150 * time.Millisecond)
-	if err := h.Redis.FlushAll(context.Background()).Err(); err != nil {
+	if err := h.Redis.FlushDB(context.Background()).Err(); err != nil {
 		t.Fatal(err)
 	}
 	sweeping(t, h)
