@@ -20,7 +20,7 @@ func TestReadmeSnippetsVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	block := func(lang string) string {
-		m := regexp.MustCompile("(?s)```" + lang + "\n(.*?)```").FindAllStringSubmatch(string(readme), -1)
+		m := regexp.MustCompile("(?s)```"+lang+"\n(.*?)```").FindAllStringSubmatch(string(readme), -1)
 		for _, b := range m {
 			if strings.Contains(b[1], "def verify") || strings.Contains(b[1], "function verify") {
 				return b[1]
