@@ -87,10 +87,7 @@ func flowNeeds(inv payment.Invoice) error {
 		return validation(map[string]string{"invoice": "invoice_payments_in_flight"})
 	}
 	bad := map[string]string{}
-	payers := inv.Payers
-	if len(payers) == 0 && inv.Payer != nil {
-		payers = []payment.Payee{{User: *inv.Payer, Amount: inv.AmountDue}}
-	}
+	payers := inv.PayersWithShares()
 	if len(payers) == 0 {
 		bad["invoice.payers"] = "invoice_payers_required"
 	}

@@ -49,33 +49,26 @@ type validEndpoint struct {
 	EnabledEvents []string `json:"enabled_events,omitempty"`
 	Description   *string  `json:"description,omitempty"`
 	Disabled      *bool    `json:"disabled,omitempty"`
-	create        bool
-	policy        webhook.Policy
 }
 
 // createEndpointRequest and updateEndpointRequest share the checks; a
-// create needs url and enabled_events.
-type createEndpointRequest struct {
-	endpointRequest
-	policy webhook.Policy
-}
+// create needs url and enabled_events. The URL's address is checked apart
+// (checkEndpointURL): it needs a resolver.
+type createEndpointRequest struct{ endpointRequest }
 
-type updateEndpointRequest struct {
-	endpointRequest
-	policy webhook.Policy
-}
+type updateEndpointRequest struct{ endpointRequest }
 
 func (r *createEndpointRequest) valid(limits) (validEndpoint, map[string]string) {
-	return r.endpointRequest.check(true, r.policy)
+	return r.endpointRequest.check(true)
 }
 
 func (r *updateEndpointRequest) valid(limits) (validEndpoint, map[string]string) {
-	return r.endpointRequest.check(false, r.policy)
+	return r.endpointRequest.check(false)
 }
 
-func (r endpointRequest) check(create bool, p webhook.Policy) (validEndpoint, map[string]string) {
+func (r endpointRequest) check(create bool) (validEndpoint, map[string]string) {
 	bad := map[string]string{}
-	v := validEndpoint{URL: r.URL, Description: r.Description, Disabled: r.Disabled, create: create, policy: p}
+	v := validEndpoint{URL: r.URL, Description: r.Description, Disabled: r.Disabled}
 	if r.URL != nil || create {
 		if code := checkText(r.URL, true, 2048); code != "" {
 			bad["url"] = "url_" + code
@@ -134,7 +127,7 @@ func (s *Server) handleCreateEndpoint(w http.ResponseWriter, r *http.Request) er
 	if s.keyring == nil {
 		return errWebhooksOff
 	}
-	v, err := decodeValid(s, w, r, &createEndpointRequest{policy: s.cfg.WebhookPolicy})
+	v, err := decodeValid(s, w, r, &createEndpointRequest{})
 	if err != nil {
 		return err
 	}
@@ -185,7 +178,7 @@ func (s *Server) handleUpdateEndpoint(w http.ResponseWriter, r *http.Request) er
 	const route = "POST /v1/webhook-endpoints/{id}"
 	p := principal(r.Context())
 	id := r.PathValue("id")
-	v, err := decodeValid(s, w, r, &updateEndpointRequest{policy: s.cfg.WebhookPolicy})
+	v, err := decodeValid(s, w, r, &updateEndpointRequest{})
 	if err != nil {
 		return err
 	}

@@ -41,6 +41,15 @@ type Invoice struct {
 	Fingerprint []byte
 }
 
+// PayersWithShares are who pays the invoice and how much: its payers, or
+// its one payer (the shorthand) for the whole amount due; none without.
+func (i Invoice) PayersWithShares() []Payee {
+	if len(i.Payers) == 0 && i.Payer != nil {
+		return []Payee{{User: *i.Payer, Amount: i.AmountDue}}
+	}
+	return i.Payers
+}
+
 // AmountRemaining is what is still to be paid.
 func (i Invoice) AmountRemaining() int64 { return i.AmountDue - i.AmountPaid }
 

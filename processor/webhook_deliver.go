@@ -48,24 +48,19 @@ func (p *Processor) deliverWebhook(ctx context.Context, t *asynq.Task) error {
 	}
 	now := p.Store.Now()
 	try := store.DeliveryTry{DeliveryID: d.ID, Seq: d.Seq, DisableAfter: webhook.DisableAfter * p.cfg.WebhookUnit}
-	outcome := ""
+	outcome := "failed" // the metric's label: delivered, retry, failed, refused
 	if d.EndpointDeleted || d.EndpointStatus != "enabled" {
-		try.Error, outcome = "endpoint "+map[bool]string{true: "deleted", false: "disabled"}[d.EndpointDeleted], "failed"
+		try.Error = "endpoint " + map[bool]string{true: "deleted", false: "disabled"}[d.EndpointDeleted]
 	} else {
-		code, latency, errText := p.post(ctx, d, now)
-		try.StatusCode, try.Latency, try.Error = code, latency, errText
-		switch {
-		case code >= 200 && code < 300:
+		try.StatusCode, try.Latency, try.Error = p.post(ctx, d, now)
+		switch next, ok := webhook.NextTry(d.EventAt, now, d.Attempts+1, p.cfg.WebhookUnit); {
+		case try.StatusCode >= 200 && try.StatusCode < 300:
 			try.Delivered, outcome = true, "delivered"
-		default:
-			if next, ok := webhook.NextTry(d.EventAt, now, d.Attempts+1, p.cfg.WebhookUnit); ok {
-				try.NextAt, outcome = &next, "retry"
-			} else {
-				outcome = "failed"
-			}
-			if strings.Contains(errText, webhook.ErrPrivateURL.Error()) {
-				outcome = "refused_" + outcome
-			}
+		case ok:
+			try.NextAt, outcome = &next, "retry"
+		}
+		if strings.Contains(try.Error, webhook.ErrPrivateURL.Error()) {
+			outcome = "refused"
 		}
 	}
 	res, err := p.Store.RecordTry(ctx, try)
@@ -75,11 +70,7 @@ func (p *Processor) deliverWebhook(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	label := outcome
-	if strings.HasPrefix(label, "refused_") {
-		label = "refused"
-	}
-	p.Metrics.WebhookDeliveries.WithLabelValues(label).Inc()
+	p.Metrics.WebhookDeliveries.WithLabelValues(outcome).Inc()
 	if try.Delivered {
 		p.Metrics.WebhookLatency.Observe(res.DeliveredLatency.Seconds())
 	}
@@ -139,14 +130,8 @@ func (p *Processor) post(ctx context.Context, d store.Delivery, now time.Time) (
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return resp.StatusCode, latency, ""
 	}
-	return resp.StatusCode, latency, fmt.Sprintf("HTTP %d: %s", resp.StatusCode, truncateText(string(answer), 200))
-}
-
-func truncateText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
+	// the store keeps the first 500 bytes of it (RecordTry)
+	return resp.StatusCode, latency, fmt.Sprintf("HTTP %d: %s", resp.StatusCode, answer)
 }
 
 // webhookClient is the delivery client, built once.

@@ -351,7 +351,7 @@ func (s *Store) RecomputeFlow(ctx context.Context, flowID string, seq int, actor
 				payouts = append(payouts, pp)
 				continue
 			}
-			pay, methodID, err := tx.createFlowPayment(ctx, flow, inv, users[pp.UserID], pp, actor)
+			pay, methodID, err := tx.createFlowPayin(ctx, flow, inv, users[pp.UserID], pp, actor)
 			if err != nil {
 				return err
 			}
@@ -431,11 +431,7 @@ func (s *Store) flowInput(ctx context.Context, flow payment.Flow, inv payment.In
 	in := payment.FlowInput{InvoiceID: inv.ID, Currency: inv.Currency, AmountDue: inv.AmountDue, PaidOutside: flow.PaidOutside,
 		InvoiceVoid: inv.Status == "VOID", Canceled: flow.Status == payment.FlowCanceled, Now: s.now()}
 	users := map[string]payment.User{}
-	payers := inv.Payers
-	if len(payers) == 0 && inv.Payer != nil {
-		payers = []payment.Payee{{User: *inv.Payer, Amount: inv.AmountDue}}
-	}
-	for _, p := range payers {
+	for _, p := range inv.PayersWithShares() {
 		users[p.User.ID] = p.User
 		in.Payers = append(in.Payers, payment.FlowParty{UserID: p.User.ID, UserExternalID: p.User.ExternalID, Amount: p.Amount,
 			MethodID: payinMethodID(p.User)})
@@ -511,63 +507,40 @@ func payoutMethodID(u payment.User) string {
 	return string(a.Method) + ":" + a.Beneficiary().AccountFingerprint(a.Method)
 }
 
-// createFlowPayment records one plan payment: a payin (a seed-001 payment
-// applied to the invoice, reserving its amount) or a payout (a seed-002
-// payout to the payee's account), PENDING with its create step due now, and
-// its payment_flow_payments row.
-func (s *Store) createFlowPayment(ctx context.Context, flow payment.Flow, inv payment.Invoice, u payment.User,
+// flowPaymentMeta is the metadata of a payment a flow creates.
+func flowPaymentMeta(flowID, batch string, generation int) map[string]string {
+	return map[string]string{"payment_flow_id": flowID, "payment_flow_batch": batch,
+		"payment_flow_generation": strconv.Itoa(generation)}
+}
+
+// createFlowPayin records one payin of a plan: a seed-001 payment applied
+// to the invoice, reserving its amount, PENDING with its create step due
+// now, and its payment_flow_payments row. (A batch's payouts are recorded
+// together: createFlowPayouts.)
+func (s *Store) createFlowPayin(ctx context.Context, flow payment.Flow, inv payment.Invoice, u payment.User,
 	pp payment.PlanPayment, actor string) (payment.Payment, string, error) {
-	amount := payment.Money{Minor: pp.Amount, Currency: pp.Currency}
-	meta := map[string]string{"payment_flow_id": flow.ID, "payment_flow_batch": batchOf(pp.Direction),
-		"payment_flow_generation": strconv.Itoa(pp.Generation)}
-	var pay payment.Payment
-	var methodID string
-	var err error
-	if pp.Direction == payment.DirectionPayout {
-		a := u.PayoutAccount
-		if a == nil {
-			return pay, "", fmt.Errorf("flow %s: payee %s has no payout account: %w", flow.ID, u.ID, payment.ErrConflict)
-		}
-		methodID = payoutMethodID(u)
-		b := a.Beneficiary()
-		details, err := json.Marshal(a)
-		if err != nil {
-			return pay, "", err
-		}
-		pay, err = s.InsertPayout(ctx, NewPayout{
-			Payment: NewPayment{TenantID: flow.TenantID, Amount: amount, Method: a.Method,
-				PaymentMethodID: b.AccountKey(a.Method), DestinationType: "BANK_ACCOUNT",
-				ProcessPayment: a.Method.BankRail(), TrackAttempts: true, Metadata: meta, Actor: actor},
-			ExternalPaymentID:  flow.ID + ":payouts:" + u.ID + ":" + strconv.Itoa(pp.Generation),
-			ExternalSource:     "payment_flow",
-			AccountFingerprint: b.AccountFingerprint(a.Method), Details: details,
-		})
-		if err != nil {
-			return pay, "", err
-		}
-	} else {
-		m := u.PayinMethod
-		if m == nil {
-			return pay, "", fmt.Errorf("flow %s: payer %s has no payin method: %w", flow.ID, u.ID, payment.ErrConflict)
-		}
-		methodID = payinMethodID(u)
-		pay, err = s.InsertPayment(ctx, NewPayment{TenantID: flow.TenantID, Surface: SurfacePayments, Amount: amount,
-			Method: m.Type, PaymentMethodID: m.ID, DestinationType: "INVOICE", DestinationID: inv.ID, InvoiceID: inv.ID,
-			ProcessPayment: true, TrackAttempts: true, Metadata: meta, Actor: actor})
-		if err != nil {
-			return pay, "", err
-		}
-		if err := s.insertLines(ctx, pay, []payment.Line{{InvoiceID: inv.ID, AppliedAmount: pp.Amount,
-			PaymentAmount: pp.Amount, AppliedCurrency: inv.Currency}}); err != nil {
-			return pay, "", err
-		}
+	m := u.PayinMethod
+	if m == nil {
+		return payment.Payment{}, "", fmt.Errorf("flow %s: payer %s has no payin method: %w", flow.ID, u.ID, payment.ErrConflict)
+	}
+	methodID := payinMethodID(u)
+	pay, err := s.InsertPayment(ctx, NewPayment{TenantID: flow.TenantID, Surface: SurfacePayments,
+		Amount: payment.Money{Minor: pp.Amount, Currency: pp.Currency}, Method: m.Type, PaymentMethodID: m.ID,
+		DestinationType: "INVOICE", DestinationID: inv.ID, InvoiceID: inv.ID, ProcessPayment: true, TrackAttempts: true,
+		Metadata: flowPaymentMeta(flow.ID, payment.BatchPayins, pp.Generation), Actor: actor})
+	if err != nil {
+		return pay, "", err
+	}
+	if err := s.insertLines(ctx, pay, []payment.Line{{InvoiceID: inv.ID, AppliedAmount: pp.Amount,
+		PaymentAmount: pp.Amount, AppliedCurrency: inv.Currency}}); err != nil {
+		return pay, "", err
 	}
 	_, err = s.q.ExecContext(ctx, `
 		WITH fp AS (
 			INSERT INTO payment_flow_payments (flow_id, batch, user_id, generation, payment_id, method_id, created_at)
 			VALUES ($1,$2,$3,$4,$5,$6,$7))
 		UPDATE payments SET flow_id = $1 WHERE id = $5`,
-		flow.ID, batchOf(pp.Direction), u.ID, pp.Generation, pay.ID, methodID, s.now())
+		flow.ID, payment.BatchPayins, u.ID, pp.Generation, pay.ID, methodID, s.now())
 	if err != nil {
 		return pay, "", translate(fmt.Errorf("record flow payment: %w", err))
 	}
@@ -667,8 +640,7 @@ func (s *Store) createFlowPayouts(ctx context.Context, flow payment.Flow, users 
 		if err != nil {
 			return nil, nil, err
 		}
-		m, err := json.Marshal(map[string]string{"payment_flow_id": flow.ID, "payment_flow_batch": payment.BatchPayouts,
-			"payment_flow_generation": strconv.Itoa(pp.Generation)})
+		m, err := json.Marshal(flowPaymentMeta(flow.ID, payment.BatchPayouts, pp.Generation))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -719,7 +691,7 @@ func (s *Store) createFlowPayouts(ctx context.Context, flow payment.Flow, users 
 		pays[i] = payment.Payment{ID: ids[i], TenantID: flow.TenantID, Surface: SurfacePayouts,
 			Amount: payment.Money{Minor: pp.Amount, Currency: pp.Currency}, Method: payment.Method(methods[i]),
 			Status: payment.StatusPending, StepSeq: 1, FlowID: flow.ID, CreatedAt: now,
-			Metadata: map[string]string{"payment_flow_id": flow.ID, "payment_flow_batch": payment.BatchPayouts}}
+			Metadata: flowPaymentMeta(flow.ID, payment.BatchPayouts, pp.Generation)}
 		fpays[i] = payment.FlowPayment{PaymentID: ids[i], Batch: payment.BatchPayouts, UserID: pp.UserID,
 			Generation: pp.Generation, Amount: pp.Amount, MethodID: methodIDs[i], Status: payment.StatusPending, CreatedAt: now}
 	}

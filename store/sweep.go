@@ -80,7 +80,7 @@ func (s *Store) ClaimDue(ctx context.Context, before DueBefore, lease time.Durat
 	var steps, cuts []string
 	latest := time.Time{}
 	for st, t := range before {
-		if st == StepRefund || st == StepNotification || st == StepSession || st == StepFlow || st == StepDelivery {
+		if !paymentStep(st) {
 			continue
 		}
 		steps, cuts = append(steps, string(st)), append(cuts, pgTime(t))
@@ -114,23 +114,30 @@ func (s *Store) ClaimDue(ctx context.Context, before DueBefore, lease time.Durat
 			out = append(out, Due{PaymentID: r.ID, Step: payment.Step(r.Step), Seq: r.Seq, Swept: r.Swept})
 		}
 	}
-	if cut, ok := before[StepRefund]; ok {
+	for _, k := range keyedSteps {
+		cut, ok := before[k.step]
+		if !ok {
+			continue
+		}
 		var rows []struct {
 			ID    string `db:"id"`
 			Seq   int    `db:"step_seq"`
 			Swept bool   `db:"swept"`
 		}
+		// the table name is one of keyedSteps' constants
 		err := sqlx.SelectContext(ctx, s.q, &rows, `
-			UPDATE refunds r SET next_at = $3, swept = true
-			FROM (SELECT id, swept FROM refunds WHERE next_at IS NOT NULL AND next_at <= $1
+			UPDATE `+k.table+` t SET next_at = $3, swept = true
+			FROM (SELECT id, swept FROM `+k.table+` WHERE next_at IS NOT NULL AND next_at <= $1
 			      ORDER BY next_at LIMIT $2 FOR UPDATE SKIP LOCKED) d
-			WHERE r.id = d.id
-			RETURNING r.id, r.step_seq, d.swept`, cut.UTC(), limit, until)
+			WHERE t.id = d.id
+			RETURNING t.id, t.step_seq, d.swept`, cut.UTC(), limit, until)
 		if err != nil {
-			return nil, translate(fmt.Errorf("claim due refunds: %w", err))
+			return nil, translate(fmt.Errorf("claim due %s: %w", k.table, err))
 		}
 		for _, r := range rows {
-			out = append(out, Due{RefundID: r.ID, Step: StepRefund, Seq: r.Seq, Swept: r.Swept})
+			d := Due{Step: k.step, Seq: r.Seq, Swept: r.Swept}
+			*k.id(&d) = r.ID
+			out = append(out, d)
 		}
 	}
 	if cut, ok := before[StepNotification]; ok {
@@ -153,63 +160,6 @@ func (s *Store) ClaimDue(ctx context.Context, before DueBefore, lease time.Durat
 			out = append(out, Due{Notification: r.NotificationRef, Step: StepNotification, Seq: r.Seq, Swept: r.Swept})
 		}
 	}
-	if cut, ok := before[StepSession]; ok {
-		var rows []struct {
-			ID    string `db:"id"`
-			Seq   int    `db:"step_seq"`
-			Swept bool   `db:"swept"`
-		}
-		err := sqlx.SelectContext(ctx, s.q, &rows, `
-			UPDATE payment_sessions ps SET next_at = $3, swept = true
-			FROM (SELECT id, swept FROM payment_sessions WHERE next_at IS NOT NULL AND next_at <= $1
-			      ORDER BY next_at LIMIT $2 FOR UPDATE SKIP LOCKED) d
-			WHERE ps.id = d.id
-			RETURNING ps.id, ps.step_seq, d.swept`, cut.UTC(), limit, until)
-		if err != nil {
-			return nil, translate(fmt.Errorf("claim due sessions: %w", err))
-		}
-		for _, r := range rows {
-			out = append(out, Due{SessionID: r.ID, Step: StepSession, Seq: r.Seq, Swept: r.Swept})
-		}
-	}
-	if cut, ok := before[StepFlow]; ok {
-		var rows []struct {
-			ID    string `db:"id"`
-			Seq   int    `db:"step_seq"`
-			Swept bool   `db:"swept"`
-		}
-		err := sqlx.SelectContext(ctx, s.q, &rows, `
-			UPDATE payment_flows pf SET next_at = $3, swept = true
-			FROM (SELECT id, swept FROM payment_flows WHERE next_at IS NOT NULL AND next_at <= $1
-			      ORDER BY next_at LIMIT $2 FOR UPDATE SKIP LOCKED) d
-			WHERE pf.id = d.id
-			RETURNING pf.id, pf.step_seq, d.swept`, cut.UTC(), limit, until)
-		if err != nil {
-			return nil, translate(fmt.Errorf("claim due flows: %w", err))
-		}
-		for _, r := range rows {
-			out = append(out, Due{FlowID: r.ID, Step: StepFlow, Seq: r.Seq, Swept: r.Swept})
-		}
-	}
-	if cut, ok := before[StepDelivery]; ok {
-		var rows []struct {
-			ID    string `db:"id"`
-			Seq   int    `db:"step_seq"`
-			Swept bool   `db:"swept"`
-		}
-		err := sqlx.SelectContext(ctx, s.q, &rows, `
-			UPDATE webhook_deliveries wd SET next_at = $3, swept = true
-			FROM (SELECT id, swept FROM webhook_deliveries WHERE next_at IS NOT NULL AND next_at <= $1
-			      ORDER BY next_at LIMIT $2 FOR UPDATE SKIP LOCKED) d
-			WHERE wd.id = d.id
-			RETURNING wd.id, wd.step_seq, d.swept`, cut.UTC(), limit, until)
-		if err != nil {
-			return nil, translate(fmt.Errorf("claim due deliveries: %w", err))
-		}
-		for _, r := range rows {
-			out = append(out, Due{DeliveryID: r.ID, Step: StepDelivery, Seq: r.Seq, Swept: r.Swept})
-		}
-	}
 	return out, nil
 }
 
@@ -226,19 +176,12 @@ func (s *Store) Rearm(ctx context.Context, d Due) (int, error) {
 		q = `UPDATE gateway_notifications SET step_seq = step_seq + 1, swept = false
 			WHERE gateway = $1 AND notification_id = $2 AND step_seq = $3 AND processed_at IS NULL RETURNING step_seq`
 		args = []any{d.Notification.Gateway, d.Notification.ID, d.Seq}
-	case d.SessionID != "":
-		q = `UPDATE payment_sessions SET step_seq = step_seq + 1, swept = false WHERE id = $1 AND step_seq = $2 RETURNING step_seq`
-		args = []any{d.SessionID, d.Seq}
-	case d.FlowID != "":
-		q = `UPDATE payment_flows SET step_seq = step_seq + 1, swept = false WHERE id = $1 AND step_seq = $2 RETURNING step_seq`
-		args = []any{d.FlowID, d.Seq}
-	case d.DeliveryID != "":
-		q = `UPDATE webhook_deliveries SET step_seq = step_seq + 1, swept = false WHERE id = $1 AND step_seq = $2
-			AND status = 'pending' RETURNING step_seq`
-		args = []any{d.DeliveryID, d.Seq}
-	case d.RefundID != "":
-		q = `UPDATE refunds SET step_seq = step_seq + 1, swept = false WHERE id = $1 AND step_seq = $2 RETURNING step_seq`
-		args = []any{d.RefundID, d.Seq}
+	case d.Step != "" && !paymentStep(d.Step):
+		k := keyedStep(d.Step)
+		// a row whose step is done (next_at cleared) has nothing to re-arm
+		q = `UPDATE ` + k.table + ` SET step_seq = step_seq + 1, swept = false WHERE id = $1 AND step_seq = $2
+			AND next_at IS NOT NULL RETURNING step_seq`
+		args = []any{*k.id(&d), d.Seq}
 	default:
 		q = `UPDATE payments SET step_seq = step_seq + 1, swept = false WHERE id = $1 AND step_seq = $2 RETURNING step_seq`
 		args = []any{d.PaymentID, d.Seq}
@@ -249,6 +192,38 @@ func (s *Store) Rearm(ctx context.Context, d Due) (int, error) {
 		return 0, fmt.Errorf("rearm %s: %w", d, payment.ErrStale)
 	}
 	return seq, translate(err)
+}
+
+// keyedSteps are the steps whose rows are due by their own next_at, under
+// their own step_seq and swept, one table each: claimed and re-armed alike.
+var keyedSteps = []struct {
+	step  payment.Step
+	table string
+	id    func(*Due) *string // the Due field that names the row
+}{
+	{StepRefund, "refunds", func(d *Due) *string { return &d.RefundID }},
+	{StepSession, "payment_sessions", func(d *Due) *string { return &d.SessionID }},
+	{StepFlow, "payment_flows", func(d *Due) *string { return &d.FlowID }},
+	{StepDelivery, "webhook_deliveries", func(d *Due) *string { return &d.DeliveryID }},
+}
+
+func keyedStep(st payment.Step) (k struct {
+	step  payment.Step
+	table string
+	id    func(*Due) *string
+}) {
+	for _, k := range keyedSteps {
+		if k.step == st {
+			return k
+		}
+	}
+	return k
+}
+
+// paymentStep: a step payments.next_step names (not a refund's,
+// notification's, session's, flow's or delivery's).
+func paymentStep(st payment.Step) bool {
+	return st != StepNotification && keyedStep(st).table == ""
 }
 
 // String names the due row for errors and logs.
