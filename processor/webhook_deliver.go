@@ -78,7 +78,7 @@ func (p *Processor) deliverWebhook(ctx context.Context, t *asynq.Task) error {
 		p.Metrics.WebhooksDisabled.Inc()
 		p.Log.WarnContext(ctx, "webhook endpoint disabled: every delivery failed for the whole retry window", "endpoint_id", d.EndpointID)
 	}
-	if try.NextAt != nil {
+	if try.NextAt != nil && !res.Disabled { // disabling the endpoint failed this delivery too
 		if err := p.Enqueue.Deliver(ctx, d.ID, res.Seq, *try.NextAt); err != nil {
 			p.Log.WarnContext(ctx, "enqueue delivery retry failed; the dispatcher will recover it", "delivery_id", d.ID, "err", err)
 		}

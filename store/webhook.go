@@ -310,8 +310,8 @@ func (s *Store) RecordTry(ctx context.Context, t DeliveryTry) (TryResult, error)
 					'webhook_endpoint', id, to_jsonb(e), $2 FROM e),
 			f AS (
 				UPDATE webhook_deliveries SET status = 'failed', next_at = NULL, last_error = 'endpoint disabled'
-				WHERE endpoint_id = $1 AND status = 'pending' AND id <> $3 AND EXISTS (SELECT 1 FROM e))
-			SELECT EXISTS (SELECT 1 FROM e)`, row.EndpointID, now, t.DeliveryID).Scan(&disabled)
+				WHERE endpoint_id = $1 AND status = 'pending' AND EXISTS (SELECT 1 FROM e))
+			SELECT EXISTS (SELECT 1 FROM e)`, row.EndpointID, now).Scan(&disabled)
 		if err != nil {
 			return translate(fmt.Errorf("disable endpoint: %w", err))
 		}
