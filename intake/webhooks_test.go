@@ -174,14 +174,15 @@ func TestWebhookRetriesThenDeliveredOnce(t *testing.T) {
 
 func TestWebhookReceiverDownDisablesEndpoint(t *testing.T) {
 	t.Parallel()
-	// the whole 3-day window in about 2.6 s: one unit is 10 µs
-	h := testenv.Start(t, testenv.Options{Webhooks: true, Processor: processor.Config{WebhookUnit: 10 * time.Microsecond}})
+	// the whole 3-day window in about 13 s (one unit is 50 µs): margin for
+	// tries delayed by a loaded machine, which a 2.6 s window lacked
+	h := testenv.Start(t, testenv.Options{Webhooks: true, Processor: processor.Config{WebhookUnit: 50 * time.Microsecond}})
 	rc := newReceiver(t, func(int) int { return 500 })
 	id, _ := endpoint(t, h, rc.srv.URL, "payment.succeeded")
 	pay := h.CreatePayment("CARD", "pm_card_visa", "1.00")
 	h.WaitFinal(pay, 10*time.Second)
 	var e map[string]any
-	waitFor(t, 30*time.Second, "the endpoint disabled", func() bool {
+	waitFor(t, 60*time.Second, "the endpoint disabled", func() bool {
 		e = jsonObj(t, h.Do("GET", "/v1/webhook-endpoints/"+id, h.KeyA, nil, nil), 200)
 		return e["status"] == "disabled"
 	})
