@@ -58,6 +58,8 @@ func (p *Processor) deliverWebhook(ctx context.Context, t *asynq.Task) error {
 			try.Delivered, outcome = true, "delivered"
 		case ok:
 			try.NextAt, outcome = &next, "retry"
+		default:
+			try.Exhausted = true
 		}
 		if strings.Contains(try.Error, webhook.ErrPrivateURL.Error()) {
 			outcome = "refused"

@@ -223,6 +223,12 @@ type DeliveryTry struct {
 	// DisableAfter: an endpoint whose every try has failed for this long
 	// is disabled (0: never).
 	DisableAfter time.Duration
+	// Exhausted: this failed try was the last of the delivery's retry
+	// window. If no try to the endpoint succeeded since this delivery's
+	// first try, the endpoint has failed for the whole window (longer than
+	// DisableAfter on the schedule) and is disabled whatever the wall clock
+	// says: a compressed schedule or a late worker must not leave it enabled.
+	Exhausted bool
 }
 
 // TryResult is what RecordTry did.
@@ -294,7 +300,16 @@ func (s *Store) RecordTry(ctx context.Context, t DeliveryTry) (TryResult, error)
 			WHERE id = $1 RETURNING failing_since`, row.EndpointID, now).Scan(&since); err != nil {
 			return translate(fmt.Errorf("endpoint failing: %w", err))
 		}
-		if t.DisableAfter <= 0 || now.Sub(since) < t.DisableAfter {
+		disable := t.DisableAfter > 0 && now.Sub(since) >= t.DisableAfter
+		if !disable && t.Exhausted && t.DisableAfter > 0 {
+			var first time.Time
+			if err := tx.q.QueryRowxContext(ctx, `SELECT min(created_at) FROM webhook_delivery_attempts WHERE delivery_id = $1`,
+				t.DeliveryID).Scan(&first); err != nil {
+				return translate(fmt.Errorf("first try: %w", err))
+			}
+			disable = !since.After(first)
+		}
+		if !disable {
 			return nil
 		}
 		var disabled bool
@@ -302,7 +317,7 @@ func (s *Store) RecordTry(ctx context.Context, t DeliveryTry) (TryResult, error)
 			WITH e AS (
 				UPDATE webhook_endpoints SET status = 'disabled', updated_at = $2,
 					disabled_reason = 'every delivery failed since ' || to_char(failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
-				WHERE id = $1 AND status = 'enabled'
+				WHERE id = $1 AND status = 'enabled' AND deleted_at IS NULL
 				RETURNING id, tenant_id, url, description, enabled_events, status, disabled_reason, failing_since, created_at, updated_at),
 			ev AS (
 				INSERT INTO events (id, tenant_id, type, object_type, object_id, data, created_at)
