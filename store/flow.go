@@ -405,9 +405,10 @@ func (s *Store) RecomputeFlow(ctx context.Context, flowID string, seq int, actor
 				WHERE id = $1 RETURNING id, tenant_id, step_seq),
 			e AS (
 				INSERT INTO payment_flow_events (flow_id, tenant_id, from_status, to_status, reason, actor, created_at)
-				SELECT id, tenant_id, $8, $2, CASE WHEN $3 = '' THEN 'plan' ELSE $3 END, $10, $6 FROM f WHERE $8 <> $2)
+				SELECT id, tenant_id, $8, $2, CASE WHEN $3 = '' THEN 'plan' ELSE $3 END, $10, $6 FROM f
+				WHERE $8 <> $2 OR ($2 = 'failed' AND $11 <> $3))
 			SELECT step_seq FROM f`, flowID, string(status), plan.BlockedReason, version, settled, now, r.StepSeq,
-			string(flow.Status), changed || status != flow.Status, actor).Scan(&res.Flow.StepSeq)
+			string(flow.Status), changed || status != flow.Status, actor, flow.BlockedReason).Scan(&res.Flow.StepSeq)
 		if err != nil {
 			return translate(fmt.Errorf("update flow: %w", err))
 		}

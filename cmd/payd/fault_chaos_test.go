@@ -31,6 +31,10 @@ package main
 // with the sandbox's session_data test values or abandoned
 // (fault_session_test.go), and payment flows: users, an invoice with payers
 // and payees, the flow, some canceled by their merchant (fault_flow_test.go).
+// The mixed run also delivers every event to two webhook endpoints on a
+// receiver that refuses some first tries; its checker (fault_webhook_test.go)
+// wants every event delivered to each subscribed endpoint, and events one to
+// one with the audited transitions.
 //
 // Each run ends with the checker (I1–I5 and I8 after a reconciliation,
 // refunds and invoice balances, which window each worker kill hit) and a
@@ -219,6 +223,8 @@ type chaosRun struct {
 	sessions *chaosSessions
 	// what the payment flows' clients did (fault_flow_test.go)
 	flows *chaosSessions
+	// the webhook receiver of the mixed run (fault_webhook_test.go)
+	hooks *faultHooks
 	// degradedOK: the run fails the gateway (faultLoadSpec.degradedOK)
 	degradedOK bool
 	// redisMu is held by a fault while it has Redis wiped, restarting or
@@ -263,6 +269,10 @@ func runChaos(t *testing.T, bin, name string, faults []chaosFault, n int, spread
 		// notifications are dropped until the gateway_notifications fault
 		r.nfEnv = r.readNotifyEnv()
 		r.setNotify(sandbox.NotifyFaults{Drop: true})
+	}
+	if len(faults) > 1 {
+		// the mixed run delivers every event to two endpoints, under every fault
+		r.hooks = startFaultHooks(t, c)
 	}
 	refundq := make(chan *faultClientRecord, n)
 	loadSet := make(chan struct{})
@@ -317,6 +327,12 @@ func runChaos(t *testing.T, bin, name string, faults []chaosFault, n int, spread
 	if o.clocks {
 		ahead, behind := clockSkewedRows(c)
 		extra = append(extra, fmt.Sprintf("audit rows stamped > 10 min off their commit time (written under a jumped clock): %d ahead, %d behind", ahead, behind))
+	}
+	if r.hooks != nil {
+		c.waitDeliveries(time.Now().Add(c.finalBound))
+		snap := c.snapshot()
+		extra = append(extra, "webhooks: "+r.hooks.check(c.chk, snap).String())
+		_ = snap.Rollback()
 	}
 	if a := r.actions.String(); a != "" {
 		extra = append(extra, "3-D Secure clients: "+a)

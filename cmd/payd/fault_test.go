@@ -417,6 +417,8 @@ func startFaultClusterWith(t *testing.T, bin string, o faultOpts) *faultCluster 
 		// (finish), so that what it finds is the run's and not a timer's
 		"PAYD_RECONCILE_INTERVAL=0",
 	}
+	// webhook delivery on (the mixed run registers endpoints: fault_webhook_test.go)
+	c.env = append(c.env, faultWebhookEnv()...)
 	if o.notify {
 		c.notifySecret = "whsec_fault_" + strconv.FormatInt(time.Now().UnixNano(), 36)
 		c.env = append(c.env, "PAYD_GATEWAY_NOTIFY_SECRET="+c.notifySecret,
