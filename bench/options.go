@@ -58,6 +58,9 @@ type Options struct {
 	flowPayers int // payers of each flow's invoice, each paying by card
 	flowPayees int // payees of each flow's invoice, each paid by ACH
 	flowC      int // concurrent clients of -flows; 0: -c
+
+	webhooks        bool          // the phases with a webhook endpoint on * (webhook.go)
+	webhookDuration time.Duration // the open-loop phase at half the maximum rate
 }
 
 // Amount mixes of -amounts.
@@ -109,6 +112,8 @@ func ParseFlags(args []string, out io.Writer) (Options, error) {
 	fs.IntVar(&o.flowPayers, "flow-payers", 2, "payers of each -flows invoice (1 to 100), each with a CARD payin method pm_card_visa")
 	fs.IntVar(&o.flowPayees, "flow-payees", 1, "payees of each -flows invoice (1 to 100), each with an ACH payout account; the same payees for every flow")
 	fs.IntVar(&o.flowC, "flow-c", 0, "concurrent clients of -flows: users, invoices, then the flow creates (default: -c)")
+	fs.BoolVar(&o.webhooks, "webhooks", false, "after the card payments (and -sessions, -flows) are final, register a webhook endpoint on * at a receiver of the bench's own, post -n card payments again closed loop (card payments/s with webhooks beside without), then at half that rate open loop for -webhook-duration; report deliveries/s and event-to-delivery p50/p99 (target p99 ≤ 2 s at half the maximum rate)")
+	fs.DurationVar(&o.webhookDuration, "webhook-duration", 10*time.Second, "with -webhooks: how long the open-loop phase at half the maximum rate posts")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -165,6 +170,10 @@ func ParseFlags(args []string, out io.Writer) (Options, error) {
 		return o, fmt.Errorf("bench: -flow-payers and -flow-payees must be 1 to 100: %w", ErrUsage)
 	case o.flows > 0 && o.backlog > 0:
 		return o, fmt.Errorf("bench: -flows and -backlog exclude each other: %w", ErrUsage)
+	case o.webhooks && (o.backlog > 0 || o.rate > 0):
+		return o, fmt.Errorf("bench: -webhooks needs the closed loop (no -backlog, no -rate): %w", ErrUsage)
+	case o.webhooks && o.webhookDuration <= 0:
+		return o, fmt.Errorf("bench: -webhook-duration must be positive: %w", ErrUsage)
 	case o.baselines && (o.baselineTime <= 0 || o.baselineTasks < 1 || o.memTasks < 1):
 		return o, fmt.Errorf("bench: -baseline-time, -baseline-tasks and -mem-tasks must be positive: %w", ErrUsage)
 	}

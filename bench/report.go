@@ -81,6 +81,9 @@ type Report struct {
 	// Flows is the -flows phase: payment flows created after the card
 	// payments (and sessions), on the same payd.
 	Flows *flowReport `json:"flows,omitempty"`
+	// Webhooks is the -webhooks phases: card payments again with an
+	// endpoint on *, then at half the rate (webhook.go).
+	Webhooks *webhookReport `json:"webhooks,omitempty"`
 
 	Series []seriesPoint `json:"series"`
 	Checks []check       `json:"checks"`
@@ -554,6 +557,7 @@ func printReport(w io.Writer, r *Report) {
 	}
 	printSessions(w, r)
 	printFlows(w, r)
+	printWebhooks(w, r)
 	fmt.Fprintln(w, "checks:")
 	for _, c := range r.Checks {
 		fmt.Fprintf(w, "  %-4s  %-16s %s\n", c.Result, c.Name, c.Detail)

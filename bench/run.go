@@ -259,6 +259,15 @@ func runLoad(ctx context.Context, o Options, p plan, t *target, hc *http.Client,
 			rc = &recomputeFigures{Error: merr.Error()}
 		}
 	}
+	// -webhooks: the same payd, once everything before is final; the
+	// phase without webhooks is the run's own, counted here as fillReport
+	// will count it
+	var wr *webhookReport
+	if o.webhooks && waitErr == nil && sessErr == nil && flowErr == nil {
+		without := &Report{}
+		fillReport(without, subs, postSeconds, obs, p, nil, errors.New("not read yet"), "")
+		wr = runWebhooks(ctx, o, p, t, hc, runID, without.Final.PerSecond)
+	}
 	var charges []sandbox.Charge
 	var ledgerErr error
 	if t.ledger != nil {
@@ -281,6 +290,7 @@ func runLoad(ctx context.Context, o Options, p plan, t *target, hc *http.Client,
 			flowCosts(rep.Flows)
 		}
 	}
+	rep.Webhooks = wr
 	if ledgerErr != nil && t.ledgerRequired {
 		for i := range rep.Checks {
 			if rep.Checks[i].Name == "ledger" {

@@ -7,7 +7,9 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -61,6 +63,9 @@ func runSpawned(ctx context.Context, cfg Config, o Options, p plan, hc *http.Cli
 	cl, err := newCluster(ctx, cfg, bin, logw)
 	if err != nil {
 		return nil, err
+	}
+	if o.webhooks {
+		cl.enableWebhooks()
 	}
 	// The payd under test migrates its own schema, as its owner.
 	if err := cl.migrate(ctx); err != nil {
@@ -328,6 +333,18 @@ func newCluster(ctx context.Context, cfg Config, bin string, logw *os.File) (*cl
 		}
 	}
 	return c, nil
+}
+
+// enableWebhooks lets the spawned payd deliver webhooks to the bench's
+// receiver on loopback (-webhooks): a sealing key of the run's own unless
+// the environment gives one, plain HTTP and private addresses allowed.
+func (c *cluster) enableWebhooks() {
+	if lookupEnv(c.env, "PAYD_WEBHOOK_KEYS") == "" {
+		key := make([]byte, 32)
+		_, _ = rand.Read(key)
+		c.over["PAYD_WEBHOOK_KEYS"] = "bench:" + hex.EncodeToString(key)
+	}
+	c.over["PAYD_WEBHOOK_ALLOW_HTTP"], c.over["PAYD_WEBHOOK_ALLOW_PRIVATE"] = "true", "true"
 }
 
 // migrate runs payd migrate, so that the schema is the one of the payd
