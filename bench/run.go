@@ -290,7 +290,10 @@ func runLoad(ctx context.Context, o Options, p plan, t *target, hc *http.Client,
 			flowCosts(rep.Flows)
 		}
 	}
-	rep.Webhooks = wr
+	if wr != nil {
+		rep.Webhooks = wr
+		addWebhookCheck(rep, wr)
+	}
 	if ledgerErr != nil && t.ledgerRequired {
 		for i := range rep.Checks {
 			if rep.Checks[i].Name == "ledger" {

@@ -365,3 +365,28 @@ func printWebhooks(w io.Writer, r *Report) {
 	}
 	fmt.Fprintf(w, "  target event→delivery p99 ≤ %.0f ms at half the maximum rate: %s; bad deliveries: %d\n", h.TargetP99Ms, met, len(h.BadDelivery))
 }
+
+// addWebhookCheck adds the -webhooks check to the report: every event of
+// both phases delivered, no delivery refused by the receiver.
+func addWebhookCheck(rep *Report, h *webhookReport) {
+	c := check{Name: "webhooks", Result: "PASS"}
+	missing := len(h.MaxPhase.Missing) + len(h.HalfPhase.Missing)
+	events := h.MaxPhase.Events + h.HalfPhase.Events
+	switch {
+	case h.Error != "":
+		c.Result, c.Detail = "FAIL", h.Error
+	default:
+		c.Detail = fmt.Sprintf("%d/%d events of the webhook phases delivered to the endpoint on *, %d bad deliveries",
+			events-missing, events, len(h.BadDelivery))
+		if missing > 0 || len(h.BadDelivery) > 0 || events == 0 {
+			c.Result = "FAIL"
+			if missing > 0 {
+				c.Detail += "; missing e.g. " + examples(append(h.MaxPhase.Missing, h.HalfPhase.Missing...))
+			}
+		}
+	}
+	rep.Checks = append(rep.Checks, c)
+	if c.Result == "FAIL" {
+		rep.Pass = false
+	}
+}

@@ -251,6 +251,35 @@ func TestWebhookPrivateAddressesRefused(t *testing.T) {
 	checkEnvelope(t, h.Do("POST", "/v1/webhook-endpoints", h.KeyA, b, nil), 422, "enabled_events_unknown")
 }
 
+// TestWebhookPrivateAtConnectRefused: an endpoint registered at a public
+// address whose URL then leads to a private one (what DNS rebinding does to
+// a name; here the row's URL is pointed at the receiver on loopback, as a
+// resolver would point the name) is refused when the worker connects, on
+// the address dialed: the receiver is never reached, and the try is logged
+// with the refusal.
+func TestWebhookPrivateAtConnectRefused(t *testing.T) {
+	t.Parallel()
+	h := testenv.Start(t, testenv.Options{Webhooks: true, Intake: intakeStrictWebhooks(),
+		Processor: processor.Config{WebhookPolicy: webhook.Policy{AllowHTTP: true}}})
+	rc := newReceiver(t, nil)
+	id, _ := endpoint(t, h, "http://93.184.216.34/hook", "payment.succeeded")
+	if _, err := ownerDB(t, h).Exec(`UPDATE webhook_endpoints SET url = $2 WHERE id = $1`, id, rc.srv.URL+"/hook"); err != nil {
+		t.Fatal(err)
+	}
+	h.WaitFinal(h.CreatePayment("CARD", "pm_card_visa", "1.00"), 10*time.Second)
+	var tries []any
+	waitFor(t, 15*time.Second, "a refused try logged", func() bool {
+		tries = jsonObj(t, h.Do("GET", "/v1/webhook-endpoints/"+id+"/deliveries", h.KeyA, nil, nil), 200)["data"].([]any)
+		return len(tries) >= 1
+	})
+	if e, _ := tries[0].(map[string]any)["error"].(string); !strings.Contains(e, "private") {
+		t.Errorf("the try's error %q, want the private-address refusal", e)
+	}
+	if n := len(rc.all()); n != 0 {
+		t.Fatalf("the receiver on loopback was reached %d times", n)
+	}
+}
+
 // TestWebhookSurvivesFlushAll: an event written while nothing runs the
 // queue, then the queue wiped (FLUSHDB of the test's own database, the
 // FLUSHALL of a shared instance), is still delivered: the delivery row is

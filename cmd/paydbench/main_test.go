@@ -550,3 +550,31 @@ func TestBenchSpawnSessions(t *testing.T) {
 		t.Errorf("sessions %+v, card payments final %d, tasks %+v", s, rep.Final.Final, rep.Tasks)
 	}
 }
+
+func TestBenchSpawnWebhooks(t *testing.T) {
+	t.Parallel()
+	jsonPath := filepath.Join(t.TempDir(), "bench.json")
+	var buf bytes.Buffer
+	err := run(context.Background(), spawnArgs(t, "-n", "40", "-c", "8", "-webhooks", "-webhook-duration", "2s", "-baselines=false",
+		"-json", jsonPath), benchEnv(t), &buf)
+	out := buf.String()
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		`(?m)^  card payments completed/s: [0-9.]+ without webhooks, [0-9.]+ with \([0-9.]+×\), 40 payments at -c 8 each$`,
+		`(?m)^  at the maximum rate: 40 payments, 80 events, 80 delivered \(0 duplicates, 0 missing\), [0-9.]+ deliveries/s; event→delivery p50 [0-9]+ ms, p99 [0-9]+ ms, max [0-9]+ ms$`,
+		`(?m)^  PASS  webhooks +[0-9]+/[0-9]+ events of the webhook phases delivered to the endpoint on \*, 0 bad deliveries$`,
+		`(?m)^RESULT PASS$`,
+	} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("output does not match %s:\n%s", want, out)
+		}
+	}
+	rep := readReport(t, jsonPath)
+	h := rep.Webhooks
+	if h == nil || h.CardPerSecondWith <= 0 || h.CardPerSecondWithout <= 0 || h.HalfRate <= 0 || h.HalfPhase.Events != 2*h.HalfPhase.Payments ||
+		h.HalfPhase.Delivered != h.HalfPhase.Events || h.MaxPhase.Latency.Count != 80 || h.HalfPhase.Latency.P99 <= 0 {
+		t.Errorf("webhooks report %+v", h)
+	}
+}
