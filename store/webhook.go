@@ -246,14 +246,14 @@ type TryResult struct {
 // disables the endpoint, with the webhook_endpoint.disabled event, and
 // fails its pending deliveries.
 func (s *Store) RecordTry(ctx context.Context, t DeliveryTry) (TryResult, error) {
+	if t.Delivered {
+		return s.recordDelivered(ctx, t)
+	}
 	var res TryResult
 	err := s.InTx(ctx, func(tx *Store) error {
 		now := tx.now()
-		status := payment.DeliveryPending
-		switch {
-		case t.Delivered:
-			status = payment.DeliveryDelivered
-		case t.NextAt == nil:
+		status := payment.DeliveryPending // a failed try: tried again at NextAt, or failed for good
+		if t.NextAt == nil {
 			status = payment.DeliveryFailed
 		}
 		var code any
@@ -261,19 +261,17 @@ func (s *Store) RecordTry(ctx context.Context, t DeliveryTry) (TryResult, error)
 			code = t.StatusCode
 		}
 		var row struct {
-			Seq        int       `db:"step_seq"`
-			Attempts   int       `db:"attempts"`
-			EndpointID string    `db:"endpoint_id"`
-			TenantID   string    `db:"tenant_id"`
-			EventID    string    `db:"event_id"`
-			EventAt    time.Time `db:"event_at"`
+			Seq        int    `db:"step_seq"`
+			Attempts   int    `db:"attempts"`
+			EndpointID string `db:"endpoint_id"`
+			TenantID   string `db:"tenant_id"`
+			EventID    string `db:"event_id"`
 		}
 		err := sqlx.GetContext(ctx, tx.q, &row, `UPDATE webhook_deliveries SET status = $3, attempts = attempts + 1,
-				next_at = $4, step_seq = step_seq + 1, swept = false, last_status_code = $5, last_error = $6,
-				delivered_at = CASE WHEN $3 = 'delivered' THEN $7 ELSE delivered_at END
+				next_at = $4, step_seq = step_seq + 1, swept = false, last_status_code = $5, last_error = $6
 			WHERE id = $1 AND step_seq = $2 AND status = 'pending'
-			RETURNING step_seq, attempts, endpoint_id, tenant_id, event_id, event_at`,
-			t.DeliveryID, t.Seq, status, t.NextAt, code, truncate(t.Error, 500), now)
+			RETURNING step_seq, attempts, endpoint_id, tenant_id, event_id`,
+			t.DeliveryID, t.Seq, status, t.NextAt, code, truncate(t.Error, 500))
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("delivery %s@%d: %w", t.DeliveryID, t.Seq, payment.ErrStale)
 		}
@@ -281,19 +279,11 @@ func (s *Store) RecordTry(ctx context.Context, t DeliveryTry) (TryResult, error)
 			return translate(fmt.Errorf("record try: %w", err))
 		}
 		res.Seq, res.Attempt = row.Seq, row.Attempts
-		if t.Delivered {
-			res.DeliveredLatency = now.Sub(row.EventAt)
-		}
 		if _, err := tx.q.ExecContext(ctx, `INSERT INTO webhook_delivery_attempts (delivery_id, endpoint_id, tenant_id, event_id,
 				attempt, status_code, latency_ms, error, next_at, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`,
 			t.DeliveryID, row.EndpointID, row.TenantID, row.EventID, row.Attempts, code, t.Latency.Milliseconds(),
 			truncate(t.Error, 500), t.NextAt, now); err != nil {
 			return translate(fmt.Errorf("log try: %w", err))
-		}
-		if t.Delivered {
-			_, err := tx.q.ExecContext(ctx, `UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL`,
-				row.EndpointID)
-			return translate(err)
 		}
 		var since time.Time
 		if err := tx.q.QueryRowxContext(ctx, `UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2)
@@ -334,6 +324,38 @@ func (s *Store) RecordTry(ctx context.Context, t DeliveryTry) (TryResult, error)
 		return nil
 	})
 	return res, err
+}
+
+// recordDelivered is RecordTry for a try that delivered: one statement
+// (the hot path: most tries deliver), guarded like the general case — the
+// delivery, its attempt row and the endpoint's failing clock stopped.
+func (s *Store) recordDelivered(ctx context.Context, t DeliveryTry) (TryResult, error) {
+	var res TryResult
+	now := s.now()
+	var at time.Time
+	err := s.q.QueryRowxContext(ctx, `
+		WITH d AS (
+			UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, next_at = NULL,
+				step_seq = step_seq + 1, swept = false, last_status_code = $3, last_error = '', delivered_at = $4
+			WHERE id = $1 AND step_seq = $2 AND status = 'pending'
+			RETURNING id, step_seq, attempts, endpoint_id, tenant_id, event_id, event_at),
+		a AS (
+			INSERT INTO webhook_delivery_attempts (delivery_id, endpoint_id, tenant_id, event_id, attempt, status_code,
+				latency_ms, error, next_at, created_at)
+			SELECT id, endpoint_id, tenant_id, event_id, attempts, $3, $5, '', NULL, $4 FROM d),
+		e AS (
+			UPDATE webhook_endpoints SET failing_since = NULL
+			WHERE id = (SELECT endpoint_id FROM d) AND failing_since IS NOT NULL)
+		SELECT step_seq, attempts, event_at FROM d`,
+		t.DeliveryID, t.Seq, t.StatusCode, now, t.Latency.Milliseconds()).Scan(&res.Seq, &res.Attempt, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return res, fmt.Errorf("delivery %s@%d: %w", t.DeliveryID, t.Seq, payment.ErrStale)
+	}
+	if err != nil {
+		return res, translate(fmt.Errorf("record delivered try: %w", err))
+	}
+	res.DeliveredLatency = now.Sub(at)
+	return res, nil
 }
 
 // ListAttempts returns a page of an endpoint's delivery tries, newest first
