@@ -39,7 +39,7 @@ func (p *Processor) deliverWebhook(ctx context.Context, t *asynq.Task) error {
 	if p.Keyring == nil || p.RenderEvent == nil {
 		return fmt.Errorf("webhook deliveries are not configured (PAYD_WEBHOOK_KEYS): %w", asynq.SkipRetry)
 	}
-	d, err := p.Store.LoadDelivery(ctx, pl.DeliveryID)
+	d, ev, err := p.Store.LoadDeliveryEvent(ctx, pl.DeliveryID)
 	if err != nil {
 		return err
 	}
@@ -52,7 +52,7 @@ func (p *Processor) deliverWebhook(ctx context.Context, t *asynq.Task) error {
 	if d.EndpointDeleted || d.EndpointStatus != "enabled" {
 		try.Error = "endpoint " + map[bool]string{true: "deleted", false: "disabled"}[d.EndpointDeleted]
 	} else {
-		try.StatusCode, try.Latency, try.Error = p.post(ctx, d, now)
+		try.StatusCode, try.Latency, try.Error = p.post(ctx, d, ev, now)
 		switch next, ok := webhook.NextTry(d.EventAt, now, d.Attempts+1, p.cfg.WebhookUnit); {
 		case try.StatusCode >= 200 && try.StatusCode < 300:
 			try.Delivered, outcome = true, "delivered"
@@ -90,11 +90,7 @@ func (p *Processor) deliverWebhook(ctx context.Context, t *asynq.Task) error {
 
 // post sends a delivery once: the status code (0 for no answer), how long
 // it took, and what went wrong in words ("" for a 2xx).
-func (p *Processor) post(ctx context.Context, d store.Delivery, now time.Time) (int, time.Duration, string) {
-	ev, err := p.Store.GetEvent(ctx, d.TenantID, d.EventID)
-	if err != nil {
-		return 0, 0, "load event: " + err.Error()
-	}
+func (p *Processor) post(ctx context.Context, d store.Delivery, ev store.OutboxEvent, now time.Time) (int, time.Duration, string) {
 	body, err := p.RenderEvent(ctx, ev)
 	if err != nil {
 		return 0, 0, "render event: " + err.Error()

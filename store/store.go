@@ -57,6 +57,9 @@ type groups struct {
 	submitBegins   *group[beginReq, beginRes]
 	completes      *group[IdemWrite, struct{}]
 
+	deliveryLoads  *group[string, loadedDelivery]    // webhook_batch.go
+	deliveredTries *group[DeliveryTry, deliveredTry] // webhook_batch.go
+
 	waits *paymentWaits   // the LISTEN connection of WaitPayment (payment_wait.go)
 	bg    context.Context // ends with Close
 }
@@ -128,6 +131,9 @@ func Open(ctx context.Context, cfg Config, now func() time.Time) (*Store, error)
 		sessionStarts:  newGroup(b, st.startSessionPayments),
 		submitBegins:   newGroup(b, st.beginSubmits),
 		completes:      newGroup(b, st.completeIdempotents),
+
+		deliveryLoads:  newGroup(b, st.loadDeliveries),
+		deliveredTries: newGroup(b, st.recordDelivereds),
 
 		waits: &paymentWaits{url: cfg.URL, waiters: map[string][]chan struct{}{}},
 		bg:    bg,

@@ -194,21 +194,6 @@ type Delivery struct {
 	PreviousUntil   sql.NullTime `db:"previous_until"`
 }
 
-// LoadDelivery loads a delivery with its endpoint's URL, status and sealed
-// secrets.
-func (s *Store) LoadDelivery(ctx context.Context, id string) (Delivery, error) {
-	var d Delivery
-	err := sqlx.GetContext(ctx, s.q, &d, `SELECT d.id, d.tenant_id, d.event_id, d.endpoint_id, d.status, d.attempts,
-			d.step_seq, d.event_at, d.delivered_at, e.url, e.status AS endpoint_status,
-			e.deleted_at IS NOT NULL AS endpoint_deleted, e.secret_sealed, COALESCE(e.previous_sealed, '') AS previous_sealed,
-			e.previous_until
-		FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.id = $1`, id)
-	if err != nil {
-		return d, translate(fmt.Errorf("load delivery: %w", err))
-	}
-	return d, nil
-}
-
 // DeliveryTry is the outcome of one try, recorded by RecordTry.
 type DeliveryTry struct {
 	DeliveryID string
@@ -324,38 +309,6 @@ func (s *Store) RecordTry(ctx context.Context, t DeliveryTry) (TryResult, error)
 		return nil
 	})
 	return res, err
-}
-
-// recordDelivered is RecordTry for a try that delivered: one statement
-// (the hot path: most tries deliver), guarded like the general case — the
-// delivery, its attempt row and the endpoint's failing clock stopped.
-func (s *Store) recordDelivered(ctx context.Context, t DeliveryTry) (TryResult, error) {
-	var res TryResult
-	now := s.now()
-	var at time.Time
-	err := s.q.QueryRowxContext(ctx, `
-		WITH d AS (
-			UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, next_at = NULL,
-				step_seq = step_seq + 1, swept = false, last_status_code = $3, last_error = '', delivered_at = $4
-			WHERE id = $1 AND step_seq = $2 AND status = 'pending'
-			RETURNING id, step_seq, attempts, endpoint_id, tenant_id, event_id, event_at),
-		a AS (
-			INSERT INTO webhook_delivery_attempts (delivery_id, endpoint_id, tenant_id, event_id, attempt, status_code,
-				latency_ms, error, next_at, created_at)
-			SELECT id, endpoint_id, tenant_id, event_id, attempts, $3, $5, '', NULL, $4 FROM d),
-		e AS (
-			UPDATE webhook_endpoints SET failing_since = NULL
-			WHERE id = (SELECT endpoint_id FROM d) AND failing_since IS NOT NULL)
-		SELECT step_seq, attempts, event_at FROM d`,
-		t.DeliveryID, t.Seq, t.StatusCode, now, t.Latency.Milliseconds()).Scan(&res.Seq, &res.Attempt, &at)
-	if errors.Is(err, sql.ErrNoRows) {
-		return res, fmt.Errorf("delivery %s@%d: %w", t.DeliveryID, t.Seq, payment.ErrStale)
-	}
-	if err != nil {
-		return res, translate(fmt.Errorf("record delivered try: %w", err))
-	}
-	res.DeliveredLatency = now.Sub(at)
-	return res, nil
 }
 
 // ListAttempts returns a page of an endpoint's delivery tries, newest first
