@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 // procfileRole is one line of the Procfile.
@@ -158,13 +160,22 @@ type k8sProbe struct {
 	TimeoutSeconds int `yaml:"timeoutSeconds"`
 }
 
+// readK8s decodes each document of a manifest on its own, as kubectl
+// does: an anchor defined in one document is unknown in the next.
 func readK8s(t *testing.T, path string) []k8sObject {
 	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out []k8sObject
-	for _, d := range readYAML(t, path) {
+	for i, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(b), -1) {
 		var o k8sObject
-		if err := d.Decode(&o); err != nil {
-			t.Fatalf("%s: %v", path, err)
+		if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+			t.Fatalf("%s, document %d: %v", path, i+1, err)
+		}
+		if o.Kind == "" && strings.TrimSpace(regexp.MustCompile(`(?m)^\s*#.*$`).ReplaceAllString(doc, "")) == "" {
+			continue // comments only
 		}
 		if o.Kind == "" || o.APIVersion == "" || (o.Metadata.Name == "" && o.Metadata.GenerateName == "") {
 			t.Errorf("%s: an object without apiVersion, kind or name: %+v", path, o.Metadata)
