@@ -53,6 +53,11 @@ type Metrics struct {
 	WebhookDeliveries *prometheus.CounterVec // outcome (delivered, retry, failed, refused)
 	WebhookLatency    prometheus.Histogram   // seconds from the event to its 2xx
 	WebhooksDisabled  prometheus.Counter
+	// RedisUp is 1 while this process's last Redis check answered, 0
+	// after one failed: every process checks every few seconds and on
+	// each /readyz (Redis down does not make a process unready: Postgres
+	// is the truth, and intake accepts without Redis)
+	RedisUp prometheus.Gauge
 }
 
 // New registers every collector on reg.
@@ -147,13 +152,15 @@ func New(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 300, 3600, 86400}}),
 		WebhooksDisabled: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "payd_webhook_endpoints_disabled_total", Help: "Webhook endpoints disabled because every delivery failed for the whole retry window."}),
+		RedisUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "payd_redis_up", Help: "1 if this process's last check reached Redis (PING), else 0. Redis down leaves a process ready: Postgres is the truth."}),
 	}
 	reg.MustRegister(m.PaymentsCreated, m.Transitions, m.AttemptOutcomes, m.AttemptLatency, m.TimeToTerminal,
 		m.IdempotentReplays, m.SweeperEnqueued, m.Enqueues, m.HTTPRequests, m.HTTPLatency, m.TaskOutcomes,
 		m.GatewayNotifications, m.GatewayNotificationChecks, m.Voids, m.LateCharges, m.ReconciliationFindings,
 		m.ReconciliationRuns, m.ReviewResolutions, m.SessionsCreated, m.SessionsFinished, m.SessionSubmitLatency,
 		m.FlowsCreated, m.FlowTransitions, m.FlowRecomputes, m.FlowRecomputeTime, m.FlowPaymentsCreated,
-		m.SessionSubmitWakeups, m.WebhookDeliveries, m.WebhookLatency, m.WebhooksDisabled)
+		m.SessionSubmitWakeups, m.WebhookDeliveries, m.WebhookLatency, m.WebhooksDisabled, m.RedisUp)
 	return m
 }
 

@@ -31,31 +31,37 @@ if [[ "$(go env CGO_ENABLED)" != 1 ]] && command -v gcc >/dev/null 2>&1; then
 	export CGO_ENABLED=1
 fi
 
-# The browser tests (internal/browser: the hosted payment page) drive
-# Debian's chromium headless and fail without it; install it, and a font for
-# its text, from Debian packages when absent (as services.sh installs
-# PostgreSQL and Redis). PAYD_CHROMIUM names another binary instead.
-ensure_chromium() {
-	[[ -n "${PAYD_CHROMIUM:-}" ]] && return 0
-	if command -v chromium >/dev/null 2>&1 && [[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] &&
-		command -v node >/dev/null 2>&1 && command -v python3 >/dev/null 2>&1; then
-		return 0
+# Debian packages some tests need, installed when absent (as services.sh
+# installs PostgreSQL and Redis); without them those tests fail, never skip:
+#   chromium, fonts-dejavu-core  the browser tests (internal/browser: the hosted
+#                                payment page); PAYD_CHROMIUM names another binary
+#   nodejs, python3              the README's webhook verification snippets
+#   ruby-foreman                 TestProcfile runs the Procfile with foreman
+ensure_test_packages() {
+	local missing=()
+	if [[ -z "${PAYD_CHROMIUM:-}" ]]; then
+		command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+		[[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || missing+=(fonts-dejavu-core)
 	fi
+	command -v node >/dev/null 2>&1 || missing+=(nodejs)
+	command -v python3 >/dev/null 2>&1 || missing+=(python3)
+	command -v foreman >/dev/null 2>&1 || missing+=(ruby-foreman)
+	[[ ${#missing[@]} -eq 0 ]] && return 0
 	local sudo=()
 	if [[ "$(id -u)" -ne 0 ]]; then
-		command -v sudo >/dev/null 2>&1 || { echo "test.sh: need root (or sudo) to apt-get install chromium" >&2; return 1; }
+		command -v sudo >/dev/null 2>&1 || { echo "test.sh: need root (or sudo) to apt-get install ${missing[*]}" >&2; return 1; }
 		sudo=(sudo -n)
 	fi
-	command -v apt-get >/dev/null 2>&1 || { echo "test.sh: apt-get not found; install chromium by hand (or set PAYD_CHROMIUM)" >&2; return 1; }
-	echo "test.sh: installing chromium and fonts-dejavu-core for the browser tests, nodejs and python3 for the README's webhook snippets" >&2
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 </dev/null
+	command -v apt-get >/dev/null 2>&1 || { echo "test.sh: apt-get not found; install ${missing[*]} by hand" >&2; return 1; }
+	echo "test.sh: installing ${missing[*]} for the tests that need them" >&2
+	# another apt on the machine holds its lock for a while: wait for it
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q -o DPkg::Lock::Timeout=300 >&2 </dev/null
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-		-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-		chromium fonts-dejavu-core nodejs python3 >&2 </dev/null
-	command -v chromium >/dev/null 2>&1 || { echo "test.sh: chromium still not found after install" >&2; return 1; }
+		-o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+		"${missing[@]}" >&2 </dev/null
 }
-# A failed install is not fatal here: the browser tests then fail and say why.
-ensure_chromium || true
+# A failed install is not fatal here: the tests that need a package then fail and say why.
+ensure_test_packages || true
 
 NAME="test-$$"
 export PAYD_RUN_DIR="$REPO_ROOT/.run/$NAME"

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"testing"
 
 	"github.com/hibiken/asynq"
@@ -136,52 +135,6 @@ func TestDashboardAndAlertsUseRealMetrics(t *testing.T) {
 			if !names[n] {
 				t.Errorf("query %q uses %s, which /metrics does not export", e, n)
 			}
-		}
-	}
-}
-
-// TestDeployFilesParse: compose and Kubernetes files are valid YAML with the
-// roles payd has (no Docker engine runs here to try them).
-func TestDeployFilesParse(t *testing.T) {
-	t.Parallel()
-	var compose struct {
-		Services map[string]struct {
-			Command []string
-		}
-	}
-	if err := readYAML(t, "../../deploy/compose.yaml")[0].Decode(&compose); err != nil {
-		t.Fatal(err)
-	}
-	for _, role := range []string{"migrate", "intake", "worker", "scheduler", "monitor"} {
-		s, ok := compose.Services[role]
-		if !ok || len(s.Command) == 0 || s.Command[0] != role {
-			t.Errorf("compose service %s: %+v", role, s)
-		}
-	}
-	kinds := map[string]int{}
-	for _, d := range readYAML(t, "../../deploy/kubernetes/payd.yaml") {
-		var obj struct {
-			Kind     string
-			Metadata struct{ Name string }
-		}
-		if err := d.Decode(&obj); err != nil {
-			t.Fatal(err)
-		}
-		if obj.Kind == "" || obj.Metadata.Name == "" {
-			t.Errorf("kubernetes object without kind or name: %+v", obj)
-		}
-		kinds[obj.Kind]++
-	}
-	if kinds["Deployment"] != 4 || kinds["Job"] != 1 || kinds["Service"] != 1 {
-		t.Errorf("kubernetes objects %v", kinds)
-	}
-	proc, err := os.ReadFile("../../Procfile")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, role := range []string{"intake", "worker", "scheduler", "monitor"} {
-		if !strings.Contains(string(proc), role+": bin/payd "+role) {
-			t.Errorf("Procfile lacks the %s role", role)
 		}
 	}
 }

@@ -48,6 +48,9 @@ commands:
   keys create --tenant NAME
              create a tenant (if new) and an API key; the key is the last line of stdout
   sandbox    the sandbox gateway as its own HTTP server (PAYD_SANDBOX_ADDR)
+  healthcheck [URL]
+             GET URL (default: this role's readiness, /readyz on PAYD_ADMIN_ADDR) and exit 0 only
+             on a 200: the probe for images without curl
   payments review | resolve ID (--succeeded|--failed) --reason TEXT --operator NAME [--force]
              payments in REQUIRES_REVIEW and their audited resolution (payd payments -h)
   reconcile [--since 24h] | findings | resolve-finding ID
@@ -74,6 +77,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return cfg.migrate(ctx)
 	case "sandbox":
 		return runSandbox(ctx, cfg, stdout)
+	case "healthcheck":
+		return runHealthcheck(ctx, cfg, args[2:], stdout)
 	case "payments", "reconcile", "keys", "flows":
 		return cli.Run(ctx, args[1:], operatorEnv(cfg), stdout, stdout)
 	case "bench":

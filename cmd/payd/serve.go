@@ -207,11 +207,11 @@ func (d *deps) serve(ctx context.Context, roles ...role) error {
 		}
 	}
 	monitor := slices.Contains(roles, roleMonitor)
-	if d.cfg.AdminPassword != "" {
-		g.Go(func() error { return d.runAdmin(ctx, monitor) })
-	} else if monitor || d.sandbox != nil {
-		d.log.Warn("PAYD_ADMIN_PASSWORD is empty: the admin port (/metrics, /monitor, the in-process sandbox's operator routes) is not served")
+	g.Go(func() error { return d.runAdmin(ctx, monitor) })
+	if d.cfg.AdminPassword == "" {
+		d.log.Warn("PAYD_ADMIN_PASSWORD is empty: the admin port serves only /healthz and /readyz (not /metrics, /monitor, the in-process sandbox's operator routes)")
 	}
+	go d.watchRedis(ctx)
 	d.log.Info("payd started", "roles", fmt.Sprint(roles), "addr", d.cfg.Addr, "in_process_sandbox", d.sandbox != nil)
 	err := g.Wait()
 	d.log.Info("payd stopped")
@@ -270,7 +270,10 @@ func (d *deps) serveHTTP(ctx context.Context, name string, ln net.Listener, h ht
 }
 
 func (d *deps) runIntake(ctx context.Context) error {
-	h := d.intakeHandler(d.api())
+	h, err := d.intakeHandler(d.api())
+	if err != nil {
+		return err
+	}
 	if d.intakeLn != nil {
 		return d.serveHTTP(ctx, "intake", d.intakeLn, h)
 	}
@@ -283,14 +286,28 @@ func (d *deps) runIntake(ctx context.Context) error {
 // 404 route_not_found: the sandbox's operator routes (ledger, charges,
 // refunds, faults) are on the admin port (docs/surfaces.md, "The sandbox
 // gateway").
-func (d *deps) intakeHandler(api http.Handler) http.Handler {
-	if d.sandbox == nil {
-		return api
+//
+// With a remote sandbox (PAYD_SANDBOX_URL) the same path forwards to its
+// challenge pages (challengeProxy), so that a multi-process deployment's
+// browsers reach them through intake too.
+func (d *deps) intakeHandler(api http.Handler) (http.Handler, error) {
+	var challenges http.Handler
+	switch {
+	case d.sandbox != nil:
+		challenges = http.StripPrefix("/sandbox", d.sandbox.CustomerHandler())
+	case d.cfg.SandboxURL != "":
+		p, err := challengeProxy(d.cfg.SandboxURL, d.log)
+		if err != nil {
+			return nil, err
+		}
+		challenges = p
+	default:
+		return api, nil
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/sandbox/challenge/", http.StripPrefix("/sandbox", d.sandbox.CustomerHandler()))
+	mux.Handle("/sandbox/challenge/", challenges)
 	mux.Handle("/", api)
-	return mux
+	return mux, nil
 }
 
 func (d *deps) runWorker(ctx context.Context) error {
@@ -360,12 +377,36 @@ func (d *deps) runScheduler(ctx context.Context) error {
 	return nil
 }
 
-// runAdmin serves /metrics of this process behind basic auth on the admin
-// port; with the monitor role it adds the asynq monitor at /monitor
-// (read-only, payloads redacted) and the queue and overdue-step gauges. The
-// in-process sandbox's operator routes (ledger, entries, charges, refunds,
-// faults) are served there too, under /sandbox/, behind the same auth.
+// runAdmin serves the admin port of every role: the probes GET /healthz
+// and GET /readyz without authentication (health.go), and, behind basic
+// auth when PAYD_ADMIN_PASSWORD is set, /metrics of this process; with the
+// monitor role the asynq monitor at /monitor (read-only, payloads
+// redacted) and the queue and overdue-step gauges. The in-process
+// sandbox's operator routes (ledger, entries, charges, refunds, faults)
+// are served there too, under /sandbox/, behind the same auth. Without a
+// password only the probes are served.
 func (d *deps) runAdmin(ctx context.Context, withMonitor bool) error {
+	health := d.health()
+	public := http.NewServeMux()
+	public.HandleFunc("GET /healthz", health.ServeHealthz)
+	public.HandleFunc("GET /readyz", health.ServeReadyz)
+	if d.cfg.AdminPassword != "" {
+		private, closeMonitor, err := d.adminPrivate(withMonitor)
+		if err != nil {
+			return err
+		}
+		defer closeMonitor()
+		public.Handle("/", basicAuth(d.cfg.AdminPassword, private))
+	}
+	if d.adminLn != nil {
+		return d.serveHTTP(ctx, "admin", d.adminLn, public)
+	}
+	return d.listenAndServe(ctx, "admin", d.cfg.AdminAddr, public)
+}
+
+// adminPrivate is the admin port's mux behind basic auth, and what closes
+// the monitor's Redis connections.
+func (d *deps) adminPrivate(withMonitor bool) (http.Handler, func(), error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
 	if d.sandbox != nil {
@@ -375,26 +416,21 @@ func (d *deps) runAdmin(ctx context.Context, withMonitor bool) error {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	if withMonitor {
-		opt, err := d.redisOpt()
-		if err != nil {
-			return err
-		}
-		insp := asynq.NewInspector(opt)
-		defer insp.Close()
-		d.reg.MustRegister(monitor.NewCollector(insp, d.store))
-		// asynqmon gets its own Redis connection: its Close closes it.
-		mon := asynqmon.New(asynqmon.Options{RootPath: "/monitor", RedisConnOpt: opt, ReadOnly: true,
-			PayloadFormatter: asynqmon.PayloadFormatterFunc(func(string, []byte) string { return "(redacted)" }),
-			ResultFormatter:  asynqmon.ResultFormatterFunc(func(string, []byte) string { return "(redacted)" })})
-		defer mon.Close()
-		mux.Handle("/monitor/", mon)
+	if !withMonitor {
+		return mux, func() {}, nil
 	}
-	h := basicAuth(d.cfg.AdminPassword, mux)
-	if d.adminLn != nil {
-		return d.serveHTTP(ctx, "admin", d.adminLn, h)
+	opt, err := d.redisOpt()
+	if err != nil {
+		return nil, nil, err
 	}
-	return d.listenAndServe(ctx, "admin", d.cfg.AdminAddr, h)
+	insp := asynq.NewInspector(opt)
+	d.reg.MustRegister(monitor.NewCollector(insp, d.store))
+	// asynqmon gets its own Redis connection: its Close closes it.
+	mon := asynqmon.New(asynqmon.Options{RootPath: "/monitor", RedisConnOpt: opt, ReadOnly: true,
+		PayloadFormatter: asynqmon.PayloadFormatterFunc(func(string, []byte) string { return "(redacted)" }),
+		ResultFormatter:  asynqmon.ResultFormatterFunc(func(string, []byte) string { return "(redacted)" })})
+	mux.Handle("/monitor/", mon)
+	return mux, func() { mon.Close(); insp.Close() }, nil
 }
 
 func (d *deps) redisOpt() (asynq.RedisConnOpt, error) {
@@ -428,6 +464,6 @@ func runSandbox(ctx context.Context, cfg config, stdout io.Writer) error {
 	}
 	sb := newSandbox(cfg)
 	defer sb.Close()
-	// `payd sandbox` is the gateway: every route on its own port
-	return d.listenAndServe(ctx, "sandbox", cfg.SandboxAddr, sb.Handler())
+	// `payd sandbox` is the gateway: every route on its own port, and its probe
+	return d.listenAndServe(ctx, "sandbox", cfg.SandboxAddr, sandboxHandler(sb.Handler()))
 }

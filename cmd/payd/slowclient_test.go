@@ -54,6 +54,7 @@ func TestSlowClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Addr = ln.Addr().String()
+	cfg.AdminAddr = "127.0.0.1:0" // every role serves its probes on the admin port
 	d, err := build(ctx, cfg, io.Discard)
 	if err != nil {
 		t.Fatal(err)
