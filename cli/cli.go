@@ -1,10 +1,11 @@
 // Package cli is payd's operator command line: the commands an operator
-// runs against a live deployment (payments in review and their resolution,
-// reconciliation with the gateway, payment flows' plans), on github.com/spf13/cobra. Each command
-// prints a human table by default and JSON with --json, and exits with a
-// code a script can rely on (see ExitCode). It imports store, connector and
-// payment; it must not import intake or processor: cmd/payd wires what it
-// needs from them (Env).
+// runs against a live deployment (payments: look up, list, retry, those in
+// review and their resolution; reconciliation with the gateway; payment
+// flows' plans; archived tasks; API keys), on github.com/spf13/cobra. Each
+// command prints a human table by default and JSON with --json, and exits
+// with a code a script can rely on (see ExitCode). It imports store, jobs,
+// connector and payment; it must not import intake or processor: cmd/payd
+// wires what it needs from them (Env).
 package cli
 
 import (
@@ -13,12 +14,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/spf13/cobra"
 
 	"github.com/payd/payd/connector"
+	"github.com/payd/payd/jobs"
+	"github.com/payd/payd/payment"
 	"github.com/payd/payd/store"
 )
 
@@ -71,6 +76,14 @@ type Env struct {
 	ReconcileWindow func(ctx context.Context) (time.Time, time.Time, error)
 	// Migrate applies the schema's migrations as its owner (keys create).
 	Migrate func(ctx context.Context) error
+	// Policy is the retry policy the processor runs with (payments retry).
+	Policy payment.RetryPolicy
+	// Enqueue puts a payment's next step on the queue (payments retry); nil
+	// leaves it to the sweeper.
+	Enqueue *jobs.Enqueuer
+	// Inspector reads and requeues asynq's tasks (tasks …), on the Redis
+	// the roles use.
+	Inspector *asynq.Inspector
 }
 
 // Opener opens the Env; close releases it.
@@ -79,7 +92,7 @@ type Opener func(ctx context.Context) (env *Env, close func(), err error)
 // Commands are the operator commands, to add under payd's root command.
 func Commands(open Opener, stdout io.Writer) []*cobra.Command {
 	return []*cobra.Command{paymentsCommand(open, stdout), reconcileCommand(open, stdout), keysCommand(open, stdout),
-		flowsCommand(open, stdout)}
+		flowsCommand(open, stdout), tasksCommand(open, stdout)}
 }
 
 // Run runs one operator command line (args without the program name), as
@@ -131,6 +144,38 @@ func withEnv(cmd *cobra.Command, open Opener, body func(ctx context.Context, env
 	}
 	defer closeEnv()
 	return body(ctx, env)
+}
+
+// since reads a --since: a positive duration back from now (24h, 90m) or
+// an RFC 3339 time.
+func since(flag, v string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(v); err == nil {
+		if d <= 0 {
+			return time.Time{}, fail(ExitUsage, "%s must be positive", flag)
+		}
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fail(ExitUsage, "%s %q is neither a duration nor an RFC 3339 time", flag, v)
+}
+
+// required trims the values of required flags, and is a usage error when
+// one is empty.
+func required(flags map[string]*string) error {
+	var missing []string
+	for name, v := range flags {
+		*v = strings.TrimSpace(*v)
+		if *v == "" {
+			missing = append(missing, "--"+name)
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return fail(ExitUsage, "required: %s", strings.Join(missing, ", "))
+	}
+	return nil
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -28,7 +28,8 @@ func reviewHarness(t *testing.T) *testenv.Harness {
 func opener(h *testenv.Harness) cli.Opener {
 	return func(context.Context) (*cli.Env, func(), error) {
 		return &cli.Env{Store: h.Store, Gateway: h.Sandbox, Reconcile: h.Processor.Reconcile,
-			ReconcileWindow: h.Processor.ReconcileWindow}, func() {}, nil
+			ReconcileWindow: h.Processor.ReconcileWindow, Policy: payment.DefaultRetryPolicy(10 * time.Millisecond),
+			Enqueue: h.Enqueuer, Inspector: h.Enqueuer.Inspector}, func() {}, nil
 	}
 }
 

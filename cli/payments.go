@@ -17,8 +17,9 @@ import (
 )
 
 func paymentsCommand(open Opener, stdout io.Writer) *cobra.Command {
-	c := &cobra.Command{Use: "payments", Short: "Payments: those in review, and their resolution", RunE: group}
-	c.AddCommand(reviewCommand(open, stdout), resolveCommand(open, stdout))
+	c := &cobra.Command{Use: "payments", Short: "Payments: look up, list, retry; those in review, and their resolution", RunE: group}
+	c.AddCommand(paymentsGetCommand(open, stdout), paymentsListCommand(open, stdout), paymentsRetryCommand(open, stdout),
+		reviewCommand(open, stdout), resolveCommand(open, stdout))
 	return c
 }
 

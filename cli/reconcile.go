@@ -61,8 +61,8 @@ Exit codes: 0 done (findings or not: see the output), 1 failure, 2 usage.`,
 	return c
 }
 
-func window(ctx context.Context, env *Env, since, until string, now time.Time) (time.Time, time.Time, error) {
-	if since == "" && until == "" {
+func window(ctx context.Context, env *Env, sinceFlag, until string, now time.Time) (time.Time, time.Time, error) {
+	if sinceFlag == "" && until == "" {
 		from, to, err := env.ReconcileWindow(ctx)
 		if err != nil {
 			return from, to, fail(ExitFailure, "reconcile window: %w", err)
@@ -78,17 +78,12 @@ func window(ctx context.Context, env *Env, since, until string, now time.Time) (
 		to = t
 	}
 	from := to.Add(-24 * time.Hour)
-	if since != "" {
-		if d, err := time.ParseDuration(since); err == nil {
-			if d <= 0 {
-				return time.Time{}, time.Time{}, fail(ExitUsage, "--since must be positive")
-			}
-			from = now.Add(-d)
-		} else if t, err := time.Parse(time.RFC3339, since); err == nil {
-			from = t
-		} else {
-			return time.Time{}, time.Time{}, fail(ExitUsage, "--since %q is neither a duration nor an RFC 3339 time", since)
+	if sinceFlag != "" {
+		t, err := since("--since", sinceFlag, now)
+		if err != nil {
+			return time.Time{}, time.Time{}, err
 		}
+		from = t
 	}
 	if !to.After(from) {
 		return time.Time{}, time.Time{}, fail(ExitUsage, "the window ends before it starts")

@@ -18,37 +18,100 @@ import (
 
 // authCache keeps recent key lookups for a short TTL, keyed by the key's
 // SHA-256 (never the secret itself), so hot keys cost no database round trip.
+//
+// A revoked key must be refused by every intake process within a second,
+// TTL or not: the store's key watch (store.WatchAPIKeys, Postgres
+// LISTEN/NOTIFY) tells the cache which keys changed, and it forgets them.
+// While the watch is not known to be listening (not connected yet, lost,
+// or its pings unanswered), an entry is trusted only for fallbackTTL after
+// it was looked up. A lookup that raced with a change (it read the key
+// before the change committed, the change was heard before the lookup was
+// cached) is not cached: gen counts the changes heard.
 type authCache struct {
-	ttl time.Duration
-	mu  sync.RWMutex
-	m   map[[32]byte]authEntry
+	ttl, fallbackTTL time.Duration
+	dbNow            func() time.Time // the store's clock, which RevokesAt is on
+
+	mu         sync.RWMutex
+	m          map[[32]byte]authEntry
+	gen        uint64    // changes heard so far
+	trustUntil time.Time // the watch is listening until then (zero: it is not)
 }
 
 type authEntry struct {
 	p       store.Principal
+	put     time.Time
 	expires time.Time
 }
 
-func newAuthCache(ttl time.Duration) *authCache {
-	return &authCache{ttl: ttl, m: map[[32]byte]authEntry{}}
+func newAuthCache(ttl, fallbackTTL time.Duration, dbNow func() time.Time) *authCache {
+	if dbNow == nil {
+		dbNow = time.Now
+	}
+	return &authCache{ttl: ttl, fallbackTTL: fallbackTTL, dbNow: dbNow, m: map[[32]byte]authEntry{}}
 }
 
 func (c *authCache) get(h [32]byte) (store.Principal, bool) {
+	now := time.Now()
 	c.mu.RLock()
 	e, ok := c.m[h]
+	live := now.Before(c.trustUntil)
 	c.mu.RUnlock()
-	if !ok || time.Now().After(e.expires) {
+	if !ok || !now.Before(e.expires) || (!live && now.Sub(e.put) >= c.fallbackTTL) {
 		return store.Principal{}, false
 	}
 	return e.p, true
 }
 
-func (c *authCache) put(h [32]byte, p store.Principal) {
+// generation is taken before a lookup and given back to put.
+func (c *authCache) generation() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.gen
+}
+
+// put caches a lookup made at generation gen, unless a change was heard
+// since; never past the key's scheduled revocation.
+func (c *authCache) put(h [32]byte, p store.Principal, gen uint64) {
+	now := time.Now()
+	expires := now.Add(c.ttl)
+	if !p.RevokesAt.IsZero() {
+		if at := now.Add(p.RevokesAt.Sub(c.dbNow())); at.Before(expires) {
+			expires = at
+		}
+	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen {
+		return
+	}
 	if len(c.m) > 10000 {
 		clear(c.m)
 	}
-	c.m[h] = authEntry{p: p, expires: time.Now().Add(c.ttl)}
+	c.m[h] = authEntry{p: p, put: now, expires: expires}
+}
+
+// KeysChanged implements store.KeyWatcher: forget the keys (all for nil).
+func (c *authCache) KeysChanged(ids []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	if ids == nil {
+		clear(c.m)
+		return
+	}
+	for h, e := range c.m {
+		for _, id := range ids {
+			if e.p.KeyID == id {
+				delete(c.m, h)
+			}
+		}
+	}
+}
+
+// Listening implements store.KeyWatcher.
+func (c *authCache) Listening(until time.Time) {
+	c.mu.Lock()
+	c.trustUntil = until
 	c.mu.Unlock()
 }
 
@@ -81,6 +144,7 @@ func (s *Server) authenticate(h http.Handler) http.Handler {
 		sum := sha256.Sum256([]byte(secret))
 		p, ok := s.auth.get(sum)
 		if !ok {
+			gen := s.auth.generation()
 			var err error
 			p, err = s.store.Authenticate(r.Context(), secret)
 			if errors.Is(err, payment.ErrNotFound) {
@@ -91,7 +155,7 @@ func (s *Server) authenticate(h http.Handler) http.Handler {
 				s.writeError(w, r, err)
 				return
 			}
-			s.auth.put(sum, p)
+			s.auth.put(sum, p, gen)
 		}
 		if !s.allow(w, r, p) {
 			return

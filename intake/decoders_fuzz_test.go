@@ -210,7 +210,7 @@ func FuzzListParams(f *testing.F) {
 		r := &http.Request{URL: &url.URL{Path: "/v1/payments", RawQuery: raw}}
 		lq := parseListQuery(r)
 		limit, after, bad := lq.limit, lq.after, lq.bad
-		_ = paymentStatusesNamed(r.URL.Query().Get("status"))
+		_ = payment.PaymentsStatusesNamed(r.URL.Query().Get("status"))
 		if len(bad) > 0 {
 			for k, c := range bad {
 				if !strings.HasPrefix(c, k+"_") {

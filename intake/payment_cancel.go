@@ -44,7 +44,7 @@ func (s *Server) handleCancelPayment(w http.ResponseWriter, r *http.Request) err
 				"a cancel of this payment is already being processed")
 		default:
 			return 0, nil, errf(http.StatusConflict, typeConflict, "payment_not_cancelable",
-				fmt.Sprintf("a payment that is %s can no longer be canceled", paymentStatusNames[pay.Status]))
+				fmt.Sprintf("a payment that is %s can no longer be canceled", payment.PaymentsStatusName(pay.Status)))
 		}
 		if errors.Is(err, payment.ErrStale) {
 			return 0, nil, moved

@@ -67,7 +67,7 @@ func toPaymentResponse(p payment.Payment) paymentResponse {
 		ID: p.ID, Amount: major(p.Amount.Minor, p.Amount.Currency), Currency: p.Amount.Currency,
 		DestinationID: p.DestinationID, DestinationType: p.DestinationType, IdempotencyKey: strp(p.IdempotencyKey),
 		InvoiceNumber: p.InvoiceNumber, Metadata: meta, PaymentMethodID: p.PaymentMethodID,
-		PaymentMethodType: string(p.Method), PaymentStatus: paymentStatusNames[p.Status], TrackAttempts: p.TrackAttempts,
+		PaymentMethodType: string(p.Method), PaymentStatus: payment.PaymentsStatusName(p.Status), TrackAttempts: p.TrackAttempts,
 		Attempts: make([]attemptResponse, 0, len(p.Attempts)), ErrorMessage: strp(p.ErrorMessage),
 		RefundedAmount: major(p.RefundedAmount, p.Amount.Currency),
 		TenantID:       p.TenantID, CreatedAt: ts(p.CreatedAt), CreatedBy: p.CreatedBy, UpdatedAt: ts(p.UpdatedAt),

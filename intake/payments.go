@@ -15,38 +15,6 @@ import (
 
 const surfacePayments = "payments"
 
-// paymentStatusNames maps the canonical status to seed 001's vocabulary
-// (PENDING, PROCESSING, SUCCEEDED, FAILED, REFUNDED, PARTIALLY_REFUNDED).
-// Statuses the seed has no word for map to the nearest one a merchant should
-// act on: a bank payment on the rail or awaiting review is still PROCESSING;
-// canceled and returned payments did not pay (FAILED, with error_message
-// saying why).
-var paymentStatusNames = map[payment.Status]string{
-	payment.StatusPending:           "PENDING",
-	payment.StatusProcessing:        "PROCESSING",
-	payment.StatusRequiresAction:    "PROCESSING",
-	payment.StatusSent:              "PROCESSING",
-	payment.StatusRequiresReview:    "PROCESSING",
-	payment.StatusSucceeded:         "SUCCEEDED",
-	payment.StatusPartiallyRefunded: "PARTIALLY_REFUNDED",
-	payment.StatusRefunded:          "REFUNDED",
-	payment.StatusReturned:          "FAILED",
-	payment.StatusFailed:            "FAILED",
-	payment.StatusCanceled:          "FAILED",
-}
-
-// paymentStatusesNamed inverts paymentStatusNames for list filters: the
-// canonical statuses shown as name.
-func paymentStatusesNamed(name string) []payment.Status {
-	var out []payment.Status
-	for _, s := range payment.Statuses {
-		if paymentStatusNames[s] == name {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
 // paymentMethods are the payment_method_type values of a payment.
 var paymentMethods = map[string]payment.Method{
 	"CARD": payment.MethodCard, "ACH": payment.MethodACH, "OFFLINE": payment.MethodOffline, "CREDITS": payment.MethodCredits,
@@ -272,7 +240,7 @@ func (s *Server) handleListPayments(w http.ResponseWriter, r *http.Request) erro
 	q := parseListQuery(r)
 	f := store.ListFilter{TenantID: p.TenantID, Surface: surfacePayments, Limit: q.limit, StartingAfter: q.after}
 	if st := q.Get("status"); st != "" {
-		if f.Statuses = paymentStatusesNamed(st); len(f.Statuses) == 0 {
+		if f.Statuses = payment.PaymentsStatusesNamed(st); len(f.Statuses) == 0 {
 			q.bad["status"] = "status_invalid"
 		}
 	}

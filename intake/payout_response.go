@@ -115,7 +115,7 @@ func toPayoutResponse(po payment.Payout) payoutResponse {
 	_ = json.Unmarshal(d.Details, &f)
 	out := payoutResponse{
 		ID: p.ID, Object: "payout", TenantID: p.TenantID, ExternalPaymentID: d.ExternalPaymentID,
-		ExternalSource: d.ExternalSource, Status: payoutStatus(p.Status, p.Method, d.ImportedStatus),
+		ExternalSource: d.ExternalSource, Status: payment.PayoutStatusName(p.Status, p.Method, d.ImportedStatus),
 		Method: string(p.Method), TotalAmount: major(p.Amount.Minor, p.Amount.Currency), Currency: p.Amount.Currency,
 		payoutSharedFields: f.shared(),
 		Lines:              make([]lineResponse, 0, len(po.Lines)), ReturnCode: strp(p.ReturnCode),

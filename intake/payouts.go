@@ -105,7 +105,7 @@ func (s *Server) handleListPayouts(w http.ResponseWriter, r *http.Request) error
 	q := parseListQuery(r)
 	f := store.PayoutFilter{TenantID: p.TenantID, Limit: q.limit, StartingAfter: q.after}
 	if st := q.Get("status"); st != "" {
-		if f.Statuses, f.Paid = payoutStatusesNamed(st); len(f.Statuses) == 0 {
+		if f.Statuses, f.Paid = payment.PayoutStatusesNamed(st); len(f.Statuses) == 0 {
 			q.bad["status"] = "status_invalid"
 		}
 	}
@@ -176,7 +176,7 @@ func (s *Server) handleCancelPayout(w http.ResponseWriter, r *http.Request) erro
 		pay := po.Payment
 		notCancelable := errf(http.StatusConflict, typeConflict, "payout_not_cancelable",
 			fmt.Sprintf("a payout that is %s can no longer be canceled; only an INITIATED payout can",
-				payoutStatus(pay.Status, pay.Method, po.Details.ImportedStatus)))
+				payment.PayoutStatusName(pay.Status, pay.Method, po.Details.ImportedStatus)))
 		// only before anything reached the rail: a payout never awaits a
 		// customer action, and one that did would have to be voided first
 		if pay.Status != payment.StatusPending {

@@ -36,9 +36,14 @@ type Config struct {
 	IdempotencyTTL time.Duration // how long Idempotency-Key answers are kept
 	// TxTimeout bounds the database transaction of a POST; a request
 	// still waiting then records nothing and answers 503.
-	TxTimeout      time.Duration
-	AuthCacheTTL   time.Duration
-	MaxAmountMinor int64 // the largest amount accepted, in minor units
+	TxTimeout time.Duration
+	// AuthCacheTTL bounds how long a key lookup is cached; a revoked key is
+	// forgotten at once all the same, by the store's key watch. While the
+	// watch is not listening, a lookup is trusted for AuthCacheFallbackTTL
+	// only (authCache).
+	AuthCacheTTL         time.Duration
+	AuthCacheFallbackTTL time.Duration
+	MaxAmountMinor       int64 // the largest amount accepted, in minor units
 	// Gateway notifications (gateway_notifications.go): the shared secrets
 	// that sign them (several during a rotation; none disables the route),
 	// the gateway they come from, the clock tolerance of their timestamps,
@@ -112,6 +117,9 @@ func NewServer(d Deps) *Server {
 	if c.AuthCacheTTL <= 0 {
 		c.AuthCacheTTL = 30 * time.Second
 	}
+	if c.AuthCacheFallbackTTL <= 0 {
+		c.AuthCacheFallbackTTL = 500 * time.Millisecond
+	}
 	if c.MaxAmountMinor <= 0 {
 		c.MaxAmountMinor = 1_000_000_000_000_00 // 1e14 minor units: a trillion dollars
 	}
@@ -141,7 +149,7 @@ func NewServer(d Deps) *Server {
 		d.Metrics = metrics.Discard()
 	}
 	s := &Server{store: d.Store, enqueue: d.Enqueue, redis: d.Redis, metrics: d.Metrics, log: d.Log, cfg: c, tokens: d.Tokenizer,
-		auth: newAuthCache(c.AuthCacheTTL), invoices: newInvoiceHeads(), keyring: d.Keyring}
+		auth: newAuthCache(c.AuthCacheTTL, c.AuthCacheFallbackTTL, nil), invoices: newInvoiceHeads(), keyring: d.Keyring}
 	for _, secret := range c.NotifySecrets {
 		if secret != "" {
 			s.notifySecrets = append(s.notifySecrets, []byte(secret))
@@ -149,6 +157,11 @@ func NewServer(d Deps) *Server {
 	}
 	if d.Redis != nil && c.RateLimit > 0 {
 		s.limiter = redis_rate.NewLimiter(d.Redis)
+	}
+	if d.Store != nil {
+		s.auth.dbNow = d.Store.Now
+		// revoked keys leave the cache at once (authCache)
+		d.Store.WatchAPIKeys(s.auth)
 	}
 	s.handler = s.routes()
 	return s

@@ -127,3 +127,70 @@ func (p RetryPolicy) NextReviewInquiry(done int, now time.Time) (time.Time, bool
 	}
 	return now.Add(p.ReviewInquiries[i]), true
 }
+
+// RetryRefusedError says why an operator may not retry a payment.
+type RetryRefusedError struct{ Reason string }
+
+func (e *RetryRefusedError) Error() string { return "retry refused: " + e.Reason }
+
+// LastAttempt is the payment's latest attempt (false when it has none).
+func (p Payment) LastAttempt() (Attempt, bool) {
+	for _, a := range p.Attempts {
+		if a.Number == p.AttemptCount {
+			return a, true
+		}
+	}
+	return Attempt{}, false
+}
+
+// OperatorRetry decides whether an operator may retry a FAILED payment, as
+// a new payment with attempts of its own (the failed one stays FAILED:
+// terminal states absorb, and its attempts' outcomes are final). nil when
+// it may; ErrInvalidState when the payment is not FAILED; else a
+// *RetryRefusedError. It is a pure function of the payment (with its
+// attempts) and the policy. A retry is allowed only when
+//   - a gateway was asked (process_payment, not OFFLINE or CREDITS),
+//   - its last attempt is FAILED: confirmed not charged (an UNKNOWN or
+//     SUCCEEDED attempt may have moved money; a payment that failed with
+//     no attempt never reached a gateway),
+//   - the policy retries that failure class for the method at all (a
+//     hard decline never: the same card would be declined again),
+//   - nothing else owns its replacement: a payment flow makes its own
+//     replacements for failed payins, a payment session's token was for
+//     one charge (the customer submits again), and a payout's
+//     external_payment_id names it alone (a new payout is created through
+//     the API): only seed-001 payments ("payments" surface) are retried.
+//
+// Retries the processor made already do not count against it: an operator
+// retrying after the schedule ran out (the card was topped up, the
+// gateway's outage is over) is the point.
+func (p RetryPolicy) OperatorRetry(pay Payment) error {
+	if pay.Status != StatusFailed {
+		return ErrInvalidState
+	}
+	switch {
+	case !pay.ProcessPayment || pay.Method == MethodOffline || pay.Method == MethodCredits:
+		return &RetryRefusedError{Reason: "it was recorded without a gateway (" + string(pay.Method) + "); nothing to try again"}
+	case pay.FlowID != "":
+		return &RetryRefusedError{Reason: "it belongs to payment flow " + pay.FlowID + ", which replaces its failed payments itself"}
+	case pay.SessionID != "":
+		return &RetryRefusedError{Reason: "it was submitted through payment session " + pay.SessionID +
+			", whose payment token was for one charge; the customer submits again"}
+	case pay.Surface == "payouts":
+		return &RetryRefusedError{Reason: "it is a payout, which its external_payment_id names alone: create a new payout through the API"}
+	case pay.Surface != "payments":
+		return &RetryRefusedError{Reason: "it was created through the " + pay.Surface + " surface; only payments of /v1/payments are retried"}
+	}
+	a, ok := pay.LastAttempt()
+	switch {
+	case !ok:
+		return &RetryRefusedError{Reason: "it failed without an attempt at the gateway"}
+	case a.Status != AttemptFailed:
+		return &RetryRefusedError{Reason: "its attempt " + strconv.Itoa(a.Number) + " is " + string(a.Status) +
+			", not confirmed as not charged"}
+	case p.Rule(pay.Method, a.FailureClass).MaxAttempts <= 1:
+		return &RetryRefusedError{Reason: "the retry policy does not retry " + string(a.FailureClass) + " failures of " +
+			string(pay.Method) + " payments (attempt " + strconv.Itoa(a.Number) + ": " + a.ErrorCode + ")"}
+	}
+	return nil
+}

@@ -32,6 +32,8 @@ type NewPayment struct {
 	TrackAttempts   bool
 	Metadata        map[string]string
 	Actor           string
+	// Reason is the creation audit row's reason ("created" when empty).
+	Reason string
 }
 
 // InsertPayment records a new PENDING payment whose next step is create, with
@@ -64,11 +66,11 @@ func (s *Store) InsertPayment(ctx context.Context, np NewPayment) (payment.Payme
 			RETURNING *),
 		e AS (
 			INSERT INTO payment_events (payment_id, tenant_id, from_status, to_status, reason, attempt_number, actor, created_at)
-			SELECT id, tenant_id, NULL, 'PENDING', 'created', 0, created_by, created_at FROM p)
+			SELECT id, tenant_id, NULL, 'PENDING', COALESCE(NULLIF($18, ''), 'created'), 0, created_by, created_at FROM p)
 		SELECT `+paymentColumns+` FROM p LEFT JOIN invoices i ON i.id = p.invoice_id`,
 		id, np.TenantID, np.Surface, np.Amount.Minor, np.Amount.Currency, string(np.Method), np.PaymentMethodID,
 		np.DestinationType, np.DestinationID, invoiceID, key, np.Fingerprint,
-		np.ProcessPayment, np.TrackAttempts, now, meta, np.Actor).StructScan(&r)
+		np.ProcessPayment, np.TrackAttempts, now, meta, np.Actor, np.Reason).StructScan(&r)
 	if err != nil {
 		return payment.Payment{}, translate(fmt.Errorf("insert payment: %w", err))
 	}

@@ -45,18 +45,32 @@ commands:
   monitor    /metrics and the asynq monitor on the admin port (PAYD_ADMIN_ADDR)
   migrate    apply the embedded SQL migrations as the owner role (PAYD_MIGRATE_DATABASE_URL,
              else DATABASE_URL) and grant the app role (PAYD_APP_DB_ROLE) its rights
-  keys create --tenant NAME
-             create a tenant (if new) and an API key; the key is the last line of stdout
   sandbox    the sandbox gateway as its own HTTP server (PAYD_SANDBOX_ADDR)
   healthcheck [URL]
              GET URL (default: this role's readiness, /readyz on PAYD_ADMIN_ADDR) and exit 0 only
              on a 200: the probe for images without curl
+
+operator commands (a table, or JSON with --json; exit 0 done, 1 failure, 2 usage,
+3 refused, 4 not found or not in the needed state; -h on each):
+  payments get ID
+             a payment (any tenant's), its attempts and its timeline
+  payments list [--status S] [--since 24h|TIME] [--tenant ID|NAME] [--surface S] [--limit N]
+             payments newest first; S canonical (REQUIRES_REVIEW) or as an API shows it
+  payments retry ID --reason TEXT --operator NAME
+             retry a FAILED payment the retry policy allows, as a new linked payment
   payments review | resolve ID (--succeeded|--failed) --reason TEXT --operator NAME [--force]
-             payments in REQUIRES_REVIEW and their audited resolution (payd payments -h)
+             payments in REQUIRES_REVIEW and their audited resolution
   reconcile [--since 24h] | findings | resolve-finding ID
-             compare the gateway's ledger with payd's records now (payd reconcile -h)
-  flows show FLOW_ID [--versions] [--json]
-             a payment flow's plan as a tree, and with --versions its history (payd flows -h)
+             compare the gateway's ledger with payd's records now
+  flows show FLOW_ID [--versions]
+             a payment flow's plan as a tree, and with --versions its history
+  tasks archived [--queue Q] | requeue-archived [--queue Q] [--id TASK_ID]
+             asynq's archived tasks (REDIS_URL), and moving them back to pending
+  keys create --tenant NAME
+             create a tenant (if new) and an API key; the key is the last line of stdout
+  keys list [--tenant ID|NAME] | revoke KEY_ID --operator NAME | rotate KEY_ID --operator NAME [--grace D]
+             API keys (never their secrets); a revoked key is refused within a second;
+             rotate prints the new key as the last line of stdout
 
 The load driver and benchmark is its own command: paydbench (-h for flags).
 `
@@ -79,7 +93,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return runSandbox(ctx, cfg, stdout)
 	case "healthcheck":
 		return runHealthcheck(ctx, cfg, args[2:], stdout)
-	case "payments", "reconcile", "keys", "flows":
+	case "payments", "reconcile", "keys", "flows", "tasks":
 		return cli.Run(ctx, args[1:], operatorEnv(cfg), stdout, stdout)
 	case "bench":
 		// It moved out of the server binary, with its chart libraries.

@@ -19,8 +19,9 @@ import (
 )
 
 // operatorEnv opens what the operator commands (package cli) work with:
-// the store, the gateway as this process can reach it, and the
-// processor's reconciliation (its late-charge refunds enqueued on Redis).
+// the store, the gateway as this process can reach it, the processor's
+// reconciliation (its late-charge refunds enqueued on Redis) and retry
+// policy, and asynq's client and inspector on the Redis the roles use.
 func operatorEnv(cfg config) cli.Opener {
 	return func(ctx context.Context) (*cli.Env, func(), error) {
 		st, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, MaxOpenConns: 4, MaxIdleConns: 4}, hostClock)
@@ -34,12 +35,15 @@ func operatorEnv(cfg config) cli.Opener {
 		}
 		rdb := redis.NewClient(opt)
 		client := asynq.NewClientFromRedisClient(rdb)
+		inspector := asynq.NewInspectorFromRedisClient(rdb)
+		enq := &jobs.Enqueuer{Client: client, Inspector: inspector, Retention: cfg.TaskRetention, Now: st.Now}
 		gw := operatorGateway(cfg)
+		policy := payment.DefaultRetryPolicy(cfg.RetryUnit)
 		p := processor.New(processor.Deps{Store: st, Gateway: gw, Log: newLogger(cfg, io.Discard), Metrics: metrics.Discard(),
-			Enqueue: &jobs.Enqueuer{Client: client, Retention: cfg.TaskRetention, Now: st.Now},
-			Config: processor.Config{GatewayTimeout: cfg.GatewayTimeout, Policy: payment.DefaultRetryPolicy(cfg.RetryUnit),
+			Enqueue: enq, Config: processor.Config{GatewayTimeout: cfg.GatewayTimeout, Policy: policy,
 				GatewayName: cfg.gatewayName(), ReconcileGrace: cfg.ReconcileGrace}})
-		env := &cli.Env{Store: st, Gateway: gw, Reconcile: p.Reconcile, ReconcileWindow: p.ReconcileWindow, Migrate: cfg.migrate}
+		env := &cli.Env{Store: st, Gateway: gw, Reconcile: p.Reconcile, ReconcileWindow: p.ReconcileWindow, Migrate: cfg.migrate,
+			Policy: policy, Enqueue: enq, Inspector: inspector}
 		return env, func() { client.Close(); rdb.Close(); st.Close() }, nil
 	}
 }
