@@ -34,25 +34,31 @@ fi
 # The browser tests (internal/browser: the hosted payment page) drive
 # Debian's chromium headless and fail without it; install it, and a font for
 # its text, from Debian packages when absent (as services.sh installs
-# PostgreSQL and Redis). PAYD_CHROMIUM names another binary instead.
+# PostgreSQL and Redis). PAYD_CHROMIUM names another binary instead. The
+# dashboard and alert tests (cmd/payd/prometheus_test.go) need Debian's
+# prometheus (prometheus and promtool; they start their own on a free port,
+# never the package's service).
 ensure_chromium() {
-	[[ -n "${PAYD_CHROMIUM:-}" ]] && return 0
-	if command -v chromium >/dev/null 2>&1 && [[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] &&
-		command -v node >/dev/null 2>&1 && command -v python3 >/dev/null 2>&1; then
-		return 0
-	fi
+	local pkgs=()
+	[[ -n "${PAYD_CHROMIUM:-}" ]] || command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
+	[[ -n "${PAYD_CHROMIUM:-}" || -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || pkgs+=(fonts-dejavu-core)
+	command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+	command -v python3 >/dev/null 2>&1 || pkgs+=(python3)
+	{ command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } || pkgs+=(prometheus)
+	[[ ${#pkgs[@]} -eq 0 ]] && return 0
 	local sudo=()
 	if [[ "$(id -u)" -ne 0 ]]; then
-		command -v sudo >/dev/null 2>&1 || { echo "test.sh: need root (or sudo) to apt-get install chromium" >&2; return 1; }
+		command -v sudo >/dev/null 2>&1 || { echo "test.sh: need root (or sudo) to apt-get install ${pkgs[*]}" >&2; return 1; }
 		sudo=(sudo -n)
 	fi
-	command -v apt-get >/dev/null 2>&1 || { echo "test.sh: apt-get not found; install chromium by hand (or set PAYD_CHROMIUM)" >&2; return 1; }
-	echo "test.sh: installing chromium and fonts-dejavu-core for the browser tests, nodejs and python3 for the README's webhook snippets" >&2
+	command -v apt-get >/dev/null 2>&1 || { echo "test.sh: apt-get not found; install ${pkgs[*]} by hand (or set PAYD_CHROMIUM)" >&2; return 1; }
+	echo "test.sh: installing ${pkgs[*]} (chromium and fonts-dejavu-core for the browser tests, nodejs and python3 for the README's webhook snippets, prometheus for the dashboard and alert tests)" >&2
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 </dev/null
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
 		-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-		chromium fonts-dejavu-core nodejs python3 >&2 </dev/null
-	command -v chromium >/dev/null 2>&1 || { echo "test.sh: chromium still not found after install" >&2; return 1; }
+		"${pkgs[@]}" >&2 </dev/null
+	[[ -n "${PAYD_CHROMIUM:-}" ]] || command -v chromium >/dev/null 2>&1 || { echo "test.sh: chromium still not found after install" >&2; return 1; }
+	command -v promtool >/dev/null 2>&1 || { echo "test.sh: promtool still not found after install" >&2; return 1; }
 }
 # A failed install is not fatal here: the browser tests then fail and say why.
 ensure_chromium || true
