@@ -161,7 +161,56 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.ReconciliationRuns, m.ReviewResolutions, m.SessionsCreated, m.SessionsFinished, m.SessionSubmitLatency,
 		m.FlowsCreated, m.FlowTransitions, m.FlowRecomputes, m.FlowRecomputeTime, m.FlowPaymentsCreated,
 		m.SessionSubmitWakeups, m.WebhookDeliveries, m.WebhookLatency, m.WebhooksDisabled, m.RedisUp)
+	m.zero()
 	return m
+}
+
+// The label values of the vectors whose alerts and panels select one value
+// (result="error", a late charge's source, a void's outcome): zero creates
+// each child at 0 when the process starts.
+var (
+	reconcileResults = []string{"ok", "error"}
+	lateSources      = []string{"void", "notification", "reconciliation"}
+	voidReasons      = []string{"cancel", "expiry"}
+	voidOutcomes     = []string{"voided", "charged", "unknown", "gave_up"}
+	webhookOutcomes  = []string{"delivered", "retry", "failed", "refused"}
+	enqueueResults   = []string{"ok", "error"}
+)
+
+// zero creates, at 0, the children whose label values are known up front.
+// A child created by its first increment is invisible until then, so a
+// query selecting it (`{result="error"}`) finds no series, not 0, and
+// rate() and increase() miss that first increment: Prometheus needs a
+// sample before it to see a rise. Prometheus's instrumentation guide says
+// the same ("Avoid missing metrics").
+func (m *Metrics) zero() {
+	for _, r := range reconcileResults {
+		m.ReconciliationRuns.WithLabelValues(r)
+	}
+	for _, s := range lateSources {
+		m.LateCharges.WithLabelValues(s)
+	}
+	for _, r := range voidReasons {
+		for _, o := range voidOutcomes {
+			m.Voids.WithLabelValues(r, o)
+		}
+	}
+	for _, o := range webhookOutcomes {
+		m.WebhookDeliveries.WithLabelValues(o)
+	}
+}
+
+// InitSteps creates, at 0, the enqueue and sweeper children of every step
+// (the wiring passes the steps the sweeper knows, store.DueSteps), for the
+// same reason as zero: the enqueue-error and sweeper alerts select them
+// before the first error or re-enqueue.
+func (m *Metrics) InitSteps(steps ...string) {
+	for _, s := range steps {
+		m.SweeperEnqueued.WithLabelValues(s)
+		for _, r := range enqueueResults {
+			m.Enqueues.WithLabelValues(s, r)
+		}
+	}
 }
 
 // Discard returns collectors registered nowhere, for tests and tools.

@@ -39,3 +39,43 @@ func TestSessionMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestZeroChildren: the children alerts select by one label value exist at
+// 0 from the start (a child born at its first increment hides that
+// increment from rate and increase).
+func TestZeroChildren(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	m := New(reg)
+	m.InitSteps("submit", "refund")
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, f := range fams {
+		for _, mt := range f.GetMetric() {
+			key := f.GetName()
+			for _, l := range mt.GetLabel() {
+				key += "," + l.GetName() + "=" + l.GetValue()
+			}
+			got[key] = true
+			if v := mt.GetCounter().GetValue(); v != 0 {
+				t.Errorf("%s = %v at start", key, v)
+			}
+		}
+	}
+	for _, want := range []string{
+		"payd_reconciliation_runs_total,result=error",
+		"payd_late_charges_total,source=void", "payd_late_charges_total,source=notification", "payd_late_charges_total,source=reconciliation",
+		"payd_voids_total,outcome=gave_up,reason=expiry",
+		"payd_webhook_deliveries_total,outcome=failed",
+		"payd_webhook_endpoints_disabled_total",
+		"payd_enqueues_total,result=error,step=submit", "payd_enqueues_total,result=ok,step=refund",
+		"payd_sweeper_reenqueued_total,step=refund",
+	} {
+		if !got[want] {
+			t.Errorf("%s not exported at start", want)
+		}
+	}
+}

@@ -2,142 +2,17 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
+	"slices"
+	"strings"
 	"testing"
 
-	"github.com/hibiken/asynq"
-	"github.com/prometheus/client_golang/prometheus"
 	"gopkg.in/yaml.v3"
-
-	"github.com/payd/payd/internal/testenv"
-	"github.com/payd/payd/metrics"
-	"github.com/payd/payd/monitor"
-	"github.com/payd/payd/store"
 )
-
-// exportedMetrics gathers the names /metrics really exports: the business
-// collectors and the monitor's queue collector, read from real Redis and
-// Postgres.
-func exportedMetrics(t *testing.T) map[string]bool {
-	t.Helper()
-	ctx := context.Background()
-	dbURL := testenv.PostgresURL(t)
-	if err := store.Migrate(ctx, dbURL); err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(ctx, store.Config{URL: dbURL}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	opt, err := asynq.ParseRedisURI(testenv.RedisURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	insp := asynq.NewInspector(opt)
-	defer insp.Close()
-	reg := prometheus.NewRegistry()
-	m := metrics.New(reg)
-	// every vector needs one child to be gathered
-	m.PaymentsCreated.WithLabelValues("CARD", "payments").Inc()
-	m.Transitions.WithLabelValues("PENDING", "PROCESSING").Inc()
-	m.AttemptOutcomes.WithLabelValues("CARD", "succeeded").Inc()
-	m.AttemptLatency.WithLabelValues("CARD", "succeeded").Observe(0.01)
-	m.TimeToTerminal.WithLabelValues("CARD", "SUCCEEDED").Observe(0.1)
-	m.IdempotentReplays.WithLabelValues("r").Inc()
-	m.SweeperEnqueued.WithLabelValues("submit").Inc()
-	m.Enqueues.WithLabelValues("submit", "ok").Inc()
-	m.HTTPRequests.WithLabelValues("r", "200").Inc()
-	m.HTTPLatency.WithLabelValues("r").Observe(0.01)
-	m.TaskOutcomes.WithLabelValues("payment:submit", "ok").Inc()
-	m.Voids.WithLabelValues("cancel", "voided").Inc()
-	m.LateCharges.WithLabelValues("void").Inc()
-	m.ReconciliationFindings.WithLabelValues("unknown_charge").Inc()
-	m.ReconciliationRuns.WithLabelValues("ok").Inc()
-	m.ReviewResolutions.WithLabelValues("SUCCEEDED", "operator").Inc()
-	reg.MustRegister(monitor.NewCollector(insp, st))
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := map[string]bool{}
-	for _, f := range fams {
-		n := f.GetName()
-		names[n] = true
-		if f.GetType().String() == "HISTOGRAM" {
-			names[n+"_bucket"], names[n+"_sum"], names[n+"_count"] = true, true, true
-		}
-	}
-	for _, want := range []string{"payd_queue_tasks", "payd_queue_latency_seconds", "payd_payments_overdue",
-		"payd_payments_in_review", "payd_reconciliation_findings_open", "payd_payment_flows_open"} {
-		if !names[want] {
-			t.Fatalf("the monitor does not export %s", want)
-		}
-	}
-	return names
-}
-
-var metricName = regexp.MustCompile(`\bpayd_[a-z_]+\b`)
-
-// TestDashboardAndAlertsUseRealMetrics: every query in the Grafana dashboard
-// and every alert rule names only metrics /metrics exports.
-func TestDashboardAndAlertsUseRealMetrics(t *testing.T) {
-	t.Parallel()
-	names := exportedMetrics(t)
-	var dash struct {
-		Panels []struct {
-			Title   string
-			Targets []struct{ Expr string }
-		}
-	}
-	readJSON(t, "../../deploy/grafana/payd.json", &dash)
-	var exprs []string
-	for _, p := range dash.Panels {
-		if len(p.Targets) == 0 {
-			t.Errorf("panel %q has no query", p.Title)
-		}
-		for _, tg := range p.Targets {
-			exprs = append(exprs, tg.Expr)
-		}
-	}
-	var rules struct {
-		Groups []struct {
-			Rules []struct{ Alert, Expr string }
-		}
-	}
-	docs := readYAML(t, "../../deploy/prometheus/alerts.yaml")
-	if err := docs[0].Decode(&rules); err != nil {
-		t.Fatal(err)
-	}
-	for _, g := range rules.Groups {
-		for _, r := range g.Rules {
-			if r.Alert == "" || r.Expr == "" {
-				t.Errorf("rule %+v lacks a name or expression", r)
-			}
-			exprs = append(exprs, r.Expr)
-		}
-	}
-	if len(exprs) < 10 {
-		t.Fatalf("found only %d queries", len(exprs))
-	}
-	for _, e := range exprs {
-		found := metricName.FindAllString(e, -1)
-		if len(found) == 0 {
-			t.Errorf("query %q names no payd metric", e)
-		}
-		for _, n := range found {
-			if !names[n] {
-				t.Errorf("query %q uses %s, which /metrics does not export", e, n)
-			}
-		}
-	}
-}
 
 func readJSON(t *testing.T, path string, v any) {
 	t.Helper()
@@ -171,4 +46,103 @@ func readYAML(t *testing.T, path string) []*yaml.Node {
 		t.Fatalf("%s is empty", path)
 	}
 	return docs
+}
+
+// TestComposeMonitoring: compose's Prometheus and Grafana get what the
+// shipped files expect — the config and every rule file it names at
+// /etc/prometheus, the admin password at the password_file path of every
+// job, the provisioning directory, and the dashboard where the dashboard
+// provider reads; the datasource points at the prometheus service.
+// (prometheus_test.go runs the config itself in a real Prometheus.)
+func TestComposeMonitoring(t *testing.T) {
+	t.Parallel()
+	var compose struct {
+		Services map[string]struct {
+			Command []string
+			Volumes []string
+			Secrets []string
+			Ports   []string
+			Image   string
+			Environ map[string]string `yaml:"environment"`
+		}
+		Secrets map[string]struct{ Environment string }
+	}
+	if err := readYAML(t, "../../deploy/compose.yaml")[0].Decode(&compose); err != nil {
+		t.Fatal(err)
+	}
+	mounts := func(service string) map[string]string { // container path → host path
+		out := map[string]string{}
+		for _, v := range compose.Services[service].Volumes {
+			parts := strings.Split(v, ":")
+			if len(parts) >= 2 {
+				out[parts[1]] = parts[0]
+			}
+		}
+		return out
+	}
+	prom, graf := compose.Services["prometheus"], compose.Services["grafana"]
+	if prom.Image == "" || graf.Image == "" {
+		t.Fatalf("compose lacks the prometheus or grafana service: %+v %+v", prom, graf)
+	}
+
+	var cfg struct {
+		RuleFiles     []string `yaml:"rule_files"`
+		ScrapeConfigs []struct {
+			JobName   string `yaml:"job_name"`
+			BasicAuth struct {
+				PasswordFile string `yaml:"password_file"`
+			} `yaml:"basic_auth"`
+		} `yaml:"scrape_configs"`
+	}
+	if err := readYAML(t, "../../deploy/prometheus/prometheus.yml")[0].Decode(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	pm := mounts("prometheus")
+	if pm["/etc/prometheus/prometheus.yml"] != "./prometheus/prometheus.yml" ||
+		!slices.Contains(prom.Command, "--config.file=/etc/prometheus/prometheus.yml") {
+		t.Errorf("compose prometheus does not run the shipped prometheus.yml: %v %v", prom.Volumes, prom.Command)
+	}
+	for _, r := range cfg.RuleFiles {
+		if pm["/etc/prometheus/"+r] != "./prometheus/"+r {
+			t.Errorf("compose prometheus does not mount rule file %s beside the config", r)
+		}
+	}
+	for _, sc := range cfg.ScrapeConfigs {
+		name, ok := strings.CutPrefix(sc.BasicAuth.PasswordFile, "/run/secrets/")
+		if !ok || !slices.Contains(prom.Secrets, name) || compose.Secrets[name].Environment != "PAYD_ADMIN_PASSWORD" {
+			t.Errorf("job %s reads its password from %q: want a compose secret of PAYD_ADMIN_PASSWORD given to prometheus",
+				sc.JobName, sc.BasicAuth.PasswordFile)
+		}
+	}
+
+	gm := mounts("grafana")
+	if gm["/etc/grafana/provisioning"] != "./grafana/provisioning" {
+		t.Errorf("compose grafana does not mount the provisioning directory: %v", graf.Volumes)
+	}
+	var ds struct {
+		Datasources []struct {
+			Type, URL string
+			IsDefault bool `yaml:"isDefault"`
+		}
+	}
+	if err := readYAML(t, "../../deploy/grafana/provisioning/datasources/prometheus.yaml")[0].Decode(&ds); err != nil {
+		t.Fatal(err)
+	}
+	if len(ds.Datasources) != 1 || ds.Datasources[0].Type != "prometheus" || !ds.Datasources[0].IsDefault ||
+		ds.Datasources[0].URL != "http://prometheus:9090" || !slices.Contains(prom.Ports, "9090:9090") {
+		t.Errorf("grafana datasource %+v: want the default, prometheus at http://prometheus:9090", ds.Datasources)
+	}
+	var dp struct {
+		Providers []struct {
+			Type    string
+			Options struct{ Path string }
+		}
+	}
+	if err := readYAML(t, "../../deploy/grafana/provisioning/dashboards/payd.yaml")[0].Decode(&dp); err != nil {
+		t.Fatal(err)
+	}
+	if len(dp.Providers) != 1 || dp.Providers[0].Type != "file" ||
+		gm[dp.Providers[0].Options.Path+"/payd.json"] != "./grafana/payd.json" {
+		t.Errorf("grafana dashboard provider %+v does not read the mounted payd.json (%v)", dp.Providers, graf.Volumes)
+	}
 }

@@ -328,6 +328,7 @@ type faultCluster struct {
 	started  time.Time // when the cluster started (the reconciliation window covers it)
 	// replays429 counts the 429s checkReplays met and waited out
 	replays429 atomic.Int64
+	procEnv    func(name string) []string // faultOpts.procEnv
 
 	mu    sync.Mutex
 	procs []*faultProc
@@ -366,6 +367,10 @@ type faultOpts struct {
 	clocks  bool
 	env     []string // extra or overriding payd environment
 	workers int      // worker processes; 0 means 2
+	// procEnv, when set, adds environment to one long-lived process by its
+	// name ("intake", "worker-1", …): prometheus_test.go gives each its own
+	// admin port
+	procEnv func(name string) []string
 }
 
 func startFaultClusterWith(t *testing.T, bin string, o faultOpts) *faultCluster {
@@ -433,6 +438,7 @@ func startFaultClusterWith(t *testing.T, bin string, o faultOpts) *faultCluster 
 		c.childBin = exe
 	}
 	c.env = append(c.env, o.env...) // later entries win in exec's environment
+	c.procEnv = o.procEnv
 
 	c.start("sandbox", "sandbox")
 	c.waitHTTP("sandbox", c.sandboxURL+"/ledger")
@@ -566,6 +572,9 @@ func (c *faultCluster) start(name string, args ...string) *faultProc {
 	if c.childBin != "" && len(args) > 0 && (args[0] == "intake" || args[0] == "worker" || args[0] == "scheduler") {
 		cmd = exec.Command(c.childBin, args...)
 		cmd.Env = append(c.environ(), envTestChild+"=1", envTestClockFile+"="+c.clockFile(name))
+	}
+	if c.procEnv != nil {
+		cmd.Env = append(cmd.Env, c.procEnv(name)...)
 	}
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -91,6 +91,11 @@ func build(ctx context.Context, cfg config, stdout io.Writer) (*deps, error) {
 	d.reg = prometheus.NewRegistry()
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.metrics = metrics.New(d.reg)
+	var steps []string
+	for _, s := range store.DueSteps() {
+		steps = append(steps, string(s))
+	}
+	d.metrics.InitSteps(steps...)
 	return d, nil
 }
 
