@@ -95,6 +95,8 @@ type Server struct {
 	// gateway notifications.
 	notifySecrets [][]byte
 	keyring       *webhook.Keyring
+	// patterns are the routes registered, in order (Routes).
+	patterns []string
 }
 
 // NewServer builds the API handler with defaults filled in.
@@ -151,6 +153,7 @@ func NewServer(d Deps) *Server {
 		s.limiter = redis_rate.NewLimiter(d.Redis)
 	}
 	s.handler = s.routes()
+	OpenAPIJSON() // converted at start: GET /openapi.json only writes it
 	return s
 }
 
