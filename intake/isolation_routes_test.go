@@ -60,6 +60,7 @@ var isolationCoverage = map[string][]string{
 	"POST /v1/gateway/notifications":                {"-"}, // signed by the gateway, no tenant: 202 whoever's payment it names (processor/notification_test.go)
 	"GET /healthz":                                  {"-"}, // no tenant
 	"GET /readyz":                                   {"-"},
+	"GET /openapi.json":                             {"-"}, // the same public document for everyone
 	"/":                                             {"-"}, // no route: 404 route_not_found before any lookup
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/payd/payd/intake"
 	"github.com/payd/payd/internal/browser"
+	"github.com/payd/payd/internal/testenv"
 )
 
 // browserWait bounds every wait of the browser tests: generous, because
@@ -30,7 +31,7 @@ const wantPageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; co
 // another origin; the page is the same for every token.
 func TestPayPageServed(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(intake.NewServer(intake.Deps{}))
+	srv := httptest.NewServer(testenv.SpecCheck(t, intake.NewServer(intake.Deps{})))
 	t.Cleanup(srv.Close)
 	get := func(path string, hdr map[string]string) (*http.Response, string) {
 		t.Helper()

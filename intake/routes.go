@@ -5,10 +5,12 @@ import (
 	"strings"
 )
 
-// routes lists every route of the public API.
+// routes lists every route of the public API. Each is described in
+// openapi.yaml (TestOpenAPIMatchesRoutes holds the two together).
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	handle := func(pattern string, h handler, auth bool) {
+		s.patterns = append(s.patterns, pattern)
 		hh := s.serve(h)
 		if strings.Contains(pattern, "{id}") {
 			hh = s.checkID(hh)
@@ -20,6 +22,8 @@ func (s *Server) routes() http.Handler {
 	}
 	handle("GET /healthz", s.handleHealthz, false)
 	handle("GET /readyz", s.handleReadyz, false)
+	// this API's OpenAPI 3.1 document (openapi.go, openapi.yaml)
+	handle("GET /openapi.json", s.handleOpenAPI, false)
 
 	// payments that collect an invoice (seed 001)
 	handle("POST /v1/payments", s.handleCreatePayment, true)

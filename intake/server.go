@@ -100,6 +100,8 @@ type Server struct {
 	// gateway notifications.
 	notifySecrets [][]byte
 	keyring       *webhook.Keyring
+	// patterns are the routes registered, in order (Routes).
+	patterns []string
 }
 
 // NewServer builds the API handler with defaults filled in.
@@ -164,6 +166,7 @@ func NewServer(d Deps) *Server {
 		d.Store.WatchAPIKeys(s.auth)
 	}
 	s.handler = s.routes()
+	OpenAPIJSON() // converted at start: GET /openapi.json only writes it
 	return s
 }
 

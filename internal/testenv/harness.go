@@ -46,7 +46,8 @@ type Options struct {
 
 // Harness is payd in one process on real PostgreSQL and Redis, connected as
 // the app role (AppRole) after migrating as the owner: intake on an
-// httptest server, a worker serving every task type, the in-process
+// httptest server (every request and answer checked against its OpenAPI
+// document: SpecCheck), a worker serving every task type, the in-process
 // sandbox gateway (its 3-D Secure pages served on intake's address under
 // /sandbox/challenge/, as payd serves them), and two tenants with one key
 // each.
@@ -169,11 +170,13 @@ func Start(t testing.TB, o Options) *Harness {
 	if !o.NoWorker {
 		h.StartWorker()
 	}
-	srv.Config.Handler = api
+	// every exchange with intake is held to its OpenAPI document
+	checked := SpecCheck(t, api)
+	srv.Config.Handler = checked
 	if h.Sandbox != nil {
 		mux := http.NewServeMux()
 		mux.Handle("/sandbox/challenge/", http.StripPrefix("/sandbox", h.Sandbox.CustomerHandler()))
-		mux.Handle("/", api)
+		mux.Handle("/", checked)
 		srv.Config.Handler = mux
 	}
 	srv.Start()
