@@ -390,12 +390,15 @@ func TestSessionExpiresByTask(t *testing.T) {
 // enqueues it again, so no session stays ACTIVE past its expiry.
 func TestSessionExpiresBySweeperAfterRedisWipe(t *testing.T) {
 	t.Parallel()
-	h := sessionHarness(t, testenv.Options{})
+	// no worker until the wipe: on a loaded machine the create alone may
+	// take longer than the expiry, whose task must not run before it is wiped
+	h := sessionHarness(t, testenv.Options{NoWorker: true})
 	s := createSession(t, h, map[string]any{"expires_on": expiresIn(time.Second)})
 	id := s["id"].(string)
 	if err := h.Redis.FlushDB(context.Background()).Err(); err != nil {
 		t.Fatal(err)
 	}
+	h.StartWorker()
 	time.Sleep(2 * time.Second) // past expires_on and the sweeper's grace
 	if sess, _ := h.Store.GetSession(context.Background(), "", id); sess.Status != payment.SessionActive {
 		t.Fatalf("expired with its task wiped: %s (the test proves nothing)", sess.Status)
