@@ -37,6 +37,8 @@ fi
 #                                payment page); PAYD_CHROMIUM names another binary
 #   nodejs, python3              the README's webhook verification snippets
 #   ruby-foreman                 TestProcfile runs the Procfile with foreman
+#   redis-sentinel               TestFaultSentinelFailover runs three sentinels
+#                                over a private primary and replica
 ensure_test_packages() {
 	local missing=()
 	if [[ -z "${PAYD_CHROMIUM:-}" ]]; then
@@ -46,6 +48,7 @@ ensure_test_packages() {
 	command -v node >/dev/null 2>&1 || missing+=(nodejs)
 	command -v python3 >/dev/null 2>&1 || missing+=(python3)
 	command -v foreman >/dev/null 2>&1 || missing+=(ruby-foreman)
+	command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
 	[[ ${#missing[@]} -eq 0 ]] && return 0
 	local sudo=()
 	if [[ "$(id -u)" -ne 0 ]]; then

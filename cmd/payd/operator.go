@@ -6,7 +6,6 @@ import (
 	"net/http"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/payd/payd/cli"
 	"github.com/payd/payd/connector"
@@ -27,12 +26,12 @@ func operatorEnv(cfg config) cli.Opener {
 		if err != nil {
 			return nil, nil, err
 		}
-		opt, err := redis.ParseURL(cfg.RedisURL)
+		conn, err := cfg.redisConn()
 		if err != nil {
 			st.Close()
 			return nil, nil, err
 		}
-		rdb := redis.NewClient(opt)
+		rdb := conn.WithPoolSize(4).NewClient()
 		client := asynq.NewClientFromRedisClient(rdb)
 		gw := operatorGateway(cfg)
 		p := processor.New(processor.Deps{Store: st, Gateway: gw, Log: newLogger(cfg, io.Discard), Metrics: metrics.Discard(),
