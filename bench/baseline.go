@@ -37,14 +37,11 @@ type asynqBaseline struct {
 // task check interval, and deletes the queue.
 func benchAsynq(ctx context.Context, cfg Config, runID string, n, c int) (asynqBaseline, error) {
 	res := asynqBaseline{Tasks: n, Concurrency: cfg.WorkerConcurrency}
-	opt, err := asynq.ParseRedisURI(cfg.RedisURL)
+	conn, err := jobs.ParseRedisURL(cfg.RedisURL)
 	if err != nil {
 		return res, fmt.Errorf("REDIS_URL: %w", err)
 	}
-	if o, ok := opt.(asynq.RedisClientOpt); ok {
-		o.PoolSize = max(c, cfg.WorkerConcurrency) + 8
-		opt = o
-	}
+	opt := conn.WithPoolSize(max(c, cfg.WorkerConcurrency) + 8)
 	queue := "bench-noop-" + runID
 	cl := asynq.NewClient(opt)
 	defer cl.Close()
@@ -104,12 +101,11 @@ type redisTaskMemory struct {
 // reads INFO memory before and after, and deletes the queue.
 func benchRedisMemory(ctx context.Context, cfg Config, runID string, k, c int) (redisTaskMemory, error) {
 	res := redisTaskMemory{Tasks: k}
-	ropt, err := redis.ParseURL(cfg.RedisURL)
+	conn, err := jobs.ParseRedisURL(cfg.RedisURL)
 	if err != nil {
 		return res, fmt.Errorf("REDIS_URL: %w", err)
 	}
-	ropt.PoolSize = c + 4
-	rdb := redis.NewClient(ropt)
+	rdb := conn.WithPoolSize(c + 4).NewClient()
 	defer rdb.Close()
 	cl := asynq.NewClientFromRedisClient(rdb)
 	insp := asynq.NewInspectorFromRedisClient(rdb)
@@ -138,7 +134,21 @@ func benchRedisMemory(ctx context.Context, cfg Config, runID string, k, c int) (
 	return res, nil
 }
 
-func usedMemory(ctx context.Context, rdb *redis.Client) (int64, error) {
+// usedMemory is Redis's used_memory: the primary's (one server or
+// Sentinel), or the sum over a Cluster's primaries.
+func usedMemory(ctx context.Context, rdb redis.UniversalClient) (int64, error) {
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		var mu sync.Mutex
+		var sum int64
+		err := cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+			n, err := usedMemory(ctx, node)
+			mu.Lock()
+			sum += n
+			mu.Unlock()
+			return err
+		})
+		return sum, err
+	}
 	info, err := rdb.Info(ctx, "memory").Result()
 	if err != nil {
 		return 0, fmt.Errorf("redis INFO memory: %w", err)
@@ -157,11 +167,11 @@ func infoField(info, name string) (int64, error) {
 
 // redisVersion is the server's redis_version.
 func redisVersion(ctx context.Context, url string) string {
-	opt, err := redis.ParseURL(url)
+	conn, err := jobs.ParseRedisURL(url)
 	if err != nil {
 		return ""
 	}
-	rdb := redis.NewClient(opt)
+	rdb := conn.NewClient()
 	defer rdb.Close()
 	info, err := rdb.Info(ctx, "server").Result()
 	if err != nil {

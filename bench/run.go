@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/payd/payd/connector/sandbox"
+	"github.com/payd/payd/jobs"
 	"github.com/payd/payd/payment"
 )
 
@@ -69,6 +70,11 @@ func Run(ctx context.Context, cfg Config, o Options, stdout io.Writer) error {
 	var rep *Report
 	var runErr error
 	if o.spawn {
+		// the baselines and the queue figures connect as payd does: one
+		// server, Sentinel or Cluster (jobs.ParseRedisURL)
+		if _, err := jobs.ParseRedisURL(cfg.RedisURL); err != nil {
+			return fmt.Errorf("REDIS_URL: %w", err)
+		}
 		rep, runErr = runSpawned(ctx, cfg, o, p, hc, runID, stdout)
 	} else {
 		rep, runErr = runLoad(ctx, o, p, remoteTarget(o, hc), hc, runID, nil)

@@ -26,6 +26,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/payd/payd/connector/sandbox"
+	"github.com/payd/payd/jobs"
 	"github.com/payd/payd/store"
 )
 
@@ -479,11 +480,11 @@ func (c *cluster) figures(accepted int) []procFigures {
 }
 
 func redisConnOpt(cfg Config) asynq.RedisConnOpt {
-	opt, err := asynq.ParseRedisURI(cfg.RedisURL)
+	conn, err := jobs.ParseRedisURL(cfg.RedisURL)
 	if err != nil {
-		return asynq.RedisClientOpt{Addr: "127.0.0.1:6379"} // the look-ups will then fail and say so
+		return asynq.RedisClientOpt{Addr: "127.0.0.1:6379"} // never: Run checked REDIS_URL
 	}
-	return opt
+	return conn
 }
 
 func machineInfo(ctx context.Context, cfg Config, db *sql.DB) machine {

@@ -1,7 +1,9 @@
 // Package jobs is the wire contract of payd's asynq tasks: type names,
 // payloads (IDs only, never card data or copies of state), per-type options
 // (queue, MaxRetry, Timeout, Retention) and step TaskIDs. Golden payloads in
-// testdata/ guard compatibility between deploys. It imports asynq and
+// testdata/ guard compatibility between deploys; redis.go reads REDIS_URL's
+// forms (one server, Sentinel, Cluster) into the one RedisConn every
+// Redis client of payd is built from. It imports asynq, go-redis and
 // payment only; it must not import store, intake or processor.
 package jobs
 

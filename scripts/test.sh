@@ -39,6 +39,8 @@ fi
 #   ruby-foreman                 TestProcfile runs the Procfile with foreman
 #   prometheus                   the dashboard and alert tests (prometheus and promtool;
 #                                they start their own on a free port, never the service)
+#   redis-sentinel               TestFaultSentinelFailover runs three sentinels
+#                                over a private primary and replica
 ensure_test_packages() {
 	local missing=()
 	if [[ -z "${PAYD_CHROMIUM:-}" ]]; then
@@ -49,6 +51,7 @@ ensure_test_packages() {
 	command -v python3 >/dev/null 2>&1 || missing+=(python3)
 	command -v foreman >/dev/null 2>&1 || missing+=(ruby-foreman)
 	{ command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } || missing+=(prometheus)
+	command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
 	[[ ${#missing[@]} -eq 0 ]] && return 0
 	local sudo=()
 	if [[ "$(id -u)" -ne 0 ]]; then

@@ -11,6 +11,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/payd/payd/connector/sandbox"
+	"github.com/payd/payd/jobs"
 	"github.com/payd/payd/store"
 	"github.com/payd/payd/webhook"
 )
@@ -24,7 +25,8 @@ type config struct {
 	MigrateDatabaseURL string `env:"PAYD_MIGRATE_DATABASE_URL"`
 	// AppDBRole is granted the app's rights by every migrate; empty: the
 	// user of DATABASE_URL when it differs from the migrate URL's.
-	AppDBRole     string `env:"PAYD_APP_DB_ROLE"`
+	AppDBRole string `env:"PAYD_APP_DB_ROLE"`
+	// RedisURL: one server, Sentinel or Cluster (jobs.ParseRedisURL)
 	RedisURL      string `env:"REDIS_URL" envDefault:"redis://127.0.0.1:6379/0"`
 	Addr          string `env:"PAYD_ADDR" envDefault:":8080"`
 	AdminAddr     string `env:"PAYD_ADMIN_ADDR" envDefault:":8081"`
@@ -128,6 +130,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if c.WebhookTimeout <= 0 || c.WebhookDispatchInterval <= 0 {
 		return c, fmt.Errorf("config: PAYD_WEBHOOK_TIMEOUT and PAYD_WEBHOOK_DISPATCH_INTERVAL must be positive")
 	}
+	if _, err := c.redisConn(); err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
 	if c.GatewayTimeout <= 0 || c.WorkerConcurrency <= 0 {
 		return c, fmt.Errorf("config: PAYD_GATEWAY_TIMEOUT and PAYD_WORKER_CONCURRENCY must be positive")
 	}
@@ -144,6 +149,16 @@ func envNames() []string {
 		"PAYD_SANDBOX_SETTLE_DELAY", "PAYD_SANDBOX_RETURN_DELAY", "PAYD_SANDBOX_LATENCY", "PAYD_SANDBOX_FAULT_RATE",
 		"PAYD_SANDBOX_SEED", "PAYD_GATEWAY_NOTIFY_SECRET", "PAYD_GATEWAY_NOTIFY_TOLERANCE", "PAYD_SANDBOX_NOTIFY_URL",
 		"PAYD_SANDBOX_NOTIFY_COPIES", "PAYD_SANDBOX_NOTIFY_ORDER", "PAYD_SANDBOX_NOTIFY_DELAY", "PAYD_SANDBOX_NOTIFY_BATCH"}
+}
+
+// redisConn is REDIS_URL read: where every Redis client of this process
+// connects (one server, a Sentinel-watched primary, or a Cluster).
+func (c config) redisConn() (jobs.RedisConn, error) {
+	conn, err := jobs.ParseRedisURL(c.RedisURL)
+	if err != nil {
+		return conn, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	return conn, nil
 }
 
 // gatewayName names the gateway payd charges through, in reconciliation

@@ -45,6 +45,7 @@ import (
 
 	"github.com/payd/payd/connector/sandbox"
 	"github.com/payd/payd/internal/testenv"
+	"github.com/payd/payd/jobs"
 	"github.com/payd/payd/payment"
 )
 
@@ -311,7 +312,7 @@ type faultCluster struct {
 	intakeURL  string
 	apiKey     string
 	db         *sql.DB
-	rdb        *redis.Client
+	rdb        redis.UniversalClient
 	redisSrv   *faultRedis // private infrastructure, when faultOpts asked for it
 	pg         *faultPG
 	proxy      *faultProxy
@@ -371,6 +372,9 @@ type faultOpts struct {
 	// name ("intake", "worker-1", …): prometheus_test.go gives each its own
 	// admin port
 	procEnv func(name string) []string
+	// redisURL, when set, is payd's REDIS_URL (a Sentinel or Cluster form,
+	// redis_failover_test.go), naming servers the test started
+	redisURL string
 }
 
 func startFaultClusterWith(t *testing.T, bin string, o faultOpts) *faultCluster {
@@ -393,10 +397,13 @@ func startFaultClusterWith(t *testing.T, bin string, o faultOpts) *faultCluster 
 	} else {
 		dbURL, appURL = testenv.PostgresURLs(t)
 	}
-	if o.privateRedis {
+	switch {
+	case o.redisURL != "":
+		redisURL = o.redisURL
+	case o.privateRedis:
 		c.redisSrv = startFaultRedis(t)
 		redisURL = c.redisSrv.URL()
-	} else {
+	default:
 		redisURL = testenv.RedisURL(t)
 	}
 	// Registered before any process starts, so it runs after they are killed.
@@ -467,11 +474,12 @@ func startFaultClusterWith(t *testing.T, bin string, o faultOpts) *faultCluster 
 	t.Cleanup(func() { db.Close() })
 	c.db = db
 	c.commitTS = faultCommitTS(db)
-	opt, err := redis.ParseURL(redisURL)
+	// the checks reach Redis as payd does (one server, Sentinel or Cluster)
+	conn, err := jobs.ParseRedisURL(redisURL)
 	if err != nil {
-		t.Fatalf("redis url: %v", err)
+		t.Fatalf("REDIS_URL: %v", err)
 	}
-	c.rdb = redis.NewClient(opt)
+	c.rdb = conn.NewClient()
 	t.Cleanup(func() { c.rdb.Close() })
 	c.createInvoices()
 	return c
@@ -820,6 +828,7 @@ type faultClientRecord struct {
 	flow     *chaosFlowSpec
 	tries    int
 	first    time.Time // when the first try was sent
+	answered time.Time // when the 2xx came
 	id       string    // the payment id of the first 2xx; empty if none
 	code     int       // its status
 	resp     []byte    // its body
@@ -976,7 +985,7 @@ func (c *faultCluster) create(hc *http.Client, l *faultLoad, r *faultClientRecor
 					r.lastErr, r.rejected = fmt.Sprintf("HTTP %d without an id: %s", code, body), true
 					return
 				}
-				r.id, r.code, r.resp, r.lastErr = v.ID, code, body, ""
+				r.id, r.code, r.resp, r.lastErr, r.answered = v.ID, code, body, "", time.Now()
 				return
 			case code != http.StatusConflict && code != http.StatusTooManyRequests && code < 500:
 				r.lastErr, r.rejected = fmt.Sprintf("HTTP %d: %s", code, body), true

@@ -6,7 +6,6 @@ import (
 	"net/http"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/payd/payd/cli"
 	"github.com/payd/payd/connector"
@@ -28,12 +27,12 @@ func operatorEnv(cfg config) cli.Opener {
 		if err != nil {
 			return nil, nil, err
 		}
-		opt, err := redis.ParseURL(cfg.RedisURL)
+		conn, err := cfg.redisConn()
 		if err != nil {
 			st.Close()
 			return nil, nil, err
 		}
-		rdb := redis.NewClient(opt)
+		rdb := conn.WithPoolSize(4).NewClient()
 		client := asynq.NewClientFromRedisClient(rdb)
 		inspector := asynq.NewInspectorFromRedisClient(rdb)
 		enq := &jobs.Enqueuer{Client: client, Inspector: inspector, Retention: cfg.TaskRetention, Now: st.Now}

@@ -43,16 +43,17 @@ const (
 
 // deps are built once per process and shared by its roles.
 type deps struct {
-	cfg     config
-	log     *slog.Logger
-	store   *store.Store
-	rdb     redis.UniversalClient
-	client  *asynq.Client
-	enqueue *jobs.Enqueuer
-	gateway connector.Gateway
-	sandbox *sandbox.Sandbox // in-process sandbox, when PAYD_SANDBOX_URL is empty
-	reg     *prometheus.Registry
-	metrics *metrics.Metrics
+	cfg       config
+	log       *slog.Logger
+	store     *store.Store
+	redisConn jobs.RedisConn        // REDIS_URL: every Redis client of the process is built from it
+	rdb       redis.UniversalClient // shared by intake (rate limits), the enqueuer, the probes
+	client    *asynq.Client
+	enqueue   *jobs.Enqueuer
+	gateway   connector.Gateway
+	sandbox   *sandbox.Sandbox // in-process sandbox, when PAYD_SANDBOX_URL is empty
+	reg       *prometheus.Registry
+	metrics   *metrics.Metrics
 	// intakeLn, when set, is the listener intake serves on instead of
 	// listening on cfg.Addr itself (slowclient_test.go binds a free port).
 	intakeLn net.Listener
@@ -72,13 +73,13 @@ func build(ctx context.Context, cfg config, stdout io.Writer) (*deps, error) {
 		return nil, err
 	}
 	d.store = st
-	opt, err := redis.ParseURL(cfg.RedisURL)
+	conn, err := cfg.redisConn()
 	if err != nil {
 		st.Close()
-		return nil, fmt.Errorf("REDIS_URL: %w", err)
+		return nil, err
 	}
-	opt.PoolSize = max(cfg.WorkerConcurrency+16, 32)
-	d.rdb = redis.NewClient(opt)
+	d.redisConn = conn
+	d.rdb = conn.WithPoolSize(max(cfg.WorkerConcurrency+16, 32)).NewClient()
 	d.client = asynq.NewClientFromRedisClient(d.rdb)
 	d.enqueue = &jobs.Enqueuer{Client: d.client, Inspector: asynq.NewInspectorFromRedisClient(d.rdb), Retention: cfg.TaskRetention,
 		Now: st.Now}
@@ -217,7 +218,8 @@ func (d *deps) serve(ctx context.Context, roles ...role) error {
 		d.log.Warn("PAYD_ADMIN_PASSWORD is empty: the admin port serves only /healthz and /readyz (not /metrics, /monitor, the in-process sandbox's operator routes)")
 	}
 	go d.watchRedis(ctx)
-	d.log.Info("payd started", "roles", fmt.Sprint(roles), "addr", d.cfg.Addr, "in_process_sandbox", d.sandbox != nil)
+	d.log.Info("payd started", "roles", fmt.Sprint(roles), "addr", d.cfg.Addr, "in_process_sandbox", d.sandbox != nil,
+		"redis", d.redisConn.String())
 	err := g.Wait()
 	d.log.Info("payd stopped")
 	return err
@@ -319,11 +321,7 @@ func (d *deps) runWorker(ctx context.Context) error {
 	p := d.processor()
 	// asynq's server and scheduler get connections of their own: built from
 	// a shared client they complain at shutdown that they cannot close it.
-	opt, err := d.redisOpt()
-	if err != nil {
-		return err
-	}
-	srv := asynq.NewServer(opt, asynq.Config{
+	srv := asynq.NewServer(d.redisOpt(), asynq.Config{
 		Concurrency: d.cfg.WorkerConcurrency, Queues: jobs.Queues,
 		RetryDelayFunc: processor.RetryDelay, IsFailure: processor.IsFailure,
 		TaskCheckInterval: d.cfg.TaskCheck, DelayedTaskCheckInterval: d.cfg.DelayedTaskCheck,
@@ -352,11 +350,7 @@ func (d *deps) runWorker(ctx context.Context) error {
 }
 
 func (d *deps) runScheduler(ctx context.Context) error {
-	opt, err := d.redisOpt()
-	if err != nil {
-		return err
-	}
-	s := asynq.NewScheduler(opt, &asynq.SchedulerOpts{LogLevel: asynq.WarnLevel})
+	s := asynq.NewScheduler(d.redisOpt(), &asynq.SchedulerOpts{LogLevel: asynq.WarnLevel})
 	t, err := jobs.NewSweepTask()
 	if err != nil {
 		return err
@@ -424,10 +418,7 @@ func (d *deps) adminPrivate(withMonitor bool) (http.Handler, func(), error) {
 	if !withMonitor {
 		return mux, func() {}, nil
 	}
-	opt, err := d.redisOpt()
-	if err != nil {
-		return nil, nil, err
-	}
+	opt := d.redisOpt()
 	insp := asynq.NewInspector(opt)
 	d.reg.MustRegister(monitor.NewCollector(insp, d.store))
 	// asynqmon gets its own Redis connection: its Close closes it.
@@ -438,16 +429,11 @@ func (d *deps) adminPrivate(withMonitor bool) (http.Handler, func(), error) {
 	return mux, func() { mon.Close(); insp.Close() }, nil
 }
 
-func (d *deps) redisOpt() (asynq.RedisConnOpt, error) {
-	opt, err := asynq.ParseRedisURI(d.cfg.RedisURL)
-	if err != nil {
-		return nil, fmt.Errorf("REDIS_URL: %w", err)
-	}
-	if c, ok := opt.(asynq.RedisClientOpt); ok {
-		c.PoolSize = d.cfg.WorkerConcurrency + 8
-		return c, nil
-	}
-	return opt, nil
+// redisOpt is what asynq's server, scheduler and inspector and asynqmon
+// build their own connections from: the same Redis as d.rdb, by the same
+// RedisConn (one server, Sentinel or Cluster).
+func (d *deps) redisOpt() asynq.RedisConnOpt {
+	return d.redisConn.WithPoolSize(d.cfg.WorkerConcurrency + 8)
 }
 
 func basicAuth(password string, h http.Handler) http.Handler {
