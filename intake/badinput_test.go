@@ -203,7 +203,7 @@ func TestCreatePaymentBadInput(t *testing.T) {
 
 		// Currencies.
 		{name: "unknown currency", body: createBody(kv{"currency", `"XYZ"`}), status: 422, code: "currency_unknown", field: "currency"},
-		{name: "lower-case currency", body: createBody(kv{"currency", `"usd"`}), status: 422, code: "currency_invalid", field: "currency"},
+		{name: "digit in currency", body: createBody(kv{"currency", `"u5d"`}), status: 422, code: "currency_invalid", field: "currency"},
 		{name: "2-letter currency", body: createBody(kv{"currency", `"US"`}), status: 422, code: "currency_invalid", field: "currency"},
 		{name: "4-letter currency", body: createBody(kv{"currency", `"USDD"`}), status: 422, code: "currency_invalid", field: "currency"},
 		{name: "missing currency", body: createBody(kv{"currency", ""}), status: 422, code: "currency_required", field: "currency"},

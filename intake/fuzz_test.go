@@ -77,7 +77,7 @@ var decodeSeeds = []decodeSeed{
 	{"non-numeric", with(`"abc"`, `"USD"`), 422, "amount_invalid"},
 	{"plus", with(`"+1"`, `"USD"`), 422, "amount_invalid"},
 	{"XYZ", with(`"1"`, `"XYZ"`), 422, "currency_unknown"},
-	{"usd", with(`"1"`, `"usd"`), 422, "currency_invalid"},
+	{"u5d", with(`"1"`, `"u5d"`), 422, "currency_invalid"},
 	{"US", with(`"1"`, `"US"`), 422, "currency_invalid"},
 	{"USDD", with(`"1"`, `"USDD"`), 422, "currency_invalid"},
 	{"RTL override", strings.Replace(validBody, `"inv_1"`, `"inv\u202e"`, 1), 422, "destination_id_invalid_characters"},

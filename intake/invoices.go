@@ -73,7 +73,7 @@ func (req createInvoiceRequest) valid(lim limits) (validInvoice, map[string]stri
 	if code := checkText(req.ExternalID, true, 255); code != "" {
 		bad["external_id"] = "external_id_" + code
 	}
-	cur := str(req.Currency)
+	cur := currencyCode(req.Currency)
 	badCurrency := false
 	if code := checkCurrency(cur); code != "" {
 		bad["currency"], badCurrency = code, true

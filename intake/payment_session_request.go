@@ -305,20 +305,15 @@ func badMinor(p *int64, max int64) bool { return p != nil && (*p < 0 || *p > max
 func (req createSessionRequest) valid(lim limits) (validSession, map[string]string) {
 	bad := map[string]string{}
 	v := validSession{Locale: "en-GB", RetryLimit: DefaultSessionRetries}
-	cur := str(req.Currency)
+	cur := currencyCode(req.Currency)
 	minor, code := parseMinor(req.Amount, lim.maxAmount)
 	if code != "" {
 		bad["amount"] = code
 	}
-	switch {
-	case cur == "":
-		bad["currency"] = "currency_required"
-	case len(cur) != 3:
-		bad["currency"] = "currency_invalid"
-	case !payment.KnownCurrency(strings.ToUpper(cur)):
-		bad["currency"] = "currency_unknown"
+	if code := checkCurrency(cur); code != "" {
+		bad["currency"] = code
 	}
-	v.Amount = payment.Money{Minor: minor, Currency: strings.ToUpper(cur)}
+	v.Amount = payment.Money{Minor: minor, Currency: cur}
 	switch {
 	case req.Billing == nil:
 		bad["billing"] = "billing_required"

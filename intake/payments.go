@@ -47,7 +47,7 @@ type validPayment struct {
 func (req createPaymentRequest) valid(lim limits) (validPayment, map[string]string) {
 	bad := map[string]string{}
 	v := validPayment{ProcessPayment: true}
-	cur := str(req.Currency)
+	cur := currencyCode(req.Currency)
 	if code := checkCurrency(cur); code != "" {
 		bad["currency"] = code
 	} else if minor, code := parseAmount(req.Amount, cur, lim.maxAmount, false); code != "" {
@@ -219,11 +219,16 @@ func (s *Server) replayBusinessKey(w http.ResponseWriter, r *http.Request, route
 }
 
 func (s *Server) enqueueStep(ctx context.Context, step payment.Step, id string, seq int) {
+	s.enqueueStepAt(ctx, step, id, seq, time.Time{})
+}
+
+// enqueueStepAt enqueues a step due at at (zero: now).
+func (s *Server) enqueueStepAt(ctx context.Context, step payment.Step, id string, seq int, at time.Time) {
 	// The request may be over by now; the enqueue must still be tried.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	res := "ok"
-	if err := s.enqueue.Step(ctx, step, id, seq, time.Time{}); err != nil {
+	if err := s.enqueue.Step(ctx, step, id, seq, at); err != nil {
 		res = "error"
 		s.log.WarnContext(ctx, "enqueue failed; the sweeper will enqueue it", "payment_id", id, "step", string(step), "err", err)
 	}

@@ -107,8 +107,8 @@ func checkLines(reqs []lineRequest, payoutCur string, maxAmount int64, bad map[s
 			v.InvoiceID = id
 		}
 		cur := payoutCur
-		if c := str(l.AppliedCurrency); c != "" {
-			cur = strings.ToUpper(c)
+		if c := currencyCode(l.AppliedCurrency); c != "" {
+			cur = c
 			if !isUpperAlpha3(cur) || !payment.KnownCurrency(cur) {
 				bad[at("applied_currency")] = "applied_currency_invalid"
 				cur = ""
@@ -190,8 +190,8 @@ func checkLines(reqs []lineRequest, payoutCur string, maxAmount int64, bad map[s
 func sideAmount(at func(string) string, amountName, curName string, d decimal, c *string, lineCur string,
 	maxAmount int64, bad map[string]string) (*int64, string) {
 	cur := lineCur
-	if s := str(c); s != "" {
-		cur = strings.ToUpper(s)
+	if s := currencyCode(c); s != "" {
+		cur = s
 		if !isUpperAlpha3(cur) || !payment.KnownCurrency(cur) {
 			bad[at(curName)] = curName + "_invalid"
 			return nil, ""

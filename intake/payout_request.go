@@ -91,6 +91,9 @@ type validPayout struct {
 	ReplaceLines      bool                 `json:"replace_lines"`
 	// at is when the request was checked.
 	at time.Time
+	// statusGiven: the request named a status (a later push without one
+	// leaves the status as it is).
+	statusGiven bool
 }
 
 // live reports whether payd sends the payout through the gateway.
@@ -128,7 +131,7 @@ func (req createPayoutRequest) valid(lim limits) (validPayout, map[string]string
 		}
 	}
 	if req.Status != nil && *req.Status != "" {
-		v.Status = payment.PayoutStatus(*req.Status)
+		v.Status, v.statusGiven = payment.PayoutStatus(*req.Status), true
 		if !v.Status.Known() {
 			bad["status"] = "status_invalid"
 		}
@@ -139,7 +142,7 @@ func (req createPayoutRequest) valid(lim limits) (validPayout, map[string]string
 	}
 	v.Method = m
 
-	cur := strings.ToUpper(str(req.Currency))
+	cur := currencyCode(req.Currency)
 	curCode := checkCurrency(cur)
 	switch {
 	case curCode != "":

@@ -17,9 +17,13 @@ import (
 // payout_status.go, its validation in payout_request.go and
 // payout_lines.go, its answer in payout_response.go.
 
-// handleCreatePayout records a payout, then enqueues its create step. The
-// external_payment_id is the business key: the same request again answers
-// 200 with the existing payout, another request with it is refused.
+// handleCreatePayout records a payout, then enqueues its next step. A
+// payout made elsewhere (a status other than INITIATED) is walked to that
+// status in the create's transaction, so the answer shows it. The
+// external_payment_id is the business key from the source: the same request
+// again answers 200 with the existing payout (a replay); a later push of it
+// is synced (syncPayout): 200 with the payout as it now is, or 422
+// payout_conflict_<what> when the push contradicts the record.
 func (s *Server) handleCreatePayout(w http.ResponseWriter, r *http.Request) error {
 	const route = "POST /v1/payouts"
 	p := principal(r.Context())
@@ -52,6 +56,7 @@ func (s *Server) handleCreatePayout(w http.ResponseWriter, r *http.Request) erro
 		}
 	}
 	created := false
+	var follow *followUp // the step the row now waits for, enqueued after commit
 	rw := &replayWriter{ResponseWriter: w}
 	return s.idempotent(rw, r, route, fp, func(ctx context.Context, tx *store.Store) (int, any, error) {
 		if err := checkInvoices(ctx, tx, p.TenantID, v.Lines); err != nil {
@@ -62,7 +67,13 @@ func (s *Server) handleCreatePayout(w http.ResponseWriter, r *http.Request) erro
 		switch {
 		case errors.As(err, &exists):
 			if string(exists.Fingerprint) != string(fp) {
-				return 0, nil, errKeyReused
+				// a later push of the same payment: sync it
+				po, last, seq, err := syncPayout(ctx, tx, v, fp, exists.PaymentID, p.KeyID, p.TenantID)
+				if err != nil {
+					return 0, nil, err
+				}
+				follow = &followUp{step: last.NextStep, at: last.NextStepAt, seq: seq}
+				return http.StatusOK, toPayoutResponse(po), nil
 			}
 			po, err := tx.GetPayout(ctx, p.TenantID, exists.PaymentID)
 			if err != nil {
@@ -82,14 +93,19 @@ func (s *Server) handleCreatePayout(w http.ResponseWriter, r *http.Request) erro
 			return 0, nil, err
 		}
 		created = true
+		follow = &followUp{step: po.Payment.NextStep, seq: po.Payment.StepSeq}
+		if po.Payment.NextStepAt != nil {
+			follow.at = *po.Payment.NextStepAt
+		}
 		return http.StatusCreated, toPayoutResponse(po), nil
 	}, func(ctx context.Context, resp any) {
-		if !created {
-			return
-		}
 		pr := resp.(payoutResponse)
-		s.metrics.PaymentsCreated.WithLabelValues(pr.Method, store.SurfacePayouts).Inc()
-		s.enqueueStep(ctx, payment.StepCreate, pr.ID, 1)
+		if created {
+			s.metrics.PaymentsCreated.WithLabelValues(pr.Method, store.SurfacePayouts).Inc()
+		}
+		if follow != nil && follow.step != payment.StepNone {
+			s.enqueueStepAt(ctx, follow.step, pr.ID, follow.seq, follow.at)
+		}
 	})
 }
 

@@ -746,8 +746,8 @@ func TestPayoutCancel(t *testing.T) {
 
 // TestPayoutIdempotency: external_payment_id is the business key. The same
 // request again answers 200 with the existing payout, marked replayed; the
-// key with another request is refused; concurrent duplicates make one
-// payout.
+// key with a request that contradicts it is refused; concurrent duplicates
+// make one payout.
 func TestPayoutIdempotency(t *testing.T) {
 	t.Parallel()
 	h := testenv.Start(t, testenv.Options{NoWorker: true})
@@ -762,7 +762,8 @@ func TestPayoutIdempotency(t *testing.T) {
 	same := payoutBody(map[string]any{"external_payment_id": "erp-42", "currency": "usd", "total_amount": 100})
 	jsonObj(t, h.Do("POST", "/v1/payouts", h.KeyA, same, nil), http.StatusOK)
 	other := payoutBody(map[string]any{"external_payment_id": "erp-42", "total_amount": "100.01"})
-	checkEnvelope(t, h.Do("POST", "/v1/payouts", h.KeyA, other, nil), http.StatusUnprocessableEntity, "idempotency_key_reused")
+	// another amount under the key is a contradiction of the record (sync: payout_sync_test.go)
+	checkEnvelope(t, h.Do("POST", "/v1/payouts", h.KeyA, other, nil), http.StatusUnprocessableEntity, "payout_conflict_amount")
 	// another tenant has its own keys
 	createPayout(t, h, h.KeyB, body)
 

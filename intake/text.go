@@ -84,8 +84,24 @@ func oneOf[T any](field string, p *string, table map[string]T) (T, string) {
 	return v, ""
 }
 
-// checkCurrency returns the error code of a currency code: required,
-// three upper-case letters, in the ISO 4217 table; "" when it is good.
+// currencyCode is a currency code as given, with ASCII letters upper-cased:
+// every surface accepts "usd" as "USD" (seed 002: "uppercased by API"; no
+// seed refuses lower case, and the vendors upper-case). Only a–z are
+// mapped, so no other script's letter can turn into one (ı → I, ſ → S):
+// anything else stays and checkCurrency refuses it.
+func currencyCode(p *string) string {
+	b := []byte(str(p))
+	for i, c := range b {
+		if c >= 'a' && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return string(b)
+}
+
+// checkCurrency returns the error code of a currency code (after
+// currencyCode): required, three upper-case letters, in the ISO 4217
+// table; "" when it is good.
 func checkCurrency(cur string) string {
 	switch {
 	case cur == "":

@@ -68,90 +68,25 @@ func decidePayoutCreate(pay payment.Payment, det payment.PayoutDetails, now time
 			NextStep: payment.StepSubmit, NextStepAt: now}}
 		return d
 	}
+	// Recorded before imports were walked in the create's own transaction
+	// (InsertPayout does that now): the same walk, here.
 	d.outcome = "imported"
 	why := fmt.Sprintf("imported as %s from %s", det.ImportedStatus, det.ExternalSource)
-	step := func(from, to payment.Status) store.Change {
-		return store.Change{PaymentID: pay.ID, From: from, To: to, Reason: why}
-	}
-	if imported == payment.StatusCanceled {
-		c := step(payment.StatusPending, payment.StatusCanceled)
-		c.ErrorCode, c.ErrorMessage = "canceled", "payout canceled before it was sent (imported)"
-		d.changes = []store.Change{c}
+	changes, ok := store.PayoutWalk(pay, det, imported, why, now)
+	if !ok {
+		d.outcome = "imported_unreachable"
+		d.changes = []store.Change{{PaymentID: pay.ID, From: pay.Status, To: pay.Status}}
 		return d
 	}
-	d.changes = []store.Change{step(payment.StatusPending, payment.StatusProcessing)}
-	from := payment.StatusProcessing
-	to := func(c store.Change) {
-		d.changes = append(d.changes, c)
-		from = c.To
-	}
-	settleAt := func(base *time.Time) time.Time {
-		if pay.ExpectedSettlementAt != nil {
-			return *pay.ExpectedSettlementAt
-		}
-		b := now
-		if base != nil {
-			b = *base
-		}
-		return payment.ExpectedSettlement(pay.Method, b)
-	}
-	switch imported {
-	case payment.StatusProcessing:
-		at := settleAt(det.SubmittedAt)
-		d.changes[0].ExpectedSettlementAt = &at
-		d.changes[0].NextStep, d.changes[0].NextStepAt = payment.StepSettle, at
-		return d
-	case payment.StatusSent:
-		at := settleAt(pay.SentAt)
-		c := step(from, payment.StatusSent)
-		c.ExpectedSettlementAt = &at
-		c.NextStep, c.NextStepAt = payment.StepSettle, at
-		to(c)
-		return d
-	}
-	if pay.SentAt != nil {
-		to(step(from, payment.StatusSent))
-	}
-	switch imported {
-	case payment.StatusSucceeded:
-		c := step(from, payment.StatusSucceeded)
-		settled := now
-		if pay.SettledAt != nil {
-			settled = *pay.SettledAt
-		}
-		c.SettledAt = &settled
-		to(c)
-	case payment.StatusReturned:
-		if pay.SettledAt != nil || from == payment.StatusProcessing {
-			to(step(from, payment.StatusSucceeded))
-		}
-		c := step(from, payment.StatusReturned)
-		c.ErrorCode, c.ErrorMessage = "returned", "returned by the receiving bank (imported)"
-		to(c)
-	case payment.StatusFailed:
-		c := step(from, payment.StatusFailed)
-		c.ErrorCode, c.ErrorMessage = "failed", "payout failed (imported)"
-		to(c)
-	}
+	d.changes = changes
 	return d
 }
 
 // importedStatus maps a seed-002 status given on create to the canonical
 // status the walk ends in; INITIATED (not an import) is "".
 func importedStatus(s string) payment.Status {
-	switch s {
-	case "PROCESSING":
-		return payment.StatusProcessing
-	case "SENT":
-		return payment.StatusSent
-	case "SETTLED", "PAID":
-		return payment.StatusSucceeded
-	case "RETURNED":
-		return payment.StatusReturned
-	case "FAILED":
-		return payment.StatusFailed
-	case "CANCELED":
-		return payment.StatusCanceled
+	if st := payment.PayoutStatus(s); st != payment.PayoutInitiated {
+		return st.Canonical()
 	}
 	return ""
 }

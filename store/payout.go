@@ -78,8 +78,10 @@ type NewPayout struct {
 	Lines []payment.Line
 }
 
-// InsertPayout records a new PENDING payout (next step create) with its
-// details and lines, in one transaction. Creates with one external payment
+// InsertPayout records a new payout with its details and lines, in one
+// transaction: PENDING (next step create) when payd sends it, or, when it
+// was made elsewhere (ImportedStatus), walked at once to that status
+// (PayoutWalk), each step audited. Creates with one external payment
 // id are serialized by a transaction-scoped advisory lock, so the second of
 // two concurrent creates sees the first and gets a
 // *payment.PayoutExistsError instead of a unique violation. A payout to a
@@ -140,9 +142,17 @@ func (s *Store) InsertPayout(ctx context.Context, np NewPayout) (payment.Payment
 			return translate(fmt.Errorf("insert payout details of %s: %w", id, err))
 		}
 		if len(np.Lines) > 0 {
-			return tx.ApplyLines(ctx, id, np.Lines, true)
+			if err := tx.ApplyLines(ctx, id, np.Lines, true); err != nil {
+				return err
+			}
 		}
-		return nil
+		if np.ImportedStatus == "" {
+			return nil
+		}
+		// made elsewhere: walked to its status now, so the answer shows it
+		why := fmt.Sprintf("imported as %s from %s", np.ImportedStatus, np.ExternalSource)
+		_, _, err = tx.walkPayout(ctx, id, payment.PayoutStatus(np.ImportedStatus).Canonical(), why, p.Actor)
+		return err
 	})
 	if err != nil {
 		return payment.Payment{}, err
