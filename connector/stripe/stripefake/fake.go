@@ -81,6 +81,14 @@ func (f *Fake) Status(id string) string {
 	return ""
 }
 
+// IntentFor answers the id of the PaymentIntent created under an
+// idempotency key ("" for none).
+func (f *Fake) IntentFor(key string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.byKey[key]
+}
+
 // SetStatus moves a stored PaymentIntent (a customer completing 3-D Secure).
 func (f *Fake) SetStatus(id, status string) {
 	f.mu.Lock()
