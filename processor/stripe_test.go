@@ -19,14 +19,17 @@ import (
 	"github.com/payd/payd/processor"
 )
 
-const stripeWebhookSecret = "whsec_payd_engine_test"
+const (
+	stripeWebhookSecret = "whsec_payd_engine_test"
+	stripeEngineKey     = "sk_test_paydEngine123"
+)
 
 // stripeHarness is payd charging through the Stripe connector, pointed at
 // the local fake Stripe (stripefake); gw, when given, wraps the connector.
 func stripeHarness(t *testing.T, pol payment.RetryPolicy, wrap func(*stripe.Connector) connector.Gateway) (*testenv.Harness, *stripefake.Fake) {
 	t.Helper()
 	f := stripefake.New(t)
-	c, err := stripe.New(stripe.Config{APIKey: "sk_test_paydEngine123", APIBase: f.URL,
+	c, err := stripe.New(stripe.Config{APIKey: stripeEngineKey, APIBase: f.URL,
 		HTTPClient: &http.Client{Timeout: 5 * time.Second}, ReturnURL: "https://payd.example/return",
 		WebhookSecrets: []string{"whsec_an_old_one", stripeWebhookSecret}, WebhookTolerance: 5 * time.Minute})
 	if err != nil {
@@ -36,8 +39,15 @@ func stripeHarness(t *testing.T, pol payment.RetryPolicy, wrap func(*stripe.Conn
 	if wrap != nil {
 		gw = wrap(c)
 	}
+	logs := &lockedBuffer{}
 	h := testenv.Start(t, testenv.Options{Gateway: gw, Intake: intake.Config{NotifyGateway: "stripe"},
-		Processor: processor.Config{Policy: pol, GatewayName: "stripe"}})
+		Processor: processor.Config{Policy: pol, GatewayName: "stripe"}, Log: logs})
+	t.Cleanup(func() {
+		// I7: the API key is in no log line (it is in no error either)
+		if logs.String() == "" || strings.Contains(logs.String(), stripeEngineKey) {
+			t.Errorf("logs (%d bytes) empty or carry the Stripe API key", len(logs.String()))
+		}
+	})
 	return h, f
 }
 
@@ -218,7 +228,8 @@ func TestStripeWebhookThroughIntake(t *testing.T) {
 		t.Errorf("notification %+v", ns[0])
 	}
 	// the same event again (Stripe retries; or a replay within the tolerance)
-	_, againSig := stripeEvent(t, "evt_good", "payment_intent.succeeded", pi, a.IdempotencyKey, stripeWebhookSecret, time.Now())
+	againSig := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: goodBody, Secret: stripeWebhookSecret,
+		Timestamp: time.Now().Add(time.Second)}).Header
 	if r := post(goodBody, againSig); r.Status != http.StatusAccepted {
 		t.Fatalf("replay: %d %s", r.Status, r.Body)
 	}

@@ -178,3 +178,29 @@ func TestStripeMockContract(t *testing.T) {
 		}
 	}
 }
+
+// TestStripeMockKeyNeverInErrors: stripe-mock (like Stripe) echoes a
+// refused Authorization header in its error message; the connector's error
+// carries no key, and says nothing was charged.
+func TestStripeMockKeyNeverInErrors(t *testing.T) {
+	base := stripeMock(t)
+	const bad = "not-a-stripe-key-s3cret"
+	c, err := stripe.New(stripe.Config{APIKey: bad, APIBase: base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Charge(context.Background(), charge("pay_badkey:1"))
+	var ge *connector.Error
+	if !errors.As(err, &ge) || ge.MaybeProcessed || ge.Code != "authentication_error" {
+		t.Fatalf("charge with a bad key: %+v, %v", res, err)
+	}
+	if strings.Contains(err.Error(), bad) || strings.Contains(fmt.Sprintf("%+v", res), bad) {
+		t.Fatalf("the key leaked: %v", err)
+	}
+	if !strings.Contains(err.Error(), "[redacted]") {
+		t.Logf("stripe-mock's message: %v", err)
+	}
+	if _, err := stripe.New(stripe.Config{}); !errors.Is(err, stripe.ErrNoAPIKey) {
+		t.Fatalf("no key: %v", err)
+	}
+}
