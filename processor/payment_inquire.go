@@ -54,8 +54,15 @@ func (p *Processor) inquire(ctx context.Context, t *asynq.Task) error {
 // it: its key, the reference the gateway answered (if any) and the very
 // charge request the attempt sent (see attempt), for a gateway that replays
 // it under the same key.
+//
+// An attempt awaiting a customer action keeps its reference on the payment
+// (the attempt is still STARTED): that one is the current attempt's.
 func gatewayAttempt(pay payment.Payment, a payment.Attempt) connector.Attempt {
-	return connector.Attempt{IdempotencyKey: a.IdempotencyKey, Reference: a.GatewayReference, StartedAt: a.StartedAt,
+	ref := a.GatewayReference
+	if ref == "" && pay.Status == payment.StatusRequiresAction && a.Number == pay.AttemptCount {
+		ref = pay.GatewayReference
+	}
+	return connector.Attempt{IdempotencyKey: a.IdempotencyKey, Reference: ref, StartedAt: a.StartedAt,
 		Charge: chargeRequest(pay, a)}
 }
 

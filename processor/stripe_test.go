@@ -164,9 +164,10 @@ func TestStripeWebhookThroughIntake(t *testing.T) {
 	id := h.CreatePayment("CARD", "pm_3ds", "12.50")
 	p := waitStatus(t, h, id, payment.StatusRequiresAction, 20*time.Second)
 	a, _ := lastAttemptOf(p)
-	// payd records no reference for an attempt awaiting action (its
-	// inquiries find the PaymentIntent by search): take it from Stripe
 	pi := f.IntentFor(a.IdempotencyKey)
+	if p.GatewayReference != pi {
+		t.Fatalf("payment reference %q, PaymentIntent %q", p.GatewayReference, pi)
+	}
 	if !strings.HasPrefix(pi, "pi_") {
 		t.Fatalf("reference %q", pi)
 	}

@@ -309,3 +309,28 @@ func TestRefundIdempotentAndListed(t *testing.T) {
 		t.Fatalf("settlement %+v, %v", st, err)
 	}
 }
+
+// TestReferenceOfAnotherAttempt: a reference whose PaymentIntent names
+// another attempt key answers nothing for this attempt: the search does.
+func TestReferenceOfAnotherAttempt(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := stripefake.New(t)
+	f.Outcomes["pm_no"] = stripefake.Outcome{Status: "requires_payment_method", Code: "card_declined", DeclineCode: "do_not_honor"}
+	c, _ := newConnector(t, f.URL, stripe.Config{})
+	first := charge("pay_two:1")
+	first.PaymentMethodID = "pm_no"
+	r1, err := c.Charge(ctx, first)
+	if err != nil || r1.Status != connector.StatusDeclined {
+		t.Fatalf("attempt 1: %+v, %v", r1, err)
+	}
+	second := charge("pay_two:2")
+	res, err := c.InquireAttempt(ctx, connector.Attempt{IdempotencyKey: second.IdempotencyKey, Reference: r1.Reference,
+		Charge: second, StartedAt: time.Now()})
+	if err != nil || res.Reference == r1.Reference || res.Status != connector.StatusSucceeded {
+		t.Fatalf("attempt 2 answered by attempt 1's PaymentIntent: %+v, %v", res, err)
+	}
+	if f.Creates("pay_two:2") != 1 {
+		t.Fatalf("%d PaymentIntents for attempt 2", f.Creates("pay_two:2"))
+	}
+}

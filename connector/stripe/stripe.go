@@ -207,7 +207,14 @@ func (c *Connector) age(a connector.Attempt) time.Duration {
 // nil when the search finds none.
 func (c *Connector) find(ctx context.Context, a connector.Attempt) (*stripego.PaymentIntent, error) {
 	if strings.HasPrefix(a.Reference, "pi_") {
-		return c.sc.V1PaymentIntents.Retrieve(ctx, a.Reference, &stripego.PaymentIntentRetrieveParams{})
+		pi, err := c.sc.V1PaymentIntents.Retrieve(ctx, a.Reference, &stripego.PaymentIntentRetrieveParams{})
+		if err != nil {
+			return nil, err
+		}
+		// a reference of another attempt must never answer for this one
+		if k := pi.Metadata[MetaAttemptKey]; k == "" || k == a.IdempotencyKey {
+			return pi, nil
+		}
 	}
 	return c.search(ctx, a.IdempotencyKey)
 }
