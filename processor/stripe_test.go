@@ -269,3 +269,25 @@ func listNotes(t *testing.T, h *testenv.Harness, id string) []notificationRow {
 	}
 	return out
 }
+
+// TestStripeCancelVoids: the merchant cancels a payment awaiting 3-D
+// Secure; the engine voids it at Stripe (the PaymentIntent is canceled)
+// before the payment is CANCELED, and creates nothing.
+func TestStripeCancelVoids(t *testing.T) {
+	t.Parallel()
+	pol := fastPolicy()
+	pol.ActionPoll = time.Hour
+	h, f := stripeHarness(t, pol, nil)
+	f.Outcomes["pm_3ds"] = stripefake.Outcome{Status: "requires_action"}
+	id := h.CreatePayment("CARD", "pm_3ds", "12.50")
+	p := waitStatus(t, h, id, payment.StatusRequiresAction, 20*time.Second)
+	pi := p.GatewayReference
+	cancelPayment(t, h, id, http.StatusAccepted) // voided first, then canceled
+	p = waitStatus(t, h, id, payment.StatusCanceled, 20*time.Second)
+	if r := timelineReasons(t, h, id); !strings.Contains(r, "voided at the gateway (voided)") {
+		t.Errorf("timeline:\n%s", r)
+	}
+	if f.Status(pi) != "canceled" || f.Creates(payment.AttemptKey(id, 1)) != 1 || len(f.CallsOf("POST /v1/payment_intents/"+pi+"/cancel")) == 0 {
+		t.Fatalf("PaymentIntent %s is %s; calls %v", pi, f.Status(pi), f.CallsOf(""))
+	}
+}
