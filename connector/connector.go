@@ -21,9 +21,12 @@ type Gateway interface {
 	// included; an error only when there was no usable answer (*Error).
 	Charge(ctx context.Context, req ChargeRequest) (Result, error)
 	// Inquire asks what happened to the charge with this idempotency key.
-	// A key the gateway never saw yields a Result with StatusNotFound, and the
-	// gateway then refuses any later charge with that key (the key is fenced),
-	// so "not found" is a confirmation that it was not charged.
+	// A key the gateway never saw yields a Result with StatusNotFound. A
+	// gateway whose Capabilities say FencesKeys then refuses any later charge
+	// with that key (the key is fenced), so "not found" is a confirmation
+	// that it was not charged; from one that does not fence (Stripe) it is
+	// one only after the key's window (NotFoundFinal). The engine asks
+	// through InquireAttempt, which gives an AttemptGateway the whole attempt.
 	Inquire(ctx context.Context, idempotencyKey string) (Result, error)
 	// Settlement reports the rail status of a SENT bank payment by reference:
 	// StatusSent (not yet), StatusSettled or StatusReturned.

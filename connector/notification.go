@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -126,3 +127,20 @@ func VerifyNotification(header string, body []byte, secrets [][]byte, now time.T
 	}
 	return nil
 }
+
+// NotificationParser is a gateway whose notifications come in its own
+// format and signature (Stripe's webhooks), instead of payd's
+// Notification body under NotificationSignatureHeader (the sandbox's).
+// ParseNotification authenticates the request before it decodes anything,
+// and answers ErrSignatureMissing, ErrSignatureInvalid or
+// ErrSignatureExpired for one it cannot trust, ErrNotificationMalformed
+// for a well-signed body it cannot read. The Notification it answers is a
+// hint like any other: recorded once per ID and acted on by asking the
+// gateway.
+type NotificationParser interface {
+	ParseNotification(header http.Header, body []byte) (Notification, error)
+}
+
+// ErrNotificationMalformed: a well-signed notification whose body is not
+// what the gateway's format says.
+var ErrNotificationMalformed = errors.New("notification body malformed")

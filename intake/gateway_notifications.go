@@ -79,6 +79,9 @@ type notificationAck struct {
 }
 
 func (s *Server) handleGatewayNotification(w http.ResponseWriter, r *http.Request) error {
+	if s.notifyParser != nil {
+		return s.handleParsedNotification(w, r)
+	}
 	if len(s.notifySecrets) == 0 {
 		// not configured: the route does not exist
 		return s.handleNoRoute(w, r)
@@ -111,6 +114,55 @@ func (s *Server) handleGatewayNotification(w http.ResponseWriter, r *http.Reques
 		count(req.Type, "invalid")
 		return err
 	}
+	return s.actOnNotification(w, r, req, count)
+}
+
+// handleParsedNotification is the route for a gateway with its own
+// notification format (Stripe): its parser authenticates the request
+// before anything is read, then the notification is checked, recorded and
+// acted on exactly as payd's own format is.
+func (s *Server) handleParsedNotification(w http.ResponseWriter, r *http.Request) error {
+	count := func(typ, outcome string) {
+		s.metrics.GatewayNotifications.WithLabelValues(connector.NotificationTypeLabel(typ), outcome).Inc()
+	}
+	body, err := s.readBodyLimit(w, r, s.cfg.NotifyMaxBody)
+	if err != nil {
+		count("", "invalid")
+		return err
+	}
+	n, err := s.notifyParser.ParseNotification(r.Header, body)
+	switch {
+	case errors.Is(err, connector.ErrSignatureExpired):
+		count("", "stale_signature")
+		return errSignatureExpired
+	case errors.Is(err, connector.ErrSignatureInvalid):
+		count("", "bad_signature")
+		return errSignatureInvalid
+	case errors.Is(err, connector.ErrNotificationMalformed):
+		count("", "invalid")
+		return validation(map[string]string{"body": "notification_malformed"})
+	case err != nil:
+		count("", "bad_signature")
+		return errSignatureMissing
+	}
+	req := gatewayNotificationRequest{ID: n.ID, Type: n.Type, OccurredAt: n.OccurredAt.UTC().Format(time.RFC3339Nano)}
+	if n.IdempotencyKey != "" {
+		req.IdempotencyKey = &n.IdempotencyKey
+	}
+	if n.GatewayReference != "" {
+		req.GatewayReference = &n.GatewayReference
+	}
+	if _, bad := req.valid(s.limits()); len(bad) > 0 {
+		count(req.Type, "invalid")
+		return validation(bad)
+	}
+	return s.actOnNotification(w, r, req, count)
+}
+
+// actOnNotification records a verified, valid notification once per
+// (gateway, id) and enqueues its check; 202 for every one.
+func (s *Server) actOnNotification(w http.ResponseWriter, r *http.Request, req gatewayNotificationRequest,
+	count func(typ, outcome string)) error {
 	occurred, _ := time.Parse(time.RFC3339Nano, req.OccurredAt)
 	n, fresh, err := s.store.RecordNotification(r.Context(), store.Notification{Gateway: s.cfg.NotifyGateway,
 		ID: req.ID, Type: req.Type, IdempotencyKey: str(req.IdempotencyKey), Reference: str(req.GatewayReference),

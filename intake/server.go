@@ -79,6 +79,10 @@ type Deps struct {
 	// Keyring seals webhook endpoint secrets (PAYD_WEBHOOK_KEYS); nil
 	// refuses endpoint creation with 409 webhooks_not_configured.
 	Keyring *webhook.Keyring
+	// NotificationParser authenticates and decodes the gateway's own
+	// notifications (Stripe's webhooks) on POST /v1/gateway/notifications;
+	// nil: payd's format under Config.NotifySecrets (the sandbox's).
+	NotificationParser connector.NotificationParser
 }
 
 // Server is the HTTP API.
@@ -99,6 +103,7 @@ type Server struct {
 	// notifySecrets are Config.NotifySecrets as keys; empty disables
 	// gateway notifications.
 	notifySecrets [][]byte
+	notifyParser  connector.NotificationParser
 	keyring       *webhook.Keyring
 	// patterns are the routes registered, in order (Routes).
 	patterns []string
@@ -151,7 +156,8 @@ func NewServer(d Deps) *Server {
 		d.Metrics = metrics.Discard()
 	}
 	s := &Server{store: d.Store, enqueue: d.Enqueue, redis: d.Redis, metrics: d.Metrics, log: d.Log, cfg: c, tokens: d.Tokenizer,
-		auth: newAuthCache(c.AuthCacheTTL, c.AuthCacheFallbackTTL, nil), invoices: newInvoiceHeads(), keyring: d.Keyring}
+		notifyParser: d.NotificationParser,
+		auth:         newAuthCache(c.AuthCacheTTL, c.AuthCacheFallbackTTL, nil), invoices: newInvoiceHeads(), keyring: d.Keyring}
 	for _, secret := range c.NotifySecrets {
 		if secret != "" {
 			s.notifySecrets = append(s.notifySecrets, []byte(secret))

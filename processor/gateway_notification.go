@@ -156,7 +156,7 @@ func (p *Processor) checkLateCharge(ctx context.Context, pay payment.Payment, n 
 		return "refunded_already", nil
 	}
 	gctx, cancel := p.gatewayCtx(ctx)
-	res, err := p.Gateway.Inquire(gctx, att.IdempotencyKey)
+	res, err := connector.InquireAttempt(gctx, p.Gateway, gatewayAttempt(pay, att))
 	cancel()
 	if err != nil {
 		return "", fmt.Errorf("inquire late charge of %s: %w", att.IdempotencyKey, err) // retried

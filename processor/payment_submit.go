@@ -6,7 +6,6 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/payd/payd/connector"
 	"github.com/payd/payd/jobs"
 	"github.com/payd/payd/store"
 )
@@ -39,10 +38,7 @@ func (p *Processor) attempt(ctx context.Context, claim store.Claim) error {
 	pay, att := claim.Payment, claim.Attempt
 	gctx, cancel := p.gatewayCtx(ctx)
 	start := time.Now()
-	res, gerr := p.Gateway.Charge(gctx, connector.ChargeRequest{
-		IdempotencyKey: att.IdempotencyKey, PaymentID: pay.ID, Amount: pay.Amount,
-		Method: pay.Method, PaymentMethodID: pay.PaymentMethodID,
-	})
+	res, gerr := p.Gateway.Charge(gctx, chargeRequest(pay, att))
 	cancel()
 	d := decide(pay, att, res, gerr, false, p.cfg.Policy, p.Store.Now())
 	p.Metrics.AttemptOutcomes.WithLabelValues(string(pay.Method), d.outcome).Inc()

@@ -29,8 +29,9 @@ func (p *Processor) void(ctx context.Context, t *asynq.Task) error {
 		return errNoAttempt
 	}
 	gctx, cancel := p.gatewayCtx(ctx)
-	res, gerr := p.Gateway.Void(gctx, att.IdempotencyKey)
+	res, gerr := connector.VoidAttempt(gctx, p.Gateway, gatewayAttempt(pay, att))
 	cancel()
+	res, gerr = p.unconfirmedNotFound(att, res, gerr)
 	d := decideVoid(pay, att, res, gerr, p.cfg.Policy, p.Store.Now())
 	reason := "expiry"
 	if pay.CancelRequestedAt != nil {

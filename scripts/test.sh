@@ -69,6 +69,23 @@ ensure_test_packages() {
 # A failed install is not fatal here: the tests that need a package then fail and say why.
 ensure_test_packages || true
 
+# stripe-mock for the Stripe connector's contract tests (connector/stripe):
+# installed with go install into .run/bin when absent, found there by
+# STRIPE_MOCK_BIN; the tests start it themselves on free loopback ports
+# (-http-addr and -https-addr) and fail, never skip, without it.
+STRIPE_MOCK_VERSION="v0.203.0"
+ensure_stripe_mock() {
+	local bin="$REPO_ROOT/.run/bin/stripe-mock"
+	if [[ ! -x "$bin" ]]; then
+		echo "test.sh: installing stripe-mock $STRIPE_MOCK_VERSION into .run/bin" >&2
+		mkdir -p "$REPO_ROOT/.run/bin"
+		GOBIN="$REPO_ROOT/.run/bin" go install "github.com/stripe/stripe-mock@$STRIPE_MOCK_VERSION" >&2 || return 1
+	fi
+	export STRIPE_MOCK_BIN="$bin"
+}
+# Not fatal here: the contract tests then fail and say why.
+ensure_stripe_mock || true
+
 NAME="test-$$"
 export PAYD_RUN_DIR="$REPO_ROOT/.run/$NAME"
 export PAYD_OWNER_PID="$$"

@@ -76,14 +76,22 @@ type config struct {
 	WebhookTimeout          time.Duration `env:"PAYD_WEBHOOK_TIMEOUT" envDefault:"10s"`
 	WebhookDispatchInterval time.Duration `env:"PAYD_WEBHOOK_DISPATCH_INTERVAL" envDefault:"200ms"`
 
-	SandboxURL         string        `env:"PAYD_SANDBOX_URL"`
-	SandboxAddr        string        `env:"PAYD_SANDBOX_ADDR" envDefault:":8090"`
-	SandboxPublicURL   string        `env:"PAYD_SANDBOX_PUBLIC_URL"`
-	SandboxSettleDelay time.Duration `env:"PAYD_SANDBOX_SETTLE_DELAY"` // empty: each rail's real schedule
-	SandboxReturnDelay time.Duration `env:"PAYD_SANDBOX_RETURN_DELAY" envDefault:"30s"`
-	SandboxLatency     time.Duration `env:"PAYD_SANDBOX_LATENCY" envDefault:"0s"`
-	SandboxFaultRate   float64       `env:"PAYD_SANDBOX_FAULT_RATE" envDefault:"0"`
-	SandboxSeed        int64         `env:"PAYD_SANDBOX_SEED" envDefault:"1"`
+	// Gateway is the connector payd charges through: a name of the
+	// gateways registry (gateways.go).
+	Gateway                string        `env:"PAYD_GATEWAY" envDefault:"sandbox"`
+	StripeAPIKey           string        `env:"STRIPE_API_KEY"` // secret: only in the client's Authorization header
+	StripeAPIBase          string        `env:"STRIPE_API_BASE"`
+	StripeReturnURL        string        `env:"STRIPE_RETURN_URL"`
+	StripeWebhookSecrets   []string      `env:"STRIPE_WEBHOOK_SECRET" envSeparator:","`
+	StripeWebhookTolerance time.Duration `env:"STRIPE_WEBHOOK_TOLERANCE" envDefault:"5m"`
+	SandboxURL             string        `env:"PAYD_SANDBOX_URL"`
+	SandboxAddr            string        `env:"PAYD_SANDBOX_ADDR" envDefault:":8090"`
+	SandboxPublicURL       string        `env:"PAYD_SANDBOX_PUBLIC_URL"`
+	SandboxSettleDelay     time.Duration `env:"PAYD_SANDBOX_SETTLE_DELAY"` // empty: each rail's real schedule
+	SandboxReturnDelay     time.Duration `env:"PAYD_SANDBOX_RETURN_DELAY" envDefault:"30s"`
+	SandboxLatency         time.Duration `env:"PAYD_SANDBOX_LATENCY" envDefault:"0s"`
+	SandboxFaultRate       float64       `env:"PAYD_SANDBOX_FAULT_RATE" envDefault:"0"`
+	SandboxSeed            int64         `env:"PAYD_SANDBOX_SEED" envDefault:"1"`
 
 	// gateway notifications: the shared secret(s) signing them (comma-separated
 	// during a rotation; the sandbox signs with the first), never logged
@@ -133,6 +141,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if _, err := c.redisConn(); err != nil {
 		return c, fmt.Errorf("config: %w", err)
 	}
+	if _, ok := gateways[c.Gateway]; !ok {
+		return c, fmt.Errorf("config: PAYD_GATEWAY %q is not one of %s", c.Gateway, strings.Join(gatewayNames(), ", "))
+	}
+	if c.Gateway == "stripe" && c.StripeAPIKey == "" {
+		return c, fmt.Errorf("config: PAYD_GATEWAY=stripe needs STRIPE_API_KEY")
+	}
+	if c.StripeWebhookTolerance <= 0 {
+		return c, fmt.Errorf("config: STRIPE_WEBHOOK_TOLERANCE must be positive")
+	}
 	if c.GatewayTimeout <= 0 || c.WorkerConcurrency <= 0 {
 		return c, fmt.Errorf("config: PAYD_GATEWAY_TIMEOUT and PAYD_WORKER_CONCURRENCY must be positive")
 	}
@@ -145,7 +162,8 @@ func envNames() []string {
 		"PAYD_TASK_RETENTION", "PAYD_SWEEP_INTERVAL", "PAYD_SWEEP_GRACE", "PAYD_SWEEP_LEASE", "PAYD_SHUTDOWN_TIMEOUT", "PAYD_GATEWAY_TIMEOUT",
 		"PAYD_RETRY_UNIT", "PAYD_SETTLE_POLL", "PAYD_RETURN_WINDOW", "PAYD_RECONCILE_INTERVAL", "PAYD_RECONCILE_GRACE", "PAYD_RATE_LIMIT", "PAYD_RATE_BURST",
 		"PAYD_MAX_BODY_BYTES", "PAYD_IDEMPOTENCY_TTL", "PAYD_TX_TIMEOUT", "PAYD_PUBLIC_URL", "PAYD_SESSION_SUBMIT_WAIT", "PAYD_SESSION_SUBMIT_POLL",
-		"PAYD_WEBHOOK_KEYS", "PAYD_WEBHOOK_ALLOW_HTTP", "PAYD_WEBHOOK_ALLOW_PRIVATE", "PAYD_WEBHOOK_TIMEOUT", "PAYD_WEBHOOK_DISPATCH_INTERVAL", "PAYD_SANDBOX_URL", "PAYD_SANDBOX_ADDR", "PAYD_SANDBOX_PUBLIC_URL",
+		"PAYD_WEBHOOK_KEYS", "PAYD_WEBHOOK_ALLOW_HTTP", "PAYD_WEBHOOK_ALLOW_PRIVATE", "PAYD_WEBHOOK_TIMEOUT", "PAYD_WEBHOOK_DISPATCH_INTERVAL", "PAYD_GATEWAY", "STRIPE_API_KEY", "STRIPE_API_BASE", "STRIPE_RETURN_URL", "STRIPE_WEBHOOK_SECRET", "STRIPE_WEBHOOK_TOLERANCE",
+		"PAYD_SANDBOX_URL", "PAYD_SANDBOX_ADDR", "PAYD_SANDBOX_PUBLIC_URL",
 		"PAYD_SANDBOX_SETTLE_DELAY", "PAYD_SANDBOX_RETURN_DELAY", "PAYD_SANDBOX_LATENCY", "PAYD_SANDBOX_FAULT_RATE",
 		"PAYD_SANDBOX_SEED", "PAYD_GATEWAY_NOTIFY_SECRET", "PAYD_GATEWAY_NOTIFY_TOLERANCE", "PAYD_SANDBOX_NOTIFY_URL",
 		"PAYD_SANDBOX_NOTIFY_COPIES", "PAYD_SANDBOX_NOTIFY_ORDER", "PAYD_SANDBOX_NOTIFY_DELAY", "PAYD_SANDBOX_NOTIFY_BATCH"}
@@ -161,9 +179,9 @@ func (c config) redisConn() (jobs.RedisConn, error) {
 	return conn, nil
 }
 
-// gatewayName names the gateway payd charges through, in reconciliation
-// findings: there is one, the sandbox (in process or at PAYD_SANDBOX_URL).
-func (c config) gatewayName() string { return "sandbox" }
+// gatewayName names the gateway payd charges through (PAYD_GATEWAY), in
+// reconciliation findings and as the gateway of recorded notifications.
+func (c config) gatewayName() string { return c.Gateway }
 
 // migrateURL is the URL migrations run on: the owner's.
 func (c config) migrateURL() string {

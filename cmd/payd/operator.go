@@ -52,6 +52,11 @@ func operatorEnv(cfg config) cli.Opener {
 // the running payd through its admin port (/sandbox/, basic auth).
 func operatorGateway(cfg config) connector.Gateway {
 	hc := &http.Client{Timeout: cfg.GatewayTimeout}
+	if cfg.Gateway == "stripe" {
+		if gw, err := newStripe(cfg, hc); err == nil {
+			return gw
+		}
+	}
 	if cfg.SandboxURL != "" {
 		return sandbox.NewClient(cfg.SandboxURL, hc)
 	}

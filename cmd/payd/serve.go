@@ -83,11 +83,11 @@ func build(ctx context.Context, cfg config, stdout io.Writer) (*deps, error) {
 	d.client = asynq.NewClientFromRedisClient(d.rdb)
 	d.enqueue = &jobs.Enqueuer{Client: d.client, Inspector: asynq.NewInspectorFromRedisClient(d.rdb), Retention: cfg.TaskRetention,
 		Now: st.Now}
-	if cfg.SandboxURL != "" {
-		d.gateway = sandbox.NewClient(cfg.SandboxURL, &http.Client{})
-	} else {
-		d.sandbox = newSandbox(cfg)
-		d.gateway = d.sandbox
+	if d.gateway, err = gateways[cfg.Gateway](cfg, d); err != nil {
+		d.client.Close()
+		d.rdb.Close()
+		st.Close()
+		return nil, fmt.Errorf("PAYD_GATEWAY %s: %w", cfg.Gateway, err)
 	}
 	d.reg = prometheus.NewRegistry()
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -175,16 +175,17 @@ func (d *deps) webhookPolicy() webhook.Policy {
 
 // api builds intake's server (its handler and its event rendering).
 func (d *deps) api() *intake.Server {
-	tok, _ := d.gateway.(connector.Tokenizer) // both sandboxes tokenize
+	tok, _ := d.gateway.(connector.Tokenizer)             // both sandboxes tokenize; Stripe does not (its Elements tokenize in the browser)
+	parser, _ := d.gateway.(connector.NotificationParser) // Stripe's webhooks; the sandbox's use payd's format
 	public := d.cfg.PublicURL
 	if public == "" {
 		public = "http://" + loopbackAddr(d.cfg.Addr)
 	}
 	return intake.NewServer(intake.Deps{Store: d.store, Enqueue: d.enqueue, Redis: d.rdb, Metrics: d.metrics, Log: d.log,
-		Tokenizer: tok, Keyring: d.keyring(),
+		Tokenizer: tok, Keyring: d.keyring(), NotificationParser: parser,
 		Config: intake.Config{MaxBodyBytes: d.cfg.MaxBodyBytes, RateLimit: d.cfg.RateLimit, RateBurst: d.cfg.RateBurst,
 			IdempotencyTTL: d.cfg.IdempotencyTTL, TxTimeout: d.cfg.TxTimeout,
-			NotifySecrets: d.cfg.NotifySecrets, NotifyTolerance: d.cfg.NotifyTolerance,
+			NotifySecrets: d.cfg.NotifySecrets, NotifyTolerance: d.cfg.NotifyTolerance, NotifyGateway: d.cfg.gatewayName(),
 			PublicURL: public, SessionSubmitWait: d.cfg.SessionSubmitWait,
 			SessionSubmitPoll: d.cfg.SessionSubmitPoll, WebhookPolicy: d.webhookPolicy()}})
 }

@@ -283,3 +283,9 @@ func retryAfter(v string) time.Duration {
 	}
 	return time.Second
 }
+
+// Capabilities implements connector.CapabilityReporter: the sandbox behind
+// the client fences keys.
+func (c *Client) Capabilities() connector.Capabilities {
+	return connector.Capabilities{FencesKeys: true}
+}

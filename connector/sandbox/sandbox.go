@@ -592,3 +592,9 @@ func isUpper(s string) bool {
 	}
 	return true
 }
+
+// Capabilities implements connector.CapabilityReporter: an inquiry or a
+// void of a key the sandbox never saw fences it.
+func (s *Sandbox) Capabilities() connector.Capabilities {
+	return connector.Capabilities{FencesKeys: true}
+}

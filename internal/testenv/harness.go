@@ -161,11 +161,12 @@ func Start(t testing.TB, o Options) *Harness {
 		ic.PublicURL = h.URL // the hosted page's links work in a browser
 	}
 	tok, _ := gw.(connector.Tokenizer)
+	parser, _ := gw.(connector.NotificationParser) // Stripe's webhooks
 	if ic.WebhookPolicy == (webhook.Policy{}) {
 		ic.WebhookPolicy = webhook.Policy{AllowHTTP: true, AllowPrivate: true}
 	}
 	api := intake.NewServer(intake.Deps{Store: st, Enqueue: h.Enqueuer, Redis: h.Redis, Metrics: m, Log: h.Log, Config: ic,
-		Tokenizer: tok, Keyring: ring})
+		Tokenizer: tok, Keyring: ring, NotificationParser: parser})
 	h.Processor.RenderEvent = api.EventBody
 	if !o.NoWorker {
 		h.StartWorker()
