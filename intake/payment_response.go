@@ -32,7 +32,19 @@ type paymentResponse struct {
 	SucceededAt       *string           `json:"succeeded_at"`
 	FailedAt          *string           `json:"failed_at"`
 	RefundedAt        *string           `json:"refunded_at"`
-	NextAction        *nextAction       `json:"next_action,omitempty"`
+	// The vendor's fields the seed page does not show (docs/surfaces.md):
+	// gateway_payment_id is the gateway's reference of the attempt that
+	// succeeded; payment_gateway the connector a payment goes to (null for
+	// OFFLINE and CREDITS); payment_url the page the customer must visit
+	// (a 3-D Secure challenge) while the payment awaits them; payd has no
+	// gateway metadata or tracking id of its own to show (null).
+	GatewayMetadata        map[string]string `json:"gateway_metadata"`
+	GatewayPaymentID       *string           `json:"gateway_payment_id"`
+	GatewayTrackingID      *string           `json:"gateway_tracking_id"`
+	PaymentGateway         *string           `json:"payment_gateway"`
+	PaymentURL             *string           `json:"payment_url"`
+	SaveCardAndMakeDefault bool              `json:"save_card_and_make_default"`
+	NextAction             *nextAction       `json:"next_action,omitempty"`
 }
 
 type nextAction struct {
@@ -78,9 +90,15 @@ func toPaymentResponse(p payment.Payment) paymentResponse {
 	}
 	if p.Status == payment.StatusRequiresAction && p.ActionURL != "" {
 		out.NextAction = &nextAction{Type: "redirect_to_url", URL: p.ActionURL}
+		out.PaymentURL = strp(p.ActionURL)
 	}
+	out.PaymentGateway = strp(p.Gateway)
+	out.SaveCardAndMakeDefault = p.Options.SaveCardAndMakeDefault
 	for _, a := range p.Attempts {
 		out.Attempts = append(out.Attempts, toAttemptResponse(a))
+		if a.Status == payment.AttemptSucceeded && a.GatewayReference != "" {
+			out.GatewayPaymentID = strp(a.GatewayReference)
+		}
 	}
 	return out
 }

@@ -30,6 +30,26 @@ type createPaymentRequest struct {
 	IdempotencyKey    *string           `json:"idempotency_key"`
 	Metadata          map[string]string `json:"metadata"`
 	ProcessPayment    *bool             `json:"process_payment"`
+	// The vendor's fields the seed page does not show (its client sends
+	// save_card_and_make_default always): recorded and answered with
+	// (docs/surfaces.md says what each one does in payd).
+	PaymentGateway         *string `json:"payment_gateway"`
+	SaveCardAndMakeDefault *bool   `json:"save_card_and_make_default"`
+	SuccessURL             *string `json:"success_url"`
+	CancelURL              *string `json:"cancel_url"`
+}
+
+// paymentGateways are the payment_gateway values of the vendor's API
+// (its client's enum) and payd's own connectors: a request may name the
+// connector this payd runs (Config.NotifyGateway); another known name is
+// payment_gateway_not_configured, any other payment_gateway_invalid.
+var paymentGateways = map[string]bool{
+	"sandbox": true, "stripe": true, "razorpay": true, "nomod": true, "moyasar": true,
+}
+
+// viaGateway: a payment of this method goes to a gateway when processed.
+func viaGateway(m payment.Method) bool {
+	return m == payment.MethodCard || m == payment.MethodACH
 }
 
 // validPayment is a request that passed validation, normalized.
@@ -41,6 +61,9 @@ type validPayment struct {
 	IdempotencyKey  string            `json:"idempotency_key"`
 	Metadata        map[string]string `json:"metadata"`
 	ProcessPayment  bool              `json:"process_payment"`
+	// omitempty: a request without them fingerprints as it always did
+	PaymentGateway string          `json:"payment_gateway,omitempty"`
+	Options        payment.Options `json:"options,omitzero"`
 }
 
 // valid checks every field and returns one error code per bad field.
@@ -89,7 +112,44 @@ func (req createPaymentRequest) valid(lim limits) (validPayment, map[string]stri
 		bad["metadata"] = code
 	}
 	v.Metadata = req.Metadata
+	v.PaymentGateway = str(req.PaymentGateway)
+	switch g := v.PaymentGateway; {
+	case req.PaymentGateway == nil:
+	case g == "" || !paymentGateways[g]:
+		bad["payment_gateway"] = "payment_gateway_invalid"
+	case bad["payment_method_type"] == "" && !viaGateway(m):
+		bad["payment_gateway"] = "payment_gateway_not_applicable"
+	}
+	if req.SaveCardAndMakeDefault != nil {
+		v.Options.SaveCardAndMakeDefault = *req.SaveCardAndMakeDefault
+	}
+	for _, u := range []struct {
+		field string
+		p     *string
+		to    *string
+	}{{"success_url", req.SuccessURL, &v.Options.SuccessURL}, {"cancel_url", req.CancelURL, &v.Options.CancelURL}} {
+		if u.p == nil || *u.p == "" {
+			continue
+		}
+		if code := checkURL(u.p); code != "" {
+			bad[u.field] = u.field + "_" + code
+		}
+		*u.to = *u.p
+	}
 	return v, bad
+}
+
+// gatewayFor is the connector a valid payment goes to: this payd's own for
+// CARD and ACH, none for OFFLINE and CREDITS. A request naming another
+// connector is refused: payd runs one.
+func (s *Server) gatewayFor(v validPayment) (string, error) {
+	if !viaGateway(v.Method) {
+		return "", nil
+	}
+	if v.PaymentGateway != "" && v.PaymentGateway != s.cfg.NotifyGateway {
+		return "", validation(map[string]string{"payment_gateway": "payment_gateway_not_configured"})
+	}
+	return s.cfg.NotifyGateway, nil
 }
 
 // handleCreatePayment records a payment, then enqueues its create step. The
@@ -107,6 +167,10 @@ func (s *Server) handleCreatePayment(w http.ResponseWriter, r *http.Request) err
 	}
 	fp := fingerprint(route, v)
 	k, err := s.idemKey(r, route)
+	if err != nil {
+		return err
+	}
+	gateway, err := s.gatewayFor(v)
 	if err != nil {
 		return err
 	}
@@ -128,7 +192,8 @@ func (s *Server) handleCreatePayment(w http.ResponseWriter, r *http.Request) err
 		NewPayment: store.NewPayment{TenantID: p.TenantID, Surface: surfacePayments, Amount: v.Amount, Method: v.Method,
 			PaymentMethodID: v.PaymentMethodID, DestinationType: "INVOICE", DestinationID: v.DestinationID,
 			InvoiceID: inv.ID, IdempotencyKey: v.IdempotencyKey, Fingerprint: fp,
-			ProcessPayment: v.ProcessPayment, TrackAttempts: true, Metadata: v.Metadata, Actor: p.KeyID},
+			ProcessPayment: v.ProcessPayment, TrackAttempts: true, Metadata: v.Metadata, Actor: p.KeyID,
+			Gateway: gateway, Options: v.Options},
 		InvoiceNumber: inv.InvoiceNumber,
 		Respond: func(pay payment.Payment) (int, []byte, error) {
 			b, err := json.Marshal(toPaymentResponse(pay))
@@ -174,7 +239,11 @@ func (s *Server) handleCreatePayment(w http.ResponseWriter, r *http.Request) err
 		case store.Created:
 			s.metrics.PaymentsCreated.WithLabelValues(string(v.Method), surfacePayments).Inc()
 			s.answer(w, r, res.Code, res.Body, nil, func(ctx context.Context, _ any) {
-				s.enqueueStep(ctx, payment.StepCreate, res.Payment.ID, 1)
+				// process_payment=false: recorded only, nothing to run
+				// until POST /v1/payments/{id}/process
+				if v.ProcessPayment {
+					s.enqueueStep(ctx, payment.StepCreate, res.Payment.ID, 1)
+				}
 			})
 		}
 		return nil
@@ -261,7 +330,8 @@ func (s *Server) handleListPayments(w http.ResponseWriter, r *http.Request) erro
 // never cancel or refund it under the wrong rules.
 func (s *Server) loadPayment(ctx context.Context, tenantID, id string) (payment.Payment, error) {
 	pay, err := s.store.GetPayment(ctx, tenantID, id)
-	if err == nil && pay.Surface != surfacePayments {
+	// a deleted payment (DELETE /v1/payments/{id}) is gone from the API
+	if err == nil && (pay.Surface != surfacePayments || pay.DeletedAt != nil) {
 		return payment.Payment{}, payment.ErrNotFound
 	}
 	return pay, err

@@ -97,8 +97,31 @@ type Payment struct {
 	SessionID string
 	// FlowID is the payment flow that created the payment (a payin or
 	// payout of its plan).
-	FlowID   string
-	Attempts []Attempt
+	FlowID string
+	// Gateway is the connector the payment was bound for when it was
+	// created ("sandbox", "stripe"); empty for one that goes to no gateway.
+	Gateway string
+	// Options are request fields recorded for the answer, never acted on.
+	Options Options
+	// DeletedAt is set when the merchant deleted a payment that moved no
+	// money (it is CANCELED, and the API answers 404 for it).
+	DeletedAt *time.Time
+	Attempts  []Attempt
+}
+
+// Options are the vendor's request fields of a seed-001 payment that payd
+// records and answers with but does not act on (docs/surfaces.md).
+type Options struct {
+	SuccessURL             string `json:"success_url,omitempty"`
+	CancelURL              string `json:"cancel_url,omitempty"`
+	SaveCardAndMakeDefault bool   `json:"save_card_and_make_default,omitempty"`
+}
+
+// Unprocessed reports a payment recorded with process_payment=false and not
+// processed since: PENDING, with no step to run (nothing moves money until
+// POST /v1/payments/{id}/process).
+func (p Payment) Unprocessed() bool {
+	return p.Status == StatusPending && !p.ProcessPayment && p.NextStep == StepNone && p.AttemptCount == 0
 }
 
 // AttemptStatus is the state of one try at the gateway.

@@ -12,8 +12,12 @@ import (
 )
 
 // create takes a recorded PENDING payment through its first gateway attempt, or,
-// when no gateway is involved (process_payment=false, OFFLINE, CREDITS),
-// records it as succeeded. Payouts decide in decidePayoutCreate: a
+// when no gateway is involved (OFFLINE, CREDITS), records it as succeeded.
+// A seed-001 payment recorded with process_payment=false has no create step
+// until POST /v1/payments/{id}/process schedules one (and sets
+// process_payment); a row with a create step and process_payment=false is
+// one recorded before that meaning (issue 25), under the old one: recorded
+// as paid, as it was promised. Payouts decide in decidePayoutCreate: a
 // scheduled payout waits for its date, an imported one walks the lifecycle
 // to the status it was imported with.
 func (p *Processor) create(ctx context.Context, t *asynq.Task) error {
@@ -51,9 +55,18 @@ func (p *Processor) create(ctx context.Context, t *asynq.Task) error {
 		return p.record(ctx, pay, decision{changes: []store.Change{
 			{PaymentID: pay.ID, From: payment.StatusPending, To: payment.StatusProcessing, Reason: "recording without a gateway"},
 			{PaymentID: pay.ID, From: payment.StatusProcessing, To: payment.StatusSucceeded,
-				Reason: "recorded as paid (" + string(pay.Method) + ", process_payment=false)"},
+				Reason: recordedReason(pay)},
 		}})
 	}
 	// bound for a gateway, yet not claimed: another run claimed it just now
 	return payment.ErrStale
+}
+
+// recordedReason is the audit reason of a payment recorded as paid without
+// a gateway.
+func recordedReason(pay payment.Payment) string {
+	if !pay.ProcessPayment {
+		return "recorded as paid (" + string(pay.Method) + ", process_payment=false, recorded before issue 25)"
+	}
+	return "recorded as paid without a gateway (" + string(pay.Method) + ")"
 }

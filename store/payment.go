@@ -25,7 +25,8 @@ const paymentColumns = `p.id, p.tenant_id, p.surface, p.amount, p.currency, p.me
 	p.error_code, p.error_message, p.return_code, p.action_url, p.metadata, p.created_by, p.updated_by,
 	p.created_at, p.updated_at, p.succeeded_at, p.failed_at, p.refunded_at, p.canceled_at, p.sent_at,
 	p.expected_settlement_at, p.settled_at, p.returned_at, p.return_watch_until, p.cancel_requested_at,
-	COALESCE(p.session_id, '') AS session_id, COALESCE(p.flow_id, '') AS flow_id`
+	COALESCE(p.session_id, '') AS session_id, COALESCE(p.flow_id, '') AS flow_id,
+	COALESCE(p.gateway, '') AS gateway, p.options, p.deleted_at`
 
 const paymentFrom = ` FROM payments p LEFT JOIN invoices i ON i.id = p.invoice_id `
 
@@ -73,6 +74,9 @@ type paymentRow struct {
 	CancelRequestedAt    sql.NullTime `db:"cancel_requested_at"`
 	SessionID            string       `db:"session_id"`
 	FlowID               string       `db:"flow_id"`
+	Gateway              string       `db:"gateway"`
+	Options              []byte       `db:"options"`
+	DeletedAt            sql.NullTime `db:"deleted_at"`
 }
 
 func tp(t sql.NullTime) *time.Time {
@@ -101,6 +105,10 @@ func (r paymentRow) toPayment() payment.Payment {
 		CanceledAt: tp(r.CanceledAt), SentAt: tp(r.SentAt), ExpectedSettlementAt: tp(r.ExpectedSettlementAt),
 		SettledAt: tp(r.SettledAt), ReturnedAt: tp(r.ReturnedAt), ReturnWatchUntil: tp(r.ReturnWatchUntil),
 		CancelRequestedAt: tp(r.CancelRequestedAt), SessionID: r.SessionID, FlowID: r.FlowID,
+		Gateway: r.Gateway, DeletedAt: tp(r.DeletedAt),
+	}
+	if len(r.Options) > 0 {
+		_ = json.Unmarshal(r.Options, &p.Options)
 	}
 	if len(r.Metadata) > 0 {
 		_ = json.Unmarshal(r.Metadata, &p.Metadata)
@@ -164,7 +172,8 @@ type ListFilter struct {
 // ListPayments returns up to Limit payments and whether more follow.
 func (s *Store) ListPayments(ctx context.Context, f ListFilter) ([]payment.Payment, bool, error) {
 	args := []any{f.TenantID, f.Limit + 1}
-	where := []string{"p.tenant_id = $1"}
+	// a deleted payment (DELETE /v1/payments/{id}) is no longer listed
+	where := []string{"p.tenant_id = $1", "p.deleted_at IS NULL"}
 	if f.Surface != "" {
 		args = append(args, f.Surface)
 		where = append(where, fmt.Sprintf("p.surface = $%d", len(args)))

@@ -31,7 +31,10 @@ type NewPayment struct {
 	ProcessPayment  bool
 	TrackAttempts   bool
 	Metadata        map[string]string
-	Actor           string
+	// Gateway is the connector the payment is bound for; empty for none.
+	Gateway string
+	Options payment.Options
+	Actor   string
 	// Reason is the creation audit row's reason ("created" when empty).
 	Reason string
 }
@@ -106,8 +109,9 @@ type CreateResult struct {
 	Body    []byte
 }
 
-// CreatePayment records a new PENDING payment whose next step is create,
-// its creation audit row, its invoice line (the amount reserved on the
+// CreatePayment records a new PENDING payment whose next step is create
+// (none when it is not to be processed yet: process_payment=false), its
+// creation audit row, its invoice line (the amount reserved on the
 // invoice under the invoice's row lock: the invoice's CHECK refuses an
 // over-application, *payment.InvoiceOverAppliedError) and its
 // Idempotency-Key answer, all in one statement. Concurrent creates share the
@@ -121,7 +125,13 @@ func (s *Store) CreatePayment(ctx context.Context, pc PaymentCreate) (CreateResu
 		DestinationID: pc.DestinationID, InvoiceID: pc.InvoiceID, InvoiceNumber: pc.InvoiceNumber,
 		IdempotencyKey: pc.IdempotencyKey, ProcessPayment: pc.ProcessPayment, TrackAttempts: pc.TrackAttempts,
 		Status: payment.StatusPending, NextStep: payment.StepCreate, NextStepAt: &now, StepSeq: 1,
-		Metadata: nonNil(pc.Metadata), CreatedBy: pc.Actor, UpdatedBy: pc.Actor, CreatedAt: now, UpdatedAt: now}
+		Metadata: nonNil(pc.Metadata), CreatedBy: pc.Actor, UpdatedBy: pc.Actor, CreatedAt: now, UpdatedAt: now,
+		Gateway: pc.Gateway, Options: pc.Options}
+	if !pc.ProcessPayment {
+		// recorded, not processed: no step until POST /v1/payments/{id}/process
+		// (ProcessPayment), so neither the queue nor the sweeper touch it
+		p.NextStep, p.NextStepAt = payment.StepNone, nil
+	}
 	req := createReq{p: p, fingerprint: pc.Fingerprint, lineID: NewID(payment.PrefixLine)}
 	var res CreateResult
 	if pc.Respond != nil {
@@ -171,6 +181,7 @@ func (s *Store) createPayments(ctx context.Context, reqs []createReq) ([]createR
 		amounts, ilocks, icodes                                                  = make([]int64, n), make([]int64, n), make([]int64, n)
 		fps, ifps, ibodies                                                       = make([][]byte, n), make([][]byte, n), make([][]byte, n)
 		process, track                                                           = make([]bool, n), make([]bool, n)
+		gateways, options                                                        = strs(n), strs(n)
 	)
 	for i, r := range reqs {
 		p := r.p
@@ -182,6 +193,11 @@ func (s *Store) createPayments(ctx context.Context, reqs []createReq) ([]createR
 		methods[i], pms[i], dtypes[i], dids[i], invoices[i] = string(p.Method), p.PaymentMethodID, p.DestinationType, p.DestinationID, p.InvoiceID
 		bkeys[i], fps[i], process[i], track[i], metas[i], actors[i] = p.IdempotencyKey, r.fingerprint, p.ProcessPayment, p.TrackAttempts, string(meta), p.CreatedBy
 		created[i], lineIDs[i] = pgTime(p.CreatedAt), r.lineID
+		opts, err := json.Marshal(p.Options)
+		if err != nil {
+			return nil, fmt.Errorf("encode options: %w", err)
+		}
+		gateways[i], options[i] = p.Gateway, string(opts)
 		ifps[i], ibodies[i] = []byte{}, []byte{}
 		if w := r.idem; w != nil {
 			routes[i], ikeys[i], ifps[i], ilocks[i], icodes[i], ibodies[i] = w.Key.Route, w.Key.Key, w.Fingerprint, w.Key.lockID(), int64(w.Code), w.Body
@@ -200,10 +216,11 @@ func (s *Store) createPayments(ctx context.Context, reqs []createReq) ([]createR
 		WITH r AS (
 			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[],
 				$9::text[], $10::text[], $11::text[], $12::bytea[], $13::bool[], $14::bool[], $15::text[], $16::text[], $17::text[],
-				$18::text[], $19::text[], $20::text[], $21::bytea[], $22::int8[], $23::text[], $24::int8[], $25::bytea[])
+				$18::text[], $19::text[], $20::text[], $21::bytea[], $22::int8[], $23::text[], $24::int8[], $25::bytea[],
+				$26::text[], $27::text[])
 			WITH ORDINALITY AS r(id, tenant_id, surface, amount, currency, method, payment_method_id, destination_type,
 				destination_id, invoice_id, bkey, fingerprint, process_payment, track_attempts, metadata, actor, created_at,
-				line_id, route, ikey, ifp, ilock, iexpires, icode, ibody, ord)),
+				line_id, route, ikey, ifp, ilock, iexpires, icode, ibody, gateway, options, ord)),
 		lk AS (SELECT ord, CASE WHEN ikey = '' THEN true ELSE pg_try_advisory_xact_lock(ilock) END AS got FROM r),
 		kx AS (
 			SELECT r.*, lk.got, r.ikey <> '' AND (SELECT true FROM idempotency_keys k
@@ -224,10 +241,12 @@ func (s *Store) createPayments(ctx context.Context, reqs []createReq) ([]createR
 			INSERT INTO payments (id, tenant_id, surface, amount, currency, method, payment_method_id,
 				destination_type, destination_id, invoice_id, idempotency_key, request_fingerprint,
 				process_payment, track_attempts, status, next_step, next_step_at, step_seq, metadata,
-				created_by, updated_by, created_at, updated_at)
+				created_by, updated_by, created_at, updated_at, gateway, options)
 			SELECT id, tenant_id, surface, amount, currency, method, payment_method_id, destination_type, destination_id,
-				invoice_id, NULLIF(bkey, ''), fingerprint, process_payment, track_attempts, 'PENDING', 'create',
-				created_at::timestamptz, 1, metadata::jsonb, actor, actor, created_at::timestamptz, created_at::timestamptz
+				invoice_id, NULLIF(bkey, ''), fingerprint, process_payment, track_attempts, 'PENDING',
+				CASE WHEN process_payment THEN 'create' END, CASE WHEN process_payment THEN created_at::timestamptz END,
+				1, metadata::jsonb, actor, actor, created_at::timestamptz, created_at::timestamptz,
+				NULLIF(gateway, ''), options::jsonb
 			FROM ok ORDER BY ord),
 		e AS (
 			INSERT INTO payment_events (payment_id, tenant_id, from_status, to_status, reason, attempt_number, actor, created_at)
@@ -250,7 +269,7 @@ func (s *Store) createPayments(ctx context.Context, reqs []createReq) ([]createR
 		pq.Array(pms), pq.Array(dtypes), pq.Array(dids), pq.Array(invoices), pq.Array(bkeys), pq.ByteaArray(fps),
 		pq.Array(process), pq.Array(track), pq.Array(metas), pq.Array(actors), pq.Array(created), pq.Array(lineIDs),
 		pq.Array(routes), pq.Array(ikeys), pq.ByteaArray(ifps), pq.Array(ilocks), pq.Array(iexpires), pq.Array(icodes),
-		pq.ByteaArray(ibodies))
+		pq.ByteaArray(ibodies), pq.Array(gateways), pq.Array(options))
 	if err != nil {
 		return nil, err
 	}
