@@ -49,8 +49,8 @@ note on the failed payment's timeline naming the new one, and the link (a paymen
 retried at most once; retry the new one if it fails too).
 
 Refused (exit 3): a hard decline or another class the policy does not retry, an attempt
-not confirmed as not charged, a payment with no gateway (OFFLINE, CREDITS,
-process_payment=false), one of a payment flow (the flow replaces it), of a payment session
+not confirmed as not charged, a payment with no gateway (OFFLINE, CREDITS, one recorded
+before issue 25 with process_payment=false), one of a payment flow (the flow replaces it), of a payment session
 (the customer submits again) or a payout (create a new payout), one retried already, one
 whose invoice was paid meanwhile, and one the gateway says was charged.
 

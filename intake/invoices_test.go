@@ -230,11 +230,12 @@ func TestListInvoicesByStatus(t *testing.T) {
 	if _, err := h.Store.DB().Exec(`UPDATE invoices SET voided_at = now() WHERE id = $1`, void); err != nil {
 		t.Fatal(err)
 	}
-	// Recorded without a gateway (OFFLINE): these succeed at once.
+	// Recorded without a gateway (OFFLINE, processed: process_payment
+	// true): these succeed at once.
 	offline := func(dest, amount string) {
 		t.Helper()
 		id := jsonObj(t, h.Do("POST", "/v1/payments", h.KeyA, []byte(`{"amount":"`+amount+`","currency":"USD","destination_id":"`+dest+
-			`","destination_type":"INVOICE","payment_method_type":"OFFLINE","process_payment":false}`), nil), http.StatusCreated)["id"].(string)
+			`","destination_type":"INVOICE","payment_method_type":"OFFLINE","process_payment":true}`), nil), http.StatusCreated)["id"].(string)
 		if p := h.WaitFinal(id, 15*time.Second); p.Status != payment.StatusSucceeded {
 			t.Fatalf("offline payment %s", p.Status)
 		}

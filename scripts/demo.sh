@@ -139,7 +139,8 @@ SCENARIOS=(
 	"card timeout after charge|CARD|pm_card_timeout_after_charge|true|SUCCEEDED"
 	"ACH settles|ACH|ba_123456789|true|SUCCEEDED"
 	"ACH returned R01|ACH|ba_10001|true|RETURNED"
-	"offline, process_payment=false|OFFLINE||false|SUCCEEDED"
+	"offline, recorded paid without a gateway|OFFLINE||true|SUCCEEDED"
+	"card recorded (process_payment=false), then processed|CARD|pm_card_visa|false|SUCCEEDED"
 )
 RUN_ID="$(python3 -c 'import secrets; print(secrets.token_hex(4))')"
 
@@ -178,6 +179,12 @@ EOF
 	id="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/created.$i.json")"
 	IDS+=("$id")
 	log "posted $name: $id"
+	if [[ "$process" == false ]]; then
+		# recorded PENDING, nothing moved: processing is a second call
+		api POST "/v1/payments/$id/process" "" "demo-$RUN_ID-$i-process" >"$WORK/processed.$i.json" ||
+			die "POST /v1/payments/$id/process ($name) failed: $(cat "$WORK/processed.$i.json")"
+		log "processed $name: $id"
+	fi
 done
 
 # A payment is final when it reached its expected status, or a status it
@@ -433,9 +440,14 @@ for i in range(n):
         notes.append(f"sandbox charges {ncharges}")
     if pm == "ba_10001":
         notes.append("return " + (next((r for r in reasons if "returned" in r), "-")))
-    if process == "false":
-        ok = ok and len(atts) == 0
+    if method in ("OFFLINE", "CREDITS"):
+        ok = ok and len(atts) == 0 and ncharges == 0
         notes.append(f"no gateway call (charges {ncharges})")
+    if process == "false":
+        # created PENDING with nothing moved, then POST /v1/payments/{id}/process
+        c, pr = load(f"created.{i}.json"), load(f"processed.{i}.json")
+        ok = ok and c.get("payment_status") == "PENDING" and not c.get("attempts") and pr.get("id") == pid and ncharges == 1
+        notes.append(f"created {c.get('payment_status', '?')}, processed by POST /process (charges {ncharges})")
     # a payment that succeeded paid its invoice; a failed or returned one gave it back
     inv = load(f"invoice.{i}.json")
     want_inv = "PAID" if want == "SUCCEEDED" else "OPEN"

@@ -466,9 +466,9 @@ func chaosMix(seed int64, invoices []string, slow bool) func(i int, key string) 
 			"destination_id": dest, "destination_type": "INVOICE",
 			"payment_method_type": method, "metadata": map[string]string{"fault_key": key},
 		}
-		if method == "OFFLINE" {
-			req["process_payment"] = false
-		} else {
+		// OFFLINE is recorded paid without a gateway when processed
+		// (process_payment true, the default): nothing stays unprocessed
+		if method != "OFFLINE" {
 			req["payment_method_id"] = pm
 		}
 		r.body, _ = json.Marshal(req)
