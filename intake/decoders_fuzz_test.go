@@ -126,6 +126,53 @@ func FuzzDecodeUser(f *testing.F) {
 	})
 }
 
+// decodePaymentUpdate is what handleUpdatePayment does with a body before
+// any I/O.
+func decodePaymentUpdate(body []byte) (validUpdate, error) {
+	return checkBody(body, &updatePaymentRequest{}, fuzzLimits)
+}
+
+// FuzzDecodePaymentUpdate: a PUT /v1/payments/{id} body never panics, is
+// refused only with a complete 4xx, and an accepted one changes only
+// metadata and the payment method, with text Postgres can store.
+func FuzzDecodePaymentUpdate(f *testing.F) {
+	for _, s := range []string{
+		`{"metadata":{"a":"b"}}`, `{"metadata":null}`, `{}`, `{"payment_method_id":"pm_card_visa"}`,
+		`{"payment_method_id":""}`, `{"payment_method_id":7}`, `{"payment_status":"SUCCEEDED"}`,
+		`{"succeeded_at":"2026-01-01T00:00:00Z","failed_at":null}`, `{"error_message":"x"}`, `{"gateway_payment_id":"ch"}`,
+		`{"payment_gateway":"stripe"}`, `{"metdata":{}}`, `{"metadata":{"a":1}}`, `{"metadata":"x"}`, `[]`, ``, `{"metadata":`,
+		`{"payment_method_id":"p\u0000"}`, `{"payment_method_id":"p\u202e"}`, "{\"metadata\":{\"\xff\":\"b\"}}",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		v, err := decodePaymentUpdate(body)
+		if err != nil {
+			checkRefusal(t, err)
+			return
+		}
+		acceptedObject[updatePaymentRequest](t, body)
+		var members map[string]json.RawMessage
+		_ = json.Unmarshal(body, &members)
+		for k, raw := range members {
+			if k != "metadata" && k != "payment_method_id" && string(raw) != "null" {
+				t.Fatalf("accepted a change of %s", k)
+			}
+		}
+		if v.PaymentMethodID != nil && (*v.PaymentMethodID == "" || !safeText(*v.PaymentMethodID) || utf8.RuneCountInString(*v.PaymentMethodID) > 255) {
+			t.Fatalf("accepted payment_method_id %q", *v.PaymentMethodID)
+		}
+		for k, val := range v.Metadata {
+			if strings.ContainsRune(k, 0) || strings.ContainsRune(val, 0) {
+				t.Fatalf("accepted NUL in metadata %q=%q", k, val)
+			}
+		}
+		if fp := fingerprint("PUT /v1/payments/{id}", []any{"pay_x", v}); len(fp) != 32 {
+			t.Fatalf("fingerprint length %d", len(fp))
+		}
+	})
+}
+
 // FuzzDecodePayoutLines: a PUT /v1/payouts/{id}/lines body against a payout
 // of any currency and amount never panics, is refused only with a complete
 // 4xx, and accepted lines name invoices, carry positive amounts in known

@@ -88,6 +88,14 @@ var decodeSeeds = []decodeSeed{
 	{"destination type", strings.Replace(validBody, `"INVOICE"`, `"PAYOUT"`, 1), 422, "destination_type_invalid"},
 	{"method type", strings.Replace(validBody, `"CARD"`, `"CASH"`, 1), 422, "payment_method_type_invalid"},
 	{"escaped key", `{"\u0061mount":"1"}`, 422, "currency_required"},
+	// the vendor's fields beyond the seed page (its client sends them)
+	{"vendor fields", strings.Replace(validBody, `}`, `,"save_card_and_make_default":false,"process_payment":true,`+
+		`"payment_gateway":"sandbox","success_url":"https://a.example/ok","cancel_url":"http://a.example/c"}`, 1), 0, ""},
+	{"success_url ftp", strings.Replace(validBody, `}`, `,"success_url":"ftp://a.example"}`, 1), 422, "success_url_invalid"},
+	{"cancel_url long", strings.Replace(validBody, `}`, `,"cancel_url":"https://a.example/`+strings.Repeat("x", 1024)+`"}`, 1), 422, "cancel_url_too_long"},
+	{"save_card string", strings.Replace(validBody, `}`, `,"save_card_and_make_default":"true"}`, 1), 422, "save_card_and_make_default_invalid_type"},
+	{"gateway unknown", strings.Replace(validBody, `}`, `,"payment_gateway":"paypal"}`, 1), 422, "payment_gateway_invalid"},
+	{"gateway offline", `{"amount":1,"currency":"EUR","destination_id":"i","destination_type":"INVOICE","payment_method_type":"OFFLINE","payment_gateway":"stripe"}`, 422, "payment_gateway_not_applicable"},
 }
 
 // decodeCreate is what handleCreatePayment does with a body before any I/O.
@@ -186,6 +194,14 @@ func FuzzDecodePayment(f *testing.F) {
 			if strings.ContainsRune(k, 0) || strings.ContainsRune(val, 0) {
 				t.Fatalf("accepted NUL in metadata %q=%q", k, val)
 			}
+		}
+		for _, u := range []string{v.Options.SuccessURL, v.Options.CancelURL} {
+			if u != "" && (len(u) > 1024 || !(strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://")) || !safeText(u)) {
+				t.Fatalf("accepted URL %q", u)
+			}
+		}
+		if v.PaymentGateway != "" && (!paymentGateways[v.PaymentGateway] || !viaGateway(v.Method)) {
+			t.Fatalf("accepted payment_gateway %q for %s", v.PaymentGateway, v.Method)
 		}
 		if fp := fingerprint("POST /v1/payments", v); len(fp) != 32 {
 			t.Fatalf("fingerprint length %d", len(fp))
