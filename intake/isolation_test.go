@@ -46,6 +46,9 @@ func TestTenantIsolation(t *testing.T) {
 			{"refund all", "POST", "/v1/payments/" + id + "/refunds", []byte(`{}`)},
 			{"refund some", "POST", "/v1/payments/" + id + "/refunds", []byte(`{"amount":"1.00"}`)},
 			{"refund with key", "POST", "/v1/payments/" + id + "/refunds", []byte(`{"amount":"1.00","reason":"x"}`)},
+			{"process", "POST", "/v1/payments/" + id + "/process", nil},
+			{"update", "PUT", "/v1/payments/" + id, []byte(`{"metadata":{"b":"was here"}}`)},
+			{"delete", "DELETE", "/v1/payments/" + id, nil},
 		}
 		for _, c := range cases {
 			t.Run(c.name+" "+id, func(t *testing.T) {
