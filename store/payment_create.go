@@ -56,6 +56,14 @@ func (s *Store) InsertPayment(ctx context.Context, np NewPayment) (payment.Payme
 	if np.IdempotencyKey != "" {
 		key = np.IdempotencyKey
 	}
+	var gateway any
+	if np.Gateway != "" {
+		gateway = np.Gateway
+	}
+	opts, err := json.Marshal(np.Options)
+	if err != nil {
+		return payment.Payment{}, fmt.Errorf("encode options: %w", err)
+	}
 	// One statement: the row, its creation audit row, and the row as stored
 	// (with the invoice number) for the response.
 	var r paymentRow
@@ -64,8 +72,8 @@ func (s *Store) InsertPayment(ctx context.Context, np NewPayment) (payment.Payme
 			INSERT INTO payments (id, tenant_id, surface, amount, currency, method, payment_method_id,
 				destination_type, destination_id, invoice_id, idempotency_key, request_fingerprint,
 				process_payment, track_attempts, status, next_step, next_step_at, step_seq, metadata,
-				created_by, updated_by, created_at, updated_at)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,'PENDING','create',$15,1,$16,$17,$17,$15,$15)
+				created_by, updated_by, created_at, updated_at, gateway, options)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,'PENDING','create',$15,1,$16,$17,$17,$15,$15,$19,$20)
 			RETURNING *),
 		e AS (
 			INSERT INTO payment_events (payment_id, tenant_id, from_status, to_status, reason, attempt_number, actor, created_at)
@@ -73,7 +81,7 @@ func (s *Store) InsertPayment(ctx context.Context, np NewPayment) (payment.Payme
 		SELECT `+paymentColumns+` FROM p LEFT JOIN invoices i ON i.id = p.invoice_id`,
 		id, np.TenantID, np.Surface, np.Amount.Minor, np.Amount.Currency, string(np.Method), np.PaymentMethodID,
 		np.DestinationType, np.DestinationID, invoiceID, key, np.Fingerprint,
-		np.ProcessPayment, np.TrackAttempts, now, meta, np.Actor, np.Reason).StructScan(&r)
+		np.ProcessPayment, np.TrackAttempts, now, meta, np.Actor, np.Reason, gateway, string(opts)).StructScan(&r)
 	if err != nil {
 		return payment.Payment{}, translate(fmt.Errorf("insert payment: %w", err))
 	}

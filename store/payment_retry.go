@@ -78,7 +78,8 @@ func (s *Store) RetryPayment(ctx context.Context, r Retry) (payment.Payment, err
 		pay, err := tx.InsertPayment(ctx, NewPayment{TenantID: old.TenantID, Surface: old.Surface, Amount: old.Amount,
 			Method: old.Method, PaymentMethodID: old.PaymentMethodID, DestinationType: old.DestinationType,
 			DestinationID: old.DestinationID, InvoiceID: old.InvoiceID, ProcessPayment: old.ProcessPayment,
-			TrackAttempts: old.TrackAttempts, Metadata: old.Metadata, Actor: r.Actor, Reason: why})
+			TrackAttempts: old.TrackAttempts, Metadata: old.Metadata, Gateway: old.Gateway, Options: old.Options,
+			Actor: r.Actor, Reason: why})
 		if err != nil {
 			return err
 		}
