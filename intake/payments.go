@@ -170,14 +170,14 @@ func (s *Server) handleCreatePayment(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	gateway, err := s.gatewayFor(v)
-	if err != nil {
-		return err
-	}
 	// destination_id names an invoice the tenant created first, by id or external id
 	inv, err := s.invoices.head(ctx, s.store, p.TenantID, v.DestinationID)
 	if err == nil {
 		err = invoiceTakes(inv, v.Amount.Currency)
+	}
+	var gateway string
+	if err == nil {
+		gateway, err = s.gatewayFor(v)
 	}
 	if err != nil {
 		// a key already used answers as such, whatever else is wrong
