@@ -5,8 +5,13 @@
 -- (an index-only scan: no heap read for a skipped row), then only the page's
 -- rows are read (store.ListPayments). payments_tenant_list has no surface,
 -- so skipping through it reads every skipped row to check the surface. The
--- capped count of pagination.total walks the same index.
-CREATE INDEX payments_tenant_surface_list ON payments (tenant_id, surface, created_at DESC, id DESC);
+-- capped count of pagination.total walks the same index. The filters most
+-- lists use (payment_status, payment_method_type, currency) are INCLUDEd,
+-- so that they too are checked on index entries, not rows: method and
+-- currency never change, and status is already in payments_tenant_status,
+-- so a status change was never a HOT update anyway.
+CREATE INDEX payments_tenant_surface_list ON payments (tenant_id, surface, created_at DESC, id DESC)
+    INCLUDE (status, method, currency);
 
 -- +goose Down
 DROP INDEX payments_tenant_surface_list;
