@@ -226,6 +226,8 @@ func TestListPaymentsFilters(t *testing.T) {
 		{"currency=GBP", nil},
 		{"payment_ids=" + fx.ids[0] + "," + fx.ids[4] + "," + fx.other, pick(0, 4)},
 		{"payment_ids=" + fx.ids[0] + "&payment_ids=" + fx.ids[4], pick(0, 4)},
+		// exactly as @flexprice/sdk 2.0.1 sends an array (explode: false, the comma percent-encoded)
+		{"payment_ids=" + fx.ids[0] + "%2C" + fx.ids[4] + "&limit=10&offset=0&order=desc&sort=created_at&status=published", pick(0, 4)},
 		{"start_time=" + at(9), pick(9, 10, 11)},
 		{"end_time=" + at(2), pick(0, 1, 2)},
 		{"start_time=" + at(3) + "&end_time=" + at(5), pick(3, 4, 5)},
