@@ -2,6 +2,7 @@ package intake
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -88,7 +89,12 @@ func (s *Server) handleListPayments(w http.ResponseWriter, r *http.Request) erro
 	}
 	paymentFilter(vals, s.cfg.NotifyGateway, &f, bad)
 	if len(bad) > 0 {
-		return validation(bad)
+		e := validation(bad)
+		if bad["offset"] == "offset_too_deep" {
+			e.Message += fmt.Sprintf(" (offset paging stops at %d: page further with starting_after, "+
+				"the id of the last payment seen)", s.cfg.ListMaxOffset)
+		}
+		return e
 	}
 	if cursor {
 		q := listQuery{Values: vals, limit: f.Limit, after: f.StartingAfter, bad: bad}

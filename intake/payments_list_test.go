@@ -162,8 +162,8 @@ func TestListPaymentsOffset(t *testing.T) {
 	t.Run("deep offset", func(t *testing.T) {
 		r := fx.h.Do("GET", "/v1/payments?offset=10", fx.h.KeyA, nil, nil)
 		e := checkEnvelope(t, r, http.StatusUnprocessableEntity, "offset_too_deep")
-		if e.Fields["offset"] != "offset_too_deep" {
-			t.Errorf("fields = %v", e.Fields)
+		if e.Fields["offset"] != "offset_too_deep" || !strings.Contains(e.Message, "starting_after") {
+			t.Errorf("fields = %v, message %q", e.Fields, e.Message)
 		}
 		checkEnvelope(t, fx.h.Do("GET", "/v1/payments?offset=99999999999999999999", fx.h.KeyA, nil, nil),
 			http.StatusUnprocessableEntity, "offset_too_deep")
