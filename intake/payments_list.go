@@ -80,7 +80,9 @@ func (s *Server) handleListPayments(w http.ResponseWriter, r *http.Request) erro
 	if cursor {
 		q := parseListQuery(r)
 		f.Limit, f.StartingAfter, bad = q.limit, q.after, q.bad
-		if vals.Get("offset") != "" {
+		// a cursor page skips nothing: offset 0 is no skip, any other is
+		// a request of the other convention
+		if o := vals.Get("offset"); o != "" && o != "0" {
 			bad["offset"] = "offset_with_starting_after"
 		}
 	} else {

@@ -101,11 +101,12 @@ func (f ListFilter) orderBy() string {
 
 // ListPayments returns up to Limit payments and whether more follow.
 //
-// An offset page first takes the page's ids alone, skipping Offset rows of
-// an index (payments_tenant_surface_list: index-only when the filter is
-// tenant and surface), then reads only those rows: the skipped rows are
-// never read from the table, so the page's cost grows with Offset by index
-// entries only. Filters on other columns read each row they check.
+// An offset page first takes the page's ids alone, skipping Offset entries
+// of an index (payments_tenant_surface_list: index-only when the filter is
+// on tenant, surface, created_at and its INCLUDEd status, method and
+// currency), then reads only those rows: the skipped rows are never read
+// from the table, so the page's cost grows with Offset by index entries
+// only. Filters on other columns read each row they check.
 func (s *Store) ListPayments(ctx context.Context, f ListFilter) ([]payment.Payment, bool, error) {
 	if f.None {
 		return nil, false, nil
