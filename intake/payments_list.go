@@ -118,6 +118,15 @@ func (s *Server) handleListPayments(w http.ResponseWriter, r *http.Request) erro
 			return err
 		}
 		pg.Total, pg.TotalExact = n, n < upTo
+		// the page and the count are two statements: a payment removed
+		// between them never makes total less than the page shows
+		if len(items) > 0 {
+			least := f.Offset + len(items)
+			if more {
+				least++
+			}
+			pg.Total = max(pg.Total, least)
+		}
 	}
 	out := make([]paymentResponse, len(items))
 	for i, it := range items {
