@@ -279,7 +279,8 @@ func TestCreatePaymentBadInput(t *testing.T) {
 
 		// Lists.
 		{name: "limit=0", method: "GET", path: "/v1/payments?limit=0", status: 422, code: "limit_invalid", field: "limit"},
-		{name: "limit=101", method: "GET", path: "/v1/payments?limit=101", status: 422, code: "limit_invalid", field: "limit"},
+		{name: "limit=101 with the cursor", method: "GET", path: "/v1/payments?starting_after=&limit=101", status: 422, code: "limit_invalid", field: "limit"},
+		{name: "limit=1001", method: "GET", path: "/v1/payments?limit=1001", status: 422, code: "limit_invalid", field: "limit"},
 		{name: "limit=abc", method: "GET", path: "/v1/payments?limit=abc", status: 422, code: "limit_invalid", field: "limit"},
 		{name: "limit=-1", method: "GET", path: "/v1/payments?limit=-1", status: 422, code: "limit_invalid", field: "limit"},
 		{name: "limit=1e1", method: "GET", path: "/v1/payments?limit=1e1", status: 422, code: "limit_invalid", field: "limit"},

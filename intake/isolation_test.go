@@ -1,6 +1,7 @@
 package intake_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -75,7 +76,8 @@ func TestTenantIsolation(t *testing.T) {
 			"/v1/payments?status=PARTIALLY_REFUNDED", "/v1/payments?status=FAILED"} {
 			r := h.Do("GET", path, h.KeyB, nil, nil)
 			m := jsonObj(t, r, http.StatusOK)
-			if d, ok := m["data"].([]any); !ok || len(d) != 0 || m["has_more"] != false {
+			pg, _ := m["pagination"].(map[string]any)
+			if d, ok := m["items"].([]any); !ok || len(d) != 0 || fmt.Sprint(pg["total"]) != "0" || pg["has_more"] != false {
 				t.Errorf("%s for B = %s", path, r.Body)
 			}
 			leaks(t, r, secrets)
@@ -100,7 +102,7 @@ func TestTenantIsolation(t *testing.T) {
 		t.Errorf("refunds = %d, %v; want only A's one", refunds, err)
 	}
 	m := jsonObj(t, h.Do("GET", "/v1/payments", h.KeyA, nil, nil), http.StatusOK)
-	if d := m["data"].([]any); len(d) != 3 {
+	if d := m["items"].([]any); len(d) != 3 {
 		t.Errorf("A lists %d payments, want 3", len(d))
 	}
 }

@@ -309,22 +309,6 @@ func (s *Server) handleGetPayment(w http.ResponseWriter, r *http.Request) error 
 	return writeOne(w, pay, err, toPaymentResponse)
 }
 
-func (s *Server) handleListPayments(w http.ResponseWriter, r *http.Request) error {
-	p := principal(r.Context())
-	q := parseListQuery(r)
-	f := store.ListFilter{TenantID: p.TenantID, Surface: surfacePayments, Limit: q.limit, StartingAfter: q.after}
-	if st := q.Get("status"); st != "" {
-		if f.Statuses = payment.PaymentsStatusesNamed(st); len(f.Statuses) == 0 {
-			q.bad["status"] = "status_invalid"
-		}
-	}
-	return writeList(w, r, q, func(ctx context.Context, id string) (bool, error) {
-		return s.store.PaymentExists(ctx, p.TenantID, id)
-	}, func(ctx context.Context) ([]payment.Payment, bool, error) {
-		return s.store.ListPayments(ctx, f)
-	}, toPaymentResponse)
-}
-
 // loadPayment loads a payment of this surface: a payout or any other
 // surface's payment is not one of its objects (404), so its routes can
 // never cancel or refund it under the wrong rules.

@@ -225,8 +225,13 @@ func TestListPayments(t *testing.T) {
 	for i, id := range ids {
 		newest[len(ids)-1-i] = id
 	}
+	// payd's cursor list: a query with starting_after (empty for the first
+	// page); TestListPaymentsOffset has the vendor's convention.
 	page := func(query string) ([]string, bool) {
 		t.Helper()
+		if !strings.Contains(query, "starting_after") {
+			query += map[bool]string{true: "?", false: "&"}[query == ""] + "starting_after="
+		}
 		m := jsonObj(t, h.Do("GET", "/v1/payments"+query, h.KeyA, nil, nil), http.StatusOK)
 		if m["object"] != "list" {
 			t.Errorf("object = %v", m["object"])
@@ -288,7 +293,7 @@ func TestListPayments(t *testing.T) {
 	}
 	// Each element is the full seed object.
 	m := jsonObj(t, h.Do("GET", "/v1/payments?limit=1", h.KeyA, nil, nil), http.StatusOK)
-	first, _ := json.Marshal(m["data"].([]any)[0])
+	first, _ := json.Marshal(m["items"].([]any)[0])
 	raw := rawFields(t, first)
 	for _, f := range paymentResponseFields {
 		if _, ok := raw[f]; !ok {

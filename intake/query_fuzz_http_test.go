@@ -32,6 +32,19 @@ func FuzzQueryHTTP(f *testing.F) {
 			f.Add(uint8(i), s)
 		}
 	}
+	// the vendor's list convention on GET /v1/payments (payments_list.go)
+	for _, s := range []string{"offset=0&limit=1000", "offset=10000", "offset=10001", "offset=-1", "offset=1e3",
+		"offset=99999999999999999999", "limit=1001", "starting_after=&offset=5", "starting_after=&limit=100",
+		"payment_status=FAILED", "payment_status=VOIDED", "payment_status=failed", "status=published", "status=deleted",
+		"payment_method_type=ACH", "payment_method_type=PAYMENT_LINK", "payment_method_type=WIRE",
+		"destination_type=INVOICE", "destination_type=AUTH", "destination_type=invoice", "destination_id=inv_test",
+		"currency=usd", "currency=XXX1", "currency=ZZZ", "payment_ids=pay_a,pay_b", "payment_ids=pay_a&payment_ids=pay_b",
+		"payment_ids=,", "payment_ids=%00", "start_time=2026-01-01T00:00:00Z&end_time=2025-01-01T00:00:00Z",
+		"start_time=yesterday", "end_time=2026-13-01T00:00:00Z", "sort=created_at&order=asc", "sort=amount", "order=up",
+		"expand=attempts", "gateway_payment_id=ch_1", "gateway_tracking_id=cs_1", "payment_gateway=SANDBOX",
+		"payment_gateway=stripe&payment_method_type=OFFLINE"} {
+		f.Add(uint8(0), s)
+	}
 	h := testenv.Start(f, testenv.Options{NoWorker: true})
 	pay := h.CreatePayment("CARD", "pm_card_visa", `"1.00"`)
 	f.Add(uint8(3), pay)
@@ -58,14 +71,27 @@ func FuzzQueryHTTP(f *testing.F) {
 		switch {
 		case resp.StatusCode == http.StatusOK:
 			if strings.Contains(rt.pattern, "?") {
+				// payd's list, or on /v1/payments without starting_after
+				// the vendor's {items, pagination}
 				var list struct {
-					Object string            `json:"object"`
-					Data   []json.RawMessage `json:"data"`
+					Object     string            `json:"object"`
+					Data       []json.RawMessage `json:"data"`
+					Items      []json.RawMessage `json:"items"`
+					Pagination *struct {
+						Total, Limit int
+					} `json:"pagination"`
 				}
-				if err := json.Unmarshal(b, &list); err != nil || list.Object != "list" {
+				if err := json.Unmarshal(b, &list); err != nil || (list.Object != "list") == (list.Pagination == nil) {
 					t.Fatalf("%s %s: 200 %s", rt.method, path, b)
 				}
 				limit := 20
+				if list.Pagination != nil {
+					limit = 50
+					list.Data = list.Items
+					if list.Pagination.Total < len(list.Items) {
+						t.Fatalf("%s %s: total %d under %d items", rt.method, path, list.Pagination.Total, len(list.Items))
+					}
+				}
 				if l := req.URL.Query().Get("limit"); l != "" {
 					limit, _ = strconv.Atoi(l)
 				}

@@ -44,6 +44,9 @@ type Config struct {
 	AuthCacheTTL         time.Duration
 	AuthCacheFallbackTTL time.Duration
 	MaxAmountMinor       int64 // the largest amount accepted, in minor units
+	// ListMaxOffset is the deepest offset GET /v1/payments pages to
+	// (payments_list.go); deeper is 422 offset_too_deep, use the cursor.
+	ListMaxOffset int
 	// Gateway notifications (gateway_notifications.go): the shared secrets
 	// that sign them (several during a rotation; none disables the route),
 	// the gateway they come from, the clock tolerance of their timestamps,
@@ -132,6 +135,9 @@ func NewServer(d Deps) *Server {
 	}
 	if c.NotifyGateway == "" {
 		c.NotifyGateway = "sandbox"
+	}
+	if c.ListMaxOffset <= 0 {
+		c.ListMaxOffset = DefaultListMaxOffset
 	}
 	if c.NotifyTolerance <= 0 {
 		c.NotifyTolerance = 5 * time.Minute

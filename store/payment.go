@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -158,42 +157,6 @@ func (s *Store) PaymentByKey(ctx context.Context, tenantID, key string) (payment
 	}
 	p, err := s.GetPayment(ctx, tenantID, id)
 	return p, fp, err
-}
-
-// ListFilter selects a page of payments, newest first.
-type ListFilter struct {
-	TenantID      string
-	Surface       string
-	Statuses      []payment.Status // any of; empty for all
-	Limit         int
-	StartingAfter string // a payment id; the page starts after it
-}
-
-// ListPayments returns up to Limit payments and whether more follow.
-func (s *Store) ListPayments(ctx context.Context, f ListFilter) ([]payment.Payment, bool, error) {
-	args := []any{f.TenantID, f.Limit + 1}
-	// a deleted payment (DELETE /v1/payments/{id}) is no longer listed
-	where := []string{"p.tenant_id = $1", "p.deleted_at IS NULL"}
-	if f.Surface != "" {
-		args = append(args, f.Surface)
-		where = append(where, fmt.Sprintf("p.surface = $%d", len(args)))
-	}
-	if len(f.Statuses) > 0 {
-		ss := make([]string, len(f.Statuses))
-		for i, st := range f.Statuses {
-			ss[i] = string(st)
-		}
-		args = append(args, pq.Array(ss))
-		where = append(where, fmt.Sprintf("p.status = ANY($%d)", len(args)))
-	}
-	if f.StartingAfter != "" {
-		args = append(args, f.StartingAfter)
-		n := len(args)
-		where = append(where, fmt.Sprintf(`(p.created_at, p.id) < (SELECT created_at, id FROM payments WHERE id = $%d AND tenant_id = $1)`, n))
-	}
-	q := `SELECT ` + paymentColumns + paymentFrom + ` WHERE ` + strings.Join(where, " AND ") +
-		` ORDER BY p.created_at DESC, p.id DESC LIMIT $2`
-	return s.pagePayments(ctx, "list payments", f.Limit, q, args...)
 }
 
 // pagePayments runs a list query that asks for limit+1 rows, and returns
