@@ -32,6 +32,21 @@ type errorBody struct {
 	Message    string            `json:"message"`
 	Retryable  bool              `json:"retryable"`
 	Fields     map[string]string `json:"fields,omitempty"`
+	// Success and Error repeat the answer in the seed-001 vendor's error
+	// shape ({"success": false, "error": {"message", "internal_error"}}):
+	// its official client reads the message its callers see from
+	// error.message, and an error member of any other shape would make it
+	// fail to parse the answer instead of surfacing it.
+	Success bool        `json:"success"`
+	Error   errorDetail `json:"error"`
+}
+
+// errorDetail is the vendor's error member: message is the envelope's
+// message, internal_error its type and codes ("validation_error:
+// amount_invalid,currency_invalid").
+type errorDetail struct {
+	Message       string `json:"message"`
+	InternalError string `json:"internal_error"`
 }
 
 // The error types, one per status code.
@@ -122,5 +137,6 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	retryable := ae.Retryable || ae.Status == http.StatusTooManyRequests || ae.Status >= 500
 	writeJSON(w, ae.Status, errorBody{RequestID: requestID(r.Context()), ErrorType: ae.Type, ErrorCodes: ae.Codes,
-		Message: ae.Message, Retryable: retryable, Fields: ae.Fields})
+		Message: ae.Message, Retryable: retryable, Fields: ae.Fields,
+		Error: errorDetail{Message: ae.Message, InternalError: ae.Error()}})
 }

@@ -273,7 +273,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		status = http.StatusInternalServerError
-		b = []byte(`{"error_type":"internal_error","error_codes":["internal_error"],"message":"encoding failed","retryable":true}`)
+		b = []byte(`{"error_type":"internal_error","error_codes":["internal_error"],"message":"encoding failed","retryable":true,` +
+			`"success":false,"error":{"message":"encoding failed","internal_error":"internal_error: internal_error"}}`)
 	}
 	writeRaw(w, status, b)
 }

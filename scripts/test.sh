@@ -35,7 +35,8 @@ fi
 # installs PostgreSQL and Redis); without them those tests fail, never skip:
 #   chromium, fonts-dejavu-core  the browser tests (internal/browser: the hosted
 #                                payment page); PAYD_CHROMIUM names another binary
-#   nodejs, python3              the README's webhook verification snippets
+#   nodejs, python3              the README's webhook verification snippets;
+#                                nodejs and npm: the seed-001 vendor's client suite
 #   ruby-foreman                 TestProcfile runs the Procfile with foreman
 #   prometheus                   the dashboard and alert tests (prometheus and promtool;
 #                                they start their own on a free port, never the service)
@@ -48,6 +49,7 @@ ensure_test_packages() {
 		[[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || missing+=(fonts-dejavu-core)
 	fi
 	command -v node >/dev/null 2>&1 || missing+=(nodejs)
+	command -v npm >/dev/null 2>&1 || missing+=(npm)
 	command -v python3 >/dev/null 2>&1 || missing+=(python3)
 	command -v foreman >/dev/null 2>&1 || missing+=(ruby-foreman)
 	{ command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } || missing+=(prometheus)
@@ -85,6 +87,27 @@ ensure_stripe_mock() {
 }
 # Not fatal here: the contract tests then fail and say why.
 ensure_stripe_mock || true
+
+# The seed-001 vendor's official client (npm @flexprice/sdk) for its
+# contract suite (internal/vendorclient, TestVendorClient): `npm ci` from the
+# committed package-lock.json into internal/vendorclient/node_modules, skipped
+# when what is installed there was installed from this very lockfile (npm
+# writes node_modules/.package-lock.json; a stamp keeps the lockfile's hash).
+# Not fatal here: the suite then fails and says why.
+ensure_vendor_client() {
+	local dir="$REPO_ROOT/internal/vendorclient"
+	local stamp="$dir/node_modules/.payd-lock-sha256"
+	local sum
+	sum="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+	if [[ -f "$stamp" && "$(cat "$stamp")" == "$sum" && -f "$dir/node_modules/@flexprice/sdk/package.json" ]]; then
+		return 0
+	fi
+	command -v npm >/dev/null 2>&1 || { echo "test.sh: npm not found; the vendor client suite will fail" >&2; return 1; }
+	echo "test.sh: npm ci in internal/vendorclient (the seed-001 vendor's client)" >&2
+	(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2 </dev/null) || return 1
+	echo "$sum" >"$stamp"
+}
+ensure_vendor_client || true
 
 NAME="test-$$"
 export PAYD_RUN_DIR="$REPO_ROOT/.run/$NAME"

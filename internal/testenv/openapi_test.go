@@ -26,7 +26,8 @@ func TestSpecCheckMismatches(t *testing.T) {
 		return h
 	}
 	envelope := `{"request_id":"` + reqID + `","error_type":"not_found","error_codes":["route_not_found"],` +
-		`"message":"no such route","retryable":false}`
+		`"message":"no such route","retryable":false,"success":false,` +
+		`"error":{"message":"no such route","internal_error":"not_found: route_not_found"}}`
 	redeliver := `{"event_id":"evt_01","deliveries":[]}`
 	for _, tc := range []struct {
 		name       string
