@@ -225,7 +225,7 @@ func TestIdempotencyKeyRules(t *testing.T) {
 		}
 		for _, amount := range []string{`"20.00"`, `20`, `20.0`, `"20"`} {
 			r := post(h.KeyA, withKey(amount), nil)
-			p := jsonObj(t, r, http.StatusOK)
+			p := jsonObj(t, r, http.StatusCreated)
 			if r.Header.Get("Idempotent-Replayed") != "true" {
 				t.Errorf("amount %s: Idempotent-Replayed = %q", amount, r.Header.Get("Idempotent-Replayed"))
 			}
@@ -236,7 +236,7 @@ func TestIdempotencyKeyRules(t *testing.T) {
 		checkEnvelope(t, post(h.KeyA, other, nil), http.StatusUnprocessableEntity, "idempotency_key_reused")
 		// With a fresh header key as well, the business key still decides.
 		r := post(h.KeyA, withKey(`"20.00"`), map[string]string{"Idempotency-Key": "fresh-header"})
-		if p := jsonObj(t, r, http.StatusOK); p["id"] != p1["id"] {
+		if p := jsonObj(t, r, http.StatusCreated); p["id"] != p1["id"] {
 			t.Errorf("business key under a new header key gave %v, want %v", p["id"], p1["id"])
 		}
 		checkEnvelope(t, post(h.KeyA, withKey(`"99.00"`), map[string]string{"Idempotency-Key": "fresh-header-2"}),
@@ -262,12 +262,12 @@ func TestIdempotencyKeyRules(t *testing.T) {
 		ids := map[any]bool{}
 		for _, r := range resps {
 			switch {
+			case r.Status == http.StatusCreated && r.Header.Get("Idempotent-Replayed") == "true":
+				replayed++
+				ids[jsonObj(t, r, http.StatusCreated)["id"]] = true
 			case r.Status == http.StatusCreated:
 				created++
 				ids[jsonObj(t, r, http.StatusCreated)["id"]] = true
-			case r.Status == http.StatusOK && r.Header.Get("Idempotent-Replayed") == "true":
-				replayed++
-				ids[jsonObj(t, r, http.StatusOK)["id"]] = true
 			default:
 				t.Errorf("status %d %s", r.Status, r.Body)
 			}

@@ -270,8 +270,8 @@ type businessKeyConflict struct {
 func (e *businessKeyConflict) Error() string { return "idempotency_key already used" }
 
 // replayBusinessKey answers a create whose body idempotency_key already
-// exists: the same request gets the existing payment back, another request
-// is refused.
+// exists: the same request gets the existing payment back (201, replayed),
+// another request is refused.
 func (s *Server) replayBusinessKey(w http.ResponseWriter, r *http.Request, route string, bk *businessKeyConflict) error {
 	p := principal(r.Context())
 	pay, fp, err := s.store.PaymentByKey(r.Context(), p.TenantID, bk.key)
@@ -283,7 +283,10 @@ func (s *Server) replayBusinessKey(w http.ResponseWriter, r *http.Request, route
 	}
 	s.metrics.IdempotentReplays.WithLabelValues(route).Inc()
 	w.Header().Set("Idempotent-Replayed", "true")
-	writeJSON(w, http.StatusOK, toPaymentResponse(pay))
+	// 201 as the first answer was, like a replay by the Idempotency-Key
+	// header: the seed-001 vendor answers 201 to a repeated create, and
+	// its client refuses any other status from createPayment.
+	writeJSON(w, http.StatusCreated, toPaymentResponse(pay))
 	return nil
 }
 
