@@ -82,14 +82,22 @@ func invoiceReserved(t *testing.T, h *testenv.Harness, id string) (reserved, pai
 func TestProcessPaymentLater(t *testing.T) {
 	t.Parallel()
 	h := testenv.Start(t, testenv.Options{NoWorker: true})
-	cases := []struct{ currency, amount, minorWant string }{{"JPY", "1250", "1250"}, {"USD", "12.50", "12.50"}, {"BHD", "1.255", "1.255"}}
+	// 0, 2 and 3 decimals, from one minor unit to the API's largest amount
+	// (1e14 minor units)
+	cases := []struct{ ext, currency, amount, minorWant string }{
+		{"later-JPY", "JPY", "1250", "1250"}, {"later-USD", "USD", "12.50", "12.50"}, {"later-BHD", "BHD", "1.255", "1.255"},
+		{"later-JPY-1", "JPY", "1", "1"}, {"later-USD-1", "USD", "0.01", "0.01"}, {"later-BHD-1", "BHD", "0.001", "0.001"},
+		{"later-JPY-max", "JPY", "100000000000000", "100000000000000"},
+		{"later-USD-max", "USD", "1000000000000.00", "1000000000000.00"},
+		{"later-BHD-max", "BHD", "100000000000.000", "100000000000.000"},
+	}
 	ids := map[string]string{}
 	for _, c := range cases {
-		inv := invoice(t, h, h.KeyA, "later-"+c.currency, c.currency, c.amount)
-		r := h.Do("POST", "/v1/payments", h.KeyA, recordBody("later-"+c.currency, c.amount, c.currency, "CARD", "pm_card_visa", false), nil)
+		inv := invoice(t, h, h.KeyA, c.ext, c.currency, c.amount)
+		r := h.Do("POST", "/v1/payments", h.KeyA, recordBody(c.ext, c.amount, c.currency, "CARD", "pm_card_visa", false), nil)
 		p := jsonObj(t, r, http.StatusCreated)
 		id := p["id"].(string)
-		ids[c.currency] = id
+		ids[c.ext] = id
 		raw := rawFields(t, r.Body)
 		for _, f := range append(append([]string{}, paymentResponseFields...), vendorResponseFields...) {
 			if _, ok := raw[f]; !ok {
@@ -108,14 +116,14 @@ func TestProcessPaymentLater(t *testing.T) {
 		}
 		// it holds its reservation: the invoice cannot take another payment
 		if res, _ := invoiceReserved(t, h, inv); res == 0 {
-			t.Fatalf("%s: nothing reserved for the recorded payment", c.currency)
+			t.Fatalf("%s: nothing reserved for the recorded payment", c.ext)
 		}
-		checkEnvelope(t, h.Do("POST", "/v1/payments", h.KeyA, recordBody("later-"+c.currency, c.amount, c.currency, "OFFLINE", "", true), nil),
+		checkEnvelope(t, h.Do("POST", "/v1/payments", h.KeyA, recordBody(c.ext, c.amount, c.currency, "OFFLINE", "", true), nil),
 			http.StatusUnprocessableEntity, "invoice_over_applied")
 	}
 
 	for _, c := range cases {
-		id := ids[c.currency]
+		id := ids[c.ext]
 		const callers = 6
 		var mu sync.Mutex
 		codes := map[int]int{}
@@ -137,24 +145,24 @@ func TestProcessPaymentLater(t *testing.T) {
 		}
 		wg.Wait()
 		if codes[http.StatusOK] != 1 || codes[http.StatusConflict] != callers-1 {
-			t.Fatalf("%s: concurrent process answers %v, want one 200 and %d 409", c.currency, codes, callers-1)
+			t.Fatalf("%s: concurrent process answers %v, want one 200 and %d 409", c.ext, codes, callers-1)
 		}
 		if n := createTasks(t, h, id); n != 1 {
-			t.Fatalf("%s: %d create tasks, want 1", c.currency, n)
+			t.Fatalf("%s: %d create tasks, want 1", c.ext, n)
 		}
 		if n := eventCount(t, h, id, "processing requested%"); n != 1 {
-			t.Fatalf("%s: %d process audit rows, want 1", c.currency, n)
+			t.Fatalf("%s: %d process audit rows, want 1", c.ext, n)
 		}
 	}
 
 	h.StartWorker()
 	for _, c := range cases {
-		id := ids[c.currency]
+		id := ids[c.ext]
 		if p := h.WaitFinal(id, 20*time.Second); p.Status != payment.StatusSucceeded || len(p.Attempts) != 1 {
-			t.Fatalf("%s processed payment %s with %d attempts", c.currency, p.Status, len(p.Attempts))
+			t.Fatalf("%s processed payment %s with %d attempts", c.ext, p.Status, len(p.Attempts))
 		}
 		if n := h.Sandbox.ChargesFor(id); n != 1 {
-			t.Fatalf("%s: %d charges, want 1", c.currency, n)
+			t.Fatalf("%s: %d charges, want 1", c.ext, n)
 		}
 		got := jsonObj(t, h.Do("GET", "/v1/payments/"+id, h.KeyA, nil, nil), http.StatusOK)
 		atts := got["attempts"].([]any)
