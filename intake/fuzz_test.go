@@ -200,7 +200,7 @@ func FuzzDecodePayment(f *testing.F) {
 				t.Fatalf("accepted URL %q", u)
 			}
 		}
-		if v.PaymentGateway != "" && (!paymentGateways[v.PaymentGateway] || !viaGateway(v.Method)) {
+		if v.PaymentGateway != "" && (!paymentGateways[v.PaymentGateway] || v.Method.WithoutGateway()) {
 			t.Fatalf("accepted payment_gateway %q for %s", v.PaymentGateway, v.Method)
 		}
 		if fp := fingerprint("POST /v1/payments", v); len(fp) != 32 {

@@ -25,9 +25,11 @@ func errAlreadyProcessed(pay payment.Payment) error {
 			payment.PaymentsStatusName(pay.Status)))
 }
 
-// paymentIn is loadPayment inside the transaction of a write.
-func paymentIn(ctx context.Context, tx *store.Store, tenantID, id string) (payment.Payment, error) {
-	pay, err := tx.GetPayment(ctx, tenantID, id)
+// paymentIn is loadPayment through st: the server's store, or the
+// transaction of a write. A deleted payment (DELETE /v1/payments/{id}) is
+// gone from the API.
+func paymentIn(ctx context.Context, st *store.Store, tenantID, id string) (payment.Payment, error) {
+	pay, err := st.GetPayment(ctx, tenantID, id)
 	if err == nil && (pay.Surface != surfacePayments || pay.DeletedAt != nil) {
 		return payment.Payment{}, payment.ErrNotFound
 	}
@@ -58,7 +60,7 @@ func (s *Server) handleProcessPayment(w http.ResponseWriter, r *http.Request) er
 		if !pay.Unprocessed() {
 			return 0, nil, errAlreadyProcessed(pay)
 		}
-		if viaGateway(pay.Method) && pay.PaymentMethodID == "" {
+		if !pay.Method.WithoutGateway() && pay.PaymentMethodID == "" {
 			return 0, nil, validation(map[string]string{"payment_method_id": "payment_method_id_required"})
 		}
 		seq, err = tx.ProcessPayment(ctx, p.TenantID, id, p.KeyID)

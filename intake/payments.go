@@ -47,11 +47,6 @@ var paymentGateways = map[string]bool{
 	"sandbox": true, "stripe": true, "razorpay": true, "nomod": true, "moyasar": true,
 }
 
-// viaGateway: a payment of this method goes to a gateway when processed.
-func viaGateway(m payment.Method) bool {
-	return m == payment.MethodCard || m == payment.MethodACH
-}
-
 // validPayment is a request that passed validation, normalized.
 type validPayment struct {
 	Amount          payment.Money     `json:"amount"`
@@ -100,7 +95,7 @@ func (req createPaymentRequest) valid(lim limits) (validPayment, map[string]stri
 		v.ProcessPayment = *req.ProcessPayment
 	}
 	v.PaymentMethodID = str(req.PaymentMethodID)
-	needsPM := v.ProcessPayment && (m == payment.MethodCard || m == payment.MethodACH)
+	needsPM := v.ProcessPayment && bad["payment_method_type"] == "" && !m.WithoutGateway()
 	if code := checkText(req.PaymentMethodID, needsPM, 255); code != "" {
 		bad["payment_method_id"] = "payment_method_id_" + code
 	}
@@ -117,7 +112,7 @@ func (req createPaymentRequest) valid(lim limits) (validPayment, map[string]stri
 	case req.PaymentGateway == nil:
 	case g == "" || !paymentGateways[g]:
 		bad["payment_gateway"] = "payment_gateway_invalid"
-	case bad["payment_method_type"] == "" && !viaGateway(m):
+	case bad["payment_method_type"] == "" && m.WithoutGateway():
 		bad["payment_gateway"] = "payment_gateway_not_applicable"
 	}
 	if req.SaveCardAndMakeDefault != nil {
@@ -143,7 +138,7 @@ func (req createPaymentRequest) valid(lim limits) (validPayment, map[string]stri
 // CARD and ACH, none for OFFLINE and CREDITS. A request naming another
 // connector is refused: payd runs one.
 func (s *Server) gatewayFor(v validPayment) (string, error) {
-	if !viaGateway(v.Method) {
+	if v.Method.WithoutGateway() {
 		return "", nil
 	}
 	if v.PaymentGateway != "" && v.PaymentGateway != s.cfg.NotifyGateway {
@@ -316,10 +311,5 @@ func (s *Server) handleGetPayment(w http.ResponseWriter, r *http.Request) error 
 // surface's payment is not one of its objects (404), so its routes can
 // never cancel or refund it under the wrong rules.
 func (s *Server) loadPayment(ctx context.Context, tenantID, id string) (payment.Payment, error) {
-	pay, err := s.store.GetPayment(ctx, tenantID, id)
-	// a deleted payment (DELETE /v1/payments/{id}) is gone from the API
-	if err == nil && (pay.Surface != surfacePayments || pay.DeletedAt != nil) {
-		return payment.Payment{}, payment.ErrNotFound
-	}
-	return pay, err
+	return paymentIn(ctx, s.store, tenantID, id)
 }

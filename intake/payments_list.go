@@ -59,8 +59,9 @@ type pagination struct {
 }
 
 // statusEntity is the vendor's status filter: an object's lifecycle
-// (published, deleted, archived), not a payment's. payd deletes no payment
-// from its lists, so published is every payment and the others are refused.
+// (published, deleted, archived), not a payment's. Every listed payment is
+// published; a deleted payment (DELETE /v1/payments/{id}) is never listed,
+// so deleted and archived are refused.
 var statusEntity = map[string]bool{"published": true, "deleted": false, "archived": false}
 
 // vendorOnly are filter values of the vendor's API that payd never records:
@@ -76,9 +77,10 @@ func (s *Server) handleListPayments(w http.ResponseWriter, r *http.Request) erro
 	vals := r.URL.Query()
 	_, cursor := vals["starting_after"]
 	f := store.ListFilter{TenantID: p.TenantID, Surface: surfacePayments}
+	var q listQuery // the cursor convention's limit and starting_after
 	var bad map[string]string
 	if cursor {
-		q := parseListQuery(r)
+		q = parseListQuery(r)
 		f.Limit, f.StartingAfter, bad = q.limit, q.after, q.bad
 		// a cursor page skips nothing: offset 0 is no skip, any other is
 		// a request of the other convention
@@ -99,7 +101,6 @@ func (s *Server) handleListPayments(w http.ResponseWriter, r *http.Request) erro
 		return e
 	}
 	if cursor {
-		q := listQuery{Values: vals, limit: f.Limit, after: f.StartingAfter, bad: bad}
 		return writeList(w, r, q, func(ctx context.Context, id string) (bool, error) {
 			return s.store.PaymentExists(ctx, p.TenantID, id)
 		}, func(ctx context.Context) ([]payment.Payment, bool, error) {

@@ -24,6 +24,10 @@ const (
 	MethodOther       Method = "OTHER"
 )
 
+// WithoutGateway reports whether payments of this method are recorded
+// paid without a gateway call when processed (OFFLINE, CREDITS).
+func (m Method) WithoutGateway() bool { return m == MethodOffline || m == MethodCredits }
+
 // BankRail reports whether payments of this method go SENT and settle later.
 func (m Method) BankRail() bool {
 	switch m {

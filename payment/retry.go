@@ -169,7 +169,7 @@ func (p RetryPolicy) OperatorRetry(pay Payment) error {
 		return ErrInvalidState
 	}
 	switch {
-	case !pay.ProcessPayment || pay.Method == MethodOffline || pay.Method == MethodCredits:
+	case !pay.ProcessPayment || pay.Method.WithoutGateway():
 		return &RetryRefusedError{Reason: "it was recorded without a gateway (" + string(pay.Method) + "); nothing to try again"}
 	case pay.FlowID != "":
 		return &RetryRefusedError{Reason: "it belongs to payment flow " + pay.FlowID + ", which replaces its failed payments itself"}

@@ -51,7 +51,7 @@ func (p *Processor) create(ctx context.Context, t *asynq.Task) error {
 		}
 		return p.record(ctx, pay, decidePayoutCreate(pay, det, now))
 	}
-	if !pay.ProcessPayment || pay.Method == payment.MethodOffline || pay.Method == payment.MethodCredits {
+	if !pay.ProcessPayment || pay.Method.WithoutGateway() {
 		return p.record(ctx, pay, decision{changes: []store.Change{
 			{PaymentID: pay.ID, From: payment.StatusPending, To: payment.StatusProcessing, Reason: "recording without a gateway"},
 			{PaymentID: pay.ID, From: payment.StatusProcessing, To: payment.StatusSucceeded,
