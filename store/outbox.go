@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -109,7 +110,10 @@ func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]OutboxEvent, b
 // payment.ErrNotFound.
 func (s *Store) GetEvent(ctx context.Context, tenantID, id string) (OutboxEvent, error) {
 	var r outboxRow
-	err := sqlx.GetContext(ctx, s.q, &r, `SELECT `+outboxColumns+` FROM events WHERE id = $1 AND tenant_id = $2`, id, tenantID)
+	err := sqlx.GetContext(ctx, s.q, &r, `SELECT `+outboxColumns+` FROM events WHERE id = $1`, id)
+	if err == nil && (tenantID == "" || r.TenantID != tenantID) {
+		err = sql.ErrNoRows
+	}
 	if err != nil {
 		return OutboxEvent{}, translate(fmt.Errorf("load event %s: %w", id, err))
 	}
@@ -123,7 +127,7 @@ func (s *Store) GetEvent(ctx context.Context, tenantID, id string) (OutboxEvent,
 // EventExists reports whether the tenant has an event with this id (a list cursor).
 func (s *Store) EventExists(ctx context.Context, tenantID, id string) (bool, error) {
 	var ok bool
-	err := s.q.QueryRowxContext(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE id = $1 AND tenant_id = $2)`, id, tenantID).Scan(&ok)
+	err := s.q.QueryRowxContext(ctx, `SELECT COALESCE((SELECT tenant_id = $2 FROM events WHERE id = $1), false)`, id, tenantID).Scan(&ok)
 	return ok, translate(err)
 }
 

@@ -115,13 +115,19 @@ func (r paymentRow) toPayment() payment.Payment {
 	return p
 }
 
+// paymentByID reads one payment by its id alone; the caller checks its
+// tenant (ownedBy).
+const paymentByID = `SELECT ` + paymentColumns + paymentFrom + ` WHERE p.id = $1`
+
 // GetPayment loads one payment of a tenant with its attempts. Another
 // tenant's payment is payment.ErrNotFound. An empty tenantID loads any
 // tenant's payment (workers).
 func (s *Store) GetPayment(ctx context.Context, tenantID, id string) (payment.Payment, error) {
 	var r paymentRow
-	err := s.q.QueryRowxContext(ctx, `SELECT `+paymentColumns+paymentFrom+`
-		WHERE p.id = $1 AND ($2 = '' OR p.tenant_id = $2)`, id, tenantID).StructScan(&r)
+	err := s.q.QueryRowxContext(ctx, paymentByID, id).StructScan(&r)
+	if err == nil && !ownedBy(tenantID, r.TenantID) {
+		err = sql.ErrNoRows
+	}
 	if err != nil {
 		return payment.Payment{}, translate(fmt.Errorf("load payment %s: %w", id, err))
 	}
@@ -138,7 +144,7 @@ func (s *Store) GetPayment(ctx context.Context, tenantID, id string) (payment.Pa
 // workers whose step does not read them.
 func (s *Store) PaymentHead(ctx context.Context, id string) (payment.Payment, error) {
 	var r paymentRow
-	err := s.q.QueryRowxContext(ctx, `SELECT `+paymentColumns+paymentFrom+` WHERE p.id = $1`, id).StructScan(&r)
+	err := s.q.QueryRowxContext(ctx, paymentByID, id).StructScan(&r)
 	if err != nil {
 		return payment.Payment{}, translate(fmt.Errorf("load payment %s: %w", id, err))
 	}
@@ -189,7 +195,7 @@ func (s *Store) pagePayments(ctx context.Context, what string, limit int, q stri
 // PaymentExists reports whether a payment id exists for the tenant.
 func (s *Store) PaymentExists(ctx context.Context, tenantID, id string) (bool, error) {
 	var ok bool
-	err := s.q.QueryRowxContext(ctx, `SELECT EXISTS (SELECT 1 FROM payments WHERE id = $1 AND tenant_id = $2)`, id, tenantID).Scan(&ok)
+	err := s.q.QueryRowxContext(ctx, `SELECT COALESCE((SELECT tenant_id = $2 FROM payments WHERE id = $1), false)`, id, tenantID).Scan(&ok)
 	return ok, translate(err)
 }
 

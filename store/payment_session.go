@@ -35,6 +35,10 @@ const sessionColumns = `id, tenant_id, status, amount, currency, reference, desc
 	(submit_lock_until IS NOT NULL AND submit_lock_until > now()) AS submit_locked,
 	last_error_code, last_error_msg, next_at, step_seq, created_by, created_at, updated_at, completed_at, expired_at`
 
+// sessionByID reads one session by its id alone; the caller checks its
+// tenant (ownedBy).
+const sessionByID = `SELECT ` + sessionColumns + ` FROM payment_sessions WHERE id = $1`
+
 type sessionRow struct {
 	ID             string         `db:"id"`
 	TenantID       string         `db:"tenant_id"`
@@ -123,8 +127,10 @@ func (s *Store) CreateSession(ctx context.Context, ns NewSession) (payment.Sessi
 // payment.ErrNotFound. An empty tenantID loads any tenant's (workers).
 func (s *Store) GetSession(ctx context.Context, tenantID, id string) (payment.Session, error) {
 	var r sessionRow
-	err := s.q.QueryRowxContext(ctx, `SELECT `+sessionColumns+` FROM payment_sessions
-		WHERE id = $1 AND ($2 = '' OR tenant_id = $2)`, id, tenantID).StructScan(&r)
+	err := s.q.QueryRowxContext(ctx, sessionByID, id).StructScan(&r)
+	if err == nil && !ownedBy(tenantID, r.TenantID) {
+		err = sql.ErrNoRows
+	}
 	if err != nil {
 		return payment.Session{}, translate(fmt.Errorf("load session %s: %w", id, err))
 	}
@@ -498,9 +504,12 @@ func (s *Store) closeSession(ctx context.Context, sess payment.Session, pay paym
 // read before the locks: a session whose payment_id differs from it got a
 // new payment meanwhile. tenantID "" reads any tenant's session (tasks).
 func (s *Store) lockSession(ctx context.Context, tenantID, id string) (payment.Session, payment.Payment, string, error) {
-	var latest string
-	err := s.q.QueryRowxContext(ctx, `SELECT COALESCE(payment_id, '') FROM payment_sessions
-		WHERE id = $1 AND ($2 = '' OR tenant_id = $2)`, id, tenantID).Scan(&latest)
+	var latest, owner string
+	err := s.q.QueryRowxContext(ctx, `SELECT COALESCE(payment_id, ''), tenant_id FROM payment_sessions WHERE id = $1`,
+		id).Scan(&latest, &owner)
+	if err == nil && !ownedBy(tenantID, owner) {
+		err = sql.ErrNoRows
+	}
 	if err != nil {
 		return payment.Session{}, payment.Payment{}, "", translate(fmt.Errorf("load session %s: %w", id, err))
 	}

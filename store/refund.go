@@ -89,8 +89,10 @@ func (s *Store) CreateRefund(ctx context.Context, tenantID, paymentID string, am
 // GetRefund loads a refund; an empty tenantID loads any tenant's (workers).
 func (s *Store) GetRefund(ctx context.Context, tenantID, id string) (payment.Refund, error) {
 	var r refundRow
-	err := s.q.QueryRowxContext(ctx, `SELECT `+refundColumns+` FROM refunds WHERE id = $1 AND ($2 = '' OR tenant_id = $2)`,
-		id, tenantID).StructScan(&r)
+	err := s.q.QueryRowxContext(ctx, `SELECT `+refundColumns+` FROM refunds WHERE id = $1`, id).StructScan(&r)
+	if err == nil && !ownedBy(tenantID, r.TenantID) {
+		err = sql.ErrNoRows
+	}
 	if err != nil {
 		return payment.Refund{}, translate(fmt.Errorf("load refund %s: %w", id, err))
 	}
