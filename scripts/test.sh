@@ -6,7 +6,7 @@
 # (./... unless arguments are given; a full run keeps the chaos and failover
 # runs for last, alone) and tears the instances down on exit.
 # Then, after a full run (no arguments) that passed, it fuzzes every Fuzz…
-# target of the repository for PAYD_FUZZTIME each (default 5s) — the
+# target of the repository for PAYD_FUZZTIME each (default 3s) — the
 # equivalent of `go test -run '^$' -fuzz '^FuzzX$' -fuzztime T` per target
 # (go fuzzes one target per invocation) with one instrumented binary per
 # package — and fails on any crash, printing where the input was saved.
@@ -149,7 +149,7 @@ FUZZ=0
 if [[ $# -eq 0 || -n "${PAYD_FUZZTIME:-}" || -n "${PAYD_FUZZ_ONLY:-}" ]]; then
 	FUZZ=1
 fi
-FUZZTIME="${PAYD_FUZZTIME:-5s}"
+FUZZTIME="${PAYD_FUZZTIME:-3s}"
 [[ "$FUZZTIME" == 0 || "$FUZZTIME" == 0s || "$FUZZTIME" == off ]] && FUZZ=0
 
 # The chaos runs (TestFault: hundreds of payments through killed workers,
