@@ -88,3 +88,78 @@ func TestMigrationNotificationSweep(t *testing.T) {
 		t.Fatalf("claimed %+v %v, want evt_old_release_2 (recorded by the previous release, not processed)", due, err)
 	}
 }
+
+// TestMigrationListIndexDoesNotBlockWrites: migration 00022 builds its index
+// CONCURRENTLY, so upgrading a busy deployment does not stop its writes.
+// A transaction that has written to payments is open when the migration
+// starts; the build waits for it, and meanwhile a new write to payments
+// still goes through at once (a plain CREATE INDEX would queue it behind
+// its SHARE lock until the old transaction ended). Then the index is valid.
+func TestMigrationListIndexDoesNotBlockWrites(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	owner, _ := testenv.PostgresURLs(t)
+	db, err := sql.Open("postgres", owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, db, os.DirFS("migrations"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 21); err != nil {
+		t.Fatal(err)
+	}
+	const write = `UPDATE payments SET updated_at = updated_at WHERE id = 'pay_none'`
+	old, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Rollback()
+	if _, err := old.ExecContext(ctx, write); err != nil {
+		t.Fatal(err)
+	}
+	migrated := make(chan error, 1)
+	go func() {
+		_, err := p.UpTo(ctx, 22)
+		migrated <- err
+	}()
+	// until the build waits for the old transaction
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var waiting bool
+		if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE datname = current_database() AND query LIKE 'CREATE INDEX%' AND wait_event_type = 'Lock')`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			break
+		}
+		select {
+		case err := <-migrated:
+			t.Fatalf("the migration ended (%v) while a transaction that wrote to payments was open", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the index build never waited for the open transaction")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	_, err = db.ExecContext(wctx, write)
+	cancel()
+	if err != nil {
+		t.Fatalf("a write to payments during the index build: %v (blocked behind the migration)", err)
+	}
+	if err := old.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-migrated; err != nil {
+		t.Fatal(err)
+	}
+	var valid bool
+	if err := db.QueryRowContext(ctx, `SELECT indisvalid FROM pg_index WHERE indexrelid = 'payments_tenant_surface_list'::regclass`).Scan(&valid); err != nil || !valid {
+		t.Fatalf("index valid %v, %v", valid, err)
+	}
+}

@@ -1,3 +1,4 @@
+-- +goose NO TRANSACTION
 -- +goose Up
 -- GET /v1/payments pages by offset (the seed-001 vendor's convention) as
 -- well as by cursor. An offset page is the ids of one surface's payments of
@@ -12,8 +13,14 @@
 -- so a status change was never a HOT update anyway. Deleted payments
 -- (DELETE /v1/payments/{id}, 00021) are never listed, so the index leaves
 -- them out (partial), and a list's "deleted_at IS NULL" costs no heap read.
-CREATE INDEX payments_tenant_surface_list ON payments (tenant_id, surface, created_at DESC, id DESC)
+--
+-- Built CONCURRENTLY, outside a transaction (NO TRANSACTION above), so that
+-- upgrading a deployment with millions of payments does not block its
+-- writes while the index builds. A build that failed midway leaves an
+-- INVALID index of that name, which the DROP clears before the next try.
+DROP INDEX CONCURRENTLY IF EXISTS payments_tenant_surface_list;
+CREATE INDEX CONCURRENTLY payments_tenant_surface_list ON payments (tenant_id, surface, created_at DESC, id DESC)
     INCLUDE (status, method, currency) WHERE deleted_at IS NULL;
 
 -- +goose Down
-DROP INDEX payments_tenant_surface_list;
+DROP INDEX CONCURRENTLY IF EXISTS payments_tenant_surface_list;
