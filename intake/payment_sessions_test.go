@@ -422,10 +422,12 @@ func TestSessionExpiresBySweeperAfterRedisWipe(t *testing.T) {
 func TestSessionExpiryVoids3DS(t *testing.T) {
 	t.Parallel()
 	h := sessionHarness(t, testenv.Options{})
-	s := createSession(t, h, map[string]any{"expires_on": expiresIn(2 * time.Second)})
+	// 5 s: the submit must reach its 3-D Secure answer before the expiry,
+	// which took over 2 s when every package's -race tests share 2 cores
+	s := createSession(t, h, map[string]any{"expires_on": expiresIn(5 * time.Second)})
 	id := s["id"].(string)
 	out := jsonObj(t, h.Do("POST", "/v1/payment-sessions/"+id+"/submit", h.KeyA, submitBody("sandbox:pm_card_3ds", 1250), nil), 202)
-	waitSession(t, h, id, payment.SessionExpired, 10*time.Second)
+	waitSession(t, h, id, payment.SessionExpired, 15*time.Second)
 	pay := h.WaitFinal(out["id"].(string), 10*time.Second)
 	if pay.Status != payment.StatusCanceled {
 		t.Fatalf("payment after session expiry: %s", pay.Status)
