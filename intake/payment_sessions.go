@@ -150,13 +150,20 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 	if v.ExpiresOn != nil {
 		expires = *v.ExpiresOn
 	}
+	// The answer and the key's stored answer are one response, made once:
+	// its status is read off the clock (an ACTIVE session past expires_on
+	// shows EXPIRED), and two readings could straddle a clock step, so that
+	// a replay said otherwise than the first answer (the chaos run's I5).
+	var stored *sessionResponse
 	sc := store.SessionCreate{
 		NewSession: store.NewSession{TenantID: p.TenantID, Amount: v.Amount,
 			Reference: v.Reference, Description: v.Description, DisplayName: v.DisplayName, Locale: v.Locale,
 			SuccessURL: v.SuccessURL, FailureURL: v.FailureURL, EnabledMethods: v.EnabledMethods, Request: v.Request,
 			InvoiceID: invoiceID, ExpiresOn: expires, RetryLimit: v.RetryLimit, Actor: p.KeyID},
 		Respond: func(sess payment.Session) (int, []byte, error) {
-			b, err := json.Marshal(s.toSessionResponse(sess)) // without the secret
+			resp := s.toSessionResponse(sess)
+			stored = &resp
+			b, err := json.Marshal(resp) // without the secret
 			return http.StatusCreated, b, err
 		},
 	}
@@ -188,6 +195,9 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 	sess := res.Session
 	s.metrics.SessionsCreated.Inc()
 	shown := s.toSessionResponse(sess)
+	if stored != nil {
+		shown = *stored
+	}
 	shown.PaymentSessionSecret = res.Secret
 	// The hosted page's link carries the secret in its fragment, which a
 	// browser never sends: the page reads it there (intake/page/pay.js).

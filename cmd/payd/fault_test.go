@@ -74,9 +74,6 @@ const faultFinalSQL = `((status IN ('SUCCEEDED','PARTIALLY_REFUNDED','REFUNDED',
 	AND next_step IS NULL) OR status = 'REQUIRES_REVIEW')`
 
 func TestFault(t *testing.T) {
-	// parallel with the Sentinel failover, the other run scripts/test.sh
-	// keeps for last: its one deployment adds little to these
-	t.Parallel()
 	bin := buildFaultPayd(t)
 	// Each scenario is its own deployment on its own databases; after their
 	// few seconds of load they mostly wait on recovery, so they run side

@@ -50,7 +50,6 @@ import (
 const faultSentinelMaster = "payd"
 
 func TestFaultSentinelFailover(t *testing.T) {
-	t.Parallel()
 	for _, tool := range []string{"redis-server", "redis-sentinel"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s not found: scripts/test.sh installs Debian's redis-sentinel (and services.sh redis-server): %v", tool, err)
