@@ -13,6 +13,26 @@ import (
 	"github.com/payd/payd/store"
 )
 
+// migratedTo is a fresh database (its owner's and app role's URLs) with the
+// migrations up to version applied, a pool on it as the owner, and the
+// migrations' provider to apply the rest.
+func migratedTo(t *testing.T, version int64) (owner, app string, db *sql.DB, p *goose.Provider) {
+	t.Helper()
+	owner, app = testenv.PostgresURLs(t)
+	db, err := sql.Open("postgres", owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if p, err = goose.NewProvider(goose.DialectPostgres, db, os.DirFS("migrations")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(context.Background(), version); err != nil {
+		t.Fatal(err)
+	}
+	return owner, app, db, p
+}
+
 // TestMigrationNotificationSweep: migration 00010 on a database the
 // previous release wrote. A notification recorded but not acted on is due
 // for the sweeper from its receipt, at sequence 1 (its task, if queued,
@@ -22,19 +42,7 @@ import (
 func TestMigrationNotificationSweep(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	owner, app := testenv.PostgresURLs(t)
-	db, err := sql.Open("postgres", owner)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, os.DirFS("migrations"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 9); err != nil {
-		t.Fatal(err)
-	}
+	owner, app, db, _ := migratedTo(t, 9)
 	// the previous release's insert and finish (store/notification.go before 00010)
 	insert := `INSERT INTO gateway_notifications (gateway, notification_id, type, idempotency_key, gateway_reference,
 			occurred_at, received_at) VALUES ('sandbox', $1, 'charge.succeeded', 'pay_x:1', '', $2, $2)`
@@ -98,19 +106,7 @@ func TestMigrationNotificationSweep(t *testing.T) {
 func TestMigrationListIndexDoesNotBlockWrites(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	owner, _ := testenv.PostgresURLs(t)
-	db, err := sql.Open("postgres", owner)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, os.DirFS("migrations"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 21); err != nil {
-		t.Fatal(err)
-	}
+	_, _, db, p := migratedTo(t, 21)
 	const write = `UPDATE payments SET updated_at = updated_at WHERE id = 'pay_none'`
 	old, err := db.BeginTx(ctx, nil)
 	if err != nil {
