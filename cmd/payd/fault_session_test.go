@@ -360,6 +360,7 @@ func (s *chaosSessions) String() string {
 // faultSessionFigures are the sessions' share of a run's figures.
 type faultSessionFigures struct {
 	sessions, lost, double, stuck, wrong, degraded, review int
+	unanswered                                             int // ACTIVE, no payment ever recorded: no submit of its client got through
 	clockRefused                                           int // creates refused while intake's clock ran an hour ahead
 	payments, charged, lateRefunded                        int // payments tied to sessions; sessions keeping a charge; late charges refunded
 	statuses                                               map[string]int
@@ -370,8 +371,10 @@ func (f faultSessionFigures) String() string {
 		return "none"
 	}
 	return fmt.Sprintf("%d sessions (%d payments), lost %d, double-charged %d, stuck past expiry %d, wrong outcome %d, "+
-		"degraded %d, payment in review %d, keeping a charge %d, late charges refunded %d, creates refused under intake's clock an hour ahead %d; statuses %v",
-		f.sessions, f.payments, f.lost, f.double, f.stuck, f.wrong, f.degraded, f.review, f.charged, f.lateRefunded, f.clockRefused, f.statuses)
+		"degraded %d, never submitted through faults %d, payment in review %d, keeping a charge %d, late charges refunded %d, "+
+		"creates refused under intake's clock an hour ahead %d; statuses %v",
+		f.sessions, f.payments, f.lost, f.double, f.stuck, f.wrong, f.degraded, f.unanswered, f.review, f.charged, f.lateRefunded,
+		f.clockRefused, f.statuses)
 }
 
 // faultSessionOpenSQL selects sessions left open past their expiry: ACTIVE,
@@ -503,6 +506,11 @@ func checkSessions(t faultT, q faultQuerier, ledger []sandbox.Charge, l *faultLo
 		switch {
 		case isOpen && s.expires.Before(time.Now()) && !(s.status == "PROCESSING" && latest == "REQUIRES_REVIEW"):
 			// left open past its expiry: reported as stuck (faultSessionOpenSQL)
+		case s.status == "ACTIVE" && len(paysOf[s.id]) == 0 && len(kept) == 0:
+			// no submit was ever recorded (its client's every try went
+			// unanswered or was told another was in flight, through the
+			// faults): nothing was charged and the customer may still pay
+			f.unanswered++
 		case !ok:
 			wrong = append(wrong, fmt.Sprintf("session %s (%s) is %s keeping %d charges; latest payment %s %s; payments %+v; the client %s",
 				s.id, r.kind, s.status, len(kept), s.paymentID, latest, paysOf[s.id], r.actions))
