@@ -30,7 +30,7 @@ func gatewayNames() []string {
 // in process (whose pages and operator routes payd then serves).
 func sandboxGateway(cfg config, d *deps) (connector.Gateway, error) {
 	if cfg.SandboxURL != "" {
-		return sandbox.NewClient(cfg.SandboxURL, gatewayHTTPClient(cfg)), nil
+		return sandbox.NewClient(cfg.SandboxURL, &http.Client{}), nil
 	}
 	d.sandbox = newSandbox(cfg)
 	return d.sandbox, nil
@@ -38,21 +38,7 @@ func sandboxGateway(cfg config, d *deps) (connector.Gateway, error) {
 
 // stripeGateway is Stripe at STRIPE_API_BASE (Stripe's own by default).
 func stripeGateway(cfg config, _ *deps) (connector.Gateway, error) {
-	return newStripe(cfg, gatewayHTTPClient(cfg))
-}
-
-// gatewayHTTPClient is the HTTP client of a gateway across the network. Go's
-// default transport keeps only 2 idle connections per host, so a worker
-// running PAYD_WORKER_CONCURRENCY calls at once would close and redial all
-// but two of its connections after every call; this one keeps one idle
-// connection per concurrent call (and intake's tokenizations beside them).
-// Each call's deadline is its context's (PAYD_GATEWAY_TIMEOUT), not the
-// client's.
-func gatewayHTTPClient(cfg config) *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = cfg.WorkerConcurrency + 16
-	t.MaxIdleConns = max(t.MaxIdleConns, t.MaxIdleConnsPerHost)
-	return &http.Client{Transport: t}
+	return newStripe(cfg, &http.Client{})
 }
 
 func newStripe(cfg config, hc *http.Client) (*stripe.Connector, error) {
