@@ -194,10 +194,7 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 	}
 	sess := res.Session
 	s.metrics.SessionsCreated.Inc()
-	shown := s.toSessionResponse(sess)
-	if stored != nil {
-		shown = *stored
-	}
+	shown := *stored // CreateSessionWith made it (Respond) before recording the session
 	shown.PaymentSessionSecret = res.Secret
 	// The hosted page's link carries the secret in its fragment, which a
 	// browser never sends: the page reads it there (intake/page/pay.js).
