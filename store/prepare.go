@@ -64,31 +64,58 @@ func (c *stmtCache) prepare(ctx context.Context, query string) *sqlx.Stmt {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	st, err := c.db.PreparexContext(ctx, query)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.pending, query)
 	if err != nil {
+		c.mu.Lock()
+		delete(c.pending, query)
+		c.mu.Unlock()
 		return nil
 	}
-	if prev, ok := c.m[query]; ok { // another goroutine won the race
+	return c.keep(query, st)
+}
+
+// keep caches st, prepared for query, and returns the statement to use: st,
+// or the one another goroutine cached first (st is then closed), or nil
+// once the cache is closed.
+//
+// A statement is closed only after c.mu is released. database/sql's Close
+// waits for every connection the statement was prepared on to finish the
+// call it is in, and such a call can wait on a row lock held by a
+// transaction whose goroutine is itself waiting for c.mu (its next
+// statement): closing under c.mu deadlocked the process's statements —
+// every query waiting for the cache, that transaction never committing
+// (TestStmtCacheClosesOutsideItsLock).
+func (c *stmtCache) keep(query string, st *sqlx.Stmt) *sqlx.Stmt {
+	c.mu.Lock()
+	delete(c.pending, query)
+	prev, won := c.m[query]
+	closed := c.closed
+	if !won && !closed {
+		c.m[query] = st
+	}
+	c.mu.Unlock()
+	switch {
+	case won: // another goroutine won the race
 		_ = st.Close()
 		return prev
-	}
-	if c.closed {
+	case closed:
 		_ = st.Close()
 		return nil
 	}
-	c.m[query] = st
 	return st
 }
 
 func (c *stmtCache) close() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.closed = true
+	sts := make([]*sqlx.Stmt, 0, len(c.m))
 	for q, st := range c.m {
-		_ = st.Close()
+		sts = append(sts, st)
 		delete(c.m, q)
+	}
+	c.mu.Unlock()
+	// outside c.mu, as in keep
+	for _, st := range sts {
+		_ = st.Close()
 	}
 }
 
