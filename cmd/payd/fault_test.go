@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -763,14 +764,42 @@ func logExcerpt(b []byte, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// faultFreeAddr returns a loopback address free now, for a process the
+// test starts seconds later. Its port is below the kernel's ephemeral range
+// (ip_local_port_range), never one the kernel hands out meanwhile as the
+// local port of a connection: a port from `listen :0` once went to one of
+// the run's own client connections before intake bound it ("bind: address
+// already in use", TestFault/redis_sigstop).
 func faultFreeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	lo := faultEphemeralLow()
+	const floor = 10000
+	for range 200 {
+		port := floor + rand.IntN(lo-floor)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue // taken: another
+		}
+		addr := l.Addr().String()
+		l.Close()
+		return addr
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatalf("no free loopback port in %d..%d", floor, lo-1)
+	return ""
+}
+
+// faultEphemeralLow is the first port of the kernel's ephemeral range
+// (Linux's default 32768 when it cannot be read).
+func faultEphemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if lo, err := strconv.Atoi(f[0]); err == nil && lo > 11000 {
+				return lo
+			}
+		}
+	}
+	return 32768
 }
 
 func faultSleepUntil(at time.Time) { time.Sleep(time.Until(at)) }
