@@ -87,14 +87,14 @@ func (c *stmtCache) prepare(ctx context.Context, query string) *sqlx.Stmt {
 func (c *stmtCache) keep(query string, st *sqlx.Stmt) *sqlx.Stmt {
 	c.mu.Lock()
 	delete(c.pending, query)
-	prev, won := c.m[query]
+	prev, lost := c.m[query] // another goroutine cached it first
 	closed := c.closed
-	if !won && !closed {
+	if !lost && !closed {
 		c.m[query] = st
 	}
 	c.mu.Unlock()
 	switch {
-	case won: // another goroutine won the race
+	case lost:
 		_ = st.Close()
 		return prev
 	case closed:
@@ -107,11 +107,8 @@ func (c *stmtCache) keep(query string, st *sqlx.Stmt) *sqlx.Stmt {
 func (c *stmtCache) close() {
 	c.mu.Lock()
 	c.closed = true
-	sts := make([]*sqlx.Stmt, 0, len(c.m))
-	for q, st := range c.m {
-		sts = append(sts, st)
-		delete(c.m, q)
-	}
+	sts := c.m
+	c.m = make(map[string]*sqlx.Stmt)
 	c.mu.Unlock()
 	// outside c.mu, as in keep
 	for _, st := range sts {
